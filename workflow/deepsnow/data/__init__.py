@@ -1,0 +1,1 @@
+"""Data stages: acquire (simulate / download), mask, patches, split."""

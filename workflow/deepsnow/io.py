@@ -1,0 +1,101 @@
+"""Small I/O helpers shared by every stage: atomic writes and safe array files.
+
+Nothing a stage writes may look complete when it is not: every writer goes
+through :func:`atomic_output`, which hands out a temporary path next to the
+target and renames it into place only when the block finishes without error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it to ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched
+    (an earlier complete file stays; a missing one stays missing).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> None:
+    """Save arrays to a compressed ``.npz``, atomically, never pickling."""
+    for key, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(f"array {key!r} has dtype object; refusing to pickle it into {path}")
+    with atomic_output(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Load a ``.npz`` written by :func:`save_npz`; never unpickles.
+
+    Raises :class:`DeepsnowError` naming the file when it is missing, truncated,
+    pickle-bearing or lacks one of ``required``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:  # object arrays need pickle
+        raise DeepsnowError(f"{path}: refusing to load pickled data ({exc})") from exc
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError...
+        raise DeepsnowError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise DeepsnowError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
+    return arrays
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
