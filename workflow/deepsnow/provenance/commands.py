@@ -1,0 +1,41 @@
+"""The ``deepsnow provenance`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from deepsnow import DeepsnowError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "provenance",
+        help="print how a result was made, back to the raw scenes",
+        description="Follow RESULT's .prov.json sidecar and those of its inputs: commands, config sections "
+        "and their hashes, input sha256s, package version and git commit, library versions, seeds, hosts "
+        "and times. --check re-hashes every input and lists those changed since.",
+    )
+    p.add_argument("result", type=Path, help="any result file with a .prov.json sidecar")
+    p.add_argument("--check", action="store_true", help="re-hash inputs; exit non-zero if any changed")
+    p.add_argument("--json", action="store_true", help="print the chain as JSON")
+    p.set_defaults(func=_provenance)
+
+
+def _provenance(args) -> None:
+    from deepsnow import provenance
+
+    docs = provenance.chain(args.result)
+    if args.json:
+        print(json.dumps(docs, indent=2, sort_keys=True))
+    else:
+        print(provenance.format_chain(docs))
+    if args.check:
+        changed = provenance.check(args.result)
+        if changed:
+            for c in changed:
+                state = "missing" if c["now"] is None else "changed"
+                print(f"CHANGED: {c['input']} ({state}; used by {c['result']})")
+            raise DeepsnowError(f"{len(changed)} input(s) changed since {args.result} was made")
+        print(f"OK: all inputs of {args.result} and its chain are unchanged")
