@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from deepsnow import provenance
+from deepsnow.stages import STAGE_CODE
 
 log = logging.getLogger("deepsnow.data")
 
@@ -80,7 +81,7 @@ def _simulate(args) -> None:
         config=params,
         seed=summary.get("seed"),
         started=started,
-        code=("data/simulate.py", "data/scene.py"),
+        code=STAGE_CODE["simulate"],
         extra=summary,
     )
 
@@ -98,7 +99,7 @@ def _mask(args) -> None:
         inputs=[args.scene],
         config=params,
         started=started,
-        code=("data/mask.py", "data/scene.py"),
+        code=STAGE_CODE["mask"],
         extra={"fractions": summary.get("fractions")},
     )
 
@@ -117,7 +118,7 @@ def _patches(args) -> None:
         inputs=inputs,
         config=params,
         started=started,
-        code=("data/patches.py", "data/scene.py"),
+        code=STAGE_CODE["patches"],
         extra=summary,
     )
 
@@ -138,6 +139,6 @@ def _split(args) -> None:
         config=params,
         seed=params["seed"],
         started=started,
-        code=("data/split.py",),
+        code=STAGE_CODE["split"],
         extra={"counts": summary.get("counts")},
     )

@@ -1,0 +1,40 @@
+# deepsnow: `make demo` runs the offline demo workflow, `make test` the test suite.
+# Both create .venv if missing and install everything first.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install demo test lint format clean-results help
+
+help:
+	@echo "make demo   - install into $(VENV) and run the workflow on config.yaml (offline simulator)"
+	@echo "make test   - install, lint the workflow, and run the whole test suite"
+	@echo "make lint   - snakemake --lint and snakefmt --check only"
+	@echo "make format - reformat the Snakemake files with snakefmt"
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	snakemake --profile profiles/local
+
+lint: install
+	snakemake --lint
+	snakefmt --check Snakefile workflow/rules
+
+format: install
+	snakefmt Snakefile workflow/rules
+
+test: install lint
+	python -m pytest
+
+clean-results:
+	rm -rf results/demo results/test .snakemake

@@ -1,0 +1,23 @@
+# deepsnow: Sentinel-2 scenes -> snow/cloud labels -> patches -> cycleGAN -> metrics -> figures.
+# Thin on purpose: rules live in workflow/rules (one file per stage), the code they
+# run in the deepsnow package (workflow/deepsnow), the config schema in workflow/schemas.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/acquire.smk"
+include: "workflow/rules/mask.smk"
+include: "workflow/rules/patches.smk"
+include: "workflow/rules/split.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

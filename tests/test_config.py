@@ -1,0 +1,96 @@
+"""Config validation: defaults filled, every bad key named, impossible values refused."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deepsnow import DeepsnowError
+from deepsnow.config import parse_params, validate_config, validate_section
+from conftest import REPO, copy_workflow, snakemake
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_demo_config_validates_and_fills_defaults():
+    cfg = validate_config(demo_config())
+    assert cfg["data"]["source"] == "simulator"
+    # defaults filled for keys the demo does not write
+    assert cfg["data"]["resolution"] == 10
+    assert cfg["gan"]["lambda_cycle"] == 10.0
+    assert cfg["gan"]["pool_size"] == 50
+
+
+def test_empty_config_takes_defaults():
+    cfg = validate_config({})
+    assert cfg["run"] == "demo"
+    assert cfg["patches"]["size"] == 64
+    assert cfg["mask"]["cloud_classes"] == [3, 8, 9, 10]
+
+
+@pytest.mark.parametrize(
+    "patch, key, words",
+    [
+        ({"patches": {"sise": 64}}, "patches", "sise"),
+        ({"bogus": 1}, "<top level>", "bogus"),
+        ({"patches": {"size": "big"}}, "patches.size", "not of type 'integer'"),
+        ({"data": {"source": "planet"}}, "data.source", "is not one of"),
+        ({"gan": {"n_epochs": -1}}, "gan.n_epochs", "minimum"),
+        ({"patches": {"size": 512}}, "patches.size", "larger than the scene"),
+        ({"gan": {"crop_size": 30}}, "gan.crop_size", "multiple of 4"),
+        ({"data": {"simulator": {"n_aois": 1}}}, "data.simulator.n_aois", "minimum"),
+        ({"patches": {"snowfree_max": 0.6, "snowy_min": 0.5}}, "patches.snowfree_max", "below"),
+        ({"mask": {"cloud_classes": [8, 11]}}, "mask.cloud_classes", "never counted as cloud"),
+        ({"split": {"test_aois": ["nowhere"]}}, "split.test_aois", "not areas"),
+        ({"data": {"source": "stac"}}, "data.aois", "at least one area"),
+        ({"run": "a b;rm -rf"}, "run", "does not match"),
+    ],
+)
+def test_bad_values_name_the_key(patch, key, words):
+    cfg = demo_config()
+    for section, value in patch.items():
+        if isinstance(value, dict) and isinstance(cfg.get(section), dict):
+            merged = copy.deepcopy(cfg[section])
+            for k, v in value.items():
+                if isinstance(v, dict) and isinstance(merged.get(k), dict):
+                    merged[k] = {**merged[k], **v}
+                else:
+                    merged[k] = v
+            cfg[section] = merged
+        else:
+            cfg[section] = value
+    with pytest.raises(DeepsnowError) as err:
+        validate_config(cfg)
+    msg = str(err.value)
+    assert f"'{key}'" in msg, msg
+    assert words in msg, msg
+
+
+def test_section_validation_and_params_parsing(tmp_path: Path):
+    assert validate_section("mask", {})["ndsi_min"] == 0.4
+    assert parse_params('{"size": 32}', "patches")["size"] == 32
+    f = tmp_path / "c.yaml"
+    f.write_text("patches:\n  size: 48\nmask: {}\n")
+    assert parse_params(f"@{f}", "patches")["size"] == 48
+    with pytest.raises(DeepsnowError, match="patches.size"):
+        parse_params('{"size": -3}', "patches")
+    with pytest.raises(DeepsnowError, match="not valid JSON"):
+        parse_params("{size: ", "patches")
+    with pytest.raises(DeepsnowError, match="not found"):
+        parse_params(f"@{tmp_path / 'missing.yaml'}", "patches")
+
+
+def test_snakemake_stops_before_any_job_on_bad_config(tmp_path: Path):
+    work = copy_workflow(tmp_path / "wf")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("patches:\n  size: 4096\n")
+    proc = snakemake(work, "-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "patches.size" in out and "larger than the scene" in out
+    assert not (work / "results").exists()

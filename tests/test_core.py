@@ -1,0 +1,111 @@
+"""Atomic writes, safe array files and provenance sidecars."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepsnow import DeepsnowError, provenance
+from deepsnow.io import atomic_output, load_npz, save_npz, sha256_file, write_json
+from conftest import deepsnow
+
+
+def test_atomic_output_leaves_nothing_on_error(tmp_path: Path):
+    target = tmp_path / "sub" / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert list((tmp_path / "sub").iterdir()) == []
+    # an earlier complete file survives a failed rewrite
+    target.write_text("complete")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "complete"
+
+
+def test_npz_roundtrip_refuses_pickles_and_names_the_file(tmp_path: Path):
+    p = tmp_path / "a.npz"
+    save_npz(p, x=np.arange(3), ids=np.array(["a", "b", "c"]))
+    out = load_npz(p, required=("x", "ids"))
+    assert out["ids"].tolist() == ["a", "b", "c"]
+    with pytest.raises(TypeError):
+        save_npz(tmp_path / "b.npz", bad=np.array([{"a": 1}], dtype=object))
+    pickled = tmp_path / "p.npz"
+    np.savez(pickled, bad=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(DeepsnowError, match="pickle"):
+        load_npz(pickled)
+    truncated = tmp_path / "t.npz"
+    truncated.write_bytes(p.read_bytes()[:40])
+    with pytest.raises(DeepsnowError, match=str(truncated)):
+        load_npz(truncated)
+    with pytest.raises(DeepsnowError, match="missing arrays"):
+        load_npz(p, required=("rgb",))
+
+
+def test_provenance_chain_and_check(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SH_CLIENT_SECRET", "very-secret-value")
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(b"scene")
+    provenance.record([raw], stage="simulate", config={"b": 1, "a": 2}, seed=7, code=("io.py",))
+    mid = tmp_path / "mid.json"
+    write_json(mid, {"x": 1})
+    provenance.record([mid], stage="mask", inputs=[raw], config={"ndsi_min": 0.4})
+    top = tmp_path / "top.json"
+    write_json(top, {"y": 2})
+    provenance.record([top], stage="patches", inputs=[mid], config={"size": 64})
+
+    doc = json.loads(provenance.sidecar_path(top).read_text())
+    assert doc["sha256"] == sha256_file(top)
+    assert doc["inputs"][0]["sha256"] == sha256_file(mid)
+    assert doc["config_sha256"] == provenance.config_hash({"size": 64})
+    assert provenance.config_hash({"a": 2, "b": 1}) == provenance.config_hash({"b": 1, "a": 2})
+    assert doc["package"]["version"]
+    assert "numpy" in doc["libraries"]
+
+    stages = [d["stage"] for d in provenance.chain(top)]
+    assert stages == ["patches", "mask", "simulate"]
+    assert provenance.check(top) == []
+
+    proc = deepsnow("provenance", top, "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert "simulate" in proc.stdout and "seed:     7" in proc.stdout
+
+    raw.write_bytes(b"changed scene")
+    changed = provenance.check(top)
+    assert [c["input"] for c in changed] == [str(raw)]
+    proc = deepsnow("provenance", top, "--check")
+    assert proc.returncode != 0
+    assert f"CHANGED: {raw}" in proc.stdout
+
+    for sidecar in tmp_path.glob("*.prov.json"):
+        assert "very-secret-value" not in sidecar.read_text()
+
+
+def test_provenance_of_file_without_sidecar_is_a_clear_error(tmp_path: Path):
+    f = tmp_path / "x.txt"
+    f.write_text("x")
+    proc = deepsnow("provenance", f)
+    assert proc.returncode == 2
+    assert "no provenance sidecar" in proc.stderr
+
+
+def test_every_command_has_help():
+    import argparse
+
+    from deepsnow.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = sorted(sub.choices)
+    assert {"simulate", "mask", "patches", "split", "provenance"} <= set(commands)
+    assert deepsnow("--help").returncode == 0
+    for c in commands:
+        proc = deepsnow(c, "--help")
+        assert proc.returncode == 0 and f"usage: deepsnow {c}" in proc.stdout, c

@@ -1,0 +1,17 @@
+"""Which package code each stage runs.
+
+The Snakefile passes ``code_hash(*STAGE_CODE[stage])`` as a rule param, and the
+commands record the same hash in every provenance sidecar, so a change to a
+stage's code reruns exactly that stage (and what depends on it).
+Paths are relative to the ``deepsnow`` package folder; a folder means all its
+``.py`` files.
+"""
+
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "simulate": ("data/simulate.py", "data/scene.py", "io.py"),
+    "mask": ("data/mask.py", "data/scene.py", "io.py"),
+    "patches": ("data/patches.py", "data/scene.py", "io.py"),
+    "split": ("data/split.py", "io.py"),
+    "train": ("gan", "io.py"),
+    "generate": ("gan", "io.py"),
+}

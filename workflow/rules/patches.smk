@@ -1,0 +1,22 @@
+# Patches: labelled RGB windows per scene (docs/formats.md, "Patches").
+
+
+rule patches:
+    input:
+        unpack(patch_inputs),
+    output:
+        shard=R("patches/{aoi}/{season}.npz"),
+        table=R("patches/{aoi}/{season}.csv"),
+    log:
+        R("logs/patches/{aoi}_{season}.log"),
+    benchmark:
+        R("benchmarks/patches/{aoi}_{season}.tsv")
+    params:
+        section=section("patches"),
+        code=code("patches"),
+        truth=truth_option,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "deepsnow patches --params {params.section:q} --scene {input.scene:q} --mask {input.mask:q}"
+        " {params.truth} --output {output.shard:q} --table {output.table:q} 2> {log:q}"

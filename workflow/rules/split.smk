@@ -1,0 +1,23 @@
+# Split: domains A (snow-free) and B (snowy), train/test held out by area.
+
+
+rule split:
+    input:
+        shards=expand(R("patches/{aoi}/{season}.npz"), aoi=AOIS, season=SEASONS),
+    output:
+        *DATASET,
+        manifest=R("dataset/manifest.csv"),
+        summary=R("dataset/summary.json"),
+    log:
+        R("logs/split.log"),
+    benchmark:
+        R("benchmarks/split.tsv")
+    params:
+        section=section("split"),
+        code=code("split"),
+        outdir=output_dir,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "deepsnow split --params {params.section:q} --shards {input.shards:q}"
+        " --outdir {params.outdir:q} 2> {log:q}"
