@@ -136,19 +136,39 @@ def cut_patches(
             "it is needed to keep snow-free patches from the snow-free season and snowy ones from the snow season"
         )
     if season not in SEASONS:
-        raise DeepsnowError(f"{scene_path}: DEEPSNOW_SEASON tag is {season!r}, expected one of {list(SEASONS)}")
+        raise DeepsnowError(
+            f"{scene_path}: DEEPSNOW_SEASON tag is {season!r}, expected one of {list(SEASONS)}"
+        )
     aoi = scene.tags.get("DEEPSNOW_AOI") or scene_path.parent.name
     if not aoi:
         raise DeepsnowError(f"{scene_path}: no DEEPSNOW_AOI tag and no parent folder to name the area")
 
     classes, m_crs, m_transform = read_mask(mask_path)
-    _same_grid(scene_path, scene.shape, scene.crs, scene.transform, mask_path, classes.shape, m_crs, m_transform, "mask")
+    _same_grid(
+        scene_path,
+        scene.shape,
+        scene.crs,
+        scene.transform,
+        mask_path,
+        classes.shape,
+        m_crs,
+        m_transform,
+        "mask",
+    )
     truth = None
     if truth_path is not None:
         truth_path = Path(truth_path)
         truth = read_scene(truth_path)
         _same_grid(
-            scene_path, scene.shape, scene.crs, scene.transform, truth_path, truth.shape, truth.crs, truth.transform, "truth scene"
+            scene_path,
+            scene.shape,
+            scene.crs,
+            scene.transform,
+            truth_path,
+            truth.shape,
+            truth.crs,
+            truth.transform,
+            "truth scene",
         )
 
     # --- window statistics on the regular grid ---------------------------------------------
@@ -208,7 +228,7 @@ def cut_patches(
     arrays["col"] = kc.astype(np.int64)
     t0 = scene.transform
     arrays["transform"] = np.array(
-        [tuple(t0 * Affine.translation(int(c), int(r)))[:6] for r, c in zip(kr, kc)], dtype=np.float64
+        [tuple(t0 @ Affine.translation(int(c), int(r)))[:6] for r, c in zip(kr, kc)], dtype=np.float64
     ).reshape(len(k), 6)
     arrays["crs"] = np.array(scene.crs.to_wkt(), dtype=str)
     arrays["snow_fraction"] = snow_f[k].astype(np.float32)
@@ -219,7 +239,9 @@ def cut_patches(
     # --- write both files: the CSV goes in place inside the npz's atomic block ---------------
     with atomic_output(out_npz, suffix=".npz") as tmp:
         save_npz(tmp, **arrays)
-        _write_table(out_csv, ids, aoi, season, rr, cc, size, valid_f, cloud_f, snow_f, water_f, label, kept, reason)
+        _write_table(
+            out_csv, ids, aoi, season, rr, cc, size, valid_f, cloud_f, snow_f, water_f, label, kept, reason
+        )
 
     summary = {
         "scene": str(scene_path),
@@ -244,7 +266,9 @@ def cut_patches(
     return summary
 
 
-def _write_table(path, ids, aoi, season, rr, cc, size, valid_f, cloud_f, snow_f, water_f, label, kept, reason) -> None:
+def _write_table(
+    path, ids, aoi, season, rr, cc, size, valid_f, cloud_f, snow_f, water_f, label, kept, reason
+) -> None:
     with atomic_output(path, suffix=".csv") as tmp:
         with open(tmp, "w", newline="") as fh:
             out = csv.writer(fh)

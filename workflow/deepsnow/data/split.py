@@ -71,7 +71,9 @@ def _load_shard(path: Path) -> dict:
     arrays = load_npz(path, required=SHARD_ARRAYS)
     n = arrays["rgb"].shape[0] if arrays["rgb"].ndim == 4 else -1
     if arrays["rgb"].ndim != 4 or arrays["rgb"].shape[3] != 3 or arrays["rgb"].dtype != np.uint8:
-        raise DeepsnowError(f"{path}: 'rgb' must be (N, S, S, 3) uint8, found {arrays['rgb'].shape} {arrays['rgb'].dtype}")
+        raise DeepsnowError(
+            f"{path}: 'rgb' must be (N, S, S, 3) uint8, found {arrays['rgb'].shape} {arrays['rgb'].dtype}"
+        )
     bad = [k for k in PER_PATCH + (("truth",) if "truth" in arrays else ()) if arrays[k].shape[:1] != (n,)]
     if bad:
         raise DeepsnowError(f"{path}: arrays {bad} do not have one entry per patch ({n} patches in 'rgb')")
@@ -99,7 +101,9 @@ def choose_test_areas(areas: list[str], params: dict) -> list[str]:
             raise DeepsnowError(f"split.test_aois: {unknown} are not among the areas of the shards {areas}")
         test = sorted(set(params["test_aois"]))
         if len(test) >= len(areas):
-            raise DeepsnowError(f"split.test_aois: {test} holds out every area; at least one must remain for training")
+            raise DeepsnowError(
+                f"split.test_aois: {test} holds out every area; at least one must remain for training"
+            )
         return test
     n_test = min(max(1, round(params["test_fraction"] * len(areas))), len(areas) - 1)
     rng = np.random.default_rng(params["seed"])
@@ -114,7 +118,9 @@ def _concat(shards: list[dict], size: int) -> dict:
         out[key] = np.concatenate(parts, axis=0)
     if shards and all("truth" in s["arrays"] for s in shards):
         out["truth"] = np.concatenate([s["arrays"]["truth"] for s in shards], axis=0)
-    out["crs"] = np.concatenate([s["crs"] for s in shards]).astype(str) if shards else np.zeros(0, dtype="<U1")
+    out["crs"] = (
+        np.concatenate([s["crs"] for s in shards]).astype(str) if shards else np.zeros(0, dtype="<U1")
+    )
     out["aoi"] = np.concatenate(
         [np.full(s["arrays"]["rgb"].shape[0], s["aoi"], dtype=f"<U{max(1, len(s['aoi']))}") for s in shards]
     ).astype(str)
@@ -145,12 +151,16 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
     for s in shards:
         key = (s["aoi"], s["season"])
         if key in seen:
-            raise DeepsnowError(f"{s['path']}: area {key[0]!r} season {key[1]!r} already given by {seen[key]}")
+            raise DeepsnowError(
+                f"{s['path']}: area {key[0]!r} season {key[1]!r} already given by {seen[key]}"
+            )
         seen[key] = s["path"]
     sizes = {s["arrays"]["rgb"].shape[1:3] for s in shards}
     if len(sizes) > 1:
         detail = ", ".join(f"{s['path']}: {s['arrays']['rgb'].shape[1]} px" for s in shards)
-        raise DeepsnowError(f"patch shards have different patch sizes ({detail}); cut them with one patches.size")
+        raise DeepsnowError(
+            f"patch shards have different patch sizes ({detail}); cut them with one patches.size"
+        )
     size = int(next(iter(sizes))[0])
 
     areas = sorted({s["aoi"] for s in shards})
@@ -198,7 +208,12 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
         "patch_size": size,
         "truth": {name: "truth" in datasets[name] for name in SETS},
         "shards": [
-            {"path": str(s["path"]), "aoi": s["aoi"], "season": s["season"], "patches": int(s["arrays"]["rgb"].shape[0])}
+            {
+                "path": str(s["path"]),
+                "aoi": s["aoi"],
+                "season": s["season"],
+                "patches": int(s["arrays"]["rgb"].shape[0]),
+            }
             for s in shards
         ],
     }
