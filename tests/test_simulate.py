@@ -1,0 +1,455 @@
+"""The offline scene simulator (deepsnow.data.simulate): format, determinism, physics of the pixels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from scipy import ndimage
+
+from deepsnow import DeepsnowError
+from deepsnow.config import validate_section
+from deepsnow.data import simulate as sim
+from deepsnow.data.scene import BANDS, read_scene
+
+SIZE = 192
+CLOUD_CLASSES = (8, 9, 10)
+
+
+def params(**simulator) -> dict:
+    return validate_section("data", {"simulator": {"size": SIZE, **simulator}})
+
+
+def run_area(outdir: Path, aoi: str, p: dict) -> tuple[dict, dict[str, Path]]:
+    paths = {k: outdir / aoi / f"{k}.tif" for k in ("snowfree", "snow", "truth")}
+    summary = sim.simulate_area(aoi, p, paths["snowfree"], paths["snow"], paths["truth"])
+    return summary, paths
+
+
+def ndsi(scene) -> np.ndarray:
+    g, s = scene.reflectance["B03"], scene.reflectance["B11"]
+    return (g - s) / np.maximum(g + s, 1e-6)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """sim00 and sim01 with the default configuration at 192 px."""
+    out = tmp_path_factory.mktemp("sim")
+    p = params()
+    return {aoi: run_area(out, aoi, p) for aoi in ("sim00", "sim01")}
+
+
+@pytest.fixture(scope="module")
+def cloudy_run(tmp_path_factory):
+    """Every acquired scene cloudy, 30 % cover."""
+    out = tmp_path_factory.mktemp("cloudy")
+    return run_area(out, "sim01", params(cloudy_scene_fraction=1.0, cloud_cover=0.3))
+
+
+# --------------------------------------------------------------------------- format
+
+
+def test_scene_format_and_geometry(default_run):
+    summary, paths = default_run["sim00"]
+    for name, path in paths.items():
+        with rasterio.open(path) as src:
+            assert src.count == 7
+            assert tuple(src.descriptions) == BANDS
+            assert set(src.dtypes) == {"uint16"}
+            assert (src.width, src.height) == (SIZE, SIZE)
+            epsg = src.crs.to_epsg()
+            assert 32601 <= epsg <= 32660, epsg  # default origin 10E 46.5N: UTM north
+            assert epsg == 32632 == summary["epsg"]
+            t = src.transform
+            assert (t.a, t.b, t.d, t.e) == (10.0, 0.0, 0.0, -10.0)
+            assert t.c % 10 == 0 and t.f % 10 == 0
+            # the upper-left corner of sim00 is the origin projected to UTM 32N
+            assert abs(t.c - 576730) < 20 and abs(t.f - 5150089) < 20
+            tags = src.tags()
+        assert tags["DEEPSNOW_SOURCE"] == "simulator"
+        assert tags["DEEPSNOW_AOI"] == "sim00"
+        assert tags["DEEPSNOW_SEASON"] == ("snowfree" if name == "snowfree" else "snow")
+        date = dt.date.fromisoformat(tags["DEEPSNOW_DATE"])
+        if name == "snowfree":
+            assert 6 <= date.month <= 8
+        else:
+            assert date.month in (1, 2)
+        assert ("DEEPSNOW_TRUTH" in tags) == (name == "truth")
+        scene = read_scene(path)  # the project's own reader accepts it
+        assert scene.shape == (SIZE, SIZE)
+        assert set(np.unique(scene.data_mask)) <= {0, 1}
+        assert set(np.unique(scene.scl)) <= set(range(12))
+        # nodata only where dataMask is 0, and then every band is 0
+        nod = scene.data_mask == 0
+        assert np.all(scene.scl[nod] == 0)
+        assert all(np.all(scene.reflectance[b][nod] == 0) for b in scene.reflectance)
+        assert np.all(scene.scl[~nod] != 0)
+        assert all(np.all(scene.reflectance[b][~nod] > 0) for b in scene.reflectance)
+
+
+def test_summary_is_json_and_complete(default_run):
+    summary, paths = default_run["sim00"]
+    json.dumps(summary)  # serialisable
+    assert summary["seed"] == sim.area_seed(0, 0)
+    assert summary["epsg"] == 32632
+    assert set(summary["land_cover"]) == set(sim.LAND_COVER)
+    assert abs(sum(summary["land_cover"].values()) - 1.0) < 1e-3
+    assert set(summary["scenes"]) == {"snowfree", "snow", "truth"}
+    for name, s in summary["scenes"].items():
+        for key in ("snow_fraction", "cloud_fraction", "shadow_fraction", "valid_fraction", "cloudy", "date"):
+            assert key in s, (name, key)
+        scene = read_scene(paths[name])
+        valid = scene.data_mask == 1
+        assert s["snow_fraction"] == pytest.approx((scene.scl == 11).sum() / valid.sum(), abs=1e-4)
+        assert s["cloud_fraction"] == pytest.approx(np.isin(scene.scl, CLOUD_CLASSES).sum() / valid.sum(), abs=1e-4)
+
+
+def test_southern_hemisphere_origin(tmp_path):
+    p = validate_section("data", {"simulator": {"size": 64, "origin": [-70.0, -33.0]}})
+    summary, paths = run_area(tmp_path, "sim01", p)
+    with rasterio.open(paths["snowfree"]) as src:
+        assert src.crs.to_epsg() == 32719  # UTM 19S
+        assert src.tags()["DEEPSNOW_DATE"].startswith("2021-0") and dt.date.fromisoformat(src.tags()["DEEPSNOW_DATE"]).month in (1, 2)
+    with rasterio.open(paths["snow"]) as src:
+        assert dt.date.fromisoformat(src.tags()["DEEPSNOW_DATE"]).month in (6, 7, 8)
+
+
+def test_origin_outside_utm_is_refused(tmp_path):
+    p = validate_section("data", {"simulator": {"size": 64, "origin": [10.0, 88.0]}})
+    with pytest.raises(DeepsnowError, match="origin"):
+        run_area(tmp_path, "sim00", p)
+
+
+def test_unknown_area_is_refused(tmp_path):
+    p = params(n_aois=4)
+    for bad in ("sim04", "sim4", "area1", ""):
+        with pytest.raises(DeepsnowError, match="sim00, sim01, sim02, sim03"):
+            run_area(tmp_path, bad, p)
+    assert not any(tmp_path.rglob("*.tif"))
+
+
+# --------------------------------------------------------------------------- determinism and layout
+
+
+def test_deterministic_byte_identical(tmp_path, default_run):
+    summary0, paths0 = default_run["sim01"]
+    summary1, paths1 = run_area(tmp_path, "sim01", params())
+    assert summary1["seed"] == summary0["seed"]
+    assert summary1["land_cover"] == summary0["land_cover"]
+    for name in paths0:
+        assert sha256(paths0[name]) == sha256(paths1[name]), name
+        a, b = read_scene(paths0[name]), read_scene(paths1[name])
+        assert np.array_equal(a.scl, b.scl)
+        assert all(np.array_equal(a.reflectance[k], b.reflectance[k]) for k in a.reflectance)
+
+
+def test_area_does_not_depend_on_number_of_areas(tmp_path, default_run):
+    _, paths = default_run["sim01"]
+    _, other = run_area(tmp_path, "sim01", params(n_aois=7))
+    assert sha256(paths["snowfree"]) == sha256(other["snowfree"])
+
+
+def test_areas_differ(default_run):
+    (s0, p0), (s1, p1) = default_run["sim00"], default_run["sim01"]
+    assert s0["seed"] != s1["seed"]
+    a, b = read_scene(p0["snowfree"]), read_scene(p1["snowfree"])
+    assert np.corrcoef(a.reflectance["B08"].ravel(), b.reflectance["B08"].ravel())[0, 1] < 0.5
+    assert s0["land_cover"] != s1["land_cover"]
+    # a different base seed gives a different area too
+    assert sim.area_seed(1, 0) != sim.area_seed(0, 0)
+
+
+def test_areas_do_not_overlap():
+    boxes = []
+    for i in range(9):
+        crs, t, epsg = sim.area_geometry(i, 384, [10.0, 46.5])
+        assert epsg == 32632
+        boxes.append((t.c, t.f - 384 * 10, t.c + 384 * 10, t.f))
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            disjoint = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert disjoint, (a, b)
+
+
+def test_written_bounds_match_summary(default_run):
+    (s0, p0), (s1, p1) = default_run["sim00"], default_run["sim01"]
+    with rasterio.open(p0["snow"]) as a, rasterio.open(p1["snow"]) as b:
+        assert list(a.bounds) == s0["bounds"] and list(b.bounds) == s1["bounds"]
+        assert a.bounds.right < b.bounds.left  # side by side, with a gap
+
+
+# --------------------------------------------------------------------------- land cover and spectra
+
+
+def test_every_land_cover_class_present(default_run):
+    seen = set()
+    for aoi, (summary, _) in default_run.items():
+        lc = summary["land_cover"]
+        for name in ("water", "forest", "meadow", "rock", "urban", "road"):
+            assert lc[name] > 0, (aoi, name)
+        assert lc["crop"] + lc["cereal"] + lc["bare_soil"] > 0.01, aoi
+        assert 0.1 < lc["forest"] < 0.6 and lc["water"] < 0.1 and lc["urban"] < 0.05
+        seen |= {k for k, v in lc.items() if v > 0}
+    assert seen == set(sim.LAND_COVER)
+
+
+def test_land_cover_spectra(default_run):
+    """Per class median reflectance of the cloud-free truth and the snow-free scene's clear pixels."""
+    summary, paths = default_run["sim01"]
+    land = sim.build_landscape(SIZE, summary["seed"])
+    scene = read_scene(paths["snowfree"])
+    clear = np.isin(scene.scl, (2, 4, 5, 6))
+    med = {}
+    for k, name in enumerate(sim.LAND_COVER):
+        sel = (land.cover == k) & clear
+        assert sel.sum() > 5, name
+        med[name] = {b: float(np.median(scene.reflectance[b][sel])) for b in scene.reflectance}
+    for veg in ("forest", "meadow", "crop"):
+        m = med[veg]
+        assert m["B08"] > 4 * m["B04"], veg  # red edge
+        assert m["B03"] > m["B04"] and m["B03"] > m["B02"], veg  # green peak
+        assert 0.2 < m["B08"] < 0.55 and 0.02 < m["B04"] < 0.07, veg
+    water = med["water"]
+    assert water["B08"] < 0.04 and water["B11"] < 0.03
+    assert all(water["B08"] < med[c]["B08"] for c in med if c != "water")  # darkest in NIR
+    for bare in ("bare_soil", "rock"):
+        m = med[bare]
+        assert m["B04"] < m["B08"] < m["B11"], bare  # rising from red to SWIR
+        assert 0.08 < m["B04"] < 0.25 and 0.15 < m["B11"] < 0.4, bare
+    urban = med["urban"]
+    assert 0.08 < urban["B02"] < 0.25 and 0.15 < urban["B11"] < 0.35
+    assert med["road"]["B03"] < urban["B03"]
+    assert med["crop"]["B08"] > med["cereal"]["B08"] and med["cereal"]["B04"] > med["crop"]["B04"]
+    # texture: pixels of a class are not all equal
+    assert np.std(scene.reflectance["B08"][(land.cover == sim.FOREST) & clear]) > 0.02
+    # SCL from the pixels: vegetation is 4, bare land 5, water 6
+    scl = scene.scl
+    assert np.mean(scl[(land.cover == sim.FOREST) & np.isin(scl, (4, 5))] == 4) > 0.95
+    assert np.mean(scl[np.isin(land.cover, (sim.ROCK, sim.URBAN, sim.SOIL)) & np.isin(scl, (4, 5))] == 5) > 0.95
+    assert np.all(land.cover[scl == 6] == sim.WATER)
+
+
+def test_landscape_has_structure():
+    """Not noise: elevation is smooth with realistic relief and slopes; classes come in patches."""
+    land = sim.build_landscape(256, sim.area_seed(0, 2))
+    z = land.elevation
+    assert 250 < z.min() < 600 and 300 < z.max() - z.min() < 1600
+    assert np.median(land.slope) < 35
+    # neighbouring pixels are strongly correlated
+    assert np.corrcoef(z[:, :-1].ravel(), z[:, 1:].ravel())[0, 1] > 0.99
+    same = np.mean(land.cover[:, :-1] == land.cover[:, 1:])
+    assert same > 0.8
+    # water in the lowest terrain, rock on top
+    assert np.median(z[land.cover == sim.WATER]) < np.median(z)
+    assert np.median(z[land.cover == sim.ROCK]) > np.percentile(z, 75)
+
+
+# --------------------------------------------------------------------------- snow
+
+
+def test_snowfree_scene_has_no_snow(default_run):
+    for aoi, (summary, paths) in default_run.items():
+        scene = read_scene(paths["snowfree"])
+        assert summary["scenes"]["snowfree"]["snow_fraction"] == 0
+        assert not np.any(scene.scl == 11)
+        # nor would the NDSI rule of the mask stage find snow
+        snowlike = (ndsi(scene) > 0.4) & (scene.reflectance["B08"] > 0.11) & (scene.scl != 6) & (scene.data_mask == 1)
+        assert snowlike.mean() < 0.002, aoi
+
+
+def test_snow_pixels_have_snow_spectra(default_run, cloudy_run):
+    runs = [default_run["sim00"], default_run["sim01"], cloudy_run]
+    n_snow = 0
+    for summary, paths in runs:
+        for name in ("snow", "truth"):
+            scene = read_scene(paths[name])
+            snow = scene.scl == 11
+            n_snow += snow.sum()
+            if not snow.any():
+                continue
+            assert np.all(ndsi(scene)[snow] > 0.4), name
+            assert np.all(scene.reflectance["B08"][snow] > 0.11), name
+            r = {b: float(np.median(v[snow])) for b, v in scene.reflectance.items()}
+            assert r["B11"] < 0.2 and r["B03"] > 0.35
+            assert r["B02"] >= r["B04"]  # slightly brighter in blue
+    assert n_snow > 1000
+
+
+def test_snow_season_is_substantially_snowy(tmp_path):
+    """With the default configuration (384 px, snow line 600 m) winter is snowy, summer not."""
+    p = validate_section("data", {})
+    assert p["simulator"]["size"] == 384
+    fractions = []
+    for aoi in ("sim00", "sim02"):
+        summary, _ = run_area(tmp_path, aoi, p)
+        assert summary["scenes"]["snowfree"]["snow_fraction"] == 0
+        fractions.append(summary["scenes"]["truth"]["snow_fraction"])
+        assert 0.3 < fractions[-1] < 0.95, (aoi, fractions[-1])
+    assert np.mean(fractions) > 0.4
+
+
+def test_snow_line_controls_snow(tmp_path):
+    low, _ = run_area(tmp_path / "low", "sim00", params(snow_line_m=300))
+    high, _ = run_area(tmp_path / "high", "sim00", params(snow_line_m=3000))
+    assert low["scenes"]["truth"]["snow_fraction"] > 0.6
+    assert high["scenes"]["truth"]["snow_fraction"] < 0.01
+    assert low["land_cover"] == high["land_cover"]
+
+
+def test_snow_above_snow_line(default_run):
+    summary, paths = default_run["sim00"]
+    land = sim.build_landscape(SIZE, summary["seed"])
+    truth = read_scene(paths["truth"])
+    line = summary["snow"]["snow_line_m"]
+    open_land = np.isin(land.cover, (sim.MEADOW, sim.CROP, sim.CEREAL, sim.SOIL)) & (land.slope < 30)
+    high = open_land & (land.elevation > line + 150)
+    low = open_land & (land.elevation < line - 150)
+    assert high.sum() > 50 and low.sum() > 50
+    assert np.mean(truth.scl[high] == 11) > 0.9
+    assert np.mean(truth.scl[low] == 11) < 0.05
+    # forest above the snow line is only partly white: canopy shows through
+    forest_high = (land.cover == sim.FOREST) & (land.elevation > line + 150)
+    forest_snow = np.mean(truth.scl[forest_high] == 11)
+    assert 0.05 < forest_snow < 0.98
+    # snowy forest is darker than snowy open land
+    assert np.median(truth.reflectance["B03"][forest_high]) < np.median(truth.reflectance["B03"][high])
+
+
+# --------------------------------------------------------------------------- truth
+
+
+def test_truth_is_aligned_with_snowfree_scene(default_run):
+    for aoi, (summary, paths) in default_run.items():
+        sf, sn, tr = (read_scene(paths[k]) for k in ("snowfree", "snow", "truth"))
+        assert sf.crs == tr.crs and sf.transform == tr.transform and sf.shape == tr.shape
+        assert sn.crs == tr.crs and sn.transform == tr.transform
+        # truth: cloud-free, complete
+        assert np.all(tr.data_mask == 1)
+        assert not np.any(np.isin(tr.scl, (0, 3, 8, 9, 10)))
+        # same land cover: open water of the snow-free scene is water (or frozen lake) in the truth
+        clear = np.isin(sf.scl, (2, 4, 5, 6))
+        w_sf = (sf.scl == 6) & clear
+        w_tr = np.isin(tr.scl, (6, 11)) & clear
+        assert w_sf.sum() > 20
+        assert np.mean(w_tr[w_sf]) > 0.95
+        open_water = (tr.scl == 6) & clear
+        assert np.mean(w_sf[open_water]) > 0.95
+        # pixel-aligned: where no snow fell, the snow-free and truth NIR correlate best without a shift
+        nosnow = (tr.scl != 11) & clear & (tr.scl != 2)
+
+        def corr(dr, dc):
+            m = nosnow[8:-8, 8:-8]
+            a = sf.reflectance["B08"][8:-8, 8:-8][m]
+            b = np.roll(tr.reflectance["B08"], (dr, dc), axis=(0, 1))[8:-8, 8:-8][m]
+            return np.corrcoef(a, b)[0, 1]
+
+        r0 = corr(0, 0)
+        assert r0 > 0.4, (aoi, r0)
+        assert all(r0 > corr(dr, dc) + 0.1 for dr, dc in ((0, 1), (1, 0), (-1, -1), (0, -3), (3, 0))), aoi
+        # the truth is the snow season's surface: same SCL outside the snow scene's clouds and nodata
+        # (away from them: faint shadows and haze around clouds may tip a pixel's class)
+        sky = ~ndimage.binary_dilation(np.isin(sn.scl, (0, 3, 8, 9, 10)), iterations=6)
+        assert sky.mean() > 0.2
+        assert np.array_equal(sn.scl[sky], tr.scl[sky])
+        assert summary["scenes"]["truth"]["snow_fraction"] > 0.1
+
+
+# --------------------------------------------------------------------------- clouds
+
+
+def test_clouds_when_scene_is_cloudy(cloudy_run):
+    summary, paths = cloudy_run
+    truth = read_scene(paths["truth"])
+    for name in ("snowfree", "snow"):
+        s = summary["scenes"][name]
+        assert s["cloudy"] is True
+        assert 0.08 < s["cloud_fraction"] < 0.7, (name, s["cloud_fraction"])
+        scene = read_scene(paths[name])
+        thick = np.isin(scene.scl, (8, 9))
+        assert thick.sum() > 100 and (scene.scl == 10).sum() > 10  # thin cirrus edges
+        refl = {b: v[thick] for b, v in scene.reflectance.items()}
+        for b in ("B04", "B03", "B02", "B08"):
+            assert 0.4 < np.median(refl[b]) < 0.95, (name, b)
+        assert 0.3 < np.median(refl["B11"]) < 0.7
+        assert abs(np.median(ndsi(scene)[scene.scl == 9])) < 0.2  # clouds are not snow
+        # cloud shadows: present, and darker than the same surface in the (cloud-free) truth
+        shadow = scene.scl == 3
+        assert shadow.sum() > 50, name
+        if name == "snow":  # same surface and sun as the truth
+            ratio = np.median(scene.reflectance["B08"][shadow] / truth.reflectance["B08"][shadow])
+            assert 0.3 < ratio < 0.75
+    assert summary["scenes"]["truth"]["cloudy"] is False
+    assert not np.any(np.isin(truth.scl, (3, 8, 9, 10)))
+
+
+def test_no_clouds_when_no_scene_is_cloudy(tmp_path):
+    summary, paths = run_area(tmp_path, "sim01", params(cloudy_scene_fraction=0.0, cloud_cover=0.5))
+    for name, path in paths.items():
+        scene = read_scene(path)
+        assert summary["scenes"][name]["cloudy"] is False
+        assert not np.any(np.isin(scene.scl, (3, 8, 9, 10)))
+
+
+def test_cloudiness_follows_fraction():
+    """About cloudy_scene_fraction of scenes carry clouds (decided from the seed, not size)."""
+    p = params(cloudy_scene_fraction=0.5)["simulator"]
+    cloudy = [
+        sim.clouds(32, sim.area_seed(0, i), season, p, 40.0, 160.0) is not None
+        for i in range(40)
+        for season in ("snowfree", "snow")
+    ]
+    assert 0.3 < np.mean(cloudy) < 0.7
+
+
+def test_nodata_wedge_is_small(tmp_path):
+    n = 64
+    aoi = next(
+        f"sim{i:02d}" for i in range(30) if sim.nodata_wedge(n, sim.area_seed(0, i), "snowfree") is not None
+    )
+    p = validate_section("data", {"simulator": {"size": n, "n_aois": 30}})
+    summary, paths = run_area(tmp_path, aoi, p)
+    scene = read_scene(paths["snowfree"])
+    valid = summary["scenes"]["snowfree"]["valid_fraction"]
+    assert 0.95 <= valid < 1.0
+    assert (scene.data_mask == 0).sum() > 0
+    # a wedge at the left or right edge
+    bad_cols = np.nonzero((scene.data_mask == 0).any(axis=0))[0]
+    assert bad_cols.min() == 0 or bad_cols.max() == n - 1
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_simulate_end_to_end(tmp_path):
+    out = {k: tmp_path / "scenes" / "sim01" / f"{k}.tif" for k in ("snowfree", "snow")}
+    out["truth"] = tmp_path / "truth" / "sim01" / "snow.tif"
+    cmd = [
+        sys.executable, "-m", "deepsnow.cli", "simulate",
+        "--params", json.dumps({"simulator": {"size": 128, "n_aois": 2}}),
+        "--aoi", "sim01",
+        "--snowfree", str(out["snowfree"]), "--snow", str(out["snow"]), "--truth", str(out["truth"]),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for path in out.values():
+        scene = read_scene(path)
+        assert scene.shape == (128, 128)
+        sidecar = Path(str(path) + ".prov.json")
+        assert sidecar.exists(), sidecar
+        prov = json.loads(sidecar.read_text())
+        assert prov["stage"] == "simulate"
+        assert json.dumps(prov).count(str(sim.area_seed(0, 1))) >= 1
+    bad = subprocess.run(cmd[:7] + ["sim02"] + cmd[8:], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    assert "sim02" in bad.stderr and "sim00, sim01" in bad.stderr
