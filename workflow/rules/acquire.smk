@@ -2,8 +2,6 @@
 
 
 rule simulate:
-    message:
-        "Simulating snow-free and snow-season scenes of area {wildcards.aoi}"
     output:
         snowfree=R("scenes/{aoi}/snowfree.tif"),
         snow=R("scenes/{aoi}/snow.tif"),
@@ -12,11 +10,13 @@ rule simulate:
         R("logs/simulate/{aoi}.log"),
     benchmark:
         R("benchmarks/simulate/{aoi}.tsv")
+    conda:
+        "../../envs/data.yaml"
     params:
         section=section("data"),
         code=code("simulate"),
-    conda:
-        "../../envs/data.yaml"
+    message:
+        "Simulating snow-free and snow-season scenes of area {wildcards.aoi}"
     shell:
         "deepsnow simulate --params {params.section:q} --aoi {wildcards.aoi:q}"
         " --snowfree {output.snowfree:q} --snow {output.snow:q} --truth {output.truth:q}"

@@ -11,11 +11,11 @@ rule mask:
         R("logs/mask/{aoi}_{season}.log"),
     benchmark:
         R("benchmarks/mask/{aoi}_{season}.tsv")
+    conda:
+        "../../envs/data.yaml"
     params:
         section=section("mask"),
         code=code("mask"),
-    conda:
-        "../../envs/data.yaml"
     shell:
         "deepsnow mask --params {params.section:q} --scene {input.scene:q}"
         " --output {output.mask:q} --summary {output.summary:q} 2> {log:q}"

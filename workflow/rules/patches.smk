@@ -11,12 +11,12 @@ rule patches:
         R("logs/patches/{aoi}_{season}.log"),
     benchmark:
         R("benchmarks/patches/{aoi}_{season}.tsv")
+    conda:
+        "../../envs/data.yaml"
     params:
         section=section("patches"),
         code=code("patches"),
         truth=truth_option,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "deepsnow patches --params {params.section:q} --scene {input.scene:q} --mask {input.mask:q}"
         " {params.truth} --output {output.shard:q} --table {output.table:q} 2> {log:q}"

@@ -12,12 +12,12 @@ rule split:
         R("logs/split.log"),
     benchmark:
         R("benchmarks/split.tsv")
+    conda:
+        "../../envs/data.yaml"
     params:
         section=section("split"),
         code=code("split"),
         outdir=output_dir,
-    conda:
-        "../../envs/data.yaml"
     shell:
         "deepsnow split --params {params.section:q} --shards {input.shards:q}"
         " --outdir {params.outdir:q} 2> {log:q}"

@@ -184,18 +184,47 @@ def load(result: str | os.PathLike) -> dict:
         raise DeepsnowError(f"{sc}: unreadable provenance sidecar ({exc})") from exc
 
 
+def _base_dir(actual: Path, recorded: str) -> Path:
+    """The folder the recorded (relative) paths are relative to.
+
+    Sidecars record paths as the command saw them, usually relative to the
+    workflow's working directory. Given where ``actual`` really is, strip the
+    recorded relative path from its end to find that directory, so a chain can
+    be followed from any current directory.
+    """
+    rec = Path(recorded)
+    if rec.is_absolute():
+        return Path("/")
+    actual = actual.absolute()
+    parts = rec.parts
+    if len(actual.parts) >= len(parts) and actual.parts[-len(parts):] == parts:
+        return Path(*actual.parts[: -len(parts)]) if len(actual.parts) > len(parts) else Path(".")
+    return Path(".")
+
+
+def _resolve(base: Path, recorded: str) -> Path:
+    p = Path(recorded)
+    return p if p.is_absolute() else base / p
+
+
 def chain(result: str | os.PathLike, _seen=None) -> list[dict]:
-    """The sidecars from ``result`` back to its raw inputs, depth first, each once."""
+    """The sidecars from ``result`` back to its raw inputs, depth first, each once.
+
+    Each document gets ``_path``: where its result is on this machine now.
+    """
     seen = _seen if _seen is not None else set()
-    key = str(Path(result))
+    result = Path(result)
+    key = str(result.absolute())
     if key in seen:
         return []
     seen.add(key)
-    doc = load(result)
+    doc = dict(load(result), _path=str(result))
+    base = _base_dir(result, doc.get("result", str(result)))
     out = [doc]
     for inp in doc.get("inputs", []):
-        if inp.get("provenance") and Path(inp["provenance"]).exists():
-            out.extend(chain(inp["path"], seen))
+        path = _resolve(base, inp["path"])
+        if inp.get("provenance") and sidecar_path(path).exists():
+            out.extend(chain(path, seen))
     return out
 
 
@@ -203,8 +232,9 @@ def check(result: str | os.PathLike) -> list[dict]:
     """Re-hash every input along the chain; return the ones that changed or vanished."""
     changed = []
     for doc in chain(result):
+        base = _base_dir(Path(doc["_path"]), doc.get("result", doc["_path"]))
         for inp in doc.get("inputs", []):
-            p = Path(inp["path"])
+            p = _resolve(base, inp["path"])
             now_hash = sha256_file(p) if p.exists() else None
             if now_hash != inp["sha256"]:
                 changed.append(

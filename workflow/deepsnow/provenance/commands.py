@@ -28,7 +28,7 @@ def _provenance(args) -> None:
 
     docs = provenance.chain(args.result)
     if args.json:
-        print(json.dumps(docs, indent=2, sort_keys=True))
+        print(json.dumps([{k: v for k, v in d.items() if k != "_path"} for d in docs], indent=2, sort_keys=True))
     else:
         print(provenance.format_chain(docs))
     if args.check:
