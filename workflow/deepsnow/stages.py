@@ -14,4 +14,6 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "split": ("data/split.py", "io.py"),
     "train": ("gan", "io.py"),
     "generate": ("gan", "io.py"),
+    "embed": ("features", "io.py"),
+    "metrics": ("metrics", "features/embed.py", "features/registry.py", "io.py"),
 }

@@ -1,0 +1,234 @@
+"""End to end through the command line: deepsnow embed, then deepsnow metrics epoch|table|pca."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import deepsnow, env_with_venv
+from deepsnow.io import load_npz, save_npz
+
+N = 4  # images per set: few, Inception at 299 px is slow on CPU (4 = the least 2-fold RF allows)
+S = 32
+FEATURES = json.dumps({"inception": {"weights": "random"}, "resnet50": {"weights": "random"}, "progress": False, "batch_size": 4})
+METRICS = json.dumps(
+    {"rf_repeats": 2, "rf_n_estimators": 10, "kid_subsets": 5, "n_jobs": 1, "pca_epochs": [1, 3]}
+)
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Tiny data set, embedded and measured once for all tests of this module."""
+    d = tmp_path_factory.mktemp("e2e")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 120, (N, S, S, 3), dtype=np.uint8)
+    truth = np.clip(a.astype(int) + 120, 0, 255).astype(np.uint8)
+    b = rng.integers(100, 256, (N, S, S, 3), dtype=np.uint8)
+    ids_a = np.array([f"simA_r{i}" for i in range(N)])
+    ids_b = np.array([f"simB_r{i}" for i in range(N)])
+    water = np.zeros((N, S, S), bool)
+    water[:, :8] = True
+    save_npz(d / "dataset/testA.npz", rgb=a, ids=ids_a, truth=truth, water=water)
+    save_npz(d / "dataset/testB.npz", rgb=b, ids=ids_b)
+    for e, noise in ((1, 80), (2, 40), (3, 10)):  # samples approach the truth over epochs
+        fake_b = np.clip(truth.astype(int) + rng.integers(-noise, noise + 1, truth.shape), 0, 255).astype(np.uint8)
+        fake_a = np.clip(b.astype(int) - 100 + rng.integers(-noise, noise + 1, b.shape), 0, 255).astype(np.uint8)
+        # the samples list testA in another order: pairing must go by id
+        order = np.arange(N)[::-1]
+        save_npz(
+            d / f"samples/epoch_{e:03d}.npz",
+            fake_B=fake_b[order],
+            ids_A=ids_a[order],
+            fake_A=fake_a,
+            ids_B=ids_b,
+            epoch=np.array(e),
+        )
+    _ok(
+        deepsnow(
+            "embed", "--params", FEATURES, "--extractor", "inception", "resnet50",
+            "--real-a", d / "dataset/testA.npz", "--real-b", d / "dataset/testB.npz",
+            "--output", d / "features/real_{extractor}.npz", "--threads", "2",
+        )
+    )
+    samples = [d / f"samples/epoch_{e:03d}.npz" for e in (1, 2, 3)]
+    _ok(
+        deepsnow(
+            "embed", "--params", FEATURES, "--extractor", "inception", "resnet50", "--samples", *samples,
+            "--outputs", *[d / f"features/epoch_{e:03d}_{{extractor}}.npz" for e in (1, 2, 3)],
+        )
+    )
+    feats = lambda es: [d / f"features/epoch_{e:03d}_{x}.npz" for e in es for x in ("inception", "resnet50")]  # noqa: E731
+    real = [d / "features/real_inception.npz", d / "features/real_resnet50.npz"]
+    # epochs 1-2 in one job, epoch 3 in another
+    for es in ((1, 2), (3,)):
+        _ok(
+            deepsnow(
+                "metrics", "epoch", "--params", METRICS, "--real", *real, "--features", *feats(es),
+                "--samples", *[d / f"samples/epoch_{e:03d}.npz" for e in es], "--truth", d / "dataset/testA.npz",
+                "--outputs", *[d / f"metrics/epoch_{e:03d}.json" for e in es],
+            )
+        )
+    _ok(
+        deepsnow(
+            "metrics", "table", "--params", METRICS, "--epochs", *[d / f"metrics/epoch_{e:03d}.json" for e in (3, 1, 2)],
+            "--output", d / "metrics/metrics.csv", "--correlations", d / "metrics/correlations.csv",
+        )
+    )
+    _ok(
+        deepsnow(
+            "metrics", "pca", "--params", METRICS, "--real", d / "features/real_resnet50.npz",
+            "--features", *[d / f"features/epoch_{e:03d}_resnet50.npz" for e in (1, 2, 3)],
+            "--output", d / "metrics/pca.csv", "--summary", d / "metrics/pca.json",
+        )
+    )
+    return d
+
+
+def test_embed_outputs(run):
+    for x in ("inception", "resnet50"):
+        r = load_npz(run / f"features/real_{x}.npz")
+        assert r["A"].shape == (N, 2048) and r["B"].shape == (N, 2048) and r["A"].dtype == np.float32
+        assert str(r["extractor"]) == x and str(r["weights"]) == "random-seed0" and not bool(r["pretrained"])
+        assert r["ids_A"].tolist()[0] == "simA_r0"
+        e = load_npz(run / f"features/epoch_002_{x}.npz")
+        assert e["fake_B"].shape == (N, 2048) and e["fake_A"].shape == (N, 2048) and int(e["epoch"]) == 2
+        assert e["ids_A"].tolist()[0] == f"simA_r{N - 1}"
+        prov = json.loads((run / f"features/epoch_002_{x}.npz.prov.json").read_text())
+        assert prov["stage"] == "embed" and prov["extra"]["weights"] == "random-seed0"
+        assert [Path(i["path"]).name for i in prov["inputs"]] == ["epoch_002.npz"]
+    # the same images and weights give the same features whichever call made them
+    r1 = load_npz(run / "features/real_resnet50.npz")
+    assert np.isfinite(r1["A"]).all()
+
+
+def test_metrics_table(run):
+    rows = _rows(run / "metrics/metrics.csv")
+    assert [(r["epoch"], r["direction"]) for r in rows] == [
+        (str(e), d) for e in (1, 2, 3) for d in ("AtoB", "BtoA")
+    ]
+    for col in (
+        "fid", "frd", "crd", "kid_mean", "kid_std", "rf_logloss_mean", "rf_logloss_std", "rf_accuracy_mean", "rf_auc_mean",
+        "n_real", "n_fake", "inception_weights", "resnet_weights", "inception_pretrained", "resnet_pretrained",
+        "paired_l1", "paired_ssim",
+    ):
+        assert col in rows[0], col
+    ab = [r for r in rows if r["direction"] == "AtoB"]
+    ba = [r for r in rows if r["direction"] == "BtoA"]
+    assert all(r["paired_l1"] == "" and r["paired_ssim"] == "" for r in ba)
+    l1 = [float(r["paired_l1"]) for r in ab]
+    assert l1[0] > l1[1] > l1[2]  # noise shrinks over the epochs
+    assert all(int(r["n_paired"]) == N for r in ab)
+    assert all(r["inception_weights"] == "random-seed0" and r["resnet_pretrained"] == "false" for r in rows)
+    assert all(float(r["fid"]) >= 0 and 0 <= float(r["crd"]) <= 2 for r in rows)
+    assert (run / "metrics/metrics.csv.prov.json").exists()
+    assert (run / "metrics/epoch_003.json.prov.json").exists()
+    doc = json.loads((run / "metrics/epoch_001.json").read_text())
+    assert doc["epoch"] == 1 and len(doc["rows"]) == 2
+    corr = _rows(run / "metrics/correlations.csv")
+    assert {"metric", "spearman_rho", "p_value", "n_epochs"} <= set(corr[0])
+    fid_l1 = next(c for c in corr if c["metric"] == "fid" and c["paired"] == "paired_l1")
+    assert fid_l1["n_epochs"] == "3" and -1 <= float(fid_l1["spearman_rho"]) <= 1
+
+
+def test_pca_outputs(run):
+    rows = _rows(run / "metrics/pca.csv")
+    assert list(rows[0]) == ["source", "epoch", "direction", "id", "pc1", "pc2", "pc3"]
+    assert {r["source"] for r in rows} == {"real", "epoch_1", "epoch_3"}
+    assert len(rows) == 2 * 3 * N
+    summary = json.loads((run / "metrics/pca.json").read_text())
+    ratios = summary["directions"]["AtoB"]["explained_variance_ratio"]
+    assert len(ratios) == 3 and 0 < sum(ratios) <= 1 + 1e-9
+    assert summary["epochs"] == [1, 3] and summary["weights"] == "random-seed0"
+    assert (run / "metrics/pca.csv.prov.json").exists() and (run / "metrics/pca.json.prov.json").exists()
+
+
+def test_bad_inputs_fail_with_clear_messages(run, tmp_path):
+    real = [run / "features/real_inception.npz", run / "features/real_resnet50.npz"]
+    feats = [run / "features/epoch_001_inception.npz", run / "features/epoch_001_resnet50.npz"]
+    # NaN in the features
+    bad = load_npz(feats[1])
+    bad["fake_B"][0, 0] = np.nan
+    save_npz(tmp_path / "nan_resnet50.npz", **bad)
+    p = deepsnow("metrics", "epoch", "--params", METRICS, "--real", *real, "--features", feats[0], tmp_path / "nan_resnet50.npz",
+                 "--outputs", tmp_path / "epoch_001.json")
+    assert p.returncode != 0 and "NaN" in p.stderr and "epoch 1 AtoB" in p.stderr
+    assert not (tmp_path / "epoch_001.json").exists()
+    # real and epoch features from different weights
+    other = load_npz(feats[1])
+    other["weights"] = np.array("random-seed7")
+    save_npz(tmp_path / "seed7_resnet50.npz", **other)
+    p = deepsnow("metrics", "epoch", "--params", METRICS, "--real", *real, "--features", feats[0], tmp_path / "seed7_resnet50.npz",
+                 "--outputs", tmp_path / "epoch_001.json")
+    assert p.returncode != 0 and "different weights" in p.stderr
+    # mismatched dimensions
+    small = load_npz(feats[1])
+    small["fake_B"], small["fake_A"] = small["fake_B"][:, :10], small["fake_A"][:, :10]
+    save_npz(tmp_path / "dim_resnet50.npz", **small)
+    p = deepsnow("metrics", "epoch", "--params", METRICS, "--real", *real, "--features", feats[0], tmp_path / "dim_resnet50.npz",
+                 "--outputs", tmp_path / "epoch_001.json")
+    assert p.returncode != 0 and "dimensions differ" in p.stderr
+    # too few samples for the cross-validation
+    few = load_npz(feats[1])
+    few["fake_B"], few["fake_A"] = few["fake_B"][:3], few["fake_A"][:3]
+    fewi = load_npz(feats[0])
+    fewi["fake_B"], fewi["fake_A"] = fewi["fake_B"][:3], fewi["fake_A"][:3]
+    save_npz(tmp_path / "few_resnet50.npz", **few)
+    save_npz(tmp_path / "few_inception.npz", **fewi)
+    p = deepsnow("metrics", "epoch", "--params", METRICS, "--real", *real, "--features", tmp_path / "few_inception.npz",
+                 tmp_path / "few_resnet50.npz", "--outputs", tmp_path / "epoch_001.json")
+    assert p.returncode != 0 and "at least 2 per class per fold" in p.stderr
+    # outputs do not match the epochs
+    p = deepsnow("metrics", "epoch", "--params", METRICS, "--real", *real, "--features", *feats,
+                 "--outputs", tmp_path / "epoch_002.json")
+    assert p.returncode != 0 and "names epoch 2" in p.stderr
+    # embed: missing input, two modes, bad config
+    p = deepsnow("embed", "--params", FEATURES, "--extractor", "resnet50", "--images", tmp_path / "none.npz", "--output", tmp_path / "x.npz")
+    assert p.returncode != 0 and "file not found" in p.stderr
+    p = deepsnow("embed", "--params", FEATURES, "--images", run / "dataset/testA.npz", "--output", tmp_path / "x.npz")
+    assert p.returncode != 0 and "{extractor}" in p.stderr
+    p = deepsnow("embed", "--params", '{"resnet50": {"weights": "pretrained"}}', "--images", run / "dataset/testA.npz",
+                 "--output", tmp_path / "x_{extractor}.npz")
+    assert p.returncode != 0 and "features.resnet50.weights" in p.stderr
+    p = deepsnow("metrics", "table", "--epochs", run / "metrics/epoch_001.json", run / "metrics/epoch_001.json",
+                 "--output", tmp_path / "t.csv")
+    assert p.returncode != 0 and "appears twice" in p.stderr
+
+
+def test_plugin_extractor_through_the_cli(run, tmp_path):
+    (tmp_path / "tinyplug.py").write_text(
+        "import torch\n"
+        "from deepsnow.features import Extractor, register_extractor\n"
+        "class Means(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x.mean(dim=(2, 3))\n"
+        "@register_extractor('tinyplug')\n"
+        "def build(options, seed):\n"
+        "    return Extractor('tinyplug', Means(), dim=3, weights='none', pretrained=False, preprocessing='none')\n"
+    )
+    env = env_with_venv()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    cmd = [sys.executable, "-m", "deepsnow.cli", "embed", "--params", json.dumps({"plugins": ["tinyplug"], "progress": False}),
+           "--extractor", "tinyplug", "--images", str(run / "dataset/testB.npz"), "--output", str(tmp_path / "b_{extractor}.npz")]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = load_npz(tmp_path / "b_tinyplug.npz")
+    rgb = load_npz(run / "dataset/testB.npz")["rgb"]
+    np.testing.assert_allclose(out["features"], rgb.reshape(N, -1, 3).mean(1) / 255, rtol=1e-5)
+    assert str(out["extractor"]) == "tinyplug" and out["ids"].tolist() == [f"simB_r{i}" for i in range(N)]

@@ -1,0 +1,109 @@
+"""Subcommand ``deepsnow embed``: features of the real test sets, of epoch samples, or of any image array."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from deepsnow import DeepsnowError, provenance
+
+log = logging.getLogger("deepsnow.features")
+
+#: package code the embed stage runs (for provenance and the Snakefile's code hash)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from deepsnow.cli import add_params_argument
+
+    p = sub.add_parser(
+        "embed",
+        help="embed images with the FID Inception-v3 / ImageNet ResNet-50 (2048-d features)",
+        description="Three modes. (1) Real test sets, once per extractor: --real-a dataset/testA.npz "
+        "--real-b dataset/testB.npz --output features/real_{extractor}.npz (arrays A, B, ids_A, ids_B). "
+        "(2) Samples of one or more epochs: --samples samples/epoch_001.npz ... --outputs "
+        "features/epoch_001_{extractor}.npz ... (arrays fake_B, fake_A, ids_A, ids_B, epoch). "
+        "(3) Any image array: --images X.npz --images-key rgb --output OUT.npz (arrays features, ids). "
+        "Every file also stores extractor, weights (imagenet-<tag> | path:<sha256 prefix> | random-seed<k>), "
+        "pretrained, dim and preprocessing. '{extractor}' in an output path is replaced by the extractor "
+        "name, so one call can run several extractors.",
+    )
+    add_params_argument(p, "features")
+    p.add_argument(
+        "--extractor",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="extractor(s) to run (default: features.extractors); built in: inception, resnet50",
+    )
+    p.add_argument("--real-a", type=Path, help="real domain-A test set (.npz with rgb, ids)")
+    p.add_argument("--real-b", type=Path, help="real domain-B test set (.npz with rgb, ids)")
+    p.add_argument("--samples", nargs="+", type=Path, help="per-epoch samples (.npz with fake_B, fake_A, ids_A, ids_B, epoch)")
+    p.add_argument("--outputs", nargs="+", help="one output per --samples file, in the same order")
+    p.add_argument("--images", type=Path, help="any .npz holding an (N, H, W, 3) uint8 array")
+    p.add_argument("--images-key", default="rgb", help="array holding the images in --images / --real-a / --real-b (default rgb)")
+    p.add_argument("--output", help="output .npz for --real-a/--real-b or --images")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
+    p.set_defaults(func=_embed)
+
+
+def _embed(args) -> None:
+    from deepsnow.config import parse_params
+
+    params = parse_params(args.params, "features")
+    real = args.real_a is not None or args.real_b is not None
+    modes = [name for name, on in (("--real-a/--real-b", real), ("--samples", bool(args.samples)), ("--images", args.images is not None)) if on]
+    if len(modes) != 1:
+        raise DeepsnowError("give exactly one of --real-a/--real-b, --samples or --images" + (f" (got {', '.join(modes)})" if modes else ""))
+    if real and (args.real_a is None or args.real_b is None):
+        raise DeepsnowError("--real-a and --real-b go together")
+    if (real or args.images is not None) and not args.output:
+        raise DeepsnowError("--output is required with " + modes[0])
+    if args.samples and not args.outputs:
+        raise DeepsnowError("--outputs (one per --samples file) is required with --samples")
+    if args.samples and len(args.samples) != len(args.outputs):
+        raise DeepsnowError(f"--samples has {len(args.samples)} files but --outputs has {len(args.outputs)}")
+    names = list(dict.fromkeys(args.extractor or params["extractors"]))
+
+    import torch
+
+    from deepsnow.features import embed
+
+    threads = args.threads if args.threads is not None else params["threads"]
+    if threads:
+        torch.set_num_threads(int(threads))
+    for name in names:
+        started = provenance.now()
+        ext = embed.build_from_params(name, params)
+        log.info("extractor %s: weights %s (pretrained: %s)", name, ext.weights, ext.pretrained)
+        meta = {"extractor": name, "weights": ext.weights, "pretrained": ext.pretrained, "dim": ext.dim}
+        if real:
+            out = embed.expand_output(args.output, name, len(names))
+            summary = embed.embed_real(args.real_a, args.real_b, out, ext, params, key=args.images_key)
+            _record([out], [args.real_a, args.real_b], params, started, {**meta, **summary})
+        elif args.images is not None:
+            out = embed.expand_output(args.output, name, len(names))
+            summary = embed.embed_file(args.images, args.images_key, out, ext, params)
+            _record([out], [args.images], params, started, {**meta, **summary})
+        else:
+            outs = [embed.expand_output(o, name, len(names)) for o in args.outputs]
+            for src, dst in zip(args.samples, outs):
+                one_started = provenance.now()
+                (summary,) = embed.embed_samples([src], [dst], ext, params)
+                _record([dst], [src], params, one_started, {**meta, **summary})
+
+
+def _record(outputs, inputs, params, started, extra) -> None:
+    from deepsnow.stages import STAGE_CODE
+
+    provenance.record(
+        outputs,
+        stage="embed",
+        section="features",
+        inputs=inputs,
+        config=params,
+        seed=params["seed"],
+        started=started,
+        code=STAGE_CODE["embed"],
+        extra=extra,
+    )

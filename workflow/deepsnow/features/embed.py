@@ -1,0 +1,218 @@
+"""Embedding image sets: batched, ``torch.inference_mode``, eval mode, float32 output.
+
+File formats (all ``.npz``, no pickles; every file also holds the metadata
+arrays of :func:`metadata_arrays`: ``extractor``, ``weights``, ``pretrained``,
+``dim``, ``preprocessing``):
+
+* real sets (:func:`embed_real`): ``A`` (N_A, D), ``B`` (N_B, D) float32,
+  ``ids_A``, ``ids_B``;
+* samples of one epoch (:func:`embed_samples`): ``fake_B`` (N_A, D) = features
+  of testA translated A->B, ``fake_A`` (N_B, D), ``ids_A``, ``ids_B``,
+  ``epoch`` (int64 scalar);
+* any image array (:func:`embed_file`): ``features``, ``ids``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.features.registry import Extractor, build_extractor
+from deepsnow.io import load_npz, save_npz
+
+log = logging.getLogger("deepsnow.features")
+
+META_KEYS = ("extractor", "weights", "pretrained", "dim", "preprocessing")
+
+#: built-in per-extractor config keys; any other extractor takes features.extra.<name>
+BUILTIN_OPTION_SECTIONS = ("inception", "resnet50")
+
+
+def resolve_device(device: str = "auto"):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepsnowError(f"features.device is {device!r} but CUDA is not available here")
+    return torch.device(device)
+
+
+def import_plugins(modules) -> None:
+    import importlib
+
+    for mod in modules or ():
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            raise DeepsnowError(f"features.plugins: cannot import extractor plugin {mod!r} ({exc})") from exc
+
+
+def extractor_options(params: dict, name: str) -> dict:
+    """The options section of extractor ``name`` within the ``features`` config section."""
+    if name in BUILTIN_OPTION_SECTIONS:
+        return dict(params.get(name) or {})
+    return dict((params.get("extra") or {}).get(name) or {"weights": "auto"})
+
+
+def build_from_params(name: str, params: dict) -> Extractor:
+    import_plugins(params.get("plugins"))
+    return build_extractor(name, extractor_options(params, name), seed=int(params.get("seed", 0)))
+
+
+def check_images(images, what: str = "images") -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise DeepsnowError(f"{what}: expected an (N, H, W, 3) RGB array, got shape {images.shape}")
+    if images.dtype != np.uint8:
+        raise DeepsnowError(f"{what}: expected uint8 RGB, got {images.dtype}")
+    return images
+
+
+def embed_images(
+    images,
+    extractor: Extractor | str,
+    *,
+    batch_size: int = 32,
+    device: str = "auto",
+    progress: bool = False,
+    desc: str | None = None,
+    options: dict | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Features (N, D) float32 of uint8 RGB images (N, H, W, 3) with a built or registered extractor."""
+    import torch
+    from tqdm.auto import tqdm
+
+    images = check_images(images)
+    if isinstance(extractor, str):
+        extractor = build_extractor(extractor, options, seed=seed)
+    dev = resolve_device(device)
+    module = extractor.module.to(dev).eval()
+    n = len(images)
+    out = np.empty((n, extractor.dim), dtype=np.float32)
+    with torch.inference_mode():
+        bar = tqdm(
+            total=n,
+            desc=desc or extractor.name,
+            unit="img",
+            disable=not progress or n == 0,
+            mininterval=5.0,
+            leave=False,
+        )
+        for start in range(0, n, batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
+            x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+            feats = module(x)
+            if feats.ndim != 2 or feats.shape[1] != extractor.dim:
+                raise DeepsnowError(
+                    f"extractor {extractor.name!r} returned shape {tuple(feats.shape)}, expected (N, {extractor.dim})"
+                )
+            out[start : start + len(batch)] = feats.float().cpu().numpy()
+            bar.update(len(batch))
+        bar.close()
+    if not np.isfinite(out).all():
+        raise DeepsnowError(f"extractor {extractor.name!r} ({extractor.weights}) produced non-finite features")
+    return out
+
+
+def metadata_arrays(ext: Extractor) -> dict:
+    return {
+        "extractor": np.array(ext.name),
+        "weights": np.array(ext.weights),
+        "pretrained": np.array(bool(ext.pretrained)),
+        "dim": np.array(int(ext.dim), dtype=np.int64),
+        "preprocessing": np.array(ext.preprocessing),
+    }
+
+
+def _ids(arrays: dict, key: str, n: int, path) -> np.ndarray:
+    if key in arrays:
+        ids = np.asarray(arrays[key]).astype(str)
+        if len(ids) != n:
+            raise DeepsnowError(f"{path}: {key!r} has {len(ids)} entries for {n} images")
+        return ids
+    return np.array([f"{i}" for i in range(n)])
+
+
+def _run(images, ext: Extractor, params: dict, desc: str) -> np.ndarray:
+    return embed_images(
+        images,
+        ext,
+        batch_size=int(params.get("batch_size", 32)),
+        device=params.get("device", "auto"),
+        progress=bool(params.get("progress", True)),
+        desc=desc,
+    )
+
+
+def embed_real(real_a, real_b, output, ext: Extractor, params: dict, key: str = "rgb") -> dict:
+    """Embed the real test sets once: ``A``, ``B``, ``ids_A``, ``ids_B`` + metadata."""
+    a = load_npz(real_a, required=(key,))
+    b = load_npz(real_b, required=(key,))
+    fa = _run(check_images(a[key], f"{real_a}:{key}"), ext, params, f"{ext.name} real A")
+    fb = _run(check_images(b[key], f"{real_b}:{key}"), ext, params, f"{ext.name} real B")
+    save_npz(
+        output,
+        A=fa,
+        B=fb,
+        ids_A=_ids(a, "ids", len(fa), real_a),
+        ids_B=_ids(b, "ids", len(fb), real_b),
+        **metadata_arrays(ext),
+    )
+    return {"n_A": len(fa), "n_B": len(fb)}
+
+
+def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
+    """Embed the samples of one or more epochs, one output file per samples file."""
+    samples, outputs = list(samples), list(outputs)
+    if len(samples) != len(outputs):
+        raise DeepsnowError(f"--samples has {len(samples)} files but --outputs has {len(outputs)}; they pair by position")
+    summaries = []
+    for src, dst in zip(samples, outputs):
+        s = load_npz(src, required=("fake_B", "fake_A", "epoch"))
+        epoch = int(np.asarray(s["epoch"]).reshape(()))
+        fb = _run(check_images(s["fake_B"], f"{src}:fake_B"), ext, params, f"{ext.name} epoch {epoch} fake B")
+        fa = _run(check_images(s["fake_A"], f"{src}:fake_A"), ext, params, f"{ext.name} epoch {epoch} fake A")
+        save_npz(
+            dst,
+            fake_B=fb,
+            fake_A=fa,
+            ids_A=_ids(s, "ids_A", len(fb), src),
+            ids_B=_ids(s, "ids_B", len(fa), src),
+            epoch=np.array(epoch, dtype=np.int64),
+            **metadata_arrays(ext),
+        )
+        summaries.append({"samples": str(src), "output": str(dst), "epoch": epoch, "n_fake_B": len(fb), "n_fake_A": len(fa)})
+    return summaries
+
+
+def embed_file(images, key: str, output, ext: Extractor, params: dict, ids_key: str = "ids") -> dict:
+    """Embed one image array ``key`` of an ``.npz``: ``features``, ``ids`` + metadata."""
+    arrays = load_npz(images, required=(key,))
+    feats = _run(check_images(arrays[key], f"{images}:{key}"), ext, params, f"{ext.name} {Path(images).name}:{key}")
+    save_npz(output, features=feats, ids=_ids(arrays, ids_key, len(feats), images), **metadata_arrays(ext))
+    return {"n": len(feats)}
+
+
+def expand_output(template: str | os.PathLike, extractor: str, n_extractors: int) -> Path:
+    """Fill ``{extractor}`` in an output path; required when several extractors run in one call."""
+    text = str(template)
+    if "{extractor}" in text:
+        return Path(text.replace("{extractor}", extractor))
+    if n_extractors > 1:
+        raise DeepsnowError(f"output {text!r} must contain '{{extractor}}' when several extractors run in one call")
+    return Path(text)
+
+
+def read_features(path, required: tuple[str, ...] = ()) -> dict:
+    """Load a features file and check its metadata arrays."""
+    arrays = load_npz(path, required=tuple(required) + ("extractor", "weights", "pretrained"))
+    arrays["extractor"] = str(arrays["extractor"])
+    arrays["weights"] = str(arrays["weights"])
+    arrays["pretrained"] = bool(arrays["pretrained"])
+    return arrays
