@@ -1,0 +1,18 @@
+"""The cycleGAN stage: networks, training, per-epoch samples and scene translation.
+
+Modules:
+
+- :mod:`deepsnow.gan.schedule` (torch-free): which epochs are saved, the
+  learning-rate factor, checkpoint names; importable at Snakemake DAG-build time.
+- :mod:`deepsnow.gan.networks`: the unmodified cycleGAN networks of Zhu et al.
+  (2017) with the reference implementation's state-dict layout.
+- :mod:`deepsnow.gan.data`: domain loading and the reference augmentation.
+- :mod:`deepsnow.gan.model`: the cycleGAN training step (losses, optimisers,
+  image pools).
+- :mod:`deepsnow.gan.checkpoint`: reading and writing checkpoints.
+- :mod:`deepsnow.gan.train`: ``deepsnow train`` (resumable, atomic).
+- :mod:`deepsnow.gan.generate`: ``deepsnow generate`` (per-epoch samples).
+- :mod:`deepsnow.gan.translate`: ``deepsnow translate`` (whole scenes, tiled).
+
+Nothing here imports torch at package import time.
+"""

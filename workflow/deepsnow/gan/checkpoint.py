@@ -1,0 +1,242 @@
+"""Checkpoint files: full training state, written atomically, loadable with ``weights_only=True``.
+
+A checkpoint (``epoch_NNN.pt``) is a ``torch.save`` of a dict holding only
+tensors, numbers, strings, booleans, ``None``, lists, tuples and dicts:
+
+=================  ==========================================================
+key                value
+=================  ==========================================================
+format, version    ``"deepsnow-cyclegan"``, ``1``
+deepsnow_version   package version that wrote it
+epoch              last completed epoch (1-based)
+iteration          training iterations done in total
+total_epochs       ``n_epochs + n_epochs_decay`` of the run
+arch               :class:`deepsnow.gan.networks.Architecture` as a dict
+config             the validated ``gan`` config section
+G_A, G_B           generator state dicts (reference key layout; G_A: A->B)
+D_A, D_B           discriminator state dicts (D_A judges domain B, as the reference)
+optimizer_G/_D     Adam state dicts
+scheduler_G/_D     LambdaLR state dicts
+pool_fake_A/_B     image pools: ``{"pool_size", "images" (n,3,h,w), "rng"}``
+scaler             GradScaler state (fp16) or ``None``
+rng                ``{"torch", "numpy", "python", "cuda"}`` generator states
+history            ``{"epoch": (E, k) float64, "iter": (N, 10) float64}`` loss logs
+                   (columns in :data:`EPOCH_COLUMNS` / :data:`ITER_COLUMNS`)
+device, precision  where and how it was trained
+=================  ==========================================================
+
+Reference generator files (``<epoch>_net_G_A.pth``: a bare state dict) are
+accepted wherever a generator is loaded (:func:`load_generator`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepsnow import DeepsnowError
+from deepsnow.gan import networks
+from deepsnow.gan.model import LOSS_NAMES
+from deepsnow.io import atomic_output
+
+log = logging.getLogger("deepsnow.gan")
+
+FORMAT = "deepsnow-cyclegan"
+VERSION = 1
+EPOCH_COLUMNS = ("epoch", "iterations", "lr", *LOSS_NAMES, "seconds", "it_per_s")
+ITER_COLUMNS = ("epoch", "iteration", *LOSS_NAMES)
+REQUIRED_KEYS = ("epoch", "iteration", "arch", "config", "G_A", "G_B", "D_A", "D_B")
+TRAINING_KEYS = (
+    "optimizer_G",
+    "optimizer_D",
+    "scheduler_G",
+    "scheduler_D",
+    "pool_fake_A",
+    "pool_fake_B",
+    "rng",
+    "history",
+)
+
+
+# -- RNG states as plain data ---------------------------------------------------
+def rng_state(device: torch.device | None = None) -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64).copy()),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "state": [int(v) for v in internal], "gauss_next": gauss_next},
+        "cuda": None,
+    }
+    if device is not None and device.type == "cuda":
+        state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if device is not None and device.type == "cuda" and state.get("cuda"):
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:
+            log.warning(
+                "checkpoint has CUDA RNG states for %d devices, this host has %d; not restored",
+                len(cuda_states),
+                torch.cuda.device_count(),
+            )
+
+
+# -- saving and loading ---------------------------------------------------------
+def to_cpu(obj):
+    """Recursively move tensors to the CPU (so files load anywhere)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_cpu(v) for v in obj)
+    return obj
+
+
+def save(payload: dict, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, then rename: a checkpoint that exists is complete."""
+    path = Path(path)
+    with atomic_output(path, suffix=".pt") as tmp:
+        torch.save(to_cpu(payload), tmp)
+    return path
+
+
+def load_raw(path: str | os.PathLike, mmap: bool = False):
+    """``torch.load(path, weights_only=True)`` on CPU with :class:`DeepsnowError` naming the file on failure."""
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"{path}: checkpoint file not found")
+    if path.stat().st_size == 0:
+        raise DeepsnowError(f"{path}: checkpoint file is empty (truncated?)")
+    if mmap:
+        import zipfile
+
+        mmap = zipfile.is_zipfile(path)  # legacy (pre-1.6) files, e.g. old reference models, cannot be mapped
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeepsnowError(
+            f"{path}: refusing to load: not loadable with weights_only=True (holds arbitrary Python objects, "
+            f"or is not a PyTorch file): {msg}"
+        ) from exc
+    except Exception as exc:  # RuntimeError from the zip reader on truncation, EOFError, OSError...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeepsnowError(
+            f"{path}: not a readable checkpoint (truncated or corrupt?): {type(exc).__name__}: {msg}"
+        ) from exc
+
+
+def is_ours(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("format") == FORMAT
+
+
+def load(path: str | os.PathLike, training: bool = False, mmap: bool = False) -> dict:
+    """A deepsnow checkpoint, checked for its keys (and the training-state keys when ``training``)."""
+    return check(load_raw(path, mmap=mmap), path, training)
+
+
+def check(obj, path, training: bool = False) -> dict:
+    """Raise :class:`DeepsnowError` unless ``obj`` is a complete deepsnow checkpoint."""
+    if not is_ours(obj):
+        hint = ""
+        if isinstance(obj, dict) and "model.1.weight" in obj:
+            hint = " (it looks like a reference generator state dict; only 'deepsnow translate' accepts those)"
+        raise DeepsnowError(f"{path}: not a deepsnow cycleGAN checkpoint (no format '{FORMAT}'){hint}")
+    if obj.get("version") != VERSION:
+        raise DeepsnowError(f"{path}: checkpoint format version {obj.get('version')!r}, this deepsnow reads {VERSION}")
+    need = REQUIRED_KEYS + (TRAINING_KEYS if training else ())
+    missing = [k for k in need if k not in obj]
+    if missing:
+        raise DeepsnowError(f"{path}: checkpoint lacks keys {missing}")
+    networks.Architecture.from_dict(obj["arch"], source=str(path))
+    return obj
+
+
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+def epoch_files(folder: str | os.PathLike) -> dict[int, Path]:
+    """``{epoch: path}`` of the complete checkpoint files in a folder (temporary files ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for p in folder.iterdir():
+        m = _EPOCH_FILE.match(p.name)
+        if m and p.is_file():
+            out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def remove_partials(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary files a killed writer left behind (``.epoch_NNN.pt.*.part*``, ``.epoch_NNN.pt.link.part``)."""
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.name.startswith(".") and "epoch_" in p.name and ".part" in p.name:
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+# -- generators for inference ---------------------------------------------------
+def load_generator(path: str | os.PathLike, which: str = "G_A", device: torch.device | str = "cpu"):
+    """A generator in eval mode from our checkpoint (``which`` = G_A or G_B) or a reference state dict.
+
+    Returns ``(net, info)``; ``info`` has ``kind`` (deepsnow | reference), ``epoch``, ``arch``.
+    """
+    path = Path(path)
+    obj = load_raw(path, mmap=True)
+    if is_ours(obj):
+        check(obj, path)
+        arch = networks.Architecture.from_dict(obj["arch"], source=str(path))
+        state = obj[which]
+        info = {"kind": "deepsnow", "epoch": int(obj["epoch"]), "generator": which}
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = networks.clean_state_dict(obj)
+        arch = networks.infer_generator_arch(state, source=str(path))
+        m = re.match(r"^(.*)_net_(G_[AB])\.pth$", path.name)
+        info = {"kind": "reference", "epoch": m.group(1) if m else None, "generator": m.group(2) if m else None}
+    else:
+        raise DeepsnowError(
+            f"{path}: neither a deepsnow checkpoint nor a reference generator state dict "
+            f"(got {type(obj).__name__}{' with keys ' + str(sorted(obj)[:5]) if isinstance(obj, dict) else ''})"
+        )
+    if arch.input_nc != 3 or arch.output_nc != 3:
+        raise DeepsnowError(
+            f"{path}: generator maps {arch.input_nc} to {arch.output_nc} channels; RGB (3 -> 3) expected"
+        )
+    net = networks.build_generator(arch, init=False)
+    networks.load_state_strict(net, state, str(path), which if info["kind"] == "deepsnow" else "state dict")
+    net.to(device).eval()
+    info["arch"] = arch.as_dict()
+    return net, info

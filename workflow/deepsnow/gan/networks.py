@@ -1,0 +1,286 @@
+"""The cycleGAN networks of Zhu et al. (2017), exactly as the reference implementation.
+
+Reference: junyanz/pytorch-CycleGAN-and-pix2pix, ``models/networks.py`` with the
+``cycle_gan`` defaults: ``resnet_9blocks`` generator, ``basic`` (70x70 PatchGAN)
+discriminator, ``InstanceNorm2d(affine=False, track_running_stats=False)`` (so every
+convolution has a bias), no dropout, ``normal(0, 0.02)`` initialisation.
+
+The module layout (a ``Sequential`` called ``model``; residual blocks holding a
+``Sequential`` called ``conv_block``) is the reference's, so state dicts written by
+the reference (``<epoch>_net_G_A.pth``) load directly into :class:`ResnetGenerator`.
+At the paper's sizes (ngf = ndf = 64, 9 blocks) the generator has 11,378,179 and
+the discriminator 2,764,737 parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from deepsnow import DeepsnowError
+
+#: Norm-layer buffers that old reference checkpoints may carry (PyTorch < 0.4); never used.
+_STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def norm_layer(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class ResnetBlock(nn.Module):
+    """Reference ``ResnetBlock``: x + [pad, conv3, norm, relu, pad, conv3, norm](x), reflection padding."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=True),
+            norm_layer(dim),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=True),
+            norm_layer(dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Reference ``ResnetGenerator`` (c7s1-ngf, d2ngf, d4ngf, n x R4ngf, u2ngf, ungf, c7s1-3, tanh).
+
+    Input and output are images in [-1, 1]; height and width should be multiples of 4.
+    """
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9):
+        super().__init__()
+        if n_blocks < 0:
+            raise DeepsnowError(f"n_blocks must be >= 0, got {n_blocks}")
+        self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=True),
+            norm_layer(ngf),
+            nn.ReLU(True),
+        ]
+        n_down = 2
+        for i in range(n_down):
+            mult = 2**i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=True),
+                norm_layer(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        mult = 2**n_down
+        layers += [ResnetBlock(ngf * mult) for _ in range(n_blocks)]
+        for i in range(n_down):
+            mult = 2 ** (n_down - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1, output_padding=1, bias=True
+                ),
+                norm_layer(int(ngf * mult / 2)),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class NLayerDiscriminator(nn.Module):
+    """Reference ``NLayerDiscriminator`` (``basic`` = 3 layers: the 70x70 PatchGAN)."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        self.input_nc, self.ndf, self.n_layers = input_nc, ndf, n_layers
+        kw, padw = 4, 1
+        seq: list[nn.Module] = [
+            nn.Conv2d(input_nc, ndf, kernel_size=kw, stride=2, padding=padw),
+            nn.LeakyReLU(0.2, True),
+        ]
+        nf_mult = 1
+        for n in range(1, n_layers):
+            nf_mult_prev, nf_mult = nf_mult, min(2**n, 8)
+            seq += [
+                nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=2, padding=padw, bias=True),
+                norm_layer(ndf * nf_mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        nf_mult_prev, nf_mult = nf_mult, min(2**n_layers, 8)
+        seq += [
+            nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=1, padding=padw, bias=True),
+            norm_layer(ndf * nf_mult),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * nf_mult, 1, kernel_size=kw, stride=1, padding=padw),
+        ]
+        self.model = nn.Sequential(*seq)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """Reference ``init_weights(init_type='normal')``: conv weights ~ N(0, gain), biases 0."""
+
+    def init_func(m: nn.Module) -> None:
+        classname = m.__class__.__name__
+        if (
+            hasattr(m, "weight")
+            and m.weight is not None
+            and (classname.find("Conv") != -1 or classname.find("Linear") != -1)
+        ):
+            nn.init.normal_(m.weight.data, 0.0, gain)
+            if getattr(m, "bias", None) is not None:
+                nn.init.constant_(m.bias.data, 0.0)
+        elif classname.find("BatchNorm2d") != -1:  # not used with instance norm; kept for parity
+            nn.init.normal_(m.weight.data, 1.0, gain)
+            nn.init.constant_(m.bias.data, 0.0)
+
+    net.apply(init_func)
+    return net
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild the four networks; stored in every checkpoint."""
+
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    n_layers_d: int = 3
+    input_nc: int = 3
+    output_nc: int = 3
+    netG: str = "resnet"
+    netD: str = "basic"
+    norm: str = "instance"
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Architecture":
+        return cls(
+            ngf=int(params["ngf"]),
+            ndf=int(params["ndf"]),
+            n_blocks=int(params["n_blocks"]),
+            n_layers_d=int(params["n_layers_d"]),
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "checkpoint") -> "Architecture":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DeepsnowError(f"{source}: unknown architecture keys {unknown}")
+        arch = cls(**d)
+        if arch.netG != "resnet" or arch.netD != "basic" or arch.norm != "instance":
+            raise DeepsnowError(f"{source}: unsupported architecture {asdict(arch)}")
+        return arch
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_generator(arch: Architecture, init: bool = True, gain: float = 0.02) -> ResnetGenerator:
+    net = ResnetGenerator(arch.input_nc, arch.output_nc, arch.ngf, arch.n_blocks)
+    return init_weights(net, gain) if init else net
+
+
+def build_discriminator(arch: Architecture, init: bool = True, gain: float = 0.02) -> NLayerDiscriminator:
+    net = NLayerDiscriminator(arch.output_nc, arch.ndf, arch.n_layers_d)
+    return init_weights(net, gain) if init else net
+
+
+def discriminator_norm_sizes(size: int, n_layers: int) -> list[int]:
+    """Side lengths the PatchGAN's normalised layers see for a ``size`` x ``size`` input."""
+    sizes, n = [], (size - 2) // 2 + 1  # first conv (no norm)
+    for _ in range(1, n_layers):
+        n = (n - 2) // 2 + 1
+        sizes.append(n)
+    sizes.append(n - 1)  # stride-1 conv
+    return sizes
+
+
+def min_discriminator_size(n_layers: int) -> int:
+    """Smallest input side (multiple of 4) the PatchGAN can train on (instance norm needs > 1 pixel)."""
+    size = 4
+    while min(discriminator_norm_sizes(size, n_layers)) < 2:
+        size += 4
+    return size
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+_BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.")
+
+
+def clean_state_dict(state: dict) -> dict:
+    """Strip a ``module.`` (DataParallel) prefix and drop stale instance-norm buffers, as the reference loader does."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("module."):
+            k = k[len("module.") :]
+        if k.rsplit(".", 1)[-1] in _STALE_NORM_KEYS:
+            continue
+        out[k] = v
+    return out
+
+
+def infer_generator_arch(state: dict, source: str = "state dict") -> Architecture:
+    """Architecture of a reference ResnetGenerator state dict: ngf from ``model.1.weight``, blocks counted."""
+    if not isinstance(state, dict) or not state:
+        raise DeepsnowError(
+            f"{source}: expected a generator state dict (mapping of tensors), got {type(state).__name__}"
+        )
+    first = state.get("model.1.weight")
+    if not isinstance(first, torch.Tensor) or first.dim() != 4 or tuple(first.shape[2:]) != (7, 7):
+        sample = sorted(state)[:5]
+        raise DeepsnowError(
+            f"{source}: not a ResnetGenerator state dict (key 'model.1.weight' of shape (ngf, 3, 7, 7) is "
+            f"missing or wrong; first keys: {sample})"
+        )
+    ngf, input_nc = int(first.shape[0]), int(first.shape[1])
+    blocks = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))}
+    n_blocks = len(blocks)
+    if blocks and blocks != set(range(10, 10 + n_blocks)):
+        raise DeepsnowError(
+            f"{source}: residual blocks at unexpected positions {sorted(blocks)} (expected model.10 ...)"
+        )
+    last = state.get(f"model.{10 + n_blocks + 6 + 1}.weight")
+    if not isinstance(last, torch.Tensor) or last.dim() != 4:
+        raise DeepsnowError(
+            f"{source}: not a ResnetGenerator state dict: final convolution 'model.{10 + n_blocks + 7}.weight' missing"
+        )
+    return Architecture(ngf=ngf, n_blocks=n_blocks, input_nc=input_nc, output_nc=int(last.shape[0]))
+
+
+def load_state_strict(net: nn.Module, state: dict, source: str, what: str) -> None:
+    """``load_state_dict`` with a :class:`DeepsnowError` naming the file and the first offending keys."""
+    if not isinstance(state, dict):
+        raise DeepsnowError(f"{source}: '{what}' is not a state dict (got {type(state).__name__})")
+    state = clean_state_dict(state)
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != expected {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"shape mismatch: {wrong[:3]}")
+        if missing:
+            parts.append(f"missing keys: {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected keys: {unexpected[:5]}")
+        raise DeepsnowError(
+            f"{source}: '{what}' does not fit a {type(net).__name__} "
+            f"(checkpoint from another architecture?): " + "; ".join(parts)
+        )
+    net.load_state_dict(state, strict=True)
