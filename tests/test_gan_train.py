@@ -38,6 +38,13 @@ PARAMS = dict(
 )
 
 
+
+def state_of(d: Path) -> Path:
+    """The resumable state folder train() made under d/state (one per training data)."""
+    subs = sorted((d / "state").glob("data-*"))
+    assert len(subs) == 1, subs
+    return subs[0]
+
 def make_domain(path: Path, n: int, size: int = 24, seed: int = 0, prefix: str = "p") -> Path:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (n, 1, 1, 3))
@@ -227,7 +234,7 @@ def test_resume_after_sigkill(tmp_path, data):
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not (d / "state" / "epoch_002.pt").exists():
+        while not list((d / "state").glob("data-*/epoch_002.pt")):
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "training subprocess made no progress"
             time.sleep(0.02)
@@ -239,7 +246,7 @@ def test_resume_after_sigkill(tmp_path, data):
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = sorted(ckpt.epoch_files(d / "state"))
+    done = sorted(ckpt.epoch_files(state_of(d)))
     assert 2 <= done[-1] < 6, done  # killed mid-run
     for p in (d / "checkpoints").iterdir():  # Snakemake removes the outputs of the killed job
         p.unlink()
@@ -248,7 +255,7 @@ def test_resume_after_sigkill(tmp_path, data):
     assert_same_state(full, ckpt.load(d / "checkpoints" / "epoch_006.pt"))
     for e in range(1, 7):  # every checkpoint is there again and complete
         ckpt.load(d / "checkpoints" / f"epoch_{e:03d}.pt", training=True)
-    assert not [p for p in (d / "state").iterdir() if ".part" in p.name]
+    assert not [p for p in state_of(d).iterdir() if ".part" in p.name]
     assert len(read_csv(d / "losses.csv")) == 6 and len(read_csv(d / "losses_iter.csv")) == 6 * 3
 
 
@@ -269,7 +276,7 @@ def test_nan_loss_stops_with_epoch_and_iteration(tmp_path, data, monkeypatch):
         run(tmp_path, data)
     d = tmp_path / "run"
     assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["epoch_001.pt"]
-    ckpt.load(d / "state" / "epoch_001.pt", training=True)
+    ckpt.load(state_of(d) / "epoch_001.pt", training=True)
     assert len(read_csv(d / "losses.csv")) == 1
     # an absurd learning rate blows up for real; the guard names where
     monkeypatch.setattr(CycleGAN, "step", real_step)
@@ -309,12 +316,12 @@ def test_resume_refuses_other_config_and_skips_truncated(tmp_path, data, caplog)
     with pytest.raises(DeepsnowError, match=r"epoch_002\.pt.*different gan config.*ngf: 4 -> 8"):
         run(tmp_path, data, {"ngf": 8})
     # a truncated newest checkpoint (cannot happen with atomic writes, but a disk may fail) is set aside
-    state = d / "state" / "epoch_002.pt"
+    state = state_of(d) / "epoch_002.pt"
     state.write_bytes(state.read_bytes()[:1000])
     (d / "checkpoints" / "epoch_002.pt").unlink()
     _, out = run(tmp_path, data, {"threads": 2}, max_epochs=2)  # runtime-only keys may change
     assert out["resumed_from"] == 1
-    assert (d / "state" / "epoch_002.pt.corrupt").exists()
+    assert (state_of(d) / "epoch_002.pt.corrupt").exists()
     assert "truncated or corrupt" in caplog.text
     ckpt.load(d / "checkpoints" / "epoch_002.pt", training=True)
 
@@ -366,3 +373,17 @@ def data_no_flip(a, b, params):
     from deepsnow.gan.data import UnalignedData
 
     return UnalignedData(a, b, dict(params, flip=False))
+
+
+def test_other_training_data_starts_afresh(tmp_path, data):
+    """A rerun on changed training data (say, after a patch setting changed) must not resume
+    the run trained on the old data: its state lives in a folder named after the data."""
+    d, first = run(tmp_path, data, {"n_epochs": 1, "n_epochs_decay": 1}, max_epochs=1)
+    assert first["epochs_done"] == 1
+    other = (make_domain(tmp_path / "otherA.npz", 5, seed=7, prefix="a"), data[1])
+    _, second = run(tmp_path, other, {"n_epochs": 1, "n_epochs_decay": 1})
+    assert second["resumed_from"] is None
+    assert len(list((d / "state").glob("data-*"))) == 2
+    # the same data again resumes from its own state
+    _, third = run(tmp_path, data, {"n_epochs": 1, "n_epochs_decay": 1})
+    assert third["resumed_from"] == 1

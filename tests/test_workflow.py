@@ -79,6 +79,57 @@ def test_run_produces_dataset_with_provenance(finished_run: Path):
             assert provenance.sidecar_path(f).exists(), f"{f} has no provenance sidecar"
 
 
+def test_run_trains_generates_and_measures(finished_run: Path):
+    import csv
+
+    import torch
+
+    from deepsnow.gan.schedule import saved_epochs
+    from deepsnow.config import validate_section
+
+    res = finished_run / "results" / "test"
+    cfg = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
+    epochs = saved_epochs(validate_section("gan", cfg["gan"]))
+    for e in epochs:
+        ckpt = torch.load(res / "train" / "checkpoints" / f"epoch_{e:03d}.pt", weights_only=True)
+        assert ckpt["epoch"] == e
+        samples = load_npz(res / "samples" / f"epoch_{e:03d}.npz", required=("fake_B", "ids_A", "fake_A", "ids_B"))
+        test_a = load_npz(res / "dataset" / "testA.npz")
+        assert samples["fake_B"].shape == test_a["rgb"].shape and samples["fake_B"].dtype == np.uint8
+        assert samples["ids_A"].tolist() == test_a["ids"].tolist()
+    with open(res / "train" / "losses.csv") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, epochs[-1] + 1))
+    with open(res / "metrics" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((int(r["epoch"]), r["direction"]) for r in rows) == sorted(
+        (e, d) for e in epochs for d in ("AtoB", "BtoA")
+    )
+    for r in rows:
+        assert float(r["fid"]) >= 0 and float(r["frd"]) >= 0 and 0 <= float(r["rf_logloss_mean"])
+        # the test config uses random weights: every row says so
+        assert r["resnet_pretrained"] in ("False", "false", "0") and r["resnet_weights"].startswith("random")
+        if r["direction"] == "AtoB":
+            assert 0 <= float(r["paired_l1"]) <= 1
+    stages = [d["stage"] for d in provenance.chain(res / "metrics" / "metrics.csv")]
+    assert {"train", "generate", "embed", "split", "simulate"} <= set(stages)
+
+
+def test_retraining_by_accident_fails_at_dag_build(finished_run: Path):
+    proc = snakemake(finished_run, "-n", "--configfile", "configs/test.yaml", "--forcerun", "train", check=False)
+    assert proc.returncode != 0
+    assert "ProtectedOutputException" in proc.stdout + proc.stderr or "protected" in (proc.stdout + proc.stderr).lower()
+
+
+def test_metrics_setting_change_reruns_only_metrics(finished_run: Path, tmp_path: Path):
+    changed = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
+    changed["metrics"]["rf_repeats"] = 4
+    cfg = tmp_path / "changed.yaml"
+    cfg.write_text(yaml.safe_dump(changed))
+    counts = job_counts(snakemake(finished_run, "-n", "--configfile", str(cfg)).stdout)
+    assert set(counts) <= {"metrics_epoch", "metrics_table", "metrics_pca", "all"}, counts
+    assert counts.get("metrics_epoch") and counts.get("metrics_table")
+
+
 def test_nothing_to_do_after_a_complete_run(finished_run: Path):
     proc = snakemake(finished_run, "-n", "--configfile", "configs/test.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr

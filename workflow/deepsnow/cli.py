@@ -22,6 +22,8 @@ log = logging.getLogger("deepsnow")
 COMMAND_MODULES = (
     "deepsnow.data.commands",
     "deepsnow.gan.commands",
+    "deepsnow.features.commands",
+    "deepsnow.metrics.commands",
     "deepsnow.provenance.commands",
 )
 

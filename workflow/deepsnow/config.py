@@ -146,6 +146,13 @@ def check_consistency(config: dict, source: str = "config") -> None:
             problems.append(f"key 'gan.crop_size': {gan['crop_size']} is larger than gan.load_size ({gan['load_size']})")
         if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
             problems.append("key 'gan.n_epochs': n_epochs + n_epochs_decay must be at least 1")
+    feats, metrics = config.get("features"), config.get("metrics")
+    if feats and metrics:
+        for key in ("inception_extractor", "resnet_extractor"):
+            if metrics[key] not in feats["extractors"]:
+                problems.append(
+                    f"key 'metrics.{key}': {metrics[key]!r} is not one of features.extractors {feats['extractors']}"
+                )
     all_aois = names if data["source"] != "simulator" else simulated_aoi_names(sim["n_aois"])
     unknown = [a for a in config["split"]["test_aois"] if a not in all_aois]
     if unknown:

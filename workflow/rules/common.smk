@@ -5,6 +5,7 @@ import os
 import shlex
 
 from deepsnow.config import aoi_names, validate_config
+from deepsnow.gan.schedule import saved_epochs, state_key
 from deepsnow.provenance import code_hash
 from deepsnow.stages import STAGE_CODE
 
@@ -15,11 +16,18 @@ RUN = config["run"]
 AOIS = aoi_names(config)
 SEASONS = ["snowfree", "snow"]
 SIMULATED = config["data"]["source"] == "simulator"
+# Epochs with a checkpoint, known from the config when the DAG is built.
+EPOCHS = saved_epochs(config["gan"])
+# Resumable training state (not a Snakemake output, which Snakemake would delete
+# before rerunning a killed job); a changed gan config gets a fresh folder.
+STATE_DIR = f"results/{RUN}/train/state-{state_key(config['gan'])}"
 
 
 wildcard_constraints:
     aoi="[A-Za-z0-9][A-Za-z0-9_-]*",
     season="snowfree|snow",
+    epoch="[0-9]+",
+    extractor="[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 def R(path):
@@ -55,8 +63,36 @@ def output_dir(wildcards, output):
     return os.path.dirname(output[0])
 
 
+def gpus_for(name):
+    """GPUs a GPU job asks for: none when its section says device: cpu."""
+    return 0 if config[name]["device"] == "cpu" else 1
+
+
 DATASET = [R(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
 
 
+SAMPLES = [R(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]
+EXTRACTORS = config["features"]["extractors"]
+INCEPTION = config["metrics"]["inception_extractor"]
+RESNET = config["metrics"]["resnet_extractor"]
+
+
+def metrics_epoch_inputs(wildcards):
+    used = sorted({INCEPTION, RESNET})
+    inputs = {
+        "real": [R(f"features/real_{x}.npz") for x in used],
+        "features": [R(f"features/epoch_{wildcards.epoch}_{x}.npz") for x in used],
+        "samples": R(f"samples/epoch_{wildcards.epoch}.npz"),
+    }
+    if SIMULATED and config["metrics"]["paired"]:
+        inputs["truth"] = R("dataset/testA.npz")
+    return inputs
+
+
 def final_outputs():
-    return DATASET + [R("dataset/summary.json")]
+    return DATASET + [
+        R("dataset/summary.json"),
+        R("train/losses.csv"),
+        R("metrics/metrics.csv"),
+        R("metrics/pca.csv"),
+    ]

@@ -50,7 +50,7 @@ from deepsnow.gan.schedule import (  # noqa: F401  (re-exported)
     total_epochs,
     trajectory_params,
 )
-from deepsnow.io import atomic_output
+from deepsnow.io import atomic_output, sha256_file
 
 log = logging.getLogger("deepsnow.gan")
 
@@ -139,6 +139,14 @@ def _find_resume(state_dir: Path, checkpoint_dir: Path, saved: list[int], params
     return None
 
 
+def data_key(train_a, train_b, length: int = 12) -> str:
+    """Short hash of the training files' contents (names the resumable state folder)."""
+    import hashlib
+
+    blob = f"{sha256_file(train_a)}:{sha256_file(train_b)}".encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
 def train(
     params: dict,
     train_a: str | os.PathLike,
@@ -156,6 +164,10 @@ def train(
     ``params`` is the ``gan`` config section (validated again here, defaults
     filled). ``max_epochs`` stops early after that epoch (for tests and benchmarks;
     the run then resumes from there on the next call).
+
+    The resumable state lives in ``state_dir/data-<hash>``, the hash being that of
+    the two training files: a run on other training data (say, after a patch
+    setting changed) starts afresh instead of resuming a run on the old data.
     """
     params = validate_section("gan", params, source="gan params")
     n_total = total_epochs(params)
@@ -173,6 +185,7 @@ def train(
 
     rgb_a, _ = load_domain(train_a, "A")
     rgb_b, _ = load_domain(train_b, "B")
+    state_dir = state_dir / f"data-{data_key(train_a, train_b)}"
     prev = runtime.save_global_state()
     try:
         runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])

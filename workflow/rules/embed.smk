@@ -1,0 +1,58 @@
+# Embed: 2048-d features of the real test sets (once per extractor) and of every
+# epoch's samples (GPU rules), with the weights the features section names.
+
+
+rule embed_real:
+    input:
+        test_a=R("dataset/testA.npz"),
+        test_b=R("dataset/testB.npz"),
+    output:
+        features=R("features/real_{extractor}.npz"),
+    log:
+        R("logs/embed/real_{extractor}.log"),
+    benchmark:
+        R("benchmarks/embed/real_{extractor}.tsv")
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        gpu=gpus_for("features"),
+        mem_mb=8000,
+        runtime=60,
+    params:
+        section=section("features"),
+        code=code("embed"),
+    message:
+        "Embedding the real test sets with {wildcards.extractor}"
+    shell:
+        "deepsnow embed --params {params.section:q} --extractor {wildcards.extractor:q}"
+        " --real-a {input.test_a:q} --real-b {input.test_b:q} --output {output.features:q}"
+        " --threads {threads} 2> {log:q}"
+
+
+rule embed_samples:
+    input:
+        samples=R("samples/epoch_{epoch}.npz"),
+    output:
+        features=R("features/epoch_{epoch}_{extractor}.npz"),
+    log:
+        R("logs/embed/epoch_{epoch}_{extractor}.log"),
+    benchmark:
+        R("benchmarks/embed/epoch_{epoch}_{extractor}.tsv")
+    group:
+        "eval"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        gpu=gpus_for("features"),
+        mem_mb=8000,
+        runtime=60,
+    params:
+        section=section("features"),
+        code=code("embed"),
+    message:
+        "Embedding the epoch {wildcards.epoch} samples with {wildcards.extractor}"
+    shell:
+        "deepsnow embed --params {params.section:q} --extractor {wildcards.extractor:q}"
+        " --samples {input.samples:q} --outputs {output.features:q} --threads {threads} 2> {log:q}"

@@ -1,0 +1,78 @@
+# Metrics: per epoch and direction FID, FRD, CRD, KID, the random-forest
+# real-vs-generated test and (simulator) paired errors; then one table and the PCA.
+
+
+rule metrics_epoch:
+    input:
+        unpack(metrics_epoch_inputs),
+    output:
+        metrics=R("metrics/epoch_{epoch}.json"),
+    log:
+        R("logs/metrics/epoch_{epoch}.log"),
+    benchmark:
+        R("benchmarks/metrics/epoch_{epoch}.tsv")
+    group:
+        "eval"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        section=section("metrics"),
+        code=code("metrics"),
+        truth=truth_option,
+    message:
+        "Measuring the epoch {wildcards.epoch} samples"
+    shell:
+        "deepsnow metrics epoch --params {params.section:q} --real {input.real:q}"
+        " --features {input.features:q} --samples {input.samples:q} {params.truth}"
+        " --outputs {output.metrics:q} --threads {threads} 2> {log:q}"
+
+
+rule metrics_table:
+    input:
+        epochs=expand(R("metrics/epoch_{epoch:03d}.json"), epoch=EPOCHS),
+    output:
+        table=report(
+            R("metrics/metrics.csv"),
+            caption="../report/metrics.rst",
+            category="Metrics",
+        ),
+        correlations=R("metrics/correlations.csv"),
+    log:
+        R("logs/metrics/table.log"),
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        section=section("metrics"),
+        code=code("metrics"),
+    message:
+        "Collecting the per-epoch metrics into one table"
+    shell:
+        "deepsnow metrics table --params {params.section:q} --epochs {input.epochs:q}"
+        " --output {output.table:q} --correlations {output.correlations:q} 2> {log:q}"
+
+
+rule metrics_pca:
+    input:
+        real=R(f"features/real_{RESNET}.npz"),
+        features=expand(
+            R("features/epoch_{epoch:03d}_{extractor}.npz"), epoch=EPOCHS, extractor=RESNET
+        ),
+    output:
+        pca=R("metrics/pca.csv"),
+        summary=R("metrics/pca.json"),
+    log:
+        R("logs/metrics/pca.log"),
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        section=section("metrics"),
+        code=code("metrics"),
+    message:
+        "PCA of real and generated ResNet features"
+    shell:
+        "deepsnow metrics pca --params {params.section:q} --real {input.real:q}"
+        " --features {input.features:q} --output {output.pca:q} --summary {output.summary:q} 2> {log:q}"

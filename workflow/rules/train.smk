@@ -1,0 +1,35 @@
+# Train: one job trains the whole cycleGAN run, a checkpoint per saved epoch (GPU rule).
+
+
+rule train:
+    input:
+        train_a=R("dataset/trainA.npz"),
+        train_b=R("dataset/trainB.npz"),
+    output:
+        checkpoints=protected(expand(R("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=EPOCHS)),
+        losses=R("train/losses.csv"),
+        iter_losses=R("train/losses_iter.csv"),
+    log:
+        R("logs/train.log"),
+    benchmark:
+        R("benchmarks/train.tsv")
+    conda:
+        "../../envs/gan.yaml"
+    threads: config["gan"]["threads"]
+    resources:
+        gpu=gpus_for("gan"),
+        mem_mb=8000,
+        gpu_mem_mb=config["gan"]["gpu_mem_mb"],
+        runtime=config["gan"]["runtime_min"],
+    params:
+        section=section("gan"),
+        code=code("train"),
+        epochs=EPOCHS[-1],
+        checkpoint_dir=output_dir,
+        state_dir=STATE_DIR,
+    message:
+        "Training the cycleGAN for {params.epochs} epochs"
+    shell:
+        "deepsnow train --params {params.section:q} --train-a {input.train_a:q} --train-b {input.train_b:q}"
+        " --checkpoint-dir {params.checkpoint_dir:q} --state-dir {params.state_dir:q}"
+        " --losses {output.losses:q} --iter-losses {output.iter_losses:q} 2> {log:q}"
