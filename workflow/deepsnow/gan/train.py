@@ -102,12 +102,26 @@ def _config_diff(old: dict, new: dict) -> list[str]:
     ]
 
 
-def _find_resume(state_dir: Path, checkpoint_dir: Path, saved: list[int], params: dict, arch: networks.Architecture):
-    """The newest usable checkpoint in ``state_dir`` (every earlier saved epoch present too), loaded; or None."""
+def _find_resume(
+    state_dir: Path, checkpoint_dir: Path, saved: list[int], params: dict, arch: networks.Architecture, dkey: str
+):
+    """The newest usable checkpoint in ``state_dir`` (every earlier saved epoch present too), loaded; or None.
+
+    ``dkey`` is the training data's :func:`data_key`: checkpoints of a run on other data are never resumed.
+    """
     have = ckpt.epoch_files(state_dir)
-    # A checkpoint published into checkpoint_dir whose state copy vanished: take it back.
+    # A checkpoint published into checkpoint_dir whose state copy vanished: take it back,
+    # if it was trained on the same data.
     for e, p in ckpt.epoch_files(checkpoint_dir).items():
         if e in saved and e not in have:
+            try:
+                other = ckpt.load(p, training=True).get("data_key")
+            except DeepsnowError as exc:
+                log.warning("ignoring %s: %s", p, exc)
+                continue
+            if other != dkey:
+                log.warning("ignoring %s: it was trained on other training data (%s, not %s)", p, other, dkey)
+                continue
             publish(p, state_dir / checkpoint_name(e))
             have[e] = state_dir / checkpoint_name(e)
     candidates = []
@@ -135,6 +149,11 @@ def _find_resume(state_dir: Path, checkpoint_dir: Path, saved: list[int], params
             raise DeepsnowError(f"{path}: architecture {payload['arch']} differs from the config's {arch.as_dict()}")
         if int(payload["epoch"]) != e:
             raise DeepsnowError(f"{path}: file name says epoch {e} but it holds epoch {payload['epoch']}")
+        if payload.get("data_key") != dkey:
+            raise DeepsnowError(
+                f"{path}: trained on other training data ({payload.get('data_key')}, not {dkey}); "
+                f"delete {state_dir} to start afresh"
+            )
         return e, payload
     return None
 
@@ -185,7 +204,8 @@ def train(
 
     rgb_a, _ = load_domain(train_a, "A")
     rgb_b, _ = load_domain(train_b, "B")
-    state_dir = state_dir / f"data-{data_key(train_a, train_b)}"
+    dkey = data_key(train_a, train_b)
+    state_dir = state_dir / f"data-{dkey}"
     prev = runtime.save_global_state()
     try:
         runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])
@@ -206,6 +226,7 @@ def train(
             Path(iter_losses_csv),
             progress,
             max_epochs,
+            dkey,
         )
     finally:
         runtime.restore_global_state(prev)
@@ -224,6 +245,7 @@ def _run(
     iter_losses_csv: Path,
     progress: bool,
     max_epochs,
+    dkey: str,
 ):
     from tqdm import tqdm
 
@@ -241,7 +263,7 @@ def _run(
     iter_hist: list[torch.Tensor] = []
     iteration = 0
     start = 1
-    resumed = _find_resume(state_dir, checkpoint_dir, saved, params, model.arch)
+    resumed = _find_resume(state_dir, checkpoint_dir, saved, params, model.arch, dkey)
     last_good: Path | None = None
     if resumed is not None:
         e, payload = resumed
@@ -341,6 +363,7 @@ def _run(
                 "total_epochs": n_total,
                 "arch": model.arch.as_dict(),
                 "config": dict(params),
+                "data_key": dkey,
                 "device": str(device),
                 "precision": params["precision"],
                 **model.state_dict(),
