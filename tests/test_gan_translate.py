@@ -14,7 +14,8 @@ from deepsnow import DeepsnowError
 from deepsnow.data.scene import write_scene
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import networks
-from deepsnow.gan.translate import positions, render_rgb, taper, translate_array, translate_scene
+from deepsnow.data.patches import render_rgb
+from deepsnow.gan.translate import positions, taper, translate_array, translate_scene
 from test_gan_networks import reference_state_dict
 
 CRS = "EPSG:32633"
@@ -120,13 +121,6 @@ def test_translate_scene_keeps_georeferencing(tmp_path):
     translate_scene(ck, scene, tmp_path / "ba.tif", direction="BtoA", tile=32, overlap=8, device="cpu")
     with rasterio.open(tmp_path / "ba.tif") as src:
         assert not np.array_equal(src.read()[:, 5:], data[:, 5:])
-
-
-def test_render_matches_patches_stage():
-    patches = pytest.importorskip("deepsnow.data.patches")
-    rng = np.random.default_rng(0)
-    refl = {b: rng.uniform(0, 1.3, (8, 9)).astype(np.float32) for b in ("B04", "B03", "B02")}
-    np.testing.assert_array_equal(render_rgb(refl, 0.8, 2.0), patches.render_rgb(refl, 0.8, 2.0))
 
 
 def test_reference_checkpoint_and_rgb_input(tmp_path):

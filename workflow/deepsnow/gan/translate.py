@@ -43,20 +43,11 @@ log = logging.getLogger("deepsnow.gan")
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 
 
-def render_rgb(reflectance: dict, rgb_max: float, rgb_gamma: float) -> np.ndarray:
-    """``(H, W, 3) uint8`` from B04, B03, B02, exactly as ``deepsnow.data.patches.render_rgb``."""
-    h, w = reflectance["B04"].shape
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    for i, band in enumerate(("B04", "B03", "B02")):
-        x = np.clip(np.asarray(reflectance[band], dtype=np.float64) / rgb_max, 0.0, 1.0)
-        out[..., i] = np.rint(255.0 * x ** (1.0 / rgb_gamma)).astype(np.uint8)
-    return out
-
-
 def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2):
     """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF."""
     import rasterio
 
+    from deepsnow.data.patches import render_rgb  # the patches stage's rendering, so scenes look like the training data
     from deepsnow.data.scene import BANDS, read_scene
 
     path = Path(path)
