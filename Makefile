@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 .PHONY: install demo test lint format clean-results help
 
 help:
-	@echo "make demo   - install into $(VENV) and run the workflow on config.yaml (offline simulator)"
+	@echo "make demo   - install into $(VENV), run the workflow on config.yaml (offline simulator), write results/report.zip"
 	@echo "make test   - install, lint the workflow, and run the whole test suite"
 	@echo "make lint   - snakemake --lint and snakefmt --check only"
 	@echo "make format - reformat the Snakemake files with snakefmt"
@@ -25,6 +25,7 @@ install: $(STAMP)
 
 demo: install
 	snakemake --profile profiles/local
+	snakemake --profile profiles/local --report results/report.zip
 
 lint: install
 	snakemake --lint

@@ -153,8 +153,40 @@ def test_metrics_setting_change_reruns_only_metrics(finished_run: Path, tmp_path
     cfg = tmp_path / "changed.yaml"
     cfg.write_text(yaml.safe_dump(changed))
     counts = job_counts(snakemake(finished_run, "-n", "--configfile", str(cfg)).stdout)
-    assert set(counts) <= {"metrics_epoch", "metrics_table", "metrics_pca", "all"}, counts
+    assert set(counts) <= {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "all"}, counts
     assert counts.get("metrics_epoch") and counts.get("metrics_table")
+
+
+def test_all_figures_and_the_report(finished_run: Path):
+    import zipfile
+
+    import matplotlib.image
+
+    res = finished_run / "results" / "test"
+    for n in range(1, 9):
+        png = res / "figures" / f"figure{n}.png"
+        img = matplotlib.image.imread(png)
+        assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, (n, img.shape)
+        assert img[..., :3].std() > 0.02, f"figure {n} looks blank"
+        assert (res / "figures" / f"figure{n}.pdf").read_bytes()[:4] == b"%PDF"
+        stages = [d["stage"] for d in provenance.chain(png)]
+        assert stages[0] == "figures" and "simulate" in stages, (n, stages)
+    snakemake(finished_run, "--configfile", "configs/test.yaml", "--report", "results/report.zip")
+    with zipfile.ZipFile(finished_run / "results" / "report.zip") as z:
+        names = z.namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert sum(n.endswith(".png") and "figure" in n for n in names) == 8
+    assert any(n.endswith("metrics.csv") for n in names)
+
+
+def test_figure_setting_change_reruns_only_figures(finished_run: Path, tmp_path: Path):
+    changed = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
+    changed["figures"] = {"dpi": 100}
+    cfg = tmp_path / "changed.yaml"
+    cfg.write_text(yaml.safe_dump(changed))
+    counts = job_counts(snakemake(finished_run, "-n", "--configfile", str(cfg)).stdout)
+    assert set(counts) <= {"figure", "figure_artifacts", "all"}, counts
+    assert counts.get("figure") == 7 and counts.get("figure_artifacts") == 1
 
 
 def test_nothing_to_do_after_a_complete_run(finished_run: Path):

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "deepsnow.gan.commands",
     "deepsnow.features.commands",
     "deepsnow.metrics.commands",
+    "deepsnow.figures.commands",
     "deepsnow.provenance.commands",
 )
 

@@ -9,6 +9,7 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "simulate": ("data/simulate.py", "data/scene.py", "io.py"),
+    "download": ("data/download", "data/scene.py", "io.py"),
     "mask": ("data/mask.py", "data/scene.py", "io.py"),
     "patches": ("data/patches.py", "data/scene.py", "io.py"),
     "split": ("data/split.py", "io.py"),
@@ -16,4 +17,5 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "generate": ("gan", "io.py"),
     "embed": ("features", "io.py"),
     "metrics": ("metrics", "features/embed.py", "features/registry.py", "io.py"),
+    "figures": ("figures", "io.py"),
 }

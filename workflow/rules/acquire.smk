@@ -21,3 +21,53 @@ rule simulate:
         "deepsnow simulate --params {params.section:q} --aoi {wildcards.aoi:q}"
         " --snowfree {output.snowfree:q} --snow {output.snow:q} --truth {output.truth:q}"
         " 2> {log:q}"
+
+
+import re
+
+
+# Real scenes (data.source sentinelhub or stac): one job per area and season. In simulator
+# runs the rule matches nothing (its aoi constraint never matches); in real runs it wins over
+# simulate.
+ruleorder: download > simulate
+
+
+# Downloads need the internet, which cluster compute nodes often lack: run them where
+# Snakemake itself runs (e.g. a login node); they are light (a few MB per scene).
+localrules:
+    download,
+
+
+# Credentials are read from the environment by the job (never from the config); declaring
+# them makes Snakemake stop before any job with a clear message when they are missing.
+if config["data"]["source"] == "sentinelhub" and not config["data"]["sentinelhub"]["profile"]:
+
+    envvars:
+        "SH_CLIENT_ID",
+        "SH_CLIENT_SECRET",
+
+
+rule download:
+    output:
+        scene=R("scenes/{aoi}/{season}.tif"),
+    log:
+        R("logs/download/{aoi}_{season}.log"),
+    benchmark:
+        R("benchmarks/download/{aoi}_{season}.tsv")
+    wildcard_constraints:
+        aoi="(?!)" if SIMULATED else "|".join(map(re.escape, AOIS)),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        downloads=1,
+    params:
+        section=section("data"),
+        code=code("download"),
+        cache=R(f"cache/{config['data']['source']}"),
+        source=config["data"]["source"],
+    message:
+        "Downloading the {wildcards.season} scene of area {wildcards.aoi} ({params.source})"
+    shell:
+        "deepsnow download --params {params.section:q} --aoi {wildcards.aoi:q}"
+        " --season {wildcards.season:q} --output {output.scene:q} --cache {params.cache:q}"
+        " 2> {log:q}"

@@ -28,6 +28,7 @@ wildcard_constraints:
     season="snowfree|snow",
     epoch="[0-9]+",
     extractor="[A-Za-z0-9][A-Za-z0-9_-]*",
+    n="[1-68]",
 
 
 def R(path):
@@ -89,10 +90,32 @@ def metrics_epoch_inputs(wildcards):
     return inputs
 
 
+# What each figure is drawn from. Figure 7, which also writes a table, is drawn by figure_artifacts.
+FIGURE_INPUTS = {
+    "1": {"test_a": R("dataset/testA.npz"), "samples": SAMPLES},
+    "2": {"test_a": R("dataset/testA.npz"), "samples": SAMPLES},
+    "3": {"losses": R("train/losses.csv"), "metrics": R("metrics/metrics.csv")},
+    "4": {"test_a": R("dataset/testA.npz"), "samples": SAMPLES},
+    "5": {"metrics": R("metrics/metrics.csv")},
+    "6": {"pca": R("metrics/pca.csv"), "pca_summary": R("metrics/pca.json")},
+    "8": {"metrics": R("metrics/metrics.csv"), "correlations": R("metrics/correlations.csv")},
+}
+FIGURES = [R(f"figures/figure{n}.png") for n in sorted([*FIGURE_INPUTS, "7"])]
+
+
+def figure_inputs(wildcards):
+    return FIGURE_INPUTS[wildcards.n]
+
+
+def figure_options(wildcards, input):
+    """The figure's inputs as command-line options: --test-a X --samples Y Z ..."""
+    options = []
+    for name in FIGURE_INPUTS[wildcards.n]:
+        value = getattr(input, name)
+        paths = list(value) if isinstance(value, list) else [value]
+        options.append(f"--{name.replace('_', '-')} " + " ".join(shlex.quote(p) for p in paths))
+    return " ".join(options)
+
+
 def final_outputs():
-    return DATASET + [
-        R("dataset/summary.json"),
-        R("train/losses.csv"),
-        R("metrics/metrics.csv"),
-        R("metrics/pca.csv"),
-    ]
+    return FIGURES

@@ -7,7 +7,7 @@ rule split:
     output:
         *DATASET,
         manifest=R("dataset/manifest.csv"),
-        summary=R("dataset/summary.json"),
+        summary=report(R("dataset/summary.json"), caption="../report/dataset.rst", category="Data"),
     log:
         R("logs/split.log"),
     benchmark:

@@ -7,7 +7,7 @@ rule train:
         train_b=R("dataset/trainB.npz"),
     output:
         checkpoints=protected(expand(R("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=EPOCHS)),
-        losses=R("train/losses.csv"),
+        losses=report(R("train/losses.csv"), caption="../report/losses.rst", category="Training"),
         iter_losses=R("train/losses_iter.csv"),
     log:
         R("logs/train.log"),

@@ -1,0 +1,417 @@
+"""deepsnow figures: the artifact measures (oracles), epoch choice, and every figure from synthetic inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import env_with_venv
+from deepsnow import DeepsnowError
+from deepsnow.figures import artifacts
+from deepsnow.figures.common import select_epochs
+from deepsnow.io import save_npz
+
+N, S = 6, 32
+EPOCHS = (1, 2, 3)
+DPI = 60  # small PNGs: fast tests
+PARAMS = {"dpi": DPI, "samples_count": 4, "closeup_window": [4, 6, 16, 20], "closeup_patch": 1}
+
+
+def smooth_images(n, s, seed=0):
+    """Smooth RGB patches (a few low-frequency sinusoids), uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:s, :s] / s
+    out = np.empty((n, s, s, 3))
+    for i in range(n):
+        for b in range(3):
+            fx, fy, ph = rng.uniform(0.3, 1.2, 3)
+            out[i, :, :, b] = 110 + 50 * np.sin(2 * np.pi * (fx * x + fy * y) + 6 * ph)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def checkerboard(s, period=2, amp=10.0):
+    y, x = np.mgrid[:s, :s]
+    return amp * (((x // (period // 2)) + (y // (period // 2))) % 2 * 2 - 1)
+
+
+# ----------------------------------------------------------------------------- artifact oracles
+
+
+def test_checkerboard_score_oracles():
+    real = smooth_images(4, S).astype(float)
+    y, x = np.mgrid[:S, :S]
+    smooth = 25 * np.sin(2 * np.pi * x / S) + 15 * np.cos(2 * np.pi * 2 * y / S) + 0.8 * (x + y)
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 6, real.shape)
+    cb2 = checkerboard(S, 2, 6)[None, :, :, None]
+    cb4 = checkerboard(S, 4, 6)[None, :, :, None]
+
+    s_smooth = artifacts.checkerboard_score(real + smooth[None, :, :, None], real)
+    s_noise = artifacts.checkerboard_score(real + noise, real)
+    s_cb2 = artifacts.checkerboard_score(real + cb2, real)
+    s_cb4 = artifacts.checkerboard_score(real + cb4, real)
+    s_mix = artifacts.checkerboard_score(real + smooth[None, :, :, None] + cb2, real)
+    assert s_smooth < 0.1  # smooth differences: far below the white-noise level
+    assert 0.6 < s_noise < 1.6  # white noise: about 1
+    assert s_cb2 > 1e3 and s_cb4 > 1e3  # pure grids of period 2 and 4 px
+    assert s_mix > 20 * s_smooth  # a grid on top of a smooth difference raises the score strongly
+    # stripes of period 2 along one axis only are also targets (frequency (0, 1/2))
+    stripes = 6 * ((x % 2) * 2 - 1)
+    assert artifacts.checkerboard_score(real + stripes[None, :, :, None], real) > 1e3
+    # a period-8 pattern is not a generator artifact frequency
+    cb8 = checkerboard(S, 8, 6)[None, :, :, None]
+    assert artifacts.checkerboard_score(real + cb8, real) < s_cb2 / 100
+    # identical images: undefined
+    assert math.isnan(artifacts.checkerboard_score(real, real))
+    # odd patch sizes work (peaks fall between bins; the neighbourhood catches them)
+    r33 = smooth_images(2, 33).astype(float)
+    cb33 = checkerboard(33, 2, 6)[None, :, :, None]
+    assert artifacts.checkerboard_score(r33 + cb33, r33) > 10
+    with pytest.raises(DeepsnowError):
+        artifacts.checkerboard_score(real[:2], real[:3])
+
+
+def test_checkerboard_mask_excludes_dc_neighbourhood():
+    m = artifacts.checkerboard_mask(32, 32, radius=1)
+    assert not m[0, 0] and not m[1, 1] and not m[0, 1] and not m[-1, 0]
+    assert m[16, 16] and m[8, 0] and m[0, 8] and m[-8, 8] and m[17, 16]  # 1/2, 1/4 and a neighbour
+    assert not m[4, 4]  # 1/8 cycles/px: no target
+    assert artifacts.checkerboard_mask(32, 32, radius=0).sum() == 15  # 4 x 4 frequency pairs minus DC
+
+
+def test_water_land_difference_oracle():
+    real = np.zeros((2, 4, 4, 3), np.uint8)
+    fake = np.zeros_like(real)
+    water = np.zeros((2, 4, 4), bool)
+    water[0, :2, :] = True  # 8 water pixels in patch 0
+    water[1, 0, 0] = True  # and 1 in patch 1
+    fake[water] = (10, 20, 30)
+    fake[~water] = (1, 2, 3)
+    fake[1, 3, 3] = (41, 2, 3)  # one land pixel differs more in red
+    out = artifacts.water_land_difference(fake, real, water)
+    assert out["n_water_pixels"] == 9 and out["n_land_pixels"] == 32 - 9
+    np.testing.assert_allclose(out["water"], [10, 20, 30])
+    np.testing.assert_allclose(out["land"], [1 + 40 / 23, 2, 3])
+    # the difference is absolute: fake below real counts the same
+    out2 = artifacts.water_land_difference(real, fake, water)
+    np.testing.assert_allclose(out2["water"], out["water"])
+    none = artifacts.water_land_difference(fake, real, np.zeros((2, 4, 4), bool))
+    assert none["n_water_pixels"] == 0 and np.isnan(none["water"]).all()
+    with pytest.raises(DeepsnowError):
+        artifacts.water_land_difference(fake, real, water[:, :3])
+
+
+def test_select_epochs_filters_and_falls_back():
+    assert select_epochs([1, 10, 50], [1, 2, 3]) == ([1], "epochs [10, 50] not in this run")
+    assert select_epochs([1, 10, 50], range(1, 60))[0] == [1, 10, 50]
+    epochs, note = select_epochs([1, 10, 50], [2, 4, 6, 8])
+    assert epochs == [2, 4, 8] and "first/middle/last" in note
+    assert select_epochs([7], [5])[0] == [5]
+
+
+# ----------------------------------------------------------------------------- synthetic run
+
+
+def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
+    """A tiny results folder: testA, samples of 3 epochs, losses, metrics, correlations, PCA."""
+    real = smooth_images(N, S)
+    ids = np.array([f"simA_r{i}" for i in range(N)])
+    water = np.zeros((N, S, S), bool)
+    water[:, : S // 4] = True
+    snow = np.clip(0.5 * real + 140, 0, 255).astype(np.uint8)  # a smooth, brightening "snowfall"
+    arrays = {"rgb": real, "ids": ids, "water": water}
+    if truth:
+        arrays["truth"] = snow
+    save_npz(d / "dataset/testA.npz", **arrays)
+    rng = np.random.default_rng(3)
+    samples = []
+    for e, amp in zip(EPOCHS, (24, 8, 2)):  # the grid fades with training
+        fake = snow.astype(float) + checkerboard(S, 2, amp)[None, :, :, None]
+        fake[water] += 30  # worse over water
+        fake = np.clip(fake + rng.normal(0, 1, fake.shape), 0, 255).astype(np.uint8)
+        order = np.arange(N)[::-1]  # samples list testA in another order: pairing goes by id
+        p = d / f"samples/epoch_{e:03d}.npz"
+        save_npz(p, fake_B=fake[order], ids_A=ids[order], fake_A=fake[:2], ids_B=np.array(["b0", "b1"]), epoch=np.int64(e))
+        samples.append(p)
+    losses = pd.DataFrame(
+        {
+            "epoch": list(EPOCHS),
+            "iterations": 10,
+            "lr": 2e-4,
+            "G_A": [0.9, 0.6, 0.5],
+            "G_B": [0.9, 0.6, 0.5],
+            "D_A": [0.3, 0.25, 0.24],
+            "D_B": [0.3, 0.25, 0.24],
+            "cycle_A": [3.0, 2.0, 1.5],
+            "cycle_B": [3.0, 2.0, 1.5],
+            "idt_A": 1.0,
+            "idt_B": 1.0,
+            "seconds": 1.0,
+            "it_per_s": 10.0,
+        }
+    )
+    (d / "train").mkdir(parents=True, exist_ok=True)
+    losses.to_csv(d / "train/losses.csv", index=False)
+    rows = []
+    for i, e in enumerate(EPOCHS):
+        for direction in ("AtoB", "BtoA"):
+            paired = direction == "AtoB" and truth
+            rows.append(
+                {
+                    "epoch": e,
+                    "direction": direction,
+                    "n_real": 6,
+                    "n_fake": 6,
+                    "inception_extractor": "inception",
+                    "inception_weights": "IMAGENET1K_V1" if pretrained else "random-seed0",
+                    "inception_pretrained": "true" if pretrained else "false",
+                    "resnet_extractor": "resnet50",
+                    "resnet_weights": "IMAGENET1K_V1" if pretrained else "random-seed0",
+                    "resnet_pretrained": "true" if pretrained else "false",
+                    "fid": 30.0 - 5 * i,
+                    "frd": 300.0 - 40 * i,
+                    "crd": 0.1 - 0.02 * i,
+                    "crd_dot": 5.0,
+                    "kid_mean": 0.05 - 0.01 * i,
+                    "kid_std": 0.01,
+                    "rf_logloss_mean": 0.2 + 0.1 * i,
+                    "rf_logloss_std": 0.05,
+                    "rf_accuracy_mean": 0.9,
+                    "rf_accuracy_std": 0.02,
+                    "rf_auc_mean": 0.95,
+                    "rf_auc_std": 0.01,
+                    "rf_n_per_class": 6,
+                    "rf_repeats": 3,
+                    "paired_l1": 0.2 - 0.03 * i if paired else None,
+                    "paired_ssim": 0.5 + 0.1 * i if paired else None,
+                    "paired_l1_water": 0.3 - 0.05 * i if paired else None,
+                    "n_paired": N if paired else 0,
+                }
+            )
+    metrics = pd.DataFrame(rows).drop(columns=list(metrics_drop))
+    (d / "metrics").mkdir(parents=True, exist_ok=True)
+    metrics.to_csv(d / "metrics/metrics.csv", index=False)
+    corr = []
+    for p in ("paired_l1", "paired_ssim", "paired_l1_water"):
+        for m in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean"):
+            rho = (1.0 if m != "rf_logloss_mean" else -1.0) * (1 if p != "paired_ssim" else -1)
+            corr.append(
+                {"metric": m, "paired": p, "direction": "AtoB", "spearman_rho": rho if truth else None,
+                 "p_value": 0.0 if truth else None, "n_epochs": 3 if truth else 0, "expected_sign": 1}
+            )
+    pd.DataFrame(corr).to_csv(d / "metrics/correlations.csv", index=False)
+    pca = []
+    for source, e, shift, n in (("real", None, 5.0, 6), ("epoch_1", 1, -5.0, 6), ("epoch_3", 3, 0.0, 6)):
+        for j in range(n):
+            pca.append({"source": source, "epoch": e, "direction": "AtoB", "id": f"{source}{j}",
+                        "pc1": shift + rng.normal(), "pc2": rng.normal(), "pc3": rng.normal()})
+            pca.append({"source": source, "epoch": e, "direction": "BtoA", "id": f"{source}{j}",
+                        "pc1": rng.normal(), "pc2": rng.normal(), "pc3": rng.normal()})
+    pd.DataFrame(pca).to_csv(d / "metrics/pca.csv", index=False)
+    summary = {"directions": {"AtoB": {"explained_variance_ratio": [0.5, 0.2, 0.1]},
+                              "BtoA": {"explained_variance_ratio": [0.4, 0.3, 0.1]}},
+               "epochs": [1, 3], "extractor": "resnet50", "pretrained": pretrained,
+               "weights": "IMAGENET1K_V1" if pretrained else "random-seed0"}
+    (d / "metrics/pca.json").write_text(json.dumps(summary))
+    return {
+        "test_a": d / "dataset/testA.npz",
+        "samples": samples,
+        "losses": d / "train/losses.csv",
+        "metrics": d / "metrics/metrics.csv",
+        "correlations": d / "metrics/correlations.csv",
+        "pca": d / "metrics/pca.csv",
+        "pca_summary": d / "metrics/pca.json",
+    }
+
+
+#: input options of each figure (keys of _write_run's result)
+NEEDS = {
+    1: ("test_a", "samples"),
+    2: ("test_a", "samples"),
+    3: ("losses", "metrics"),
+    4: ("test_a", "samples"),
+    5: ("metrics",),
+    6: ("pca", "pca_summary"),
+    7: ("test_a", "samples"),
+    8: ("metrics", "correlations"),
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return _write_run(tmp_path_factory.mktemp("figs"))
+
+
+def _argv(n, files, out, params=PARAMS):
+    argv = ["--log-level", "WARNING", "figures", "--params", json.dumps(params), "--figure", str(n),
+            "--outputs", str(out / f"fig{n}.png"), str(out / f"fig{n}.pdf")]
+    for key in NEEDS[n]:
+        opt = "--" + key.replace("_", "-")
+        vals = files[key] if isinstance(files[key], list) else [files[key]]
+        argv += [opt, *map(str, vals)]
+    if n == 7:
+        argv += ["--output-csv", str(out / "artifacts.csv")]
+    return argv
+
+
+def _params(over=None):
+    from deepsnow.config import validate_section
+
+    return validate_section("figures", {**PARAMS, **(over or {})})
+
+
+def _build(n, files, over=None):
+    from deepsnow.figures.make import make_figure
+
+    return make_figure(n, _params(over), **{k: files[k] for k in NEEDS[n]}, output_csv="x.csv" if n == 7 else None)
+
+
+def _texts(fig) -> str:
+    out = [fig.get_suptitle()]
+    for ax in fig.axes:
+        out += [ax.get_title(loc="left"), ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        out += [t.get_text() for t in ax.texts]
+    return " ".join(" ".join(out).split())
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_figure_files(n, run, tmp_path):
+    import matplotlib.image as mpimg
+
+    from deepsnow.cli import main
+
+    assert main(_argv(n, run, tmp_path)) == 0
+    png, pdf = tmp_path / f"fig{n}.png", tmp_path / f"fig{n}.pdf"
+    img = mpimg.imread(png)
+    w_in, h_in = _build(n, run)["figure"].get_size_inches()
+    assert abs(img.shape[1] - w_in * DPI) <= 1 and abs(img.shape[0] - h_in * DPI) <= 1
+    rgb = img[..., :3]
+    assert rgb.std() > 0.05  # not blank
+    colours = np.unique((rgb.reshape(-1, 3) * 255).round().astype(np.uint8), axis=0)
+    assert len(colours) > 50
+    head = pdf.read_bytes()[:5]
+    assert head == b"%PDF-" and pdf.stat().st_size > 5000
+    outputs = [png, pdf] + ([tmp_path / "artifacts.csv"] if n == 7 else [])
+    for f in outputs:
+        side = json.loads((f.parent / (f.name + ".prov.json")).read_text())
+        assert side["stage"] == "figures" and side["extra"]["figure"] == n and side["inputs"]
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]  # no temp files left
+
+
+def test_figure7_csv_measures_the_fading_grid(run, tmp_path):
+    from deepsnow.cli import main
+
+    assert main(_argv(7, run, tmp_path)) == 0
+    df = pd.read_csv(tmp_path / "artifacts.csv")
+    assert list(df.columns) == list(artifacts.CSV_COLUMNS)
+    ep = df[df["source"] == "epoch"]
+    assert ep["epoch"].tolist() == list(EPOCHS)
+    score = ep["checkerboard_score"].to_numpy()
+    assert score[0] > score[1] > score[2]  # the grid amplitude falls 24 -> 8 -> 2 DN
+    truth = df[df["source"] == "truth"].iloc[0]
+    assert truth["checkerboard_score"] < score[-1]
+    assert (ep["diff_water_r"] > ep["diff_land_r"] + 20).all()  # +30 DN over water
+    assert (ep["n_water_pixels"] == N * S * S // 4).all()
+    assert (ep["n_land_pixels"] == N * S * S * 3 // 4).all()
+
+
+def test_random_weights_flag_in_titles(tmp_path):
+    rnd = _write_run(tmp_path / "random", pretrained=False)
+    pre = _write_run(tmp_path / "pretrained", pretrained=True)
+    for n in (3, 5, 6, 8):
+        t_rnd = " ".join(_build(n, rnd)["figure"].get_suptitle().split())
+        t_pre = " ".join(_build(n, pre)["figure"].get_suptitle().split())
+        assert "RANDOM (non-pretrained)" in t_rnd and "not comparable with published values" in t_rnd, n
+        assert "RANDOM" not in t_pre, n
+    assert "ResNet-50" in " ".join(_build(5, rnd)["figure"].get_suptitle().split())
+
+
+def test_figure4_epoch_fallback(run):
+    built = _build(4, run, {"epochs_fig4": [7, 9]})
+    assert built["extra"]["epochs"] == [1, 2, 3]
+    assert "first/middle/last" in _texts(built["figure"])
+    built = _build(4, run, {"epochs_fig4": [1, 3, 50]})
+    assert built["extra"]["epochs"] == [1, 3]
+    assert len(built["figure"].axes) == 2 * 2 + 1  # two epochs x (image, L1 map) + colour bar
+
+
+def test_figure8_without_truth_says_so(tmp_path):
+    files = _write_run(tmp_path, truth=False)
+    built = _build(8, files)
+    assert built["extra"]["paired_truth"] is False
+    assert "No paired ground truth" in _texts(built["figure"])
+    with_truth = _build(8, _write_run(tmp_path / "t", truth=True))
+    text = _texts(with_truth["figure"])
+    assert "No paired ground truth" not in text and "ρ = +1.00" in text
+
+
+def test_figure6_degenerate_groups_fall_back_to_histograms(tmp_path):
+    from deepsnow.figures import pairplot
+
+    files = _write_run(tmp_path)
+    df = pd.read_csv(files["pca"])
+    df.loc[df["source"] == "real", ["pc1", "pc2", "pc3"]] = 1.0  # all equal: no KDE
+    df = df[~((df["source"] == "epoch_1") & (df["id"] != "epoch_10"))]  # a single sample
+    df.to_csv(files["pca"], index=False)
+    built = _build(6, files)
+    assert "histogram" in built["figure"].get_suptitle()
+    import matplotlib.figure
+
+    ax = matplotlib.figure.Figure().subplots()
+    assert pairplot.density(ax, np.ones(5), "C0", "x", np.linspace(0, 2, 10)) == "hist"
+    assert pairplot.density(ax, np.arange(5.0), "C0", "x", np.linspace(0, 5, 10)) == "kde"
+    # the other direction works too
+    assert _build(6, _write_run(tmp_path / "b"), {"pca_direction": "BtoA"})["extra"]["direction"] == "BtoA"
+
+
+def test_bad_inputs_fail_naming_the_file(tmp_path, capsys):
+    from deepsnow.cli import main
+
+    files = _write_run(tmp_path, metrics_drop=("resnet_pretrained",))
+    out = tmp_path / "out"
+    assert main(_argv(5, files, out)) == 2
+    err = capsys.readouterr().err
+    assert "metrics.csv" in err and "resnet_pretrained" in err
+    assert not out.exists() or not list(out.iterdir())
+
+    files = _write_run(tmp_path / "ok")
+    files["losses"] = tmp_path / "missing/losses.csv"
+    assert main(_argv(3, files, out)) == 2
+    assert "missing/losses.csv" in capsys.readouterr().err
+    assert not out.exists() or not list(out.iterdir())
+
+    # a figure without one of its inputs
+    argv = ["figures", "--figure", "6", "--outputs", str(out / "f.png"), str(out / "f.pdf"), "--pca", str(files["pca"])]
+    assert main(argv) == 2
+    assert "--pca-summary" in capsys.readouterr().err
+
+    # wrong output suffixes; a close-up patch that does not exist
+    assert main(["figures", "--figure", "5", "--outputs", str(out / "f.pdf"), str(out / "f.png"), "--metrics", str(files["metrics"])]) == 2
+    assert main(_argv(2, files, out, {**PARAMS, "closeup_patch": N})) == 2
+    assert "closeup_patch" in capsys.readouterr().err
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_cli_subprocess_exit_status(tmp_path):
+    files = _write_run(tmp_path)
+    bad = tmp_path / "metrics/metrics.csv"
+    bad.write_text("epoch,direction\n1,AtoB\n")
+    cmd = [sys.executable, "-m", "deepsnow.cli", *_argv(5, files, tmp_path / "out")]
+    proc = subprocess.run(cmd, env=env_with_venv(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert str(bad) in proc.stderr and "lacks columns" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_figure_help_lists_inputs():
+    from deepsnow.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["figures"].format_help()
+    for opt in ("--test-a", "--samples", "--losses", "--metrics", "--correlations", "--pca", "--pca-summary", "--output-csv"):
+        assert opt in text

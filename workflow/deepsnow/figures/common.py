@@ -1,0 +1,323 @@
+"""Shared by the figures: reading and checking inputs, saving, style, notes.
+
+Every reader raises :class:`~deepsnow.DeepsnowError` naming the file and what
+was expected, so ``deepsnow figures`` fails before it writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.io import atomic_output, load_npz
+
+log = logging.getLogger("deepsnow.figures")
+
+#: matplotlib settings of every figure: sizes readable when printed at the figure's own size
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "figure.titlesize": 10,
+    "axes.grid": False,
+    "lines.linewidth": 1.4,
+    "lines.markersize": 4,
+    "pdf.fonttype": 42,  # TrueType in the PDF: selectable text
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
+}
+
+METRICS_REQUIRED = (
+    "epoch",
+    "direction",
+    "inception_extractor",
+    "inception_weights",
+    "inception_pretrained",
+    "resnet_extractor",
+    "resnet_weights",
+    "resnet_pretrained",
+)
+LOSSES_REQUIRED = ("epoch", "G_A", "D_A", "cycle_A")
+CORRELATIONS_REQUIRED = ("metric", "paired", "direction", "spearman_rho", "p_value", "n_epochs", "expected_sign")
+PCA_REQUIRED = ("source", "epoch", "direction", "id", "pc1")
+
+
+@contextlib.contextmanager
+def style():
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def new_figure(width: float, height: float):
+    """A figure with constrained layout, not tied to pyplot (no global state, no GUI)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig, png: Path, pdf: Path, dpi: int) -> None:
+    """Write ``fig`` as PNG and PDF, each atomically (a partial file never appears)."""
+    png, pdf = Path(png), Path(pdf)
+    with style():
+        with atomic_output(png, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+        with atomic_output(pdf, suffix=".pdf") as tmp:
+            fig.savefig(tmp, format="pdf", dpi=dpi)
+
+
+def suptitle(fig, text: str) -> None:
+    """The figure title, each line wrapped to the figure's width (about 12 characters per inch at 10 pt)."""
+    import textwrap
+
+    width = max(20, int(fig.get_size_inches()[0] * 12))
+    lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""])]
+    fig.suptitle("\n".join(lines))
+
+
+def panel_label(ax, letter: str, title: str = "") -> None:
+    ax.set_title(f"({letter}) {title}".rstrip(), loc="left")
+
+
+# ----------------------------------------------------------------------------- CSV tables
+
+
+def read_csv(path, required=(), what: str = "table", allow_empty: bool = False):
+    """Read a CSV with pandas, checking it exists, parses and holds ``required`` columns."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"{path}: file not found ({what})")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DeepsnowError(f"{path}: empty file, expected a {what} with columns {list(required)}") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DeepsnowError(f"{path}: not a readable CSV {what} ({exc})") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DeepsnowError(f"{path}: {what} lacks columns {missing}; found {list(df.columns)}")
+    if not allow_empty and len(df) == 0:
+        raise DeepsnowError(f"{path}: {what} has no rows")
+    return df
+
+
+def numeric(df, column: str, path) -> np.ndarray:
+    """A column as float (empty cells NaN); a non-numeric cell is an error naming the file."""
+    import pandas as pd
+
+    if column not in df.columns:
+        raise DeepsnowError(f"{path}: lacks column {column!r}; found {list(df.columns)}")
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna() & (df[column].astype(str).str.strip() != "")
+    if bad.any():
+        raise DeepsnowError(f"{path}: column {column!r} holds non-numeric values {df[column][bad].head(3).tolist()}")
+    return values.to_numpy(dtype=float)
+
+
+def direction_rows(df, direction: str, path):
+    """Rows of one direction, sorted by epoch, with an integer epoch column checked unique."""
+    rows = df[df["direction"].astype(str) == direction].copy()
+    if rows.empty:
+        raise DeepsnowError(f"{path}: no {direction} rows (directions present: {sorted(df['direction'].astype(str).unique())})")
+    ep = numeric(rows, "epoch", path)
+    if np.isnan(ep).any():
+        raise DeepsnowError(f"{path}: {direction} rows with an empty epoch")
+    rows["epoch"] = ep.astype(int)
+    if rows["epoch"].duplicated().any():
+        raise DeepsnowError(f"{path}: epoch(s) {sorted(set(rows['epoch'][rows['epoch'].duplicated()]))} appear twice for {direction}")
+    return rows.sort_values("epoch").reset_index(drop=True)
+
+
+def _truthy(v) -> bool | None:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    s = str(v).strip().lower()
+    if s in ("true", "1", "yes"):
+        return True
+    if s in ("false", "0", "no"):
+        return False
+    return None
+
+
+NOT_COMPARABLE = "not comparable with published values"
+
+
+def weights_note(df, kinds=("inception", "resnet")) -> str:
+    """Title suffix when any feature extractor of ``kinds`` used random (non-pretrained) weights, else "".
+
+    Reads the ``<kind>_pretrained`` / ``<kind>_weights`` / ``<kind>_extractor``
+    columns of metrics.csv (``df``: a DataFrame or a list of row dicts).
+    """
+    rows = df.to_dict("records") if hasattr(df, "to_dict") else list(df)
+    names = []
+    for kind in kinds:
+        random_w = False
+        label = kind
+        for r in rows:
+            pre = _truthy(r.get(f"{kind}_pretrained"))
+            weights = str(r.get(f"{kind}_weights", "")).strip().lower()
+            label = str(r.get(f"{kind}_extractor") or kind)
+            if pre is False or weights.startswith("random"):
+                random_w = True
+                break
+        if random_w:
+            names.append(_pretty_extractor(label, kind))
+    if not names:
+        return ""
+    return f" — RANDOM (non-pretrained) {'/'.join(names)} weights: {NOT_COMPARABLE}"
+
+
+def summary_weights_note(pretrained, weights, extractor: str = "resnet50") -> str:
+    """The same note from a PCA summary's ``pretrained``/``weights``."""
+    if _truthy(pretrained) is False or str(weights).strip().lower().startswith("random"):
+        return f" — RANDOM (non-pretrained) {_pretty_extractor(extractor, 'resnet')} weights: {NOT_COMPARABLE}"
+    return ""
+
+
+def _pretty_extractor(name: str, kind: str) -> str:
+    low = name.lower()
+    if low.startswith("resnet50") or low == "resnet-50":
+        return "ResNet-50"
+    if low.startswith("inception"):
+        return "Inception"
+    return name
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def load_test_a(path, need_water: bool = False) -> dict:
+    """dataset/testA.npz: ``rgb`` (N,S,S,3) uint8 and ``ids``; ``water`` when asked."""
+    required = ("rgb", "ids") + (("water",) if need_water else ())
+    d = load_npz(path, required=required)
+    rgb = d["rgb"]
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.shape[1] < 2 or rgb.shape[2] < 2:
+        raise DeepsnowError(f"{path}: 'rgb' should be (N, S, S, 3) images, got shape {rgb.shape}")
+    if len(rgb) == 0:
+        raise DeepsnowError(f"{path}: holds no test patches")
+    ids = d["ids"].astype(str)
+    if ids.shape != (len(rgb),):
+        raise DeepsnowError(f"{path}: 'ids' shape {ids.shape} does not match {len(rgb)} patches")
+    if len(set(ids)) != len(ids):
+        raise DeepsnowError(f"{path}: patch ids are not unique")
+    out = {"rgb": rgb, "ids": ids, "path": Path(path)}
+    if "water" in d:
+        water = d["water"].astype(bool)
+        if water.shape != rgb.shape[:3]:
+            raise DeepsnowError(f"{path}: 'water' shape {water.shape} does not match 'rgb' {rgb.shape[:3]}")
+        out["water"] = water
+    if "truth" in d:
+        if d["truth"].shape != rgb.shape:
+            raise DeepsnowError(f"{path}: 'truth' shape {d['truth'].shape} does not match 'rgb' {rgb.shape}")
+        out["truth"] = d["truth"]
+    return out
+
+
+def sample_epoch(path) -> int:
+    """The ``epoch`` of a samples file, read without loading its images."""
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"{path}: file not found (samples)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "epoch" not in data.files:
+                raise DeepsnowError(f"{path}: missing array 'epoch'; found {sorted(data.files)}")
+            return int(np.asarray(data["epoch"]).reshape(-1)[0])
+    except DeepsnowError:
+        raise
+    except Exception as exc:
+        raise DeepsnowError(f"{path}: not a readable samples .npz ({type(exc).__name__}: {exc})") from exc
+
+
+def sample_epochs(paths) -> dict[int, Path]:
+    """``{epoch: path}`` of samples files; the same epoch twice is an error."""
+    if not paths:
+        raise DeepsnowError("no samples files given (--samples)")
+    out: dict[int, Path] = {}
+    for p in paths:
+        e = sample_epoch(p)
+        if e in out:
+            raise DeepsnowError(f"{p}: epoch {e} appears twice (also in {out[e]})")
+        out[e] = Path(p)
+    return dict(sorted(out.items()))
+
+
+def load_translated(path, test_a: dict) -> np.ndarray:
+    """``fake_B`` of a samples file reordered to testA order: (N, S, S, 3), one per testA patch.
+
+    Pairs by id; every testA patch must have its translation.
+    """
+    d = load_npz(path, required=("fake_B", "ids_A"))
+    fake, ids = d["fake_B"], d["ids_A"].astype(str)
+    if fake.ndim != 4 or fake.shape[1:] != test_a["rgb"].shape[1:]:
+        raise DeepsnowError(f"{path}: 'fake_B' shape {fake.shape} does not match testA patches {test_a['rgb'].shape[1:]}")
+    if ids.shape != (len(fake),):
+        raise DeepsnowError(f"{path}: 'ids_A' shape {ids.shape} does not match {len(fake)} translated patches")
+    where = {k: i for i, k in enumerate(ids)}
+    missing = [k for k in test_a["ids"] if k not in where]
+    if missing:
+        raise DeepsnowError(
+            f"{path}: no translation of {len(missing)} testA patch(es) of {test_a['path']}, e.g. {missing[:3]}"
+        )
+    return fake[[where[k] for k in test_a["ids"]]]
+
+
+def choose_epoch(epochs, wanted: int, key: str = "figures.epoch") -> int:
+    """``wanted`` if present, the last epoch when ``wanted`` is 0; else an error listing those present."""
+    epochs = sorted(epochs)
+    if wanted == 0:
+        return epochs[-1]
+    if wanted not in epochs:
+        raise DeepsnowError(f"{key} = {wanted}: no samples of that epoch given (epochs {epochs})")
+    return wanted
+
+
+def select_epochs(wanted, available) -> tuple[list[int], str]:
+    """Figure 4's epochs: the wanted ones that exist; if none does, the first, middle and last.
+
+    Returns the epochs and a note saying what was dropped or substituted ("" if nothing).
+    """
+    available = sorted(set(int(e) for e in available))
+    if not available:
+        raise DeepsnowError("no epochs available")
+    chosen = [e for e in dict.fromkeys(int(w) for w in wanted) if e in available]
+    dropped = [int(w) for w in wanted if int(w) not in available]
+    if chosen:
+        note = f"epochs {dropped} not in this run" if dropped else ""
+        return sorted(chosen), note
+    mid = available[(len(available) - 1) // 2]
+    fallback = sorted({available[0], mid, available[-1]})
+    return fallback, f"none of epochs {list(wanted)} in this run: showing first/middle/last {fallback}"
+
+
+def closeup_window(window, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``[row, col, height, width]`` clipped to a patch of ``size`` = (H, W); at least 1x1 px."""
+    h, w = size
+    r, c, hh, ww = (int(v) for v in window)
+    r = min(max(r, 0), h - 1)
+    c = min(max(c, 0), w - 1)
+    hh = max(1, min(hh, h - r))
+    ww = max(1, min(ww, w - c))
+    if (r, c, hh, ww) != tuple(int(v) for v in window):
+        log.info("close-up window %s clipped to %s for %dx%d px patches", list(window), [r, c, hh, ww], h, w)
+    return r, c, hh, ww
+
+
+def check_patch_index(index: int, test_a: dict) -> int:
+    n = len(test_a["rgb"])
+    if not 0 <= index < n:
+        raise DeepsnowError(f"figures.closeup_patch = {index}: {test_a['path']} holds only {n} test patches (0..{n - 1})")
+    return index

@@ -1,0 +1,267 @@
+"""Figures 3, 5 and 8: per-epoch curves of the losses and metrics.
+
+Inputs are the tables of the train and metrics stages (``train/losses.csv``,
+``metrics/metrics.csv``, ``metrics/correlations.csv``), already read and
+checked by :mod:`deepsnow.figures.common`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepsnow.figures.common import new_figure, numeric, panel_label, suptitle, weights_note
+
+LN2 = math.log(2.0)
+
+#: unpaired metrics of Figure 8: column -> (short name, y label)
+FIG8_METRICS = {
+    "fid": ("FID", "FID (Inception features, squared units)"),
+    "frd": ("FRD", "FRD (ResNet-50 features, squared units)"),
+    "crd": ("CRD", "CRD (1 − mean cosine similarity)"),
+    "kid_mean": ("KID", "KID (Inception features, squared units)"),
+    "rf_logloss_mean": ("RF log loss", "RF log loss (nats)"),
+}
+PAIRED_LABEL = "paired L1 vs truth (0–1 scale)"
+
+
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.set_xlabel("epoch")
+
+
+def _plot_metric(ax, epochs, values, label=None, color="C0", marker="o"):
+    ok = np.isfinite(values)
+    if not ok.any():
+        ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        return None
+    return ax.plot(np.asarray(epochs)[ok], values[ok], marker=marker, color=color, label=label)[0]
+
+
+def figure3(losses, losses_path, rows, metrics_path):
+    """(a) G_A, D_A and cycle_A losses per epoch; (b) FID, (c) FRD, (d) CRD per epoch (AtoB rows)."""
+    fig = new_figure(7.5, 6.0)
+    axes = fig.subplots(2, 2)
+    ax = axes[0, 0]
+    ep = numeric(losses, "epoch", losses_path)
+    for col, label, color in (
+        ("G_A", "generator G_A (adversarial)", "C0"),
+        ("D_A", "discriminator D_A", "C1"),
+        ("cycle_A", "cycle-consistency A→B→A (L1 × λ)", "C2"),
+    ):
+        _plot_metric(ax, ep, numeric(losses, col, losses_path), label=label, color=color)
+    _headroom(ax, 0.45)
+    ax.legend(loc="upper right")
+    ax.set_ylabel("loss (per-epoch mean, unitless)")
+    _epoch_axis(ax)
+    panel_label(ax, "a", "losses, snow direction (A→B)")
+
+    inc_note = " [random weights]" if weights_note(rows, ("inception",)) else ""
+    res_note = " [random weights]" if weights_note(rows, ("resnet",)) else ""
+    inc = str(rows["inception_extractor"].iloc[0])
+    res = str(rows["resnet_extractor"].iloc[0])
+    epochs = rows["epoch"].to_numpy()
+    for ax, col, letter, title, ylabel, color in (
+        (axes[0, 1], "fid", "b", f"Fréchet Inception Distance{inc_note}", f"FID ({inc} features, squared units)", "C3"),
+        (axes[1, 0], "frd", "c", f"Fréchet ResNet Distance{res_note}", f"FRD ({res} features, squared units)", "C4"),
+        (axes[1, 1], "crd", "d", f"Cosine ResNet Distance{res_note}", "CRD (1 − mean cosine similarity)", "C5"),
+    ):
+        _plot_metric(ax, epochs, numeric(rows, col, metrics_path), color=color)
+        ax.set_ylabel(ylabel)
+        _epoch_axis(ax)
+        panel_label(ax, letter, title)
+    suptitle(fig, "CycleGAN training dynamics (snow-free → snow)" + _wrap_note(weights_note(rows)))
+    return fig
+
+
+def _headroom(ax, frac: float) -> None:
+    """Extend the y axis upwards by ``frac`` of its range, room for a legend above the curves."""
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + frac * (hi - lo))
+
+
+def _wrap_note(note: str) -> str:
+    return ("\n" + note.lstrip(" —")) if note else ""
+
+
+def figure5(rows, metrics_path):
+    """Random-forest log loss per epoch (AtoB), ± one standard deviation over repeats, and ln 2."""
+    fig = new_figure(6.0, 4.2)
+    ax = fig.subplots()
+    epochs = rows["epoch"].to_numpy()
+    mean = numeric(rows, "rf_logloss_mean", metrics_path)
+    std = numeric(rows, "rf_logloss_std", metrics_path) if "rf_logloss_std" in rows.columns else np.full(len(rows), np.nan)
+    ok = np.isfinite(mean)
+    _plot_metric(ax, epochs, mean, label="mean over repeats", color="C0")
+    band = ok & np.isfinite(std)
+    if band.any():
+        ax.fill_between(epochs[band], (mean - std)[band], (mean + std)[band], color="C0", alpha=0.25, label="± 1 s.d. over repeats")
+    ax.axhline(LN2, color="0.3", linestyle="--", linewidth=1.1, label=f"chance (ln 2 ≈ {LN2:.3f})")
+    ax.set_ylabel("RF log loss, real vs generated (nats)")
+    _epoch_axis(ax)
+    lo = np.nanmin(np.concatenate([(mean - np.nan_to_num(std))[ok], [LN2]])) if ok.any() else 0.0
+    hi = np.nanmax(np.concatenate([(mean + np.nan_to_num(std))[ok], [LN2]])) if ok.any() else 1.0
+    pad = 0.08 * max(hi - lo, 0.05)
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    ax.legend(loc="best")
+    reps = _first(rows, "rf_repeats")
+    n = _first(rows, "rf_n_per_class")
+    extra = []
+    if reps is not None:
+        extra.append(f"{reps} repeats")
+    if n is not None:
+        extra.append(f"{n} images per class")
+    res = str(rows["resnet_extractor"].iloc[0])
+    suptitle(fig,
+        f"Random forest on {res} features: real vs cycleGAN snow images"
+        + (f" ({', '.join(extra)})" if extra else "")
+        + _wrap_note(weights_note(rows, ("resnet",)))
+    )
+    return fig
+
+
+def _first(rows, col):
+    if col not in rows.columns:
+        return None
+    v = rows[col].dropna()
+    if v.empty:
+        return None
+    try:
+        return int(float(v.iloc[0]))
+    except (TypeError, ValueError):
+        return None
+
+
+def has_truth(rows, metrics_path) -> bool:
+    if "paired_l1" not in rows.columns:
+        return False
+    return bool(np.isfinite(numeric(rows, "paired_l1", metrics_path)).any())
+
+
+NO_TRUTH_TEXT = (
+    "No paired ground truth in this run:\n"
+    "the paired_l1 column of metrics.csv is empty.\n"
+    "Paired errors need the simulator's true\n"
+    "snow images (testA 'truth'); real Sentinel-2\n"
+    "data has none. Only the unpaired metrics\n"
+    "are shown."
+)
+
+
+def _corr(corr, metric: str, paired: str):
+    if corr is None:
+        return None
+    sel = corr[(corr["metric"].astype(str) == metric) & (corr["paired"].astype(str) == paired)]
+    if "direction" in sel.columns:
+        sel = sel[sel["direction"].astype(str) == "AtoB"]
+    if sel.empty:
+        return None
+    r = sel.iloc[0]
+
+    def f(v):
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+        return v
+
+    return {"rho": f(r["spearman_rho"]), "p": f(r["p_value"]), "n": int(f(r["n_epochs"]) if math.isfinite(f(r["n_epochs"])) else 0), "sign": f(r["expected_sign"])}
+
+
+def _rho_text(c) -> str:
+    if c is None:
+        return "ρ: not in correlations.csv"
+    if not math.isfinite(c["rho"]):
+        return f"Spearman ρ n/a ({c['n']} epochs; needs ≥ 3)"
+    sign = "+" if c["sign"] > 0 else "−"
+    return f"ρ = {c['rho']:+.2f}, p = {c['p']:.2g}, n = {c['n']} (exp. {sign})"
+
+
+def figure8(rows, metrics_path, corr=None):
+    """Each unpaired metric per epoch beside the paired ground-truth error, with their rank correlation.
+
+    Without truth (empty paired columns) the last panel says so and only the
+    unpaired metrics are drawn.
+    """
+    truth = has_truth(rows, metrics_path)
+    fig = new_figure(10.0, 6.4)
+    axes = fig.subplots(2, 3)
+    flat = axes.ravel()
+    epochs = rows["epoch"].to_numpy()
+    paired = numeric(rows, "paired_l1", metrics_path) if truth else None
+    inc = str(rows["inception_extractor"].iloc[0])
+    res = str(rows["resnet_extractor"].iloc[0])
+    for ax, (col, (name, ylabel)), letter in zip(flat, FIG8_METRICS.items(), "abcde"):
+        ylabel = ylabel.replace("Inception features", f"{inc} features").replace("ResNet-50 features", f"{res} features")
+        if col not in rows.columns:
+            ax.text(0.5, 0.5, f"no '{col}' column in metrics.csv", transform=ax.transAxes, ha="center", va="center")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            panel_label(ax, letter, name)
+            continue
+        h1 = _plot_metric(ax, epochs, numeric(rows, col, metrics_path), label=name, color="C0")
+        ax.set_ylabel(ylabel, color="C0")
+        ax.tick_params(axis="y", colors="C0")
+        _epoch_axis(ax)
+        if truth:
+            ax2 = ax.twinx()
+            h2 = _plot_metric(ax2, epochs, paired, label="paired L1", color="C3", marker="s")
+            if h2 is not None:
+                h2.set_linestyle("--")
+            ax2.set_ylabel(PAIRED_LABEL, color="C3")
+            ax2.tick_params(axis="y", colors="C3")
+            _headroom(ax, 0.3)
+            _headroom(ax2, 0.3)
+            handles = [h for h in (h1, h2) if h is not None]
+            ax.legend(handles=handles, labels=[h.get_label() for h in handles], loc="upper center", ncol=2)
+            panel_label(ax, letter, f"{name} vs paired L1\n{_rho_text(_corr(corr, col, 'paired_l1'))}")
+        else:
+            panel_label(ax, letter, name)
+    ax = flat[5]
+    ax.set_axis_off()
+    if not truth:
+        ax.text(
+            0.5, 0.5, NO_TRUTH_TEXT, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+            bbox={"boxstyle": "round", "facecolor": "#fff3cd", "edgecolor": "#c09000"},
+        )
+        panel_label(ax, "f", "paired ground truth")
+    else:
+        _corr_table(ax, corr)
+        panel_label(ax, "f", "Spearman ρ across epochs (AtoB)")
+    suptitle(fig,
+        "Unpaired metrics beside the paired ground-truth error (simulator truth), per epoch"
+        + _wrap_note(weights_note(rows))
+    )
+    return fig
+
+
+def _corr_table(ax, corr) -> None:
+    if corr is None or corr.empty:
+        ax.text(0.5, 0.5, "no correlations given", transform=ax.transAxes, ha="center", va="center")
+        return
+    cols = [("paired_l1", "L1"), ("paired_ssim", "SSIM"), ("paired_l1_water", "L1 water")]
+    cells = []
+    for col, (name, _) in FIG8_METRICS.items():
+        row = [name]
+        for p, _ in cols:
+            c = _corr(corr, col, p)
+            row.append("n/a" if c is None or not math.isfinite(c["rho"]) else f"{c['rho']:+.2f}")
+        c = _corr(corr, col, "paired_l1")
+        row.append("" if c is None or not math.isfinite(c["sign"]) else ("+" if c["sign"] > 0 else "−"))
+        cells.append(row)
+    table = ax.table(
+        cellText=cells,
+        colLabels=["metric", "ρ(L1)", "ρ(SSIM)", "ρ(L1 water)", "exp. sign"],
+        loc="center",
+        cellLoc="center",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    table.auto_set_column_width(list(range(5)))
+    table.scale(1.0, 1.5)
+    n = _corr(corr, "fid", "paired_l1")
+    if n is not None and not math.isfinite(n["rho"]):
+        ax.text(0.5, 0.02, f"n/a: {n['n']} epochs (ρ needs ≥ 3)", transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5)

@@ -1,0 +1,165 @@
+"""Figures 1, 2 and 4: test patches, their translations and close-ups.
+
+Image panels are drawn in patch pixel coordinates (row and column in px;
+Sentinel-2 pixels are 10 m), so a close-up's axes say where in the patch it is.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+import numpy as np
+
+from deepsnow.figures.common import new_figure, panel_label, suptitle
+
+PIXEL_NOTE = "10 m Sentinel-2 pixels"
+BAND_MAPS = (("red", "Reds"), ("green", "Greens"), ("blue", "Blues"))
+
+
+def _show(ax, img, r0: int = 0, c0: int = 0, **kw):
+    """Draw an (H, W[, 3]) image with axes in patch pixel coordinates starting at (r0, c0)."""
+    from matplotlib.ticker import MaxNLocator
+
+    h, w = img.shape[:2]
+    im = ax.imshow(
+        img,
+        extent=(c0 - 0.5, c0 + w - 0.5, r0 + h - 0.5, r0 - 0.5),
+        interpolation="nearest",
+        **kw,
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+    return im
+
+
+def _letter(i: int) -> str:
+    return string.ascii_lowercase[i] if i < 26 else str(i + 1)
+
+
+def _short(patch_id: str, n: int = 26) -> str:
+    return patch_id if len(patch_id) <= n else "…" + patch_id[-(n - 1):]
+
+
+def figure1(real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: int):
+    """Real snow-free patches (upper row of each pair) and their translations (lower row).
+
+    ``real``/``fake``: (N, S, S, 3) uint8 in display order (the close-up patch
+    first); the red box marks the close-up ``window`` = (row, col, h, w) on the
+    first panel.
+    """
+    from matplotlib.patches import Rectangle
+
+    n = max(1, min(count, len(real)))
+    ncol = min(n, 4)
+    npair = math.ceil(n / ncol)
+    fig = new_figure(1.8 * ncol + 0.9, 2 * 1.75 * npair + 0.9)
+    axes = fig.subplots(2 * npair, ncol, squeeze=False, sharex=True, sharey=True)
+    for k in range(2 * npair * ncol):
+        pr, col = divmod(k, ncol)
+        if pr >= npair:
+            break
+        ax_r, ax_f = axes[2 * pr, col], axes[2 * pr + 1, col]
+        if k >= n:
+            ax_r.set_visible(False)
+            ax_f.set_visible(False)
+            continue
+        _show(ax_r, real[k])
+        _show(ax_f, fake[k])
+        ax_r.set_title(_short(str(ids[k])), fontsize=7)
+        if col == 0:
+            ax_r.set_ylabel("snow-free (real)\nrow (px)")
+            ax_f.set_ylabel(f"snow (epoch {epoch})\nrow (px)")
+        last_pair = pr == npair - 1 or (pr + 1) * ncol + col >= n
+        if last_pair:
+            ax_f.set_xlabel("column (px)")
+        for ax in (ax_r, ax_f):
+            ax.tick_params(labelleft=col == 0, labelbottom=last_pair and ax is ax_f)
+    r, c, h, w = window
+    axes[0, 0].add_patch(
+        Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.8, clip_on=False, zorder=5)
+    )
+    suptitle(fig,
+        f"Real snow-free test patches and their cycleGAN snow translations (epoch {epoch});\n"
+        f"red box: close-up of Figures 2 and 4 ({PIXEL_NOTE})"
+    )
+    return fig
+
+
+def crop(img: np.ndarray, window) -> np.ndarray:
+    r, c, h, w = window
+    return img[r : r + h, c : c + w]
+
+
+def band_differences(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """|fake - real| per band, (H, W, 3) float in DN (0..255)."""
+    return np.abs(fake.astype(np.float64) - real.astype(np.float64))
+
+
+def figure2(real: np.ndarray, fake: np.ndarray, patch_id: str, epoch: int, window):
+    """(a) original and (b) translated close-up; (c-e) |difference| of the red, green, blue band.
+
+    ``real``/``fake``: one (S, S, 3) patch each; ``window`` already clipped.
+    The three difference maps share one colour scale (0 .. the largest 99.5th
+    percentile of the three, at least 1 DN) so bands compare directly.
+    """
+    r, c, h, w = window
+    a, b = crop(real, window), crop(fake, window)
+    diff = band_differences(a, b)
+    vmax = max(1.0, float(max(np.percentile(diff[..., i], 99.5) for i in range(3))))
+    fig = new_figure(7.5, 5.6)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
+    ax_a, ax_b = top.subplots(1, 2)
+    for ax, img, letter, title in ((ax_a, a, "a", "original (snow-free)"), (ax_b, b, "b", f"translated, epoch {epoch}")):
+        _show(ax, img, r, c)
+        panel_label(ax, letter, title)
+        ax.set_xlabel("column (px)")
+        ax.set_ylabel("row (px)")
+    axs = bottom.subplots(1, 3)
+    for i, (ax, (band, cmap), letter) in enumerate(zip(axs, BAND_MAPS, "cde")):
+        im = _show(ax, diff[..., i], r, c, cmap=cmap, vmin=0, vmax=vmax)
+        panel_label(ax, letter, f"{band} band |b − a|")
+        ax.set_xlabel("column (px)")
+        ax.set_ylabel("row (px)")
+        cb = bottom.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+        cb.set_label("|difference| (DN, 0–255)")
+    suptitle(fig,
+        f"Close-up of patch {patch_id}, rows {r}–{r + h - 1}, columns {c}–{c + w - 1}\n"
+        f"(red box of Figure 1; {PIXEL_NOTE})"
+    )
+    return fig
+
+
+def figure4(real: np.ndarray, fakes: dict, patch_id: str, window, note: str = ""):
+    """Per chosen epoch: the translated close-up and the all-band L1 map sum_b |fake - real|.
+
+    ``fakes``: ``{epoch: (S, S, 3) uint8}`` in the order to show; the L1 maps
+    share one colour scale (DN summed over R, G and B, 0..765).
+    """
+    r, c, h, w = window
+    a = crop(real, window).astype(np.float64)
+    epochs = list(fakes)
+    l1 = {e: np.abs(crop(fakes[e], window).astype(np.float64) - a).sum(axis=-1) for e in epochs}
+    vmax = max(1.0, float(max(np.percentile(m, 99.5) for m in l1.values())))
+    k = len(epochs)
+    fig = new_figure(6.2, 2.45 * k + 0.9)
+    axes = fig.subplots(k, 2, squeeze=False)
+    im = None
+    for i, e in enumerate(epochs):
+        ax_img, ax_l1 = axes[i]
+        _show(ax_img, crop(fakes[e], window), r, c)
+        panel_label(ax_img, _letter(2 * i), f"translated, epoch {e}")
+        im = _show(ax_l1, l1[e], r, c, cmap="magma", vmin=0, vmax=vmax)
+        panel_label(ax_l1, _letter(2 * i + 1), f"L1 of R+G+B, epoch {e}")
+        for ax in (ax_img, ax_l1):
+            ax.set_ylabel("row (px)")
+            ax.set_xlabel("column (px)")
+    cb = fig.colorbar(im, ax=axes[:, 1].tolist(), shrink=0.8, pad=0.02)
+    cb.set_label("|R|+|G|+|B| difference (DN, 0–765)")
+    which = f"epoch {epochs[0]}" if k == 1 else f"epochs {', '.join(map(str, epochs))}"
+    title = f"Close-up of patch {patch_id} (as Figure 2) at {which}"
+    if note:
+        title += f"\n({note})"
+    suptitle(fig, title)
+    return fig
+
