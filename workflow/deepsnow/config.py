@@ -118,6 +118,7 @@ def check_consistency(config: dict, source: str = "config") -> None:
     problems = []
     data = config["data"]
     sim = data["simulator"]
+    problems += _check_download_keys(data)
     patches = config["patches"]
     if data["source"] == "simulator":
         if patches["size"] > sim["size"]:
@@ -161,6 +162,34 @@ def check_consistency(config: dict, source: str = "config") -> None:
         problems.append("key 'split.test_aois': at least one area must remain for training")
     if problems:
         raise DeepsnowError(f"invalid configuration ({source}):\n  " + "\n  ".join(problems))
+
+
+def _check_download_keys(data: dict) -> list[str]:
+    """Checks of the real sources' keys (aoi_file, seasons).
+
+    The areas of ``data.aoi_file`` are added to ``data.aois`` here (idempotent),
+    so that area names, the split and every rule see them.
+    """
+    from deepsnow.data.download.common import check_window, merge_aoi_file
+
+    problems = []
+    if data.get("aoi_file"):
+        try:
+            data["aois"] = merge_aoi_file(data)
+        except DeepsnowError as exc:
+            problems.append(str(exc))
+        else:
+            item_schema = load_schema()["properties"]["data"]["properties"]["aois"]["items"]
+            for a in data["aois"]:
+                errors = sorted(_Validator(item_schema).iter_errors(a), key=lambda e: list(e.absolute_path))
+                for err in errors:
+                    problems.append(f"key 'data.aoi_file': area {a.get('name')!r}: {err.message}")
+    for season, window in (data.get("seasons") or {}).items():
+        problems += check_window(window, f"data.seasons.{season}")
+    for i, aoi in enumerate(data["aois"]):
+        for season, window in (aoi.get("seasons") or {}).items():
+            problems += check_window(window, f"data.aois[{i}].seasons.{season}")
+    return problems
 
 
 def simulated_aoi_names(n: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Subcommands of the data stages: simulate, mask, patches, split."""
+"""Subcommands of the data stages: simulate, download, mask, patches, split."""
 
 from __future__ import annotations
 
@@ -28,6 +28,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snow", required=True, type=Path, help="output GeoTIFF of the snow season")
     p.add_argument("--truth", required=True, type=Path, help="output GeoTIFF: the snow-free scene after snowfall")
     p.set_defaults(func=_simulate)
+
+    p = sub.add_parser(
+        "download",
+        help="download one area's Sentinel-2 L2A scene of one season (Sentinel Hub / CDSE or a STAC API)",
+        description="Search the season window for Sentinel-2 L2A acquisitions under the maximum cloud cover "
+        "and write the area's scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask, reflectance x 10000, 10 m, "
+        "the UTM zone of the area's centre) in the format of the simulator, with a provenance sidecar. "
+        "sentinelhub: Catalog search, then Process API requests (least-cloudy mosaicking), credentials from "
+        "SH_CLIENT_ID/SH_CLIENT_SECRET or data.sentinelhub.profile. stac: pystac-client search (default Element 84 "
+        "Earth Search), windowed COG reads of the least-cloudy item. With --cache a rerun makes no request.",
+    )
+    add_params_argument(p, "data")
+    p.add_argument("--aoi", required=True, help="area name (data.aois or data.aoi_file)")
+    p.add_argument("--season", required=True, choices=["snowfree", "snow"], help="which date window")
+    p.add_argument("--output", required=True, type=Path, help="output scene GeoTIFF, e.g. scenes/<aoi>/<season>.tif")
+    p.add_argument(
+        "--source",
+        choices=["sentinelhub", "stac"],
+        default=None,
+        help="override data.source (default: the config's source)",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep search results and responses here; a rerun then makes no request",
+    )
+    p.set_defaults(func=_download)
 
     p = sub.add_parser(
         "mask",
@@ -82,6 +111,25 @@ def _simulate(args) -> None:
         seed=summary.get("seed"),
         started=started,
         code=STAGE_CODE["simulate"],
+        extra=summary,
+    )
+
+
+def _download(args) -> None:
+    from deepsnow.config import parse_params
+    from deepsnow.data.download import download_scene
+
+    params = parse_params(args.params, "data")
+    started = provenance.now()
+    summary = download_scene(params, args.aoi, args.season, args.output, cache=args.cache, source=args.source)
+    provenance.record(
+        [args.output],
+        stage="download",
+        section="data",
+        inputs=[params["aoi_file"]] if params.get("aoi_file") else [],
+        config=params,
+        started=started,
+        code=STAGE_CODE["download"],
         extra=summary,
     )
 

@@ -1,0 +1,41 @@
+"""Real Sentinel-2 L2A scenes: Sentinel Hub / Copernicus Data Space (``sentinelhub``) or a STAC API (``stac``).
+
+``download_scene(params, aoi, season, output)`` writes one scene GeoTIFF in
+the format of docs/formats.md (the simulator's), for one area of interest
+and one season, from the source named in ``params["source"]``; see
+:mod:`deepsnow.data.download.sentinelhub` and :mod:`deepsnow.data.download.stac`.
+Failures raise :class:`~deepsnow.data.download.common.DownloadError` (a
+``DeepsnowError`` naming the area and season) and leave no output behind.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from deepsnow import DeepsnowError
+from deepsnow.data.download.common import SEASONS, DownloadError, find_area
+
+log = logging.getLogger("deepsnow.download")
+
+SOURCES = ("sentinelhub", "stac")
+
+
+def download_scene(params: dict, aoi: str, season: str, output, cache=None, source: str | None = None) -> dict:
+    """Download one area's scene of one season to ``output``; return a JSON-able summary."""
+    source = source or params["source"]
+    if source not in SOURCES:
+        raise DeepsnowError(
+            f"source {source!r} has nothing to download (use 'deepsnow simulate' for the simulator); "
+            f"choose one of {list(SOURCES)} with data.source or --source"
+        )
+    if season not in SEASONS:
+        raise DeepsnowError(f"--season {season!r}: expected one of {list(SEASONS)}")
+    area = find_area(params, aoi)
+    if source == "sentinelhub":
+        from deepsnow.data.download import sentinelhub as backend
+    else:
+        from deepsnow.data.download import stac as backend
+    return backend.download(params, area, season, output, cache=cache)
+
+
+__all__ = ["download_scene", "DownloadError", "SOURCES"]

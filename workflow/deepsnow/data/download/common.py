@@ -1,0 +1,347 @@
+"""What the real acquisition sources share: areas, season windows, the output grid, tags.
+
+An *area* is a name and a WGS84 bounding box, from ``data.aois`` or from the
+GeoJSON file ``data.aoi_file`` (a FeatureCollection of polygons with a
+``name`` property; the bounding box is the bounds of the geometry). Each area
+gets a snow-free and a snow-season date window: ``data.seasons``, overridden
+per area by an optional ``seasons`` key (in ``data.aois``) or property (in the
+GeoJSON file).
+
+The output grid of an area is its bounding box projected to the WGS84 / UTM
+zone of the box's centre (EPSG 326xx north, 327xx south; the Norway and
+Svalbard zone exceptions of MGRS included), the envelope of the projected box
+snapped outward to the 10 m pixel grid (multiples of 10 m from the origin, or
+from a given grid origin). Both seasons and both sources use the same grid.
+
+Nothing here imports sentinelhub or pystac-client: the config check uses
+:func:`load_aoi_file` at DAG-build time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+
+SEASONS = ("snowfree", "snow")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+#: Environment variables holding Sentinel Hub credentials (never logged or recorded).
+SECRET_ENV = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
+
+
+class DownloadError(DeepsnowError):
+    """A download failure, always naming the area and season."""
+
+    def __init__(self, aoi: str, season: str, message: str):
+        self.aoi, self.season = aoi, season
+        super().__init__(f"area {aoi!r}, season {season!r}: {message}")
+
+
+# --------------------------------------------------------------------------- areas
+
+
+def _bounds_of(coords) -> list[float]:
+    """[min_x, min_y, max_x, max_y] of nested GeoJSON coordinates."""
+    pts = np.asarray(list(_flatten(coords)), dtype=float)
+    if pts.ndim != 2 or pts.shape[0] == 0 or pts.shape[1] < 2:
+        raise ValueError("no coordinates")
+    return [float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())]
+
+
+def _flatten(coords):
+    if isinstance(coords, (list, tuple)) and coords and isinstance(coords[0], (int, float)):
+        yield coords[:2]
+        return
+    for c in coords or ():
+        yield from _flatten(c)
+
+
+def load_aoi_file(path: str | os.PathLike) -> list[dict]:
+    """Areas of a GeoJSON FeatureCollection: ``[{"name", "bbox"[, "seasons"]}]`` in file order.
+
+    Every feature needs a Polygon or MultiPolygon geometry in WGS84 degrees and
+    a ``name`` property (letters, digits, ``_``, ``-``); an optional ``seasons``
+    property overrides ``data.seasons`` for that area.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"key 'data.aoi_file': {path} not found")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DeepsnowError(f"key 'data.aoi_file': {path} is not valid GeoJSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise DeepsnowError(f"key 'data.aoi_file': {path} must hold a GeoJSON FeatureCollection")
+    areas = []
+    for i, feat in enumerate(doc["features"]):
+        where = f"{path}, feature {i}"
+        props = (feat or {}).get("properties") or {}
+        geom = (feat or {}).get("geometry") or {}
+        name = props.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise DeepsnowError(
+                f"key 'data.aoi_file': {where}: property 'name' must be letters, digits, '_' or '-', got {name!r}"
+            )
+        if geom.get("type") not in ("Polygon", "MultiPolygon"):
+            raise DeepsnowError(
+                f"key 'data.aoi_file': {where} ({name}): expected a Polygon or MultiPolygon, got {geom.get('type')!r}"
+            )
+        try:
+            bbox = _bounds_of(geom.get("coordinates"))
+        except (ValueError, TypeError) as exc:
+            raise DeepsnowError(f"key 'data.aoi_file': {where} ({name}): bad coordinates ({exc})") from exc
+        area = {"name": name, "bbox": bbox}
+        if props.get("seasons") is not None:
+            area["seasons"] = props["seasons"]
+        areas.append(area)
+    if not areas:
+        raise DeepsnowError(f"key 'data.aoi_file': {path} holds no features")
+    return areas
+
+
+def merge_aoi_file(data: dict) -> list[dict]:
+    """``data.aois`` plus the areas of ``data.aoi_file`` (idempotent: an identical area is not added twice)."""
+    aois = [dict(a) for a in data.get("aois") or []]
+    path = data.get("aoi_file") or ""
+    if not path:
+        return aois
+    by_name = {a["name"]: a for a in aois}
+    for area in load_aoi_file(path):
+        old = by_name.get(area["name"])
+        if old is None:
+            aois.append(area)
+            by_name[area["name"]] = area
+        elif [float(x) for x in old["bbox"]] != area["bbox"] or old.get("seasons") != area.get("seasons"):
+            raise DeepsnowError(
+                f"key 'data.aoi_file': area {area['name']!r} of {path} is also in data.aois with another "
+                f"bbox or seasons ({old['bbox']} vs {area['bbox']})"
+            )
+    return aois
+
+
+def check_window(window, key: str) -> list[str]:
+    """Problems of one ``{start, end}`` date window (empty list when fine)."""
+    try:
+        start = dt.date.fromisoformat(window["start"])
+        end = dt.date.fromisoformat(window["end"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"key '{key}': expected {{start: YYYY-MM-DD, end: YYYY-MM-DD}} with real dates, got {window!r} ({exc})"]
+    if end < start:
+        return [f"key '{key}': end {window['end']} is before start {window['start']}"]
+    return []
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str
+    bbox: tuple[float, float, float, float]
+    windows: dict  # season -> (start, end) ISO dates
+
+    def window(self, season: str) -> tuple[str, str]:
+        return self.windows[season]
+
+
+def find_area(data: dict, name: str) -> Area:
+    """The area ``name`` of a validated ``data`` section, with its season windows."""
+    aois = merge_aoi_file(data)
+    match = [a for a in aois if a["name"] == name]
+    if not match:
+        raise DeepsnowError(f"--aoi {name!r}: not an area of data.aois/data.aoi_file ({[a['name'] for a in aois]})")
+    a = match[0]
+    x0, y0, x1, y1 = (float(v) for v in a["bbox"])
+    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+        raise DeepsnowError(f"area {name!r}: bad bbox {a['bbox']} (expected min_lon < max_lon, min_lat < max_lat)")
+    windows = {}
+    for season in SEASONS:
+        win = dict((data.get("seasons") or {}).get(season) or {})
+        win.update(((a.get("seasons") or {}).get(season)) or {})
+        problems = check_window(win, f"data.seasons.{season} (area {name})")
+        if problems:
+            raise DeepsnowError(problems[0])
+        windows[season] = (win["start"], win["end"])
+    return Area(name=name, bbox=(x0, y0, x1, y1), windows=windows)
+
+
+# --------------------------------------------------------------------------- grid
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """EPSG code of the WGS84 / UTM zone of a point (MGRS exceptions for Norway and Svalbard)."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    if 56.0 <= lat < 64.0 and 3.0 <= lon < 12.0:
+        zone = 32
+    elif 72.0 <= lat < 84.0 and 0.0 <= lon < 42.0:
+        zone = 31 if lon < 9 else 33 if lon < 21 else 35 if lon < 33 else 37
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: upper-left corner, size and pixel size, in a UTM CRS."""
+
+    epsg: int
+    left: float
+    top: float
+    width: int
+    height: int
+    res: float = 10.0
+
+    @property
+    def crs(self) -> str:
+        return f"EPSG:{self.epsg}"
+
+    @property
+    def transform(self):
+        from rasterio.transform import Affine
+
+        return Affine(self.res, 0.0, self.left, 0.0, -self.res, self.top)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (self.left, self.top - self.height * self.res, self.left + self.width * self.res, self.top)
+
+    def sub(self, row0: int, row1: int, col0: int, col1: int) -> "Grid":
+        return Grid(
+            self.epsg, self.left + col0 * self.res, self.top - row0 * self.res, col1 - col0, row1 - row0, self.res
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "crs": self.crs,
+            "transform": list(self.transform)[:6],
+            "bounds": list(self.bounds),
+            "width": self.width,
+            "height": self.height,
+            "resolution_m": self.res,
+        }
+
+
+def area_grid(bbox, res: float = 10.0, epsg: int | None = None, origin: tuple[float, float] = (0.0, 0.0)) -> Grid:
+    """The grid of a WGS84 bbox: its envelope in UTM (zone of the centre unless ``epsg``), snapped outward.
+
+    Pixel edges fall on ``origin + k * res`` (a Sentinel-2 tile's corner is a
+    multiple of 60 m, so the default origin aligns with every tile grid).
+    """
+    from rasterio.warp import transform_bounds
+
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    if epsg is None:
+        epsg = utm_epsg((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+    left, bottom, right, top = transform_bounds("EPSG:4326", f"EPSG:{epsg}", x0, y0, x1, y1, densify_pts=21)
+    ox, oy = origin
+    eps = 1e-6
+    left = ox + math.floor((left - ox) / res + eps) * res
+    right = ox + math.ceil((right - ox) / res - eps) * res
+    bottom = oy + math.floor((bottom - oy) / res + eps) * res
+    top = oy + math.ceil((top - oy) / res - eps) * res
+    width, height = int(round((right - left) / res)), int(round((top - bottom) / res))
+    if width < 1 or height < 1:
+        raise DeepsnowError(f"bbox {list(bbox)} is smaller than one {res} m pixel")
+    return Grid(epsg, left, top, width, height, res)
+
+
+def split_grid(grid: Grid, max_px: int) -> list[tuple[int, int, int, int]]:
+    """Tiles ``(row0, row1, col0, col1)`` covering the grid, each at most ``max_px`` wide and high, sizes even."""
+
+    def cuts(n: int) -> list[int]:
+        k = max(1, math.ceil(n / max_px))
+        return [round(i * n / k) for i in range(k + 1)]
+
+    rows, cols = cuts(grid.height), cuts(grid.width)
+    return [(rows[i], rows[i + 1], cols[j], cols[j + 1]) for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
+
+
+# --------------------------------------------------------------------------- output
+
+
+def scene_tags(source: str, area: Area, season: str, date: str, **extra) -> dict:
+    tags = {"DEEPSNOW_SOURCE": source, "DEEPSNOW_AOI": area.name, "DEEPSNOW_SEASON": season, "DEEPSNOW_DATE": date}
+    tags.update({f"DEEPSNOW_{k.upper()}": v for k, v in extra.items() if v is not None})
+    return tags
+
+
+def write_dn_scene(
+    path, dn: dict[str, np.ndarray], scl: np.ndarray, data_mask: np.ndarray, grid: Grid, tags: dict
+) -> None:
+    """Write a scene from reflectance x 10000 values (``dn``, offset already removed), via ``write_scene``.
+
+    Pixels with ``data_mask == 0`` get 0 in every band.
+    """
+    from deepsnow.data.scene import REFLECTANCE_BANDS, write_scene
+
+    valid = data_mask.astype(bool)
+    refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / 10000.0 for b in REFLECTANCE_BANDS}
+    write_scene(
+        path,
+        refl,
+        np.where(valid, scl, 0).astype(np.uint8),
+        valid.astype(np.uint8),
+        grid.crs,
+        grid.transform,
+        tags=tags,
+    )
+
+
+def scene_stats(scl: np.ndarray, data_mask: np.ndarray) -> dict:
+    valid = data_mask.astype(bool)
+    n = max(1, int(valid.sum()))
+    counts = np.bincount(scl[valid].ravel().astype(np.int64), minlength=12)
+    return {
+        "valid_fraction": round(float(valid.mean()), 5),
+        "cloud_fraction": round(float(counts[8] + counts[9] + counts[10]) / n, 5),
+        "snow_fraction": round(float(counts[11]) / n, 5),
+        "water_fraction": round(float(counts[6]) / n, 5),
+    }
+
+
+# --------------------------------------------------------------------------- secrets and caching
+
+
+def secrets_in_env() -> list[str]:
+    """Credential values currently in the environment (to scrub from messages)."""
+    return [v for k in SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 4]
+
+
+def scrub(text: str, secrets=()) -> str:
+    """``text`` with every secret value replaced by ``***``."""
+    for s in list(secrets) + secrets_in_env():
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+def cache_key(*parts) -> str:
+    import hashlib
+
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def read_cached_json(cache_dir, kind: str, key: str):
+    if not cache_dir:
+        return None
+    p = Path(cache_dir) / kind / f"{key}.json"
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged cache entry is simply fetched again
+
+
+def write_cached_json(cache_dir, kind: str, key: str, obj) -> None:
+    if not cache_dir:
+        return
+    from deepsnow.io import write_json
+
+    write_json(Path(cache_dir) / kind / f"{key}.json", obj)

@@ -1,0 +1,432 @@
+"""Scenes from the Sentinel Hub APIs (Sentinel Hub or the Copernicus Data Space Ecosystem).
+
+For one area and season:
+
+1. **Catalog** search (``POST {base_url}/api/v1/catalog/1.0.0/search``) for
+   Sentinel-2 L2A acquisitions over the area's bbox within the season window,
+   with the CQL2 filter ``eo:cloud_cover < data.max_cloud_cover``. The
+   returned scenes are checked again here (a catalogue that ignores the filter
+   cannot slip a cloudier scene through); no scene left is a clear error
+   before any pixel is requested.
+2. **Process API** (``POST {base_url}/api/v1/process``), one request per tile
+   of the area's UTM grid (tiles at most ``data.sentinelhub.max_tile_px``
+   pixels, the API's limit being 2500), least-cloudy mosaicking (``leastCC``)
+   over the window, ``maxCloudCoverage`` = ``data.max_cloud_cover``, bands
+   B04 B03 B02 B08 B11 SCL dataMask in DN as one UINT16 GeoTIFF (B11 resampled
+   to 10 m by the service, nearest neighbour by default). The tiles are
+   mosaicked into the area's grid and written in the scene format with
+   ``DEEPSNOW_DATE`` = the window ``start/end`` (leastCC may take different
+   pixels from different acquisitions; the least-cloudy catalogue scene is
+   recorded as ``DEEPSNOW_LEAST_CLOUDY``).
+
+The collection is redefined against ``data.sentinelhub.base_url``
+(``DataCollection.SENTINEL2_L2A`` is pinned to services.sentinel-hub.com and
+would otherwise send Process requests there whatever the config says).
+
+Credentials come from ``SH_CLIENT_ID``/``SH_CLIENT_SECRET`` or from the
+sentinelhub profile ``data.sentinelhub.profile``; they are never logged,
+never written (the config only names the profile) and never part of an
+error message.
+
+Retries: sentinelhub-py retries 5xx and connection errors
+``max_download_attempts`` times (sleeping ``download_sleep_time`` x 3^k),
+waits out 429 responses for their ``Retry-After`` (milliseconds) up to
+``max_rate_limit_retries`` times; a 401 (expired or revoked token) drops the
+cached session and retries once with a fresh token; a response that is not a
+readable 7-band GeoTIFF (truncated) is dropped from the cache and fetched
+again.
+
+Cache: with ``--cache DIR`` the Process responses are kept by sentinelhub-py
+(``DIR/<md5 of url and payload>/response.tiff``) and the catalogue results
+here (``DIR/catalog/<hash>.json``), so a rerun makes no request at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.data.download.common import (
+    Area,
+    DownloadError,
+    area_grid,
+    read_cached_json,
+    scene_stats,
+    scene_tags,
+    scrub,
+    split_grid,
+    write_cached_json,
+    write_dn_scene,
+    cache_key,
+)
+
+log = logging.getLogger("deepsnow.download.sentinelhub")
+
+#: Copernicus Data Space Ecosystem endpoints (docs of sentinelhub-py, "configure").
+CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
+CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
+
+EVALSCRIPT = """//VERSION=3
+function setup() {
+  return {
+    input: [{bands: ["B04", "B03", "B02", "B08", "B11", "SCL", "dataMask"], units: "DN"}],
+    output: {bands: 7, sampleType: "UINT16"}
+  };
+}
+function evaluatePixel(s) {
+  return [s.B04, s.B03, s.B02, s.B08, s.B11, s.SCL, s.dataMask];
+}
+"""
+N_BANDS = 7
+
+
+def _fail(area: Area, season: str, msg: str, secrets=()) -> DownloadError:
+    return DownloadError(area.name, season, scrub(msg, secrets))
+
+
+def make_config(sh: dict, area: Area, season: str):
+    """An ``SHConfig`` with credentials (env or profile) and the configured endpoints; no request made."""
+    from sentinelhub import SHConfig
+
+    profile = sh.get("profile") or ""
+    if profile:
+        location = Path(SHConfig.get_config_location())
+        if not location.exists():
+            raise _fail(
+                area,
+                season,
+                f"sentinelhub profile {profile!r} configured (data.sentinelhub.profile) but {location} does not "
+                "exist; create the profile with `sentinelhub.config --profile NAME --sh_client_id ... "
+                "--sh_client_secret ...`, or set SH_CLIENT_ID and SH_CLIENT_SECRET and no profile",
+            )
+        try:
+            cfg = SHConfig(profile)
+        except KeyError:
+            raise _fail(area, season, f"sentinelhub profile {profile!r} not found in {location}") from None
+    else:
+        cid, secret = os.environ.get("SH_CLIENT_ID", ""), os.environ.get("SH_CLIENT_SECRET", "")
+        missing = [k for k, v in (("SH_CLIENT_ID", cid), ("SH_CLIENT_SECRET", secret)) if not v]
+        if missing:
+            raise _fail(
+                area,
+                season,
+                f"no Sentinel Hub credentials: environment variable(s) {', '.join(missing)} not set. Set "
+                "SH_CLIENT_ID and SH_CLIENT_SECRET (an OAuth client of Sentinel Hub or of the Copernicus Data "
+                "Space Ecosystem), or name a sentinelhub profile in data.sentinelhub.profile",
+            )
+        cfg = SHConfig(use_defaults=True, sh_client_id=cid, sh_client_secret=secret)
+    if not (cfg.sh_client_id and cfg.sh_client_secret):
+        raise _fail(area, season, f"sentinelhub profile {profile!r} has no sh_client_id/sh_client_secret")
+    cfg.sh_base_url = sh["base_url"].rstrip("/")
+    cfg.sh_token_url = sh["token_url"]
+    cfg.max_download_attempts = int(sh["max_download_attempts"])
+    cfg.download_sleep_time = float(sh["download_sleep_time"])
+    cfg.download_timeout_seconds = float(sh["download_timeout_seconds"])
+    cfg.max_retries = int(sh["max_rate_limit_retries"])
+    cfg.number_of_download_processes = 1
+    if urlparse(cfg.sh_token_url).scheme == "http" and not os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
+        raise _fail(
+            area,
+            season,
+            f"data.sentinelhub.token_url {cfg.sh_token_url} is plain http: OAuth refuses it unless "
+            "OAUTHLIB_INSECURE_TRANSPORT=1 is set (only ever for a local test server)",
+        )
+    return cfg
+
+
+def collection_for(base_url: str):
+    """Sentinel-2 L2A bound to ``base_url`` (one collection name per URL)."""
+    from sentinelhub import DataCollection
+
+    name = "DEEPSNOW_S2L2A_" + hashlib.sha1(base_url.rstrip("/").encode()).hexdigest()[:12]
+    return DataCollection.SENTINEL2_L2A.define_from(name, service_url=base_url.rstrip("/"))
+
+
+def _status(exc) -> int | None:
+    resp = getattr(getattr(exc, "request_exception", None), "response", None)
+    return getattr(resp, "status_code", None)
+
+
+def _drop_session(cfg) -> None:
+    from sentinelhub import SentinelHubDownloadClient
+
+    try:
+        SentinelHubDownloadClient._CACHED_SESSIONS.pop(SentinelHubDownloadClient._get_cache_key(cfg), None)
+    except Exception:  # private API changed: drop every cached session instead
+        SentinelHubDownloadClient.clear_cache()
+
+
+def _call(fn, cfg, area: Area, season: str, what: str):
+    """Run one sentinelhub call; refresh the token once on 401; turn failures into a DownloadError."""
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+    from sentinelhub.exceptions import DownloadFailedException, OutOfRequestsException
+
+    secrets = (cfg.sh_client_id, cfg.sh_client_secret)
+    for attempt in (0, 1):
+        try:
+            return fn()
+        except OutOfRequestsException as exc:
+            raise _fail(
+                area,
+                season,
+                f"{what}: still rate-limited (HTTP 429) after {cfg.max_retries} attempts "
+                f"(data.sentinelhub.max_rate_limit_retries): {exc}",
+                secrets,
+            ) from None
+        except DownloadFailedException as exc:
+            status = _status(exc)
+            if status == 401 and attempt == 0:
+                log.warning("%s: HTTP 401 (access token expired or revoked): fetching a new token and retrying", what)
+                _drop_session(cfg)
+                continue
+            hint = ""
+            if status in (401, 403):
+                hint = (
+                    " (check the credentials and that data.sentinelhub.base_url/token_url belong to the same service)"
+                )
+            raise _fail(area, season, f"{what} failed{hint}: {exc}", secrets) from None
+        except OAuth2Error as exc:
+            raise _fail(
+                area,
+                season,
+                f"{what}: authentication at {cfg.sh_token_url} failed ({type(exc).__name__}: {exc.description or exc.error}); "
+                "check SH_CLIENT_ID/SH_CLIENT_SECRET or the sentinelhub profile",
+                secrets,
+            ) from None
+        except DeepsnowError:
+            raise
+        except Exception as exc:  # requests errors, ValueError from the session, decoding...
+            raise _fail(area, season, f"{what} failed: {type(exc).__name__}: {exc}", secrets) from None
+    raise AssertionError("unreachable")
+
+
+def search_catalog(cfg, collection, area: Area, season: str, max_cc: float, cache) -> tuple[list[dict], bool]:
+    """Catalogue scenes ``[{id, datetime, cloud_cover}]`` of the window (cached); and whether from the cache."""
+    start, end = area.window(season)
+    key = cache_key("sh-catalog", cfg.sh_base_url, collection.catalog_id, list(area.bbox), start, end, max_cc)
+    cached = read_cached_json(cache, "catalog", key)
+    if cached is not None:
+        log.info("catalogue search for %s/%s read from the cache", area.name, season)
+        return cached["features"], True
+    from sentinelhub import CRS, BBox, SentinelHubCatalog
+
+    def search():
+        catalog = SentinelHubCatalog(config=cfg)
+        found = catalog.search(
+            collection,
+            bbox=BBox(area.bbox, CRS.WGS84),
+            time=(start, end),
+            filter=f"eo:cloud_cover < {max_cc:g}",
+            fields={"include": ["id", "properties.datetime", "properties.eo:cloud_cover"], "exclude": []},
+        )
+        return list(found)
+
+    feats = _call(search, cfg, area, season, "catalogue search")
+    out = []
+    for f in feats:
+        props = f.get("properties") or {}
+        cc = props.get("eo:cloud_cover")
+        out.append(
+            {"id": f.get("id"), "datetime": props.get("datetime"), "cloud_cover": None if cc is None else float(cc)}
+        )
+    if out:
+        write_cached_json(
+            cache, "catalog", key, {"query": [cfg.sh_base_url, list(area.bbox), start, end, max_cc], "features": out}
+        )
+    return out, False
+
+
+def decode_tiff(content: bytes, height: int, width: int) -> np.ndarray:
+    """The (7, h, w) uint16 array of a Process API GeoTIFF; ValueError when it is not one."""
+    from rasterio.io import MemoryFile
+
+    if not content:
+        raise ValueError("empty response")
+    try:
+        with MemoryFile(content) as mem, mem.open() as src:
+            if src.count != N_BANDS or (src.height, src.width) != (height, width):
+                raise ValueError(
+                    f"expected {N_BANDS} bands of {height} x {width} px, got {src.count} of {src.height} x {src.width}"
+                )
+            if src.dtypes[0] != "uint16":
+                raise ValueError(f"expected uint16, got {src.dtypes[0]}")
+            return src.read()
+    except ValueError:
+        raise
+    except Exception as exc:  # RasterioIOError, CPLE_* on truncated data
+        raise ValueError(f"not a readable GeoTIFF ({len(content)} bytes; truncated?): {exc}") from exc
+
+
+def fetch_tile(
+    cfg, collection, sub, area: Area, season: str, max_cc: float, order: str, cache, counts: dict
+) -> np.ndarray:
+    from sentinelhub import CRS, BBox, MimeType, MosaickingOrder, SentinelHubRequest, bbox_to_dimensions
+
+    start, end = area.window(season)
+    bbox = BBox(sub.bounds, crs=CRS(sub.epsg))
+    size = bbox_to_dimensions(bbox, resolution=sub.res)
+    if size != (sub.width, sub.height):  # cannot happen for a UTM bbox on the 10 m grid; be exact anyway
+        size = (sub.width, sub.height)
+    request = SentinelHubRequest(
+        evalscript=EVALSCRIPT,
+        input_data=[
+            SentinelHubRequest.input_data(
+                collection,
+                time_interval=(start, end),
+                maxcc=max_cc / 100.0,
+                mosaicking_order=MosaickingOrder(order),
+            )
+        ],
+        responses=[SentinelHubRequest.output_response("default", MimeType.TIFF)],
+        bbox=bbox,
+        size=size,
+        config=cfg,
+        data_folder=str(cache) if cache else None,
+    )
+    dl = request.download_list[0]
+    cached_dir = Path(cache) / dl.get_hashed_name() if cache else None
+    attempts = max(1, int(cfg.max_download_attempts))
+    last = None
+    for attempt in range(attempts):
+        hit = bool(cached_dir) and (cached_dir / "response.tiff").exists() and attempt == 0
+        resp = _call(
+            lambda: request.get_data(save_data=bool(cache), decode_data=False, redownload=attempt > 0)[0],
+            cfg,
+            area,
+            season,
+            "Process API request",
+        )
+        counts["cache_hits" if hit else "process_requests"] += 1
+        try:
+            return decode_tiff(resp.content, sub.height, sub.width)
+        except ValueError as exc:
+            last = exc
+            log.warning("Process API response for %s/%s is unusable (%s); fetching it again", area.name, season, exc)
+            if cached_dir is not None:
+                shutil.rmtree(cached_dir, ignore_errors=True)
+            if attempt + 1 < attempts:
+                time.sleep(cfg.download_sleep_time * 3**attempt)
+    raise _fail(area, season, f"Process API returned no readable GeoTIFF after {attempts} attempt(s): {last}")
+
+
+def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
+    """Fetch one area and season from Sentinel Hub and write the scene; return a JSON-able summary."""
+    sh = params["sentinelhub"]
+    max_cc = float(params["max_cloud_cover"])
+    res = float(params["resolution"])
+    start, end = area.window(season)
+    cfg = make_config(sh, area, season)  # credentials checked before any request
+    cache = Path(cache) if cache else None
+    if cache:
+        cache.mkdir(parents=True, exist_ok=True)
+    collection = collection_for(cfg.sh_base_url)
+    grid = area_grid(area.bbox, res)
+    log.info(
+        "%s/%s: %d x %d px at %g m in %s, window %s..%s, cloud cover < %g %% from %s",
+        area.name,
+        season,
+        grid.width,
+        grid.height,
+        res,
+        grid.crs,
+        start,
+        end,
+        max_cc,
+        cfg.sh_base_url,
+    )
+
+    scenes, from_cache = search_catalog(cfg, collection, area, season, max_cc, cache)
+    ok = sorted(
+        (s for s in scenes if s["cloud_cover"] is not None and s["cloud_cover"] < max_cc),
+        key=lambda s: (s["cloud_cover"], s["datetime"] or "", s["id"] or ""),
+    )
+    if not ok:
+        seen = ", ".join(f"{s['id']} ({s['cloud_cover']} %)" for s in scenes[:10]) or "none"
+        raise _fail(
+            area,
+            season,
+            f"no Sentinel-2 L2A scene with eo:cloud_cover < {max_cc:g} % over bbox {list(area.bbox)} "
+            f"between {start} and {end} (the catalogue returned {len(scenes)}: {seen}); widen the season "
+            "window (data.seasons or the area's seasons) or raise data.max_cloud_cover",
+        )
+    log.info(
+        "%s/%s: %d catalogue scene(s) under %g %% cloud; least cloudy %s (%s %%)",
+        area.name,
+        season,
+        len(ok),
+        max_cc,
+        ok[0]["id"],
+        ok[0]["cloud_cover"],
+    )
+
+    tiles = split_grid(grid, int(sh["max_tile_px"]))
+    counts = {"process_requests": 0, "cache_hits": 0}
+    stack = np.zeros((N_BANDS, grid.height, grid.width), dtype=np.uint16)
+    for i, (r0, r1, c0, c1) in enumerate(tiles):
+        sub = grid.sub(r0, r1, c0, c1)
+        log.info("%s/%s: tile %d/%d, %d x %d px", area.name, season, i + 1, len(tiles), sub.width, sub.height)
+        stack[:, r0:r1, c0:c1] = fetch_tile(
+            cfg, collection, sub, area, season, max_cc, sh["mosaicking_order"], cache, counts
+        )
+
+    mask = stack[6] > 0
+    if not mask.any():
+        raise _fail(
+            area,
+            season,
+            f"the Process API returned no valid pixel between {start} and {end} (no acquisition with cloud "
+            f"cover <= {max_cc:g} % covers the area)",
+        )
+    scl = stack[5]
+    dn = dict(zip(("B04", "B03", "B02", "B08", "B11"), stack[:5]))
+    best = ok[0]
+    tags = scene_tags(
+        "sentinelhub",
+        area,
+        season,
+        f"{start}/{end}",
+        least_cloudy=f"{(best['datetime'] or '')[:10]} {best['id']} ({best['cloud_cover']:g} %)",
+    )
+    write_dn_scene(output, dn, scl, mask.astype(np.uint8), grid, tags)
+    stats = scene_stats(scl, mask)
+    log.info(
+        "%s/%s: wrote %s (valid %.1f %%, cloud %.1f %%, snow %.1f %%); %d Process request(s), %d from the cache",
+        area.name,
+        season,
+        output,
+        100 * stats["valid_fraction"],
+        100 * stats["cloud_fraction"],
+        100 * stats["snow_fraction"],
+        counts["process_requests"],
+        counts["cache_hits"],
+    )
+    return {
+        "source": "sentinelhub",
+        "endpoint": cfg.sh_base_url,
+        "collection": collection.api_id,
+        "aoi": area.name,
+        "season": season,
+        "bbox_wgs84": list(area.bbox),
+        "window": [start, end],
+        "max_cloud_cover": max_cc,
+        "mosaicking_order": sh["mosaicking_order"],
+        "grid": grid.as_dict(),
+        "tiles": len(tiles),
+        "catalog": {
+            "from_cache": from_cache,
+            "returned": len(scenes),
+            "under_max_cloud_cover": len(ok),
+            "least_cloudy": best,
+            "scenes": ok[:20],
+        },
+        "requests": counts,
+        "stats": stats,
+    }

@@ -1,0 +1,518 @@
+"""Scenes from a STAC API of Sentinel-2 L2A COGs (default: Element 84 Earth Search v1, no credentials).
+
+For one area and season:
+
+1. **Search** (pystac-client, ``POST {data.stac.url}/search``) in
+   ``data.stac.collection`` over the area's bbox and the season window, with
+   ``query`` filters ``eo:cloud_cover < data.max_cloud_cover`` and, when set,
+   ``s2:snow_ice_percentage >= data.stac.snow_ice_percentage.snow_min`` (snow
+   season) or ``<= ...snowfree_max`` (snow-free season). Every returned item
+   is checked again here (a server that ignores the query cannot slip a
+   cloudier scene through). The items are ranked by cloud cover (then by
+   whether they are in the area's UTM zone, then date and id).
+2. **Windowed COG reads** (rasterio / GDAL ``/vsicurl/``) of the least cloudy
+   item: the area's window is located in each asset with
+   ``rasterio.windows.from_bounds`` (in the asset's CRS) and only the blocks
+   under it are fetched (HTTP range requests), through a ``WarpedVRT`` onto
+   the output grid. The output grid is the area's bbox in the UTM zone of its
+   centre at 10 m, aligned to the item's 10 m grid when the item is in that
+   zone (then the 10 m bands are copied pixel for pixel); an item of a
+   neighbouring zone is reprojected (``data.stac.resampling`` for reflectance,
+   nearest for SCL). The 20 m bands are resampled to 10 m: SCL by nearest
+   neighbour, B11 by ``data.stac.resampling`` (bilinear by default: nearest
+   would leave 2 x 2 blocks; bilinear never mixes nodata in, GDAL skips it).
+   If the item covers less than ``data.stac.min_valid_fraction`` of the area
+   (swath edge), the next item is tried (up to ``max_candidates``).
+3. **Scale and offset**: reflectance = DN x scale + offset, output
+   reflectance x 10000. With ``data.stac.boa_offset: auto`` the offset is 0
+   when the item says ``earthsearch:boa_offset_applied: true`` (Element 84
+   already removed it from the DNs) or its ``s2:processing_baseline`` is
+   before 04.00 (no offset then); otherwise the asset's ``raster:bands``
+   scale/offset apply (-0.1 for baseline 04.00 and later when ``raster:bands``
+   says nothing). ``raster`` trusts ``raster:bands`` only; ``none`` never
+   subtracts an offset (Earth Search is known to mislabel a few items).
+4. **dataMask** = 1 where B04, B03, B02, B08, B11 and SCL are all non-zero
+   (0 is nodata in every Sentinel-2 L2A COG).
+
+Asset keys: Earth Search v1 ``red green blue nir swir16 scl``; the older
+``B04 B03 B02 B08 B11 SCL`` keys are accepted too.
+
+Retries: the search retries 429/5xx and connection errors (urllib3,
+``Retry-After`` honoured); GDAL retries HTTP errors of the COG reads
+(``GDAL_HTTP_MAX_RETRY``) and a failed read is tried again with GDAL's cache
+for those files off, up to ``data.stac.max_attempts`` times in all.
+
+Cache: with ``--cache DIR`` the search results (``DIR/search/``) and the
+pixels read (``DIR/pixels/``) are kept, so a rerun makes no request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.data.download.common import (
+    Area,
+    DownloadError,
+    area_grid,
+    cache_key,
+    read_cached_json,
+    scene_stats,
+    scene_tags,
+    utm_epsg,
+    write_cached_json,
+    write_dn_scene,
+)
+
+log = logging.getLogger("deepsnow.download.stac")
+
+#: Output band -> asset keys, Earth Search v1 first, then older catalogues.
+ASSET_KEYS = {
+    "B04": ("red", "B04"),
+    "B03": ("green", "B03"),
+    "B02": ("blue", "B02"),
+    "B08": ("nir", "B08"),
+    "B11": ("swir16", "B11"),
+    "SCL": ("scl", "SCL"),
+}
+REFLECTANCE = ("B04", "B03", "B02", "B08", "B11")
+RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _query(params: dict, season: str) -> dict:
+    st = params["stac"]
+    q = {"eo:cloud_cover": {"lt": float(params["max_cloud_cover"])}}
+    si = st["snow_ice_percentage"]
+    if season == "snow" and si.get("snow_min") is not None:
+        q["s2:snow_ice_percentage"] = {"gte": float(si["snow_min"])}
+    if season == "snowfree" and si.get("snowfree_max") is not None:
+        q["s2:snow_ice_percentage"] = {"lte": float(si["snowfree_max"])}
+    return q
+
+
+def _passes(item: dict, query: dict) -> str | None:
+    """Why an item fails the query (None when it passes)."""
+    props = item.get("properties") or {}
+    ops = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b, "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b}
+    for prop, cond in query.items():
+        value = props.get(prop)
+        if value is None:
+            return f"no {prop}"
+        for op, ref in cond.items():
+            if not ops[op](float(value), ref):
+                return f"{prop} {value:g}"
+    return None
+
+
+def search(params: dict, area: Area, season: str, cache) -> tuple[list[dict], bool]:
+    """Items (raw STAC dicts) of the area and window matching the query; cached; and whether from the cache."""
+    st = params["stac"]
+    start, end = area.window(season)
+    query = _query(params, season)
+    key = cache_key("stac-search", st["url"], st["collection"], list(area.bbox), start, end, query, st["max_items"])
+    cached = read_cached_json(cache, "search", key)
+    if cached is not None:
+        log.info("STAC search for %s/%s read from the cache", area.name, season)
+        return cached["items"], True
+    from pystac_client import Client
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
+
+    retry = Retry(
+        total=max(0, int(st["max_attempts"]) - 1),
+        backoff_factor=float(st["retry_delay"]),
+        status_forcelist=RETRY_STATUS,
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    try:
+        client = Client.open(st["url"], stac_io=StacApiIO(max_retries=retry, timeout=float(st["timeout"])))
+        found = client.search(
+            collections=[st["collection"]],
+            bbox=list(area.bbox),
+            datetime=f"{start}/{end}",
+            query=query,
+            max_items=int(st["max_items"]),
+            limit=min(100, int(st["max_items"])),
+        )
+        items = list(found.items_as_dicts())
+    except DeepsnowError:
+        raise
+    except Exception as exc:  # APIError, requests errors, NotImplementedError (no search link)...
+        raise DownloadError(
+            area.name, season, f"STAC search at {st['url']} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if items:
+        write_cached_json(
+            cache,
+            "search",
+            key,
+            {"query": [st["url"], st["collection"], list(area.bbox), start, end, query], "items": items},
+        )
+    return items, False
+
+
+# --------------------------------------------------------------------------- assets
+
+
+def _asset(item: dict, band: str) -> tuple[str, dict]:
+    assets = item.get("assets") or {}
+    for key in ASSET_KEYS[band]:
+        if key in assets and assets[key].get("href"):
+            return key, assets[key]
+    raise DeepsnowError(
+        f"item {item.get('id')}: no asset for {band} (looked for {list(ASSET_KEYS[band])}; has {sorted(assets)})"
+    )
+
+
+def _href(item: dict, asset: dict) -> str:
+    href = asset["href"]
+    if "://" not in href and not href.startswith("/"):
+        self_link = next((ln["href"] for ln in item.get("links", []) if ln.get("rel") == "self"), None)
+        if self_link:
+            href = urljoin(self_link, href)
+    return href
+
+
+def _baseline(props: dict) -> float | None:
+    for k in ("s2:processing_baseline", "processing:version", "sentinel:processing_baseline"):
+        if props.get(k) is not None:
+            try:
+                return float(props[k])
+            except (TypeError, ValueError):
+                pass
+    return None
+
+
+def scale_offset(item: dict, asset: dict, mode: str) -> tuple[float, float, str]:
+    """(scale, offset, why) turning an asset's DN into reflectance."""
+    props = item.get("properties") or {}
+    rb = (asset.get("raster:bands") or [{}])[0] or {}
+    scale = float(rb.get("scale", 1e-4))
+    declared = rb.get("offset")
+    if mode == "none":
+        return scale, 0.0, "boa_offset: none"
+    if mode == "raster":
+        return scale, float(declared or 0.0), "raster:bands"
+    applied = props.get("earthsearch:boa_offset_applied", props.get("sentinel:boa_offset_applied"))
+    baseline = _baseline(props)
+    if applied is True:
+        return scale, 0.0, "earthsearch:boa_offset_applied"
+    if baseline is not None and baseline < 4.0:
+        return scale, 0.0, f"processing baseline {baseline:.2f} < 04.00"
+    if declared is not None:
+        return scale, float(declared), "raster:bands"
+    if baseline is not None and baseline >= 4.0:
+        return scale, -0.1, f"processing baseline {baseline:.2f} >= 04.00"
+    return scale, 0.0, "no offset information"
+
+
+def _gdal_env(st: dict, non_cached: list[str] | None = None) -> dict:
+    env = {
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
+        "GDAL_HTTP_MAX_RETRY": str(max(0, int(st["max_attempts"]) - 1)),
+        "GDAL_HTTP_RETRY_DELAY": str(max(0.001, float(st["retry_delay"]))),
+        "GDAL_HTTP_RETRY_CODES": ",".join(map(str, RETRY_STATUS)),
+        "GDAL_HTTP_TIMEOUT": str(max(1, int(math.ceil(float(st["timeout"]))))),
+        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+        "AWS_NO_SIGN_REQUEST": "YES",
+    }
+    if non_cached:
+        env["CPL_VSIL_CURL_NON_CACHED"] = ":".join(f"/vsicurl/{h}" for h in non_cached)
+    return env
+
+
+def read_item(item: dict, grid, st: dict) -> tuple[dict, dict]:
+    """Raw band arrays (uint16, on ``grid``) of an item and facts about the reads."""
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioError, RasterioIOError
+
+    resampling = Resampling[st["resampling"]]
+    out, facts = {}, {}
+    for band in ASSET_KEYS:
+        key, asset = _asset(item, band)
+        href = _href(item, asset)
+        try:
+            out[band], facts[band] = _read_band(band, key, href, grid, resampling)
+        except (RasterioError, OSError) as exc:
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+            raise RasterioIOError(f"asset {key} ({href}): {exc}{cause}") from exc
+    return out, facts
+
+
+def _read_band(band: str, key: str, href: str, grid, resampling) -> tuple[np.ndarray, dict]:
+    """One asset read onto ``grid``: only the blocks under the area's window are fetched."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    with rasterio.open(href) as src:
+        if src.crs is None:
+            raise DeepsnowError(f"asset {key} ({href}) has no CRS")
+        bounds = transform_bounds(grid.crs, src.crs, *grid.bounds) if src.crs != grid.crs else grid.bounds
+        win = from_bounds(*bounds, transform=src.transform)
+        overlap = not (
+            win.col_off >= src.width
+            or win.row_off >= src.height
+            or win.col_off + win.width <= 0
+            or win.row_off + win.height <= 0
+        )
+        native = src.crs == grid.crs and abs(src.res[0] - grid.res) < 1e-6
+        r = Resampling.nearest if band == "SCL" or native else resampling
+        fact = {
+            "asset": key,
+            "href": href,
+            "crs": str(src.crs),
+            "res": src.res[0],
+            "window": [round(win.col_off, 3), round(win.row_off, 3), round(win.width, 3), round(win.height, 3)],
+            "resampling": r.name,
+        }
+        if not overlap:
+            return np.zeros((grid.height, grid.width), dtype=np.uint16), fact
+        nodata = src.nodata if src.nodata is not None else 0
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=r,
+            src_nodata=nodata,
+            nodata=0,
+        ) as vrt:
+            return vrt.read(1).astype(np.uint16), fact
+
+
+def read_item_retrying(item: dict, grid, st: dict, area: Area, season: str) -> tuple[dict, dict]:
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    attempts = max(1, int(st["max_attempts"]))
+    hrefs = [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS]
+    last = None
+    for attempt in range(attempts):
+        try:
+            with rasterio.Env(**_gdal_env(st, hrefs if attempt else None)):
+                return read_item(item, grid, st)
+        except (RasterioError, OSError) as exc:  # RasterioIOError, CPLE_* (GDAL errors)
+            last = exc
+            log.warning("reading item %s failed (attempt %d/%d): %s", item.get("id"), attempt + 1, attempts, exc)
+            if attempt + 1 < attempts:
+                time.sleep(float(st["retry_delay"]) * 3**attempt)
+    raise DownloadError(
+        area.name,
+        season,
+        f"could not read the COGs of item {item.get('id')} after {attempts} attempt(s) "
+        f"(truncated or unreachable file?): {last}",
+    )
+
+
+def _item_date(item: dict) -> str:
+    props = item.get("properties") or {}
+    stamp = props.get("datetime") or props.get("start_datetime") or ""
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        return stamp[:10]
+
+
+def _item_epsg(item: dict) -> int | None:
+    props = item.get("properties") or {}
+    if props.get("proj:epsg"):
+        return int(props["proj:epsg"])
+    code = props.get("proj:code") or ""
+    if code.upper().startswith("EPSG:"):
+        return int(code.split(":")[1])
+    return None
+
+
+def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
+    """Fetch one area and season from a STAC API and write the scene; return a JSON-able summary."""
+    st = params["stac"]
+    res = float(params["resolution"])
+    start, end = area.window(season)
+    cache = Path(cache) if cache else None
+    epsg = utm_epsg((area.bbox[0] + area.bbox[2]) / 2, (area.bbox[1] + area.bbox[3]) / 2)
+    query = _query(params, season)
+    log.info(
+        "%s/%s: searching %s (%s) %s..%s with %s", area.name, season, st["url"], st["collection"], start, end, query
+    )
+
+    items, from_cache = search(params, area, season, cache)
+    rejected, ok = [], []
+    for it in items:
+        why = _passes(it, query)
+        (rejected.append(f"{it.get('id')} ({why})") if why else ok.append(it))
+    if not ok:
+        conds = ", ".join(f"{p} {op} {v:g}" for p, c in query.items() for op, v in c.items())
+        raise DownloadError(
+            area.name,
+            season,
+            f"no Sentinel-2 L2A item in {st['collection']} at {st['url']} over bbox {list(area.bbox)} between "
+            f"{start} and {end} with {conds} (the catalogue returned {len(items)}"
+            + (f"; rejected: {', '.join(rejected[:10])}" if rejected else "")
+            + "); widen the season window (data.seasons or the area's seasons), raise data.max_cloud_cover "
+            "or relax data.stac.snow_ice_percentage",
+        )
+    ok.sort(
+        key=lambda it: (
+            float(it["properties"]["eo:cloud_cover"]),
+            _item_epsg(it) not in (None, epsg),
+            it["properties"].get("datetime") or "",
+            it.get("id") or "",
+        )
+    )
+    log.info(
+        "%s/%s: %d item(s) pass; least cloudy %s (%s %%)",
+        area.name,
+        season,
+        len(ok),
+        ok[0].get("id"),
+        ok[0]["properties"]["eo:cloud_cover"],
+    )
+
+    tried, chosen = [], None
+    counts = {"items_read": 0, "from_cache": 0}
+    for item in ok[: int(st["max_candidates"])]:
+        grid, raw, facts, hit = _read_candidate(item, area, season, res, epsg, st, cache)
+        counts["from_cache" if hit else "items_read"] += 1
+        mask = np.ones((grid.height, grid.width), dtype=bool)
+        for b in ASSET_KEYS:
+            mask &= raw[b] > 0
+        frac = float(mask.mean())
+        tried.append({"id": item.get("id"), "valid_fraction": round(frac, 5)})
+        if chosen is None or frac > chosen[4]:
+            chosen = (item, grid, raw, facts, frac, mask)
+        if frac >= float(st["min_valid_fraction"]):
+            break
+        log.warning(
+            "%s/%s: item %s covers only %.1f %% of the area; trying the next",
+            area.name,
+            season,
+            item.get("id"),
+            100 * frac,
+        )
+    item, grid, raw, facts, frac, mask = chosen
+    if frac <= 0.0:
+        raise DownloadError(area.name, season, f"no item has valid pixels over the area (tried {tried})")
+    if frac < float(st["min_valid_fraction"]):
+        log.warning(
+            "%s/%s: best item %s covers %.1f %% of the area (< min_valid_fraction)",
+            area.name,
+            season,
+            item.get("id"),
+            100 * frac,
+        )
+
+    dn, offsets = {}, {}
+    for b in REFLECTANCE:
+        _, asset = _asset(item, b)
+        scale, offset, why = scale_offset(item, asset, st["boa_offset"])
+        offsets[b] = {"scale": scale, "offset": offset, "why": why}
+        dn[b] = raw[b].astype(np.float64) * (scale * 10000.0) + offset * 10000.0
+    scl = raw["SCL"]
+    props = item.get("properties") or {}
+    date = _item_date(item)
+    tags = scene_tags("stac", area, season, date, scene=item.get("id"), cloud_cover=props.get("eo:cloud_cover"))
+    write_dn_scene(output, dn, scl, mask.astype(np.uint8), grid, tags)
+    stats = scene_stats(scl, mask)
+    log.info(
+        "%s/%s: wrote %s from %s of %s (valid %.1f %%, cloud %.1f %%, snow %.1f %%)",
+        area.name,
+        season,
+        output,
+        item.get("id"),
+        date,
+        100 * stats["valid_fraction"],
+        100 * stats["cloud_fraction"],
+        100 * stats["snow_fraction"],
+    )
+    return {
+        "source": "stac",
+        "endpoint": st["url"],
+        "collection": st["collection"],
+        "aoi": area.name,
+        "season": season,
+        "bbox_wgs84": list(area.bbox),
+        "window": [start, end],
+        "query": query,
+        "item": {
+            "id": item.get("id"),
+            "datetime": props.get("datetime"),
+            "cloud_cover": props.get("eo:cloud_cover"),
+            "snow_ice_percentage": props.get("s2:snow_ice_percentage"),
+            "processing_baseline": props.get("s2:processing_baseline"),
+            "boa_offset_applied": props.get("earthsearch:boa_offset_applied"),
+        },
+        "scale_offset": offsets,
+        "reads": facts,
+        "grid": grid.as_dict(),
+        "search": {"from_cache": from_cache, "returned": len(items), "passed": len(ok), "rejected": rejected[:20]},
+        "candidates_tried": tried,
+        "requests": counts,
+        "stats": stats,
+    }
+
+
+def _read_candidate(item, area, season, res, epsg, st, cache):
+    """Grid and raw bands of one item (from the pixel cache when there)."""
+    import rasterio
+
+    from deepsnow.io import load_npz, save_npz
+
+    origin = (0.0, 0.0)
+    _, ref = _asset(item, "B04")
+    ref_href = _href(item, ref)
+    item_epsg = _item_epsg(item)
+    grid = None
+    key = None
+    if cache:
+        # The grid only depends on the item's 10 m origin; remember it with the pixels.
+        key = cache_key(
+            "stac-pixels",
+            item.get("id"),
+            [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS],
+            list(area.bbox),
+            res,
+            epsg,
+            st["resampling"],
+        )
+        f = Path(cache) / "pixels" / f"{key}.npz"
+        if f.exists():
+            try:
+                z = load_npz(f, required=tuple(ASSET_KEYS) + ("grid",))
+                g = z["grid"].tolist()
+                from deepsnow.data.download.common import Grid
+
+                grid = Grid(int(g[0]), g[1], g[2], int(g[3]), int(g[4]), g[5])
+                log.info("%s/%s: pixels of %s read from the cache", area.name, season, item.get("id"))
+                return grid, {b: z[b] for b in ASSET_KEYS}, {"cached": str(f)}, True
+            except DeepsnowError:
+                pass  # damaged entry: read again
+    if item_epsg in (None, epsg):
+        try:
+            with rasterio.Env(**_gdal_env(st)), rasterio.open(ref_href) as src:
+                if src.crs is not None and src.crs.to_epsg() == epsg:
+                    origin = (src.transform.c, src.transform.f)
+        except Exception as exc:  # noqa: BLE001 - the retrying read below reports it properly
+            log.debug("could not open %s for its grid origin: %s", ref_href, exc)
+    grid = area_grid(area.bbox, res, epsg=epsg, origin=origin)
+    raw, facts = read_item_retrying(item, grid, st, area, season)
+    if cache:
+        g = np.array([grid.epsg, grid.left, grid.top, grid.width, grid.height, grid.res], dtype=np.float64)
+        save_npz(Path(cache) / "pixels" / f"{key}.npz", grid=g, **raw)
+    return grid, raw, facts, False
