@@ -187,6 +187,30 @@ def synthetic_domains(folder: Path, n: int, size: int) -> tuple[Path, Path]:
     return a, b
 
 
+def sample_metrics(checkpoint: Path, train_a: Path, train_b: Path, out: Path) -> dict:
+    """What a run learned, measured on its last epoch's A->B translations against the real B images:
+    FRD and CRD on ResNet-50 features (seeded random weights: the same network for every run, so the
+    runs are comparable with each other, not with published values) and the mean colour difference."""
+    import numpy as np
+
+    from deepsnow.features import embed_images
+    from deepsnow.gan.generate import generate
+    from deepsnow.io import load_npz
+    from deepsnow.metrics import cosine_resnet_distance, frechet_distance
+
+    generate({"device": "cpu"}, [checkpoint], [out], train_a, train_b)
+    fake = load_npz(out)["fake_B"]
+    real = load_npz(train_b)["rgb"]
+    opts = {"weights": "random", "size": 64}
+    f_fake = embed_images(fake, "resnet50", device="cpu", options=opts, seed=0)
+    f_real = embed_images(real, "resnet50", device="cpu", options=opts, seed=0)
+    return {
+        "FRD (random ResNet-50)": frechet_distance(f_fake, f_real),
+        "CRD (random ResNet-50)": cosine_resnet_distance(f_fake, f_real),
+        "mean |colour - real B| (DN)": float(np.abs(fake.mean(axis=(0, 1, 2)) - real.mean(axis=(0, 1, 2))).mean()),
+    }
+
+
 def compare_precision(args) -> None:
     import csv
 
@@ -205,7 +229,7 @@ def compare_precision(args) -> None:
             a, b = args.train_a, args.train_b
         else:
             a, b = synthetic_domains(tmp, args.n_images, size["crop_size"])
-        runs = {}
+        runs, scores = {}, {}
         for label, prec, seed in (("fp32", "fp32", 0), (low, low, 0), ("fp32 seed 1", "fp32", 1)):
             p = dict(
                 size,
@@ -227,6 +251,7 @@ def compare_precision(args) -> None:
                 f"{label:>12s}: {args.epochs} epochs x {out['iterations_per_epoch']} it in "
                 f"{time.perf_counter() - t0:.1f} s ({out['it_per_s']:.2f} it/s)"
             )
+            scores[label] = sample_metrics(d / "ck" / f"epoch_{args.epochs:03d}.pt", a, b, tmp / f"{label}.npz")
     cols = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
     print(f"\nper-epoch mean losses, demo size on {device}: fp32 | {low} | fp32 with another seed")
     print("epoch " + "  ".join(f"{c:>26s}" for c in cols))
@@ -243,6 +268,14 @@ def compare_precision(args) -> None:
             abs(float(runs["fp32"][e][c]) - float(runs["fp32 seed 1"][e][c])) for e in range(args.epochs)
         )
         print(f"  {c:<8s} precision {dp:8.4f}   seed {ds:8.4f}   ratio {dp / ds if ds else float('nan'):6.2f}")
+    print(f"\nmetrics of the last epoch's A->B samples: fp32 | {low} | fp32 with another seed")
+    for name in scores["fp32"]:
+        v = [scores[k][name] for k in ("fp32", low, "fp32 seed 1")]
+        dp, ds = abs(v[0] - v[1]), abs(v[0] - v[2])
+        print(
+            f"  {name:<28s} {v[0]:10.4f} | {v[1]:10.4f} | {v[2]:10.4f}   "
+            f"precision/seed difference ratio {dp / ds if ds else float('nan'):6.2f}"
+        )
 
 
 def main(argv=None) -> int:
