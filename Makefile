@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test lint format clean-results help
+.PHONY: install system-deps demo test lint format clean-results help
 
 help:
 	@echo "make demo   - install into $(VENV), run the workflow on config.yaml (offline simulator), write results/report.zip"
@@ -34,7 +34,15 @@ lint: install
 format: install
 	snakefmt Snakefile workflow/rules
 
-test: install lint
+# The SLURM tests run a real single-node SLURM: Debian's slurm-wlm and munge (root only;
+# tests/test_slurm.py installs them itself too, and skips when not root).
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v slurmctld >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge; \
+	fi
+
+test: install system-deps lint
 	python -m pytest
 
 clean-results:
