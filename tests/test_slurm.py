@@ -60,13 +60,14 @@ def cluster(tmp_path_factory):
     try:
         install()
     except (SlurmUnavailable, subprocess.SubprocessError, OSError) as err:
-        pytest.skip(f"cannot install SLURM here: {err}")
+        # As root the test is meant to run: a failed install is a failure, not a skip.
+        pytest.fail(f"cannot install SLURM (apt-get install slurm-wlm munge): {err}")
     c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     try:
         c.start()
     except (SlurmUnavailable, subprocess.SubprocessError, OSError) as err:
         c.stop()
-        pytest.skip(f"cannot start a single-node SLURM here: {err}")
+        pytest.fail(f"cannot start a single-node SLURM: {err}")
     try:
         yield c
     finally:
