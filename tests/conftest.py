@@ -55,6 +55,26 @@ def deepsnow(*args: str, check: bool = False, cwd: Path | None = None) -> subpro
     return proc
 
 
+def merged_config(*files) -> dict:
+    """config.yaml with the given config files merged over it, as Snakemake does (recursively)."""
+    import copy
+
+    import yaml
+
+    def update(a, b):
+        for k, v in b.items():
+            if isinstance(v, dict) and isinstance(a.get(k), dict):
+                update(a[k], v)
+            else:
+                a[k] = copy.deepcopy(v)
+        return a
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for f in files:
+        update(cfg, yaml.safe_load((REPO / f).read_text()))
+    return cfg
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -29,7 +29,7 @@ from deepsnow import DeepsnowError
 from deepsnow.config import validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
 from deepsnow.data.scene import BANDS, read_scene
-from conftest import REPO, copy_workflow, deepsnow, env_with_venv, snakemake
+from conftest import merged_config, REPO, copy_workflow, deepsnow, env_with_venv, snakemake
 from mock_servers import MockSentinelHub, Scene, ben_sources, inner_bbox
 from synthetic import bigearthnet_example_dir
 
@@ -501,25 +501,10 @@ def test_cli_help():
 # --------------------------------------------------------------------------- the paper config
 
 
-def merged(*files) -> dict:
-    """config.yaml with the given config files merged over it, as Snakemake does (recursively)."""
-
-    def update(a, b):
-        for k, v in b.items():
-            if isinstance(v, dict) and isinstance(a.get(k), dict):
-                update(a[k], v)
-            else:
-                a[k] = copy.deepcopy(v)
-        return a
-
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for f in files:
-        update(cfg, yaml.safe_load((REPO / f).read_text()))
-    return cfg
 
 
 def test_paper_config_is_the_papers_setting():
-    cfg = validate_config(merged("configs/paper.yaml"))
+    cfg = validate_config(merged_config("configs/paper.yaml"))
     data = cfg["data"]
     assert data["source"] == "sentinelhub" and data["resolution"] == 10
     assert 8 <= len(data["aois"]) <= 12
@@ -562,7 +547,7 @@ def test_paper_config_is_the_papers_setting():
     ],
 )
 def test_bad_download_keys_are_named(data, key, words):
-    cfg = merged("configs/paper.yaml")
+    cfg = merged_config("configs/paper.yaml")
     for k, v in data.items():
         cfg["data"][k] = {**cfg["data"].get(k, {}), **v} if isinstance(v, dict) else v
     with pytest.raises(DeepsnowError) as err:
@@ -573,7 +558,7 @@ def test_bad_download_keys_are_named(data, key, words):
 def test_per_area_season_override():
     from deepsnow.data.download.common import find_area
 
-    data = validate_config(merged("configs/paper.yaml"))["data"]
+    data = validate_config(merged_config("configs/paper.yaml"))["data"]
     assert find_area(data, "tampere").window("snow") == ("2021-02-15", "2021-03-31")
     assert find_area(data, "tampere").window("snowfree") == ("2021-06-15", "2021-08-31")
     assert find_area(data, "madison").window("snow") == ("2021-01-01", "2021-02-28")
@@ -583,7 +568,7 @@ def test_paper_dry_run_builds_the_full_dag(tmp_path):
     from test_workflow import job_counts
 
     work = copy_workflow(tmp_path / "wf")
-    cfg = validate_config(merged("configs/paper.yaml"))
+    cfg = validate_config(merged_config("configs/paper.yaml"))
     n = len(cfg["data"]["aois"])
     import subprocess
     import sys

@@ -31,7 +31,7 @@ from deepsnow.config import validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
 from deepsnow.data.download.stac import scale_offset
 from deepsnow.data.scene import BANDS, read_scene
-from conftest import REPO, copy_workflow, deepsnow, snakemake
+from conftest import merged_config, REPO, copy_workflow, deepsnow, snakemake
 from mock_servers import MockStac, ben_sources, inner_bbox, synthetic_source
 from synthetic import bigearthnet_example_dir
 
@@ -333,24 +333,11 @@ def test_cli_with_aoi_file_writes_scene_and_sidecar(stac, ben, tmp_path):
 # --------------------------------------------------------------------------- configs
 
 
-def merged(*files) -> dict:
-    def update(a, b):
-        for k, v in b.items():
-            if isinstance(v, dict) and isinstance(a.get(k), dict):
-                update(a[k], v)
-            else:
-                a[k] = copy.deepcopy(v)
-        return a
-
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for f in files:
-        update(cfg, yaml.safe_load((REPO / f).read_text()))
-    return cfg
 
 
 def test_stac_config_is_the_paper_config_from_earth_search():
-    cfg = validate_config(merged("configs/stac.yaml"))
-    paper = validate_config(merged("configs/paper.yaml"))
+    cfg = validate_config(merged_config("configs/stac.yaml"))
+    paper = validate_config(merged_config("configs/paper.yaml"))
     assert cfg["data"]["source"] == "stac"
     assert cfg["data"]["stac"]["url"] == "https://earth-search.aws.element84.com/v1"
     assert cfg["data"]["stac"]["collection"] == "sentinel-2-l2a"
@@ -367,7 +354,7 @@ def test_stac_dry_run_builds_the_full_dag(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     proc = snakemake(work, "-n", "-p", "--configfile", "configs/stac.yaml")  # no credentials needed
     counts = job_counts(proc.stdout + proc.stderr)
-    n = len(validate_config(merged("configs/stac.yaml"))["data"]["aois"])
+    n = len(validate_config(merged_config("configs/stac.yaml"))["data"]["aois"])
     assert counts["download"] == 2 * n and counts["mask"] == 2 * n and counts["split"] == 1
     assert "simulate" not in counts and counts["generate"] == 200
     assert "results/paper-stac/cache/stac" in proc.stdout
@@ -392,7 +379,7 @@ def test_aoi_file_areas_join_the_config(tmp_path, monkeypatch):
             }
         )
     )
-    cfg = merged("configs/stac.yaml")
+    cfg = merged_config("configs/stac.yaml")
     cfg["data"]["aoi_file"] = "a.geojson"
     cfg = validate_config(cfg)
     assert cfg["data"]["aois"][-1] == {"name": "pond", "bbox": [10.0, 46.0, 10.05, 46.04]}
@@ -451,7 +438,7 @@ def test_bad_aoi_file_is_named(tmp_path, monkeypatch, doc, words):
     monkeypatch.chdir(tmp_path)
     if doc is not None:
         Path("a.geojson").write_text(json.dumps(doc))
-    cfg = merged("configs/stac.yaml")
+    cfg = merged_config("configs/stac.yaml")
     cfg["data"]["aoi_file"] = "a.geojson"
     with pytest.raises(DeepsnowError) as err:
         validate_config(cfg)

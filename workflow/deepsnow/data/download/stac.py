@@ -501,8 +501,8 @@ def _read_candidate(item, area, season, res, epsg, st, cache):
                 grid = Grid(int(g[0]), g[1], g[2], int(g[3]), int(g[4]), g[5])
                 log.info("%s/%s: pixels of %s read from the cache", area.name, season, item.get("id"))
                 return grid, {b: z[b] for b in ASSET_KEYS}, {"cached": str(f)}, True
-            except DeepsnowError:
-                pass  # damaged entry: read again
+            except DeepsnowError as exc:
+                log.warning("%s/%s: damaged cache entry %s (%s); reading the pixels again", area.name, season, f, exc)
     if item_epsg in (None, epsg):
         try:
             with rasterio.Env(**_gdal_env(st)), rasterio.open(ref_href) as src:
