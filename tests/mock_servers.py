@@ -20,7 +20,14 @@ endpoint.
 
 Faults (``server.faults[endpoint]``, consumed in order): ``"429"`` (Retry-After
 in ms), ``"500"``, ``"expire"`` (revoke every token, answer 401),
-``"truncate"`` (half the TIFF, 200).
+``"truncate"`` (half the TIFF, 200). Faults whose body echoes the caller's
+secrets, as careless services do: ``"401-echo"``, ``"403-echo"``, ``"429-echo"``,
+``"500-echo"`` on the catalogue and Process API (the body repeats the
+``Authorization`` header, the bearer token and the client id) and on the token
+endpoint (``"401-echo"``, ``"500-echo"``: the body repeats the client id and
+secret that were sent). Tokens are ``token_format.format(n=...)``;
+``issued_tokens`` lists them, ``used_tokens`` holds those that authorised a
+request, ``echoed`` every response body that repeated a secret.
 
 ``MockStac`` serves a STAC API (landing page with ``conformsTo`` and a search
 link, ``POST /search`` with bbox, datetime, collections and ``query``
@@ -57,6 +64,8 @@ SH_TOKEN_PATH = "/auth/realms/main/protocol/openid-connect/token"
 CATALOG_PATH = "/api/v1/catalog/1.0.0/search"
 PROCESS_PATH = "/api/v1/process"
 BAND_ORDER = ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
+ECHO_REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 500: "Internal Server Error"}
+ECHO_FAULTS = tuple(f"{status}-echo" for status in ECHO_REASONS)
 
 
 # --------------------------------------------------------------------------- data
@@ -282,6 +291,10 @@ class _SHHandler(_Handler):
             return self._json(
                 401, {"error": {"status": 401, "reason": "Unauthorized", "message": "token expired"}}, endpoint
             )
+        with sh.lock:
+            sh.used_tokens.add(auth[7:])
+        if fault in ECHO_FAULTS:
+            return self._echo(int(fault.split("-")[0]), endpoint, auth)
         if fault == "429":
             return self._json(
                 429,
@@ -302,12 +315,37 @@ class _SHHandler(_Handler):
             tiff = tiff[: len(tiff) // 2]
         self._send(200, tiff, "image/tiff", endpoint="process")
 
+    def _echo(self, status: int, endpoint: str, auth: str):
+        """An error whose body repeats the request's secrets (token, Authorization header, client id)."""
+        sh = self.server_owner
+        token = auth[7:]
+        body = {
+            "error": {
+                "status": status,
+                "reason": ECHO_REASONS[status],
+                "message": f"request with 'Authorization: {auth}' (client {sh.client_id}, token {token}) refused",
+                "errors": [{"access_token": token, "client_id": sh.client_id}],
+            }
+        }
+        with sh.lock:
+            sh.echoed.append(json.dumps(body))
+        headers = {"Retry-After": str(sh.retry_after_ms), "WWW-Authenticate": f'Bearer error="{token}"'}
+        return self._json(status, body, endpoint, headers=headers if status in (401, 429) else None)
+
     def _token(self, body: bytes):
         sh = self.server_owner
         form = urllib.parse.parse_qs(body.decode())
         fault = sh.next_fault("token")
         if fault == "500":
             return self._json(500, {"error": "server_error"}, "token")
+        if fault in ("401-echo", "500-echo"):
+            sent_id, sent_secret = (form.get(k, [""])[0] for k in ("client_id", "client_secret"))
+            status = int(fault.split("-")[0])
+            desc = f"client_id={sent_id} client_secret={sent_secret} refused (raw body: {body.decode()})"
+            doc = {"error": "invalid_client" if status == 401 else "server_error", "error_description": desc}
+            with sh.lock:
+                sh.echoed.append(json.dumps(doc))
+            return self._json(status, doc, "token")
         if (
             form.get("grant_type") != ["client_credentials"]
             or form.get("client_id") != [sh.client_id]
@@ -318,8 +356,9 @@ class _SHHandler(_Handler):
             )
         with sh.lock:
             sh.n_tokens += 1
-            tok = f"tok-{sh.n_tokens}"
+            tok = sh.token_format.format(n=sh.n_tokens)
             sh.valid_tokens.add(tok)
+            sh.issued_tokens.append(tok)
         self._json(200, {"access_token": tok, "expires_in": 3600, "token_type": "Bearer"}, "token")
 
 
@@ -332,10 +371,15 @@ class MockSentinelHub(_Server):
         client_id: str = "deepsnow-test-client",
         client_secret: str = "s3cr3t-VALUE-never-logged",
         token_path: str = SH_TOKEN_PATH,
+        token_format: str = "tok-{n}",
     ):
         self.scenes = scenes
         self.client_id, self.client_secret = client_id, client_secret
         self.token_path = token_path
+        self.token_format = token_format
+        self.issued_tokens: list[str] = []
+        self.used_tokens: set[str] = set()
+        self.echoed: list[str] = []
         self.valid_tokens: set[str] = set()
         self.n_tokens = 0
         self.ignore_filter = False
