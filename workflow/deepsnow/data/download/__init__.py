@@ -6,6 +6,8 @@ and one season, from the source named in ``params["source"]``; see
 :mod:`deepsnow.data.download.sentinelhub` and :mod:`deepsnow.data.download.stac`.
 Failures raise :class:`~deepsnow.data.download.common.DownloadError` (a
 ``DeepsnowError`` naming the area and season) and leave no output behind.
+Credentials and OAuth tokens are redacted from every error message, log record
+and warning of the process (:func:`~deepsnow.data.download.common.redact`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from deepsnow import DeepsnowError
-from deepsnow.data.download.common import SEASONS, DownloadError, find_area
+from deepsnow.data.download.common import SEASONS, DownloadError, find_area, install_log_redaction
 
 log = logging.getLogger("deepsnow.download")
 
@@ -22,6 +24,7 @@ SOURCES = ("sentinelhub", "stac")
 
 def download_scene(params: dict, aoi: str, season: str, output, cache=None, source: str | None = None) -> dict:
     """Download one area's scene of one season to ``output``; return a JSON-able summary."""
+    install_log_redaction()  # remote text and third-party DEBUG lines can carry credentials or tokens
     source = source or params["source"]
     if source not in SOURCES:
         raise DeepsnowError(

@@ -40,11 +40,11 @@ SECRET_ENV = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
 
 
 class DownloadError(DeepsnowError):
-    """A download failure, always naming the area and season."""
+    """A download failure, always naming the area and season; its text is redacted (:func:`redact`)."""
 
     def __init__(self, aoi: str, season: str, message: str):
         self.aoi, self.season = aoi, season
-        super().__init__(f"area {aoi!r}, season {season!r}: {message}")
+        super().__init__(redact(f"area {aoi!r}, season {season!r}: {message}"))
 
 
 # --------------------------------------------------------------------------- areas
@@ -307,17 +307,131 @@ def scene_stats(scl: np.ndarray, data_mask: np.ndarray) -> dict:
 # --------------------------------------------------------------------------- secrets and caching
 
 
+#: Secret values met in this process (credentials from a profile, OAuth tokens), besides ``SECRET_ENV``.
+_KNOWN_SECRETS: set[str] = set()
+_MIN_SECRET_LEN = 4
+MASK = "***"
+
+#: Secrets that travel under a recognisable name, whatever their value: ``Bearer <token>``, an
+#: ``Authorization`` header's credentials (Bearer, Basic, ...), and ``access_token``/``client_secret``/...
+#: as JSON keys, Python reprs or form fields.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)\b(bearer)(\s+|%20|\+)[A-Za-z0-9\-._~+/]+=*"), r"\1\2" + MASK),
+    (re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*["']?(?:[A-Za-z]+\s+)?)[^"'\s,;}\])]+"""), r"\1" + MASK),
+    (
+        re.compile(
+            r"""(?i)(["']?\b(?:access_token|refresh_token|id_token|client_secret|sh_client_secret|password)"""
+            r"""["']?\s*(?:[:=]|%3D)\s*["']?)[^"'\s,;&}\])]+"""
+        ),
+        r"\1" + MASK,
+    ),
+)
+
+
 def secrets_in_env() -> list[str]:
     """Credential values currently in the environment (to scrub from messages)."""
-    return [v for k in SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 4]
+    return [v for k in SECRET_ENV if (v := os.environ.get(k)) and len(v) >= _MIN_SECRET_LEN]
 
 
-def scrub(text: str, secrets=()) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for s in list(secrets) + secrets_in_env():
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
+def remember_secret(*values) -> None:
+    """Redact these values (and their encodings) from every later message and log line of this process.
+
+    Two values given together are taken as an OAuth client id and secret: their HTTP Basic form
+    ``base64(id:secret)`` is redacted too.
+    """
+    vals = [v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN]
+    _KNOWN_SECRETS.update(vals)
+    if len(vals) == 2:
+        import base64
+
+        for a, b in ((vals[0], vals[1]), (quote(vals[0], safe=""), quote(vals[1], safe=""))):
+            _KNOWN_SECRETS.add(base64.b64encode(f"{a}:{b}".encode()).decode())
+
+
+def quote(value: str, safe: str = "/") -> str:
+    from urllib.parse import quote as _quote
+
+    return _quote(value, safe=safe)
+
+
+def _forms(value: str) -> set[str]:
+    """A secret as it may appear in text: raw, URL- and form-encoded, JSON-escaped, base64."""
+    import base64
+    from urllib.parse import quote_plus
+
+    raw = value.encode()
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value)[1:-1].replace("/", "\\/"),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+    return {f for f in forms if len(f) >= _MIN_SECRET_LEN}
+
+
+def redact(text, secrets=()) -> str:
+    """``text`` with every known secret (environment credentials, remembered values, ``secrets``),
+    in any of its usual encodings, and every ``Bearer``/``Basic``/``access_token=...`` value replaced
+    by ``***``. Apply it to anything that can carry text from a remote service.
+    """
+    text = str(text)
+    values = {s for s in (*secrets, *secrets_in_env(), *_KNOWN_SECRETS) if s and len(s) >= _MIN_SECRET_LEN}
+    forms = set()
+    for v in values:
+        forms |= _forms(v)
+    for f in sorted(forms, key=len, reverse=True):
+        text = text.replace(f, MASK)
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
     return text
+
+
+#: The former name of :func:`redact`.
+scrub = redact
+
+
+_redaction_installed = False
+
+
+def install_log_redaction() -> None:
+    """Redact every log record (message, arguments, traceback) and warning of this process; idempotent.
+
+    Third-party libraries log secrets at DEBUG level (requests-oauthlib logs the token request's
+    form body and the token it obtained), so the redaction sits in the record factory, ahead of
+    every handler.
+    """
+    global _redaction_installed
+    if _redaction_installed:
+        return
+    import logging
+    import warnings
+
+    make_record = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: let logging report it as usual
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(factory)
+    format_warning = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        return redact(format_warning(message, category, filename, lineno, line))
+
+    warnings.formatwarning = formatwarning
+    _redaction_installed = True
 
 
 def cache_key(*parts) -> str:

@@ -59,9 +59,10 @@ from deepsnow.data.download.common import (
     DownloadError,
     area_grid,
     read_cached_json,
+    redact,
+    remember_secret,
     scene_stats,
     scene_tags,
-    scrub,
     split_grid,
     write_cached_json,
     write_dn_scene,
@@ -89,7 +90,15 @@ N_BANDS = 7
 
 
 def _fail(area: Area, season: str, msg: str, secrets=()) -> DownloadError:
-    return DownloadError(area.name, season, scrub(msg, secrets))
+    """A DownloadError whose text holds no secret (``secrets``, the credentials, every token seen)."""
+    _remember_tokens()
+    return DownloadError(area.name, season, redact(msg, secrets))
+
+
+def _one_line(text, limit: int = 400) -> str:
+    """Remote text on one line, at most ``limit`` characters (redaction comes after, in :func:`_fail`)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def make_config(sh: dict, area: Area, season: str):
@@ -125,6 +134,7 @@ def make_config(sh: dict, area: Area, season: str):
         cfg = SHConfig(use_defaults=True, sh_client_id=cid, sh_client_secret=secret)
     if not (cfg.sh_client_id and cfg.sh_client_secret):
         raise _fail(area, season, f"sentinelhub profile {profile!r} has no sh_client_id/sh_client_secret")
+    remember_secret(cfg.sh_client_id, cfg.sh_client_secret)  # redacted from every message and log line
     cfg.sh_base_url = sh["base_url"].rstrip("/")
     cfg.sh_token_url = sh["token_url"]
     cfg.max_download_attempts = int(sh["max_download_attempts"])
@@ -150,61 +160,117 @@ def collection_for(base_url: str):
     return DataCollection.SENTINEL2_L2A.define_from(name, service_url=base_url.rstrip("/"))
 
 
-def _status(exc) -> int | None:
+def _response(exc):
+    """The HTTP response behind a sentinelhub or requests exception, if any."""
     resp = getattr(getattr(exc, "request_exception", None), "response", None)
-    return getattr(resp, "status_code", None)
+    return resp if resp is not None else getattr(exc, "response", None)
+
+
+def _status(exc) -> int | None:
+    return getattr(_response(exc), "status_code", None)
+
+
+def _remember_tokens() -> None:
+    """Add the access tokens of sentinelhub-py's cached sessions to the redacted secrets."""
+    try:
+        from sentinelhub import SentinelHubDownloadClient
+
+        for session in list(SentinelHubDownloadClient._CACHED_SESSIONS.values()):
+            remember_secret((getattr(session, "_token", None) or {}).get("access_token"))
+    except Exception:  # private API changed: the Bearer/access_token patterns of redact() still apply
+        pass
 
 
 def _drop_session(cfg) -> None:
     from sentinelhub import SentinelHubDownloadClient
 
+    _remember_tokens()  # the revoked token may still appear in later error bodies
     try:
         SentinelHubDownloadClient._CACHED_SESSIONS.pop(SentinelHubDownloadClient._get_cache_key(cfg), None)
     except Exception:  # private API changed: drop every cached session instead
         SentinelHubDownloadClient.clear_cache()
 
 
+def _at_token_url(exc, cfg) -> bool:
+    """Whether the failed request went to the token endpoint."""
+    url = (getattr(_response(exc), "url", None) or "").split("?")[0]
+    return bool(url) and url == cfg.sh_token_url.split("?")[0]
+
+
+def _http_failure(exc, cfg, what: str) -> str:
+    """What failed, where, with which HTTP status, and what the service said (not yet redacted)."""
+    from sentinelhub.decoding import decode_sentinelhub_err_msg
+
+    resp = _response(exc)
+    url = (getattr(resp, "url", None) or "").split("?")[0]
+    auth = _at_token_url(exc, cfg)
+    where = f"authentication at {cfg.sh_token_url}" if auth else (url or cfg.sh_base_url)
+    status = getattr(resp, "status_code", None)
+    reason = getattr(resp, "reason", "") or ""
+    try:
+        said = decode_sentinelhub_err_msg(resp) if resp is not None else ""
+    except Exception:
+        said = ""
+    hint = ""
+    if auth and status in (400, 401, 403):
+        hint = "; check SH_CLIENT_ID/SH_CLIENT_SECRET or the sentinelhub profile"
+    elif status in (401, 403):
+        hint = "; check the credentials and that data.sentinelhub.base_url/token_url belong to the same service"
+    elif status is not None and status >= 500:
+        hint = f" after {cfg.max_download_attempts} attempt(s) (data.sentinelhub.max_download_attempts)"
+    if status is None:  # no response at all: connection refused, timeout, ...
+        cause = getattr(exc, "request_exception", None) or exc
+        return f"{what} failed: {where}: {type(cause).__name__}: {_one_line(cause)}"
+    text = f"{what} failed: {where} answered HTTP {status} {reason}".rstrip() + hint
+    return text + (f"; the service said: {_one_line(said)}" if said else "")
+
+
 def _call(fn, cfg, area: Area, season: str, what: str):
-    """Run one sentinelhub call; refresh the token once on 401; turn failures into a DownloadError."""
+    """Run one sentinelhub call; refresh the token once on 401; turn failures into a DownloadError.
+
+    Every message is redacted: error bodies of real services may repeat the request's token
+    or client id, and the token endpoint's the posted secret.
+    """
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
     from sentinelhub.exceptions import DownloadFailedException, OutOfRequestsException
 
     secrets = (cfg.sh_client_id, cfg.sh_client_secret)
     for attempt in (0, 1):
         try:
-            return fn()
-        except OutOfRequestsException as exc:
+            result = fn()
+            _remember_tokens()
+            return result
+        except OutOfRequestsException:
             raise _fail(
                 area,
                 season,
-                f"{what}: still rate-limited (HTTP 429) after {cfg.max_retries} attempts "
-                f"(data.sentinelhub.max_rate_limit_retries): {exc}",
+                f"{what}: still rate-limited (HTTP 429 Too Many Requests) after {cfg.max_retries} attempts "
+                "(data.sentinelhub.max_rate_limit_retries); try again later or lower the request rate",
                 secrets,
             ) from None
         except DownloadFailedException as exc:
             status = _status(exc)
-            if status == 401 and attempt == 0:
+            if status == 401 and attempt == 0 and not _at_token_url(exc, cfg):
                 log.warning("%s: HTTP 401 (access token expired or revoked): fetching a new token and retrying", what)
                 _drop_session(cfg)
                 continue
-            hint = ""
-            if status in (401, 403):
-                hint = (
-                    " (check the credentials and that data.sentinelhub.base_url/token_url belong to the same service)"
-                )
-            raise _fail(area, season, f"{what} failed{hint}: {exc}", secrets) from None
+            raise _fail(area, season, _http_failure(exc, cfg, what), secrets) from None
         except OAuth2Error as exc:
+            detail = _one_line(exc.description or "")
             raise _fail(
                 area,
                 season,
-                f"{what}: authentication at {cfg.sh_token_url} failed ({type(exc).__name__}: {exc.description or exc.error}); "
-                "check SH_CLIENT_ID/SH_CLIENT_SECRET or the sentinelhub profile",
+                f"{what} failed: authentication at {cfg.sh_token_url}: the token endpoint refused the "
+                f"credentials ({exc.error}{': ' + detail if detail else ''}); check SH_CLIENT_ID/SH_CLIENT_SECRET "
+                "or the sentinelhub profile",
                 secrets,
             ) from None
         except DeepsnowError:
             raise
         except Exception as exc:  # requests errors, ValueError from the session, decoding...
-            raise _fail(area, season, f"{what} failed: {type(exc).__name__}: {exc}", secrets) from None
+            if _status(exc) is not None:  # a requests.HTTPError that sentinelhub-py let through
+                raise _fail(area, season, _http_failure(exc, cfg, what), secrets) from None
+            raise _fail(area, season, f"{what} failed: {type(exc).__name__}: {_one_line(exc)}", secrets) from None
     raise AssertionError("unreachable")
 
 
