@@ -4,12 +4,21 @@ The Snakefile validates the whole config once (filling defaults) before any
 job runs; each rule then hands its own section to the ``deepsnow`` command,
 which validates that section again against the same schema, so the command
 behaves the same with or without Snakemake.
+
+Messages name the key path (``gan.n_epochs``, ``data.aois[0].bbox``), the value
+and what was expected (the schema's ``x-expected`` words for a pattern). Integers
+must be written as integers (64, not 64.0), and patterns match the whole value
+(a trailing newline does not slip through Python's ``$``). Extractor names are
+checked against the built-in ones and the installed ``deepsnow.extractors``
+entry points without importing anything.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -38,7 +47,39 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+def _strict_types(validator_class):
+    """Draft 2020-12 counts 3.0 as an integer; a config integer must be written as one (64, not 64.0)."""
+
+    def is_integer(checker, instance):
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    def pattern(validator, patrn, instance, schema):
+        # Python's '$' also matches before a final newline ('demo\n' would pass '^[a-z]+$'):
+        # anchor at the very end, as an ECMA-262 (JSON schema) regex does.
+        if not validator.is_type(instance, "string"):
+            return
+        anchored = patrn[:-1] + r"\Z" if patrn.endswith("$") and not patrn.endswith("\\$") else patrn
+        if not re.search(anchored, instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    return jsonschema.validators.extend(
+        validator_class,
+        {"pattern": pattern},
+        type_checker=validator_class.TYPE_CHECKER.redefine("integer", is_integer),
+    )
+
+
+_Validator = _with_defaults(_strict_types(jsonschema.Draft202012Validator))
+
+#: Keys that existed once, and what to do instead (an old config gets this, not just "unknown key").
+REMOVED_KEYS = {
+    "features.plugins": (
+        "removed: the config no longer names Python modules to import. Install the package that "
+        "provides the extractor; it registers it under the Python entry-point group "
+        "'deepsnow.extractors' (in its pyproject.toml: [project.entry-points.\"deepsnow.extractors\"] "
+        "my_extractor = \"my_package.module:build\"), and list only its name in features.extractors"
+    ),
+}
 
 
 def _key(path) -> str:
@@ -48,19 +89,51 @@ def _key(path) -> str:
     return "".join(parts) or "<top level>"
 
 
+def _join(key: str, name) -> str:
+    if isinstance(name, int):
+        return f"{key}[{name}]"
+    return str(name) if key == "<top level>" else f"{key}.{name}"
+
+
+def _error_lines(err, key: str, source: str) -> list[str]:
+    """One or more readable lines for one schema error at ``key``: the key path, the value, what was expected."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(err.schema.get("properties", {}))
+        lines = []
+        for extra in sorted((k for k in err.instance if k not in allowed), key=str):
+            path = _join(key, extra)
+            if path in REMOVED_KEYS:
+                lines.append(f"{source} key '{key}': key '{path}' was {REMOVED_KEYS[path]}")
+                continue
+            close = difflib.get_close_matches(str(extra), allowed, n=1)
+            hint = f" (did you mean '{_join(key, close[0])}'?)" if close else ""
+            lines.append(f"{source} key '{key}': unknown key '{path}'{hint}; allowed keys: {', '.join(allowed)}")
+        return lines
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = [r for r in err.validator_value if r not in err.instance]
+        return [f"{source} key '{_join(key, m)}': a required value is missing" + _expected(err.schema, m) for m in missing]
+    message = err.message
+    expected = err.schema.get("x-expected") if isinstance(err.schema, dict) else None
+    if err.validator == "pattern" and expected:
+        message += f" (expected {' '.join(str(expected).split())})"
+    return [f"{source} key '{key}': {message}"]
+
+
+def _expected(schema: dict, name: str) -> str:
+    sub = (schema.get("properties") or {}).get(name) or {}
+    what = sub.get("description") or sub.get("type")
+    return f" (expected {' '.join(str(what).split())})" if what else ""
+
+
 def _validate(instance, schema, prefix: str = "", source: str = "config") -> None:
-    errors = sorted(_Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    errors = sorted(_Validator(schema).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = []
         for err in errors:
             key = _key(list(err.absolute_path))
             if prefix:
                 key = prefix if key == "<top level>" else f"{prefix}.{key}"
-            if err.validator == "additionalProperties":
-                allowed = sorted(err.schema.get("properties", {}))
-                lines.append(f"{source} key '{key}': {err.message}; allowed keys: {', '.join(allowed)}")
-            else:
-                lines.append(f"{source} key '{key}': {err.message}")
+            lines += _error_lines(err, key, source)
         raise DeepsnowError("invalid configuration:\n  " + "\n  ".join(lines))
 
 
@@ -80,7 +153,40 @@ def validate_section(name: str, section: dict | None, source: str = "--params") 
         raise DeepsnowError(f"unknown config section {name!r}")
     section = copy.deepcopy(section) if section is not None else {}
     _validate(section, schema["properties"][name], prefix=name, source=source)
+    if name == "features":
+        problems = check_features(section, check_files=False)
+        if problems:
+            raise DeepsnowError(f"invalid configuration ({source}):\n  " + "\n  ".join(problems))
     return section
+
+
+def check_features(features: dict, check_files: bool = True) -> list[str]:
+    """Extractor names exist (built in or an installed 'deepsnow.extractors' entry point; none is
+    imported here), and ``weights: path`` has its file. Returns the problems."""
+    from deepsnow.features.registry import BUILTIN_EXTRACTORS, ENTRY_POINT_GROUP, known_extractor_names
+
+    problems = []
+    known = known_extractor_names()
+    hint = f"known: {', '.join(known)}; installed packages add more through the entry-point group {ENTRY_POINT_GROUP!r}"
+    for i, name in enumerate(features.get("extractors") or []):
+        if name not in known:
+            problems.append(f"key 'features.extractors[{i}]': unknown extractor {name!r} ({hint})")
+    for name in features.get("extra") or {}:
+        if name not in known:
+            problems.append(f"key 'features.extra.{name}': options of an unknown extractor {name!r} ({hint})")
+    if check_files:
+        for name in features.get("extractors") or []:
+            builtin = name in BUILTIN_EXTRACTORS
+            options = features.get(name) if builtin else (features.get("extra") or {}).get(name)
+            key = f"features.{name}" if builtin else f"features.extra.{name}"
+            if not options or options.get("weights") != "path":
+                continue
+            path = options.get("weights_path") or ""
+            if not path:
+                problems.append(f"key '{key}.weights_path': weights: path needs a weights file, got none")
+            elif not Path(path).is_file():
+                problems.append(f"key '{key}.weights_path': weights file {path!r} not found (absolute, or relative to {Path.cwd()})")
+    return problems
 
 
 def parse_params(text: str | None, name: str) -> dict:
@@ -148,6 +254,8 @@ def check_consistency(config: dict, source: str = "config") -> None:
         if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
             problems.append("key 'gan.n_epochs': n_epochs + n_epochs_decay must be at least 1")
     feats, metrics = config.get("features"), config.get("metrics")
+    if feats:
+        problems += check_features(feats)
     if feats and metrics:
         for key in ("inception_extractor", "resnet_extractor"):
             if metrics[key] not in feats["extractors"]:

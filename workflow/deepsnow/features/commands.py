@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="NAME",
-        help="extractor(s) to run (default: features.extractors); built in: inception, resnet50",
+        help="extractor(s) to run (default: features.extractors); built in: inception, resnet50; "
+        "installed packages add more through the Python entry-point group 'deepsnow.extractors'",
     )
     p.add_argument("--real-a", type=Path, help="real domain-A test set (.npz with rgb, ids)")
     p.add_argument("--real-b", type=Path, help="real domain-B test set (.npz with rgb, ids)")

@@ -42,16 +42,6 @@ def resolve_device(device: str = "auto"):
     return torch.device(device)
 
 
-def import_plugins(modules) -> None:
-    import importlib
-
-    for mod in modules or ():
-        try:
-            importlib.import_module(mod)
-        except ImportError as exc:
-            raise DeepsnowError(f"features.plugins: cannot import extractor plugin {mod!r} ({exc})") from exc
-
-
 def extractor_options(params: dict, name: str) -> dict:
     """The options section of extractor ``name`` within the ``features`` config section."""
     if name in BUILTIN_OPTION_SECTIONS:
@@ -60,7 +50,8 @@ def extractor_options(params: dict, name: str) -> dict:
 
 
 def build_from_params(name: str, params: dict) -> Extractor:
-    import_plugins(params.get("plugins"))
+    """Build extractor ``name`` with its options in ``params``; the name is all the config gives
+    (a built-in extractor or one of the ``deepsnow.extractors`` entry points, never a module)."""
     return build_extractor(name, extractor_options(params, name), seed=int(params.get("seed", 0)))
 
 

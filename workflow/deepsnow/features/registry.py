@@ -12,8 +12,19 @@ builder::
                                             pretrained_tag="ssl4eo-moco", pretrained_loader=..., ...)
         return Extractor("my_rs_resnet", module, dim=2048, weights=weights, pretrained=pretrained)
 
-``deepsnow embed`` then accepts ``--extractor my_rs_resnet`` (list the module
-under ``features.plugins`` so the command imports it first).
+That registers it in the running Python process (the Python API). For the
+workflow and ``deepsnow embed``, an extractor of another package is found
+through the Python entry-point group ``deepsnow.extractors``: the package
+declares, in its ``pyproject.toml``::
+
+    [project.entry-points."deepsnow.extractors"]
+    my_rs_resnet = "my_package.features:build"
+
+and once it is installed (``pip install``), ``features.extractors: [...,
+my_rs_resnet]`` and ``--extractor my_rs_resnet`` select it. The config only
+*names* an extractor; it never names a module to import: a name is checked
+against the built-in ones and the installed entry points, and only the entry
+point of a selected name is loaded, when it is built.
 
 Weights options (``options["weights"]``):
 
@@ -42,6 +53,12 @@ WEIGHT_KINDS = ("auto", "imagenet", "path", "random")
 
 #: name -> builder(options, seed) -> Extractor
 EXTRACTORS: dict[str, Callable] = {}
+
+#: The extractors of this package (registered by ``deepsnow.features.builtin``).
+BUILTIN_EXTRACTORS = ("inception", "resnet50")
+
+#: Entry-point group through which installed packages provide extractors (name = extractor name).
+ENTRY_POINT_GROUP = "deepsnow.extractors"
 
 
 @dataclasses.dataclass
@@ -73,19 +90,60 @@ def _ensure_builtin() -> None:
     from deepsnow.features import builtin  # noqa: F401
 
 
+def entry_point_extractors() -> dict:
+    """Installed extractors of the ``deepsnow.extractors`` entry-point group, by name (none loaded)."""
+    from importlib.metadata import entry_points
+
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as for imports
+    return found
+
+
+def known_extractor_names() -> list[str]:
+    """Built-in, registered and installed (entry point) extractor names, without importing any of them."""
+    return sorted(set(BUILTIN_EXTRACTORS) | set(EXTRACTORS) | set(entry_point_extractors()))
+
+
+def unknown_extractor_message(name: str) -> str:
+    return (
+        f"unknown feature extractor {name!r}; known: {', '.join(known_extractor_names())} "
+        f"(an installed package provides more through the Python entry-point group {ENTRY_POINT_GROUP!r})"
+    )
+
+
 def available_extractors() -> list[str]:
     _ensure_builtin()
-    return sorted(EXTRACTORS)
+    return known_extractor_names()
+
+
+def _load_entry_point(name: str) -> None:
+    """Register the builder the installed entry point ``name`` points to (imports its package)."""
+    ep = entry_point_extractors().get(name)
+    if ep is None:
+        raise DeepsnowError(unknown_extractor_message(name))
+    dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+    try:
+        builder = ep.load()
+    except Exception as exc:
+        raise DeepsnowError(
+            f"feature extractor {name!r}: entry point '{ep.name} = {ep.value}' of {dist} "
+            f"(group {ENTRY_POINT_GROUP!r}) failed to load ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not callable(builder):
+        raise DeepsnowError(
+            f"feature extractor {name!r}: entry point '{ep.name} = {ep.value}' of {dist} is a "
+            f"{type(builder).__name__}, expected a builder(options, seed) -> Extractor"
+        )
+    # the entry point's builder is the one of this name (built-in names never get here)
+    EXTRACTORS[name] = builder
 
 
 def build_extractor(name: str, options: dict | None = None, seed: int = 0) -> Extractor:
-    """Build the registered extractor ``name`` with its options (weights, weights_path, ...)."""
+    """Build extractor ``name`` (built in, registered, or an installed entry point) with its options."""
     _ensure_builtin()
     if name not in EXTRACTORS:
-        raise DeepsnowError(
-            f"unknown feature extractor {name!r}; registered: {', '.join(sorted(EXTRACTORS))} "
-            "(add one with deepsnow.features.register_extractor and list its module in features.plugins)"
-        )
+        _load_entry_point(name)
     options = dict(options or {})
     options.setdefault("weights", "auto")
     options.setdefault("weights_path", "")
