@@ -71,23 +71,57 @@ def save_npz(path: str | os.PathLike, **arrays) -> None:
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Load a ``.npz`` written by :func:`save_npz`; never unpickles.
 
-    Raises :class:`DeepsnowError` naming the file when it is missing, truncated,
-    pickle-bearing or lacks one of ``required``.
+    Raises :class:`DeepsnowError` naming the file when it is missing, empty,
+    truncated or corrupt, not an ``.npz`` archive, holds pickled Python objects
+    (object arrays, or a pickle instead of an archive), or lacks one of ``required``.
     """
+    import zipfile
+
     path = Path(path)
     if not path.exists():
         raise DeepsnowError(f"{path}: file not found")
+    expected = "expected a .npz archive of arrays" + (f" {list(required)}" if required else "")
+    size = path.stat().st_size
+    if size == 0:
+        raise DeepsnowError(f"{path}: empty file (0 bytes), {expected} (truncated or never written?)")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+        if looks_pickled(head):
+            raise DeepsnowError(
+                f"{path}: refusing to load: the file holds pickled Python objects, not a .npz archive "
+                "(deepsnow never unpickles data files)"
+            )
+        what = "a single .npy array" if head.startswith(b"\x93NUMPY") else "not a zip archive"
+        raise DeepsnowError(f"{path}: not a readable .npz archive ({what}; truncated or corrupt?), {expected}")
+    arrays = {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as exc:  # object arrays need pickle
-        raise DeepsnowError(f"{path}: refusing to load pickled data ({exc})") from exc
-    except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError...
-        raise DeepsnowError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from exc
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError as exc:
+                    if "pickle" not in str(exc):
+                        raise
+                    raise DeepsnowError(
+                        f"{path}: refusing to load: array {key!r} holds pickled Python objects (an object "
+                        "array); deepsnow reads .npz files with allow_pickle=False"
+                    ) from exc
+    except DeepsnowError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, zlib.error, OSError, a bad .npy header...
+        raise DeepsnowError(
+            f"{path}: not a readable .npz archive (truncated or corrupt?): {type(exc).__name__}: {exc}"
+        ) from exc
     missing = [k for k in required if k not in arrays]
     if missing:
         raise DeepsnowError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
     return arrays
+
+
+def looks_pickled(head: bytes) -> bool:
+    """Whether a file starts like a pickle stream (protocol 2 to 5: the PROTO opcode, then the protocol)."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
