@@ -44,7 +44,7 @@ import torch
 from deepsnow import DeepsnowError
 from deepsnow.gan import networks
 from deepsnow.gan.model import LOSS_NAMES
-from deepsnow.io import atomic_output
+from deepsnow.io import atomic_output, looks_pickled
 
 log = logging.getLogger("deepsnow.gan")
 
@@ -129,23 +129,42 @@ def save(payload: dict, path: str | os.PathLike) -> Path:
 
 
 def load_raw(path: str | os.PathLike, mmap: bool = False):
-    """``torch.load(path, weights_only=True)`` on CPU with :class:`DeepsnowError` naming the file on failure."""
+    """``torch.load(path, weights_only=True)`` on CPU with :class:`DeepsnowError` naming the file on failure.
+
+    A file holding pickled Python objects other than tensors and plain containers (a
+    checkpoint with an arbitrary object inside, or a plain pickle) is refused, never
+    unpickled; an empty, truncated or corrupt file is reported as such.
+    """
+    import warnings
+    import zipfile
+
     path = Path(path)
     if not path.exists():
         raise DeepsnowError(f"{path}: checkpoint file not found")
     if path.stat().st_size == 0:
         raise DeepsnowError(f"{path}: checkpoint file is empty (truncated?)")
+    is_zip = zipfile.is_zipfile(path)  # torch.save's format since 1.6
     if mmap:
-        import zipfile
-
-        mmap = zipfile.is_zipfile(path)  # legacy (pre-1.6) files, e.g. old reference models, cannot be mapped
+        mmap = is_zip  # legacy (pre-1.6) files, e.g. old reference models, cannot be mapped
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():
+            # a plain pickle gets "Detected pickle protocol 4" first; the error below says what matters
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if is_zip or looks_pickled(head):  # torch's zip holds a pickle; a legacy file or plain pickle is one
+            m = re.search(r"Unsupported global: GLOBAL \S+", str(exc))
+            raise DeepsnowError(
+                f"{path}: refusing to load: the file holds pickled Python objects other than tensors and plain "
+                f"containers{' (' + m.group(0) + ')' if m else ''}; deepsnow reads checkpoints with "
+                "torch.load(weights_only=True) and never unpickles code (expected a checkpoint from 'deepsnow train' "
+                "or a reference generator state dict)"
+            ) from exc
         raise DeepsnowError(
-            f"{path}: refusing to load: not loadable with weights_only=True (holds arbitrary Python objects, "
-            f"or is not a PyTorch file): {msg}"
+            f"{path}: not a readable checkpoint (truncated or corrupt?): neither a PyTorch zip archive nor a pickle; "
+            "expected a checkpoint from 'deepsnow train' or a reference generator state dict"
         ) from exc
     except Exception as exc:  # RuntimeError from the zip reader on truncation, EOFError, OSError...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
