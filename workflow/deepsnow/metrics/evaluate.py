@@ -86,6 +86,24 @@ def _read_features(path) -> dict:
     return read_features(path)
 
 
+def _check_feature_array(x: np.ndarray, key: str, path, where: str) -> None:
+    """A features array as 'deepsnow embed' writes it: (N, D) numeric, every value finite."""
+    if x.ndim != 2 or x.dtype.kind not in "fiu":
+        raise DeepsnowError(
+            f"{path}: array {key!r} ({where}) must be (N, D) numeric features, found shape {x.shape} of {x.dtype}"
+        )
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise DeepsnowError(
+            f"{path}: array {key!r} ({where}) holds NaN or infinite features in {int(bad.sum())} of {len(x)} rows "
+            f"(first row {int(np.argmax(bad))}); expected finite features from 'deepsnow embed'"
+        )
+
+
+#: features array -> the direction whose metrics it enters
+_DIRECTION_OF = {k: d for d, keys in DIRECTIONS.items() for k in keys}
+
+
 def load_real(paths) -> dict[str, dict]:
     """Real features files -> {extractor: arrays}."""
     out: dict[str, dict] = {}
@@ -94,6 +112,7 @@ def load_real(paths) -> dict[str, dict]:
         for key in ("A", "B"):
             if key not in arr:
                 raise DeepsnowError(f"{p}: not a real-features file (no {key!r} array; made by 'deepsnow embed --real-a/--real-b'?)")
+            _check_feature_array(arr[key], key, p, f"real, {_DIRECTION_OF[key]}")
         name = arr["extractor"]
         if name in out:
             raise DeepsnowError(f"{p}: a second real-features file for extractor {name!r} ({out[name]['_path']})")
@@ -111,6 +130,8 @@ def load_epochs(paths) -> dict[int, dict[str, dict]]:
             if key not in arr:
                 raise DeepsnowError(f"{p}: not an epoch-features file (no {key!r} array; made by 'deepsnow embed --samples'?)")
         epoch = int(np.asarray(arr["epoch"]).reshape(()))
+        for key in ("fake_B", "fake_A"):
+            _check_feature_array(arr[key], key, p, f"epoch {epoch} {_DIRECTION_OF[key]}")
         name = arr["extractor"]
         slot = out.setdefault(epoch, {})
         if name in slot:
