@@ -98,6 +98,7 @@ def read_csv(path, required=(), what: str = "table", allow_empty: bool = False):
     path = Path(path)
     if not path.exists():
         raise DeepsnowError(f"{path}: file not found ({what})")
+    _check_csv_complete(path, what, required)
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError as exc:
@@ -110,6 +111,36 @@ def read_csv(path, required=(), what: str = "table", allow_empty: bool = False):
     if not allow_empty and len(df) == 0:
         raise DeepsnowError(f"{path}: {what} has no rows")
     return df
+
+
+def _check_csv_complete(path: Path, what: str, required) -> None:
+    """Refuse a CSV cut short: an unfinished last line, or records whose field count differs from the header's.
+
+    Every table of the workflow ends with a newline and has as many fields per record as
+    columns; pandas would read a truncated one silently, with the missing cells as NaN.
+    """
+    import csv
+    import io
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        records = list(csv.reader(io.StringIO(text)))
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise DeepsnowError(f"{path}: not a readable CSV {what} ({exc}); expected a table with columns {list(required)}") from exc
+    if text.strip() and not text.endswith("\n"):
+        raise DeepsnowError(
+            f"{path}: {what} ends in an incomplete line (no final newline): truncated? "
+            f"expected a complete CSV with columns {list(required)}"
+        )
+    records = [r for r in records if r]
+    if records:
+        width = len(records[0])
+        short = [i for i, r in enumerate(records[1:], start=2) if len(r) != width]
+        if short:
+            raise DeepsnowError(
+                f"{path}: {what} records {short[:5]} have a different number of fields than the header's {width} "
+                "(truncated or corrupt?)"
+            )
 
 
 def numeric(df, column: str, path) -> np.ndarray:
