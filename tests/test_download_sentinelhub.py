@@ -581,7 +581,7 @@ def test_paper_dry_run_builds_the_full_dag(tmp_path):
     counts = job_counts(out)
     assert counts["download"] == 2 * n and "simulate" not in counts
     assert counts["mask"] == 2 * n and counts["patches"] == 2 * n and counts["split"] == 1
-    assert counts["train"] == 1 and counts["generate"] == 200 and counts["metrics_epoch"] == 200
+    assert counts["train"] == 1 and counts["embed_samples"] == 400 and counts["metrics_epoch"] == 200
     assert "dummy-secret" not in out
     # without credentials Snakemake stops before any job and names the variables
     env = {k: v for k, v in env_with_venv().items() if k not in ("SH_CLIENT_ID", "SH_CLIENT_SECRET")}

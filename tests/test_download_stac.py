@@ -356,7 +356,7 @@ def test_stac_dry_run_builds_the_full_dag(tmp_path):
     counts = job_counts(proc.stdout + proc.stderr)
     n = len(validate_config(merged_config("configs/stac.yaml"))["data"]["aois"])
     assert counts["download"] == 2 * n and counts["mask"] == 2 * n and counts["split"] == 1
-    assert "simulate" not in counts and counts["generate"] == 200
+    assert "simulate" not in counts and counts["metrics_epoch"] == 200
     assert "results/paper-stac/cache/stac" in proc.stdout
 
 

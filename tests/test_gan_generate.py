@@ -59,7 +59,9 @@ def test_generate_all_epochs_in_one_call(run, tmp_path):
         [
             "generate",
             "--params",
-            json.dumps({"batch_size": 2, "max_samples": 4, "device": "cpu"}),
+            json.dumps({"batch_size": 2, "max_samples": 4}),
+            "--device",
+            "cpu",
             "--checkpoints",
             *map(str, cks),
             "--outputs",
@@ -97,8 +99,8 @@ def test_generate_all_epochs_in_one_call(run, tmp_path):
 
 def test_batch_size_does_not_change_samples(run, tmp_path):
     _, cks, test_a, test_b = run
-    gen.generate({"batch_size": 1, "device": "cpu"}, cks[:1], [tmp_path / "b1.npz"], test_a, test_b)
-    gen.generate({"batch_size": 8, "device": "cpu"}, cks[:1], [tmp_path / "b8.npz"], test_a, test_b)
+    gen.generate({"batch_size": 1}, cks[:1], [tmp_path / "b1.npz"], test_a, test_b, device="cpu")
+    gen.generate({"batch_size": 8}, cks[:1], [tmp_path / "b8.npz"], test_a, test_b, device="cpu")
     a, b = load_npz(tmp_path / "b1.npz"), load_npz(tmp_path / "b8.npz")
     assert np.abs(a["fake_B"].astype(int) - b["fake_B"].astype(int)).max() <= 1
     assert len(a["fake_B"]) == 5  # max_samples 0 = all
@@ -108,7 +110,7 @@ def test_patch_size_not_divisible_by_4(run, tmp_path):
     _, cks, _, test_b = run
     odd = domain(tmp_path / "testA30.npz", 2, size=30)
     with pytest.raises(DeepsnowError, match=r"testA30\.npz.*30x30.*divisible by 4"):
-        gen.generate({"device": "cpu"}, cks[:1], [tmp_path / "o.npz"], odd, test_b)
+        gen.generate({}, cks[:1], [tmp_path / "o.npz"], odd, test_b, device="cpu")
     assert not (tmp_path / "o.npz").exists()
 
 
@@ -117,23 +119,23 @@ def test_bad_checkpoints(run, tmp_path):
     trunc = tmp_path / "epoch_009.pt"
     trunc.write_bytes(cks[0].read_bytes()[:3000])
     with pytest.raises(DeepsnowError, match=r"epoch_009\.pt: not a readable checkpoint"):
-        gen.generate({"device": "cpu"}, [trunc], [tmp_path / "t.npz"], test_a, test_b)
+        gen.generate({}, [trunc], [tmp_path / "t.npz"], test_a, test_b, device="cpu")
     assert not (tmp_path / "t.npz").exists()
     # another architecture under the G_A key
     payload = torch.load(cks[0], weights_only=True)
     payload["arch"]["ngf"] = 8
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(DeepsnowError, match=r"other\.pt: 'G_A' does not fit.*model\.1\.weight"):
-        gen.generate({"device": "cpu"}, [tmp_path / "other.pt"], [tmp_path / "x.npz"], test_a, test_b)
+        gen.generate({}, [tmp_path / "other.pt"], [tmp_path / "x.npz"], test_a, test_b, device="cpu")
     with pytest.raises(DeepsnowError, match="2 checkpoints but 1 outputs"):
-        gen.generate({"device": "cpu"}, cks, [tmp_path / "y.npz"], test_a, test_b)
+        gen.generate({}, cks, [tmp_path / "y.npz"], test_a, test_b, device="cpu")
     # something that is not a checkpoint at all, and one holding pickled objects
     (tmp_path / "junk.pt").write_text("hello")
     with pytest.raises(DeepsnowError, match=r"junk\.pt"):
-        gen.generate({"device": "cpu"}, [tmp_path / "junk.pt"], [tmp_path / "z.npz"], test_a, test_b)
+        gen.generate({}, [tmp_path / "junk.pt"], [tmp_path / "z.npz"], test_a, test_b, device="cpu")
     torch.save({"format": "deepsnow-cyclegan", "obj": object}, tmp_path / "pickled.pt")
     with pytest.raises(DeepsnowError, match=r"pickled\.pt: refusing to load"):
-        gen.generate({"device": "cpu"}, [tmp_path / "pickled.pt"], [tmp_path / "w.npz"], test_a, test_b)
+        gen.generate({}, [tmp_path / "pickled.pt"], [tmp_path / "w.npz"], test_a, test_b, device="cpu")
 
 
 def test_empty_test_domain(run, tmp_path):
@@ -141,11 +143,11 @@ def test_empty_test_domain(run, tmp_path):
     empty = tmp_path / "testB.npz"
     save_npz(empty, rgb=np.zeros((0, 32, 32, 3), np.uint8), ids=np.array([], dtype=str))
     with pytest.raises(DeepsnowError, match=r"testB\.npz.*empty"):
-        gen.generate({"device": "cpu"}, cks[:1], [tmp_path / "e.npz"], test_a, empty)
+        gen.generate({}, cks[:1], [tmp_path / "e.npz"], test_a, empty, device="cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_gpu(run, tmp_path):
     _, cks, test_a, test_b = run
-    with pytest.raises(DeepsnowError, match=r"samples\.device is 'cuda'"):
-        gen.generate({"device": "cuda"}, cks[:1], [tmp_path / "c.npz"], test_a, test_b)
+    with pytest.raises(DeepsnowError, match=r"--device is 'cuda'"):
+        gen.generate({}, cks[:1], [tmp_path / "c.npz"], test_a, test_b, device="cuda")

@@ -85,15 +85,21 @@ def test_run_trains_generates_and_measures(finished_run: Path):
 
     import torch
 
-    from deepsnow.gan.schedule import saved_epochs
+    from deepsnow.gan.schedule import kept_epochs, saved_epochs
     from deepsnow.config import validate_section
 
     res = finished_run / "results" / "test"
     cfg = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
     epochs = saved_epochs(validate_section("gan", cfg["gan"]))
+    kept = kept_epochs(validate_section("gan", cfg["gan"]))
+    assert len(epochs) == 3 and kept == [2, 3]  # the test config prunes a checkpoint (gan.keep_every)
     for e in epochs:
-        ckpt = torch.load(res / "train" / "checkpoints" / f"epoch_{e:03d}.pt", weights_only=True)
-        assert ckpt["epoch"] == e
+        path = res / "train" / "checkpoints" / f"epoch_{e:03d}.pt"
+        assert path.exists() == (e in kept), path
+        if e in kept:
+            assert torch.load(path, weights_only=True)["epoch"] == e
+        # no state copy of a pruned checkpoint either
+        assert bool(list((res / "train").glob(f"state-*/data-*/epoch_{e:03d}.pt"))) == (e in kept), e
         samples = load_npz(res / "samples" / f"epoch_{e:03d}.npz", required=("fake_B", "ids_A", "fake_A", "ids_B"))
         test_a = load_npz(res / "dataset" / "testA.npz")
         assert samples["fake_B"].shape == test_a["rgb"].shape and samples["fake_B"].dtype == np.uint8
@@ -112,7 +118,10 @@ def test_run_trains_generates_and_measures(finished_run: Path):
         if r["direction"] == "AtoB":
             assert 0 <= float(r["paired_l1"]) <= 1
     stages = [d["stage"] for d in provenance.chain(res / "metrics" / "metrics.csv")]
-    assert {"train", "generate", "embed", "split", "simulate"} <= set(stages)
+    assert {"train", "embed", "split", "simulate"} <= set(stages)
+    prov = provenance.load(res / "samples" / "epoch_001.npz")
+    assert prov["stage"] == "train" and prov["extra"]["epoch"] == 1
+    assert {Path(i["path"]).name for i in prov["inputs"]} == {"trainA.npz", "trainB.npz", "testA.npz", "testB.npz"}
 
 
 AS_USER = """

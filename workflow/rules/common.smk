@@ -5,7 +5,8 @@ import os
 import shlex
 
 from deepsnow.config import aoi_names, validate_config
-from deepsnow.gan.schedule import saved_epochs, state_key
+from deepsnow.locks import hold_for_process
+from deepsnow.gan.schedule import kept_epochs, saved_epochs, state_key
 from deepsnow.provenance import code_hash
 from deepsnow.stages import STAGE_CODE
 
@@ -18,6 +19,8 @@ SEASONS = ["snowfree", "snow"]
 SIMULATED = config["data"]["source"] == "simulator"
 # Epochs with a checkpoint, known from the config when the DAG is built.
 EPOCHS = saved_epochs(config["gan"])
+# Epochs whose checkpoint stays (gan.keep_every); every saved epoch keeps its samples.
+KEPT = kept_epochs(config["gan"])
 # Resumable training state (not a Snakemake output, which Snakemake would delete
 # before rerunning a killed job); a changed gan config gets a fresh folder.
 STATE_DIR = f"results/{RUN}/train/state-{state_key(config['gan'])}"
@@ -29,6 +32,17 @@ wildcard_constraints:
     epoch="[0-9]+",
     extractor="[A-Za-z0-9][A-Za-z0-9_-]*",
     n="[1-68]",
+
+
+onstart:
+    # One executing run per run name and directory at a time. Snakemake's own directory lock is
+    # check-then-write (two runs started at the same moment can both pass it); this lock is
+    # atomic and dies with the process, so a killed run never leaves it stale. Dry runs skip it.
+    hold_for_process(
+        f".snakemake/deepsnow/{RUN}.lock",
+        f"workflow run '{RUN}' (results/{RUN}/) in {os.getcwd()}",
+        "Wait for that run to finish (or stop it) and start again.",
+    )
 
 
 def R(path):
@@ -62,6 +76,10 @@ def truth_option(wildcards, input):
 
 def output_dir(wildcards, output):
     return os.path.dirname(output[0])
+
+
+def samples_dir(wildcards, output):
+    return os.path.dirname(output.samples[0])
 
 
 def gpus_for(name):

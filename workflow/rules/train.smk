@@ -1,12 +1,17 @@
-# Train: one job trains the whole cycleGAN run, a checkpoint per saved epoch (GPU rule).
+# Train: one job trains the whole cycleGAN run (GPU rule). At every saved epoch it writes a
+# checkpoint and translates the fixed held-out test set with that epoch's generators (the
+# per-epoch samples); only every gan.keep_every-th epoch's checkpoint and the last one stay.
 
 
 rule train:
     input:
         train_a=R("dataset/trainA.npz"),
         train_b=R("dataset/trainB.npz"),
+        test_a=R("dataset/testA.npz"),
+        test_b=R("dataset/testB.npz"),
     output:
-        checkpoints=protected(expand(R("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=EPOCHS)),
+        checkpoints=protected(expand(R("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=KEPT)),
+        samples=SAMPLES,
         losses=report(R("train/losses.csv"), caption="../report/losses.rst", category="Training"),
         iter_losses=R("train/losses_iter.csv"),
     log:
@@ -23,13 +28,16 @@ rule train:
         runtime=config["gan"]["runtime_min"],
     params:
         section=section("gan"),
+        samples=section("samples"),
         code=code("train"),
         epochs=EPOCHS[-1],
         checkpoint_dir=output_dir,
+        samples_dir=samples_dir,
         state_dir=STATE_DIR,
     message:
-        "Training the cycleGAN for {params.epochs} epochs"
+        "Training the cycleGAN for {params.epochs} epochs (samples and checkpoints as it goes)"
     shell:
-        "deepsnow train --params {params.section:q} --train-a {input.train_a:q} --train-b {input.train_b:q}"
-        " --checkpoint-dir {params.checkpoint_dir:q} --state-dir {params.state_dir:q}"
-        " --losses {output.losses:q} --iter-losses {output.iter_losses:q} 2> {log:q}"
+        "deepsnow train --params {params.section:q} --samples-params {params.samples:q}"
+        " --train-a {input.train_a:q} --train-b {input.train_b:q} --test-a {input.test_a:q} --test-b {input.test_b:q}"
+        " --checkpoint-dir {params.checkpoint_dir:q} --samples-dir {params.samples_dir:q}"
+        " --state-dir {params.state_dir:q} --losses {output.losses:q} --iter-losses {output.iter_losses:q} 2> {log:q}"

@@ -19,12 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "train",
-        help="train the cycleGAN (resumable; a checkpoint per saved epoch, loss CSVs)",
+        help="train the cycleGAN (resumable; per saved epoch a checkpoint and the test set's samples, loss CSVs)",
         description="Train the unmodified cycleGAN of Zhu et al. (2017) on domains A (snow-free) and B (snowy). "
         "One call trains the whole run. At the end of every saved epoch (gan.save_every; the last always) the full "
         "training state is written atomically into --state-dir and hard-linked into --checkpoint-dir as "
-        "epoch_NNN.pt. Rerunning the same command after an interruption resumes from the newest complete "
-        "checkpoint in --state-dir. Losses go to a per-epoch CSV (--losses) and a per-iteration CSV (--iter-losses).",
+        "epoch_NNN.pt, and with --samples-dir the held-out test sets are translated by that epoch's generators "
+        "(samples/epoch_NNN.npz, as 'deepsnow generate' writes them). Only the checkpoints of every gan.keep_every-th "
+        "epoch and of the last stay. Rerunning the same command after an interruption resumes from the newest "
+        "complete checkpoint in --state-dir. Losses go to a per-epoch CSV (--losses) and a per-iteration CSV (--iter-losses).",
     )
     add_params_argument(p, "gan")
     p.add_argument("--train-a", required=True, type=Path, help="dataset/trainA.npz (domain A, snow-free)")
@@ -36,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="folder for the resume state (not a workflow output; keep it between reruns)",
     )
+    p.add_argument("--test-a", type=Path, help="dataset/testA.npz, translated at every saved epoch")
+    p.add_argument("--test-b", type=Path, help="dataset/testB.npz, translated at every saved epoch")
+    p.add_argument(
+        "--samples-params",
+        metavar="JSON|@FILE",
+        help="the 'samples' config section (batch_size, max_samples) as JSON, or @file (default: schema defaults)",
+    )
+    p.add_argument("--samples-dir", type=Path, help="folder for the per-epoch samples epoch_NNN.npz")
     p.add_argument("--losses", required=True, type=Path, help="output CSV: per-epoch mean losses")
     p.add_argument("--iter-losses", required=True, type=Path, help="output CSV: per-iteration losses")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -49,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "checkpoints may be given with as many outputs, in the same order.",
     )
     add_params_argument(p, "samples")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--checkpoints", required=True, nargs="+", type=Path, help="checkpoints (epoch_NNN.pt)")
     p.add_argument("--outputs", required=True, nargs="+", type=Path, help="output .npz files, one per checkpoint")
     p.add_argument("--test-a", required=True, type=Path, help="dataset/testA.npz")
@@ -82,6 +93,7 @@ def _train(args) -> None:
     from deepsnow.gan import train
 
     params = parse_params(args.params, "gan")
+    samples_params = parse_params(args.samples_params, "samples")
     started = provenance.now()
     summary = train.train(
         params,
@@ -91,6 +103,10 @@ def _train(args) -> None:
         args.state_dir,
         args.losses,
         args.iter_losses,
+        test_a=args.test_a,
+        test_b=args.test_b,
+        samples_params=samples_params,
+        samples_dir=args.samples_dir,
         progress=not args.no_progress,
     )
     outs = [Path(c) for c in summary["checkpoints"]] + [args.losses, args.iter_losses]
@@ -108,6 +124,23 @@ def _train(args) -> None:
             for k in ("epochs", "iterations", "resumed_from", "device", "precision", "parameters", "final_losses")
         },
     )
+    for sample in summary["samples"]:
+        epoch = int(Path(sample).stem.split("_")[1])
+        provenance.record(
+            [sample],
+            stage="train",
+            section="samples",
+            inputs=[args.train_a, args.train_b, args.test_a, args.test_b],
+            config=samples_params,
+            seed=params["seed"],
+            started=started,
+            code=("gan",),
+            extra={
+                "epoch": epoch,
+                "samples": f"the test sets translated by G_A, G_B after epoch {epoch}, in the training job",
+                "gan": params,
+            },
+        )
 
 
 def _generate(args) -> None:
@@ -119,7 +152,7 @@ def _generate(args) -> None:
     if len(args.checkpoints) != len(args.outputs):
         raise DeepsnowError(f"--checkpoints has {len(args.checkpoints)} files but --outputs has {len(args.outputs)}")
     started = provenance.now()
-    summary = generate.generate(params, args.checkpoints, args.outputs, args.test_a, args.test_b)
+    summary = generate.generate(params, args.checkpoints, args.outputs, args.test_a, args.test_b, device=args.device)
     for ck, out, epoch in zip(args.checkpoints, args.outputs, summary["epochs"]):
         provenance.record(
             [out],

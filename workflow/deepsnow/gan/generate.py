@@ -1,4 +1,8 @@
-"""``deepsnow generate``: translate the fixed held-out test set with each saved epoch's generators.
+"""Translate the fixed held-out test set with a saved epoch's generators (the per-epoch samples).
+
+The training job calls :func:`write_samples` at every saved epoch (the workflow's
+``samples/epoch_NNN.npz``); ``deepsnow generate`` (:func:`generate`) does the same
+from kept checkpoints.
 
 For every checkpoint, ``G_A`` translates ``testA`` (snow-free) to B (snowy) and
 ``G_B`` translates ``testB`` to A, at the test patch size (no resize or crop;
@@ -60,14 +64,38 @@ def _test_domain(path, name: str, max_samples: int):
     return rgb, ids
 
 
+def load_test_sets(test_a, test_b, max_samples: int) -> dict:
+    """The fixed held-out sets: ``rgb_A``, ``ids_A``, ``rgb_B``, ``ids_B`` (first ``max_samples`` of each)."""
+    rgb_a, ids_a = _test_domain(test_a, "A", max_samples)
+    rgb_b, ids_b = _test_domain(test_b, "B", max_samples)
+    return {"rgb_A": rgb_a, "ids_A": ids_a, "rgb_B": rgb_b, "ids_B": ids_b}
+
+
+def write_samples(
+    out, g_a: torch.nn.Module, g_b: torch.nn.Module, test: dict, epoch: int, batch_size: int, device
+) -> Path:
+    """Translate ``test`` (:func:`load_test_sets`) with one epoch's generators and write the samples file."""
+    fake_b = translate_batches(g_a, test["rgb_A"], batch_size, device)
+    fake_a = translate_batches(g_b, test["rgb_B"], batch_size, device)
+    save_npz(out, fake_B=fake_b, ids_A=test["ids_A"], fake_A=fake_a, ids_B=test["ids_B"], epoch=np.int64(epoch))
+    log.info("epoch %d: translated %d A->B and %d B->A test patches -> %s", epoch, len(fake_b), len(fake_a), out)
+    return Path(out)
+
+
 def generate(
     samples_params: dict,
     checkpoints: list[str | os.PathLike],
     outputs: list[str | os.PathLike],
     test_a: str | os.PathLike,
     test_b: str | os.PathLike,
+    device: str = "auto",
 ) -> dict:
-    """Write one samples ``.npz`` per checkpoint; returns a summary dict."""
+    """Write one samples ``.npz`` per checkpoint; returns a summary dict.
+
+    The workflow's training job writes every saved epoch's samples itself (so that
+    checkpoints can be pruned, see ``gan.keep_every``); this re-translates the test
+    set with any kept checkpoint.
+    """
     params = validate_section("samples", samples_params, source="samples params")
     checkpoints, outputs = [Path(c) for c in checkpoints], [Path(o) for o in outputs]
     if len(checkpoints) != len(outputs):
@@ -76,9 +104,8 @@ def generate(
         )
     if not checkpoints:
         raise DeepsnowError("generate: no checkpoints given")
-    device = runtime.resolve_device(params["device"], key="samples.device")
-    rgb_a, ids_a = _test_domain(test_a, "A", params["max_samples"])
-    rgb_b, ids_b = _test_domain(test_b, "B", params["max_samples"])
+    device = runtime.resolve_device(device, key="--device")
+    test = load_test_sets(test_a, test_b, params["max_samples"])
     bs = int(params["batch_size"])
     epochs = []
     t0 = time.perf_counter()
@@ -87,19 +114,14 @@ def generate(
         if info["kind"] != "deepsnow":
             raise DeepsnowError(f"{path}: generate needs a deepsnow checkpoint holding both generators")
         g_b, _ = ckpt.load_generator(path, "G_B", device)
-        fake_b = translate_batches(g_a, rgb_a, bs, device)
-        fake_a = translate_batches(g_b, rgb_b, bs, device)
-        save_npz(out, fake_B=fake_b, ids_A=ids_a, fake_A=fake_a, ids_B=ids_b, epoch=np.int64(info["epoch"]))
+        write_samples(out, g_a, g_b, test, info["epoch"], bs, device)
         epochs.append(info["epoch"])
-        log.info(
-            "epoch %d: translated %d A->B and %d B->A test patches -> %s", info["epoch"], len(fake_b), len(fake_a), out
-        )
         del g_a, g_b
     return {
         "epochs": epochs,
-        "n_A": int(len(rgb_a)),
-        "n_B": int(len(rgb_b)),
-        "size": int(rgb_a.shape[1]),
+        "n_A": int(len(test["rgb_A"])),
+        "n_B": int(len(test["rgb_B"])),
+        "size": int(test["rgb_A"].shape[1]),
         "device": str(device),
         "seconds": time.perf_counter() - t0,
     }

@@ -26,6 +26,7 @@ RUNTIME_KEYS = frozenset(
         "channels_last",
         "cudnn_benchmark",
         "save_every",
+        "keep_every",
     }
 )
 
@@ -42,6 +43,17 @@ def saved_epochs(params: dict) -> list[int]:
     if n >= 1 and (not epochs or epochs[-1] != n):
         epochs.append(n)
     return epochs
+
+
+def kept_epochs(params: dict) -> list[int]:
+    """Saved epochs whose checkpoint stays on disk: every ``keep_every``-th epoch and the last.
+
+    The others are deleted once the next saved epoch's checkpoint and samples are written,
+    so checkpoint disk use is bounded by the config while every saved epoch keeps its samples.
+    """
+    saved = saved_epochs(params)
+    every = int(params.get("keep_every", 1))
+    return [e for e in saved if e % every == 0 or e == saved[-1]]
 
 
 def lr_factor(epoch_index: int, n_epochs: int, n_epochs_decay: int) -> float:

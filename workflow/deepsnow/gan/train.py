@@ -12,6 +12,16 @@ uninterrupted one: every epoch's data order, crops and flips come from a
 generator seeded from ``(seed, epoch)``, and the image pools, optimisers,
 schedulers and RNG states are part of the checkpoint.
 
+Every saved epoch also translates the fixed held-out test set with that epoch's
+generators (:func:`deepsnow.gan.generate.write_samples`) into
+``state_dir/.../samples-<hash>/epoch_NNN.npz``, published into ``samples_dir``.
+Checkpoints outside :func:`kept_epochs` (``gan.keep_every``) are deleted once the
+next saved epoch is written, so checkpoint disk use is bounded while every saved
+epoch keeps its samples. A resume needs, for every saved epoch before it, its
+samples or its checkpoint (samples are then remade from it), and the checkpoint
+of every kept epoch; otherwise it restarts from the newest kept checkpoint that
+satisfies this (or from scratch), dropping the state after it.
+
 Losses go to two CSV files, rewritten atomically at every epoch end from the
 history stored in the checkpoints (so they always agree with the state a rerun
 resumes from): per iteration (:data:`~deepsnow.gan.checkpoint.ITER_COLUMNS`) and
@@ -35,15 +45,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepsnow import DeepsnowError, __version__
+from deepsnow import DeepsnowError, __version__, locks
 from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import networks, runtime
 from deepsnow.gan.data import UnalignedData, load_domain
+from deepsnow.gan.generate import load_test_sets, write_samples
 from deepsnow.gan.model import LOSS_NAMES, CycleGAN
 from deepsnow.gan.schedule import (  # noqa: F401  (re-exported)
     RUNTIME_KEYS,
     checkpoint_name,
+    kept_epochs,
     lr_factor,
     saved_epochs,
     state_key,
@@ -102,16 +114,9 @@ def _config_diff(old: dict, new: dict) -> list[str]:
     ]
 
 
-def _find_resume(
-    state_dir: Path, checkpoint_dir: Path, saved: list[int], params: dict, arch: networks.Architecture, dkey: str
-):
-    """The newest usable checkpoint in ``state_dir`` (every earlier saved epoch present too), loaded; or None.
-
-    ``dkey`` is the training data's :func:`data_key`: checkpoints of a run on other data are never resumed.
-    """
-    have = ckpt.epoch_files(state_dir)
-    # A checkpoint published into checkpoint_dir whose state copy vanished: take it back,
-    # if it was trained on the same data.
+def _take_back(state_dir: Path, checkpoint_dir: Path, saved: list[int], have: dict, dkey: str) -> None:
+    """Checkpoints published into ``checkpoint_dir`` whose state copy vanished: take them back,
+    if they were trained on the same data."""
     for e, p in ckpt.epoch_files(checkpoint_dir).items():
         if e in saved and e not in have:
             try:
@@ -124,12 +129,39 @@ def _find_resume(
                 continue
             publish(p, state_dir / checkpoint_name(e))
             have[e] = state_dir / checkpoint_name(e)
-    candidates = []
-    for e in saved:
-        if e not in have:
+
+
+def _resumable(e: int, saved: list[int], kept: set[int], have: dict, have_samples: set[int]) -> bool:
+    """Whether a run resumed after epoch ``e`` can still produce every earlier saved epoch's outputs."""
+    for s in saved:
+        if s >= e:
             break
-        candidates.append(e)
-    for e in reversed(candidates):
+        if s not in have_samples and s not in have:
+            return False  # neither samples nor generators to remake them from
+        if s in kept and s not in have:
+            return False  # a kept checkpoint is gone
+    return True
+
+
+def _find_resume(
+    state_dir: Path,
+    checkpoint_dir: Path,
+    saved: list[int],
+    kept: set[int],
+    have_samples: set[int],
+    params: dict,
+    arch: networks.Architecture,
+    dkey: str,
+):
+    """The newest usable checkpoint in ``state_dir`` (see :func:`_resumable`), loaded; or None.
+
+    ``dkey`` is the training data's :func:`data_key`: checkpoints of a run on other data are never resumed.
+    """
+    have = ckpt.epoch_files(state_dir)
+    _take_back(state_dir, checkpoint_dir, saved, have, dkey)
+    for e in reversed(saved):
+        if e not in have or not _resumable(e, saved, kept, have, have_samples):
+            continue
         path = have[e]
         try:
             payload = ckpt.load(path, training=True)
@@ -137,6 +169,7 @@ def _find_resume(
             bad = path.with_name(path.name + ".corrupt")
             log.warning("%s; moving it to %s and trying the previous checkpoint", exc, bad.name)
             os.replace(path, bad)
+            del have[e]
             continue
         diff = _config_diff(payload["config"], params)
         if diff:
@@ -155,7 +188,29 @@ def _find_resume(
                 f"delete {state_dir} to start afresh"
             )
         return e, payload
+    if have:
+        log.warning(
+            "no checkpoint in %s can be resumed with every earlier epoch's samples and kept checkpoints "
+            "(epochs present: %s); training from the start",
+            state_dir,
+            sorted(have),
+        )
     return None
+
+
+def samples_name(epoch: int) -> str:
+    return f"epoch_{epoch:03d}.npz"
+
+
+def samples_key(samples_params: dict, test_a, test_b, length: int = 12) -> str:
+    """Short hash of what the samples depend on besides the generators (names their state folder)."""
+    import hashlib
+    import json
+
+    blob = json.dumps(
+        {"params": samples_params, "test_A": sha256_file(test_a), "test_B": sha256_file(test_b)}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 def data_key(train_a, train_b, length: int = 12) -> str:
@@ -175,13 +230,19 @@ def train(
     losses_csv: str | os.PathLike,
     iter_losses_csv: str | os.PathLike,
     *,
+    test_a: str | os.PathLike | None = None,
+    test_b: str | os.PathLike | None = None,
+    samples_params: dict | None = None,
+    samples_dir: str | os.PathLike | None = None,
     progress: bool = True,
     max_epochs: int | None = None,
 ) -> dict:
     """Train (or resume) the whole run; returns a summary dict.
 
     ``params`` is the ``gan`` config section (validated again here, defaults
-    filled). ``max_epochs`` stops early after that epoch (for tests and benchmarks;
+    filled). With ``samples_dir`` (and ``test_a``, ``test_b``, the ``samples``
+    section as ``samples_params``), every saved epoch's samples are written there
+    as ``epoch_NNN.npz``. ``max_epochs`` stops early after that epoch (for tests and benchmarks;
     the run then resumes from there on the next call).
 
     The resumable state lives in ``state_dir/data-<hash>``, the hash being that of
@@ -197,6 +258,23 @@ def train(
             f"gan.crop_size ({params['crop_size']}) is larger than gan.load_size ({params['load_size']})"
         )
     saved = saved_epochs(params)
+    kept = kept_epochs(params)
+    if samples_dir is None and kept != saved:
+        raise DeepsnowError(
+            f"gan.keep_every = {params['keep_every']} deletes checkpoints of saved epochs; give the test sets and a "
+            "samples folder (--test-a, --test-b, --samples-dir) so every saved epoch's samples are written first"
+        )
+    samples = None
+    if samples_dir is not None:
+        if test_a is None or test_b is None:
+            raise DeepsnowError("train: writing samples needs the test sets (--test-a and --test-b)")
+        sparams = validate_section("samples", samples_params or {}, source="samples params")
+        samples = {
+            "test": load_test_sets(test_a, test_b, sparams["max_samples"]),
+            "batch_size": int(sparams["batch_size"]),
+            "dir": Path(samples_dir),
+            "key": samples_key(sparams, test_a, test_b),
+        }
     checkpoint_dir, state_dir = Path(checkpoint_dir), Path(state_dir)
     device = runtime.resolve_device(params["device"])
     runtime.check_precision(params["precision"], device)
@@ -206,30 +284,39 @@ def train(
     rgb_b, _ = load_domain(train_b, "B")
     dkey = data_key(train_a, train_b)
     state_dir = state_dir / f"data-{dkey}"
+    lock = locks.held(
+        state_dir.parent / f".data-{dkey}.lock",
+        f"the training state folder {state_dir}",
+        "Wait for that training to finish, or stop it (a killed Snakemake run can leave its training job "
+        "running), then rerun.",
+    )
     prev = runtime.save_global_state()
-    try:
-        runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])
-        data = UnalignedData(rgb_a, rgb_b, params, str(train_a), str(train_b))
-        del rgb_a, rgb_b
-        seed_everything(int(params["seed"]))
-        model = CycleGAN(params, device, arch)
-        return _run(
-            params,
-            model,
-            data,
-            device,
-            saved,
-            n_total,
-            checkpoint_dir,
-            state_dir,
-            Path(losses_csv),
-            Path(iter_losses_csv),
-            progress,
-            max_epochs,
-            dkey,
-        )
-    finally:
-        runtime.restore_global_state(prev)
+    with lock:
+        try:
+            runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])
+            data = UnalignedData(rgb_a, rgb_b, params, str(train_a), str(train_b))
+            del rgb_a, rgb_b
+            seed_everything(int(params["seed"]))
+            model = CycleGAN(params, device, arch)
+            return _run(
+                params,
+                model,
+                data,
+                device,
+                saved,
+                kept,
+                samples,
+                n_total,
+                checkpoint_dir,
+                state_dir,
+                Path(losses_csv),
+                Path(iter_losses_csv),
+                progress,
+                max_epochs,
+                dkey,
+            )
+        finally:
+            runtime.restore_global_state(prev)
 
 
 def _run(
@@ -238,6 +325,8 @@ def _run(
     data: UnalignedData,
     device,
     saved,
+    kept,
+    samples: dict | None,
     n_total,
     checkpoint_dir: Path,
     state_dir: Path,
@@ -251,7 +340,17 @@ def _run(
 
     state_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (state_dir, checkpoint_dir):
+    folders = [state_dir, checkpoint_dir]
+    samples_state = None
+    if samples is not None:
+        samples_state = state_dir / f"samples-{samples['key']}"
+        for old in state_dir.glob("samples-*"):
+            if old != samples_state and old.is_dir():
+                log.info("removing samples made with other samples settings or test sets: %s", old)
+                shutil.rmtree(old)
+        folders += [samples_state, samples["dir"]]
+    for folder in folders:
+        Path(folder).mkdir(parents=True, exist_ok=True)
         for p in ckpt.remove_partials(folder):
             log.info("removed an incomplete file left by a killed run: %s", p)
     for csv_path in (losses_csv, iter_losses_csv):  # temporary files of an interrupted CSV write
@@ -263,8 +362,10 @@ def _run(
     iter_hist: list[torch.Tensor] = []
     iteration = 0
     start = 1
-    resumed = _find_resume(state_dir, checkpoint_dir, saved, params, model.arch, dkey)
+    have_samples = set(_epoch_numbers(samples_state, ".npz")) if samples_state else set(saved)
+    resumed = _find_resume(state_dir, checkpoint_dir, saved, set(kept), have_samples, params, model.arch, dkey)
     last_good: Path | None = None
+    e = 0
     if resumed is not None:
         e, payload = resumed
         model.load_state_dict(payload, str(state_dir / checkpoint_name(e)))
@@ -274,11 +375,24 @@ def _run(
         iteration = int(payload["iteration"])
         start = e + 1
         last_good = state_dir / checkpoint_name(e)
-        for s in saved:
-            if s <= e:
-                publish(state_dir / checkpoint_name(s), checkpoint_dir / checkpoint_name(s))
         log.info("resuming from %s (epoch %d of %d, iteration %d)", last_good, e, n_total, iteration)
         del payload
+    if samples is not None:
+        for s in saved:
+            if s > e:
+                break
+            out = samples_state / samples_name(s)
+            if not out.exists():  # killed between checkpoint and samples, or new samples settings
+                g_a, _ = ckpt.load_generator(state_dir / checkpoint_name(s), "G_A", device)
+                g_b, _ = ckpt.load_generator(state_dir / checkpoint_name(s), "G_B", device)
+                write_samples(out, g_a, g_b, samples["test"], s, samples["batch_size"], device)
+                del g_a, g_b
+            publish(out, samples["dir"] / samples_name(s))
+    # Then drop checkpoints not kept, and state after the resume point (another or an abandoned trajectory).
+    _prune(state_dir, checkpoint_dir, samples_state, kept, latest=e)
+    for s in kept:
+        if s <= e:
+            publish(state_dir / checkpoint_name(s), checkpoint_dir / checkpoint_name(s))
     # The CSVs always mirror the state we continue from.
     write_csv(losses_csv, ckpt.EPOCH_COLUMNS, epoch_hist)
     write_csv(
@@ -370,10 +484,23 @@ def _run(
                 "rng": ckpt.rng_state(device),
                 "history": {"epoch": epoch_hist.clone(), "iter": iter_cat.clone()},
             }
-            path = ckpt.save(payload, state_dir / checkpoint_name(epoch))
-            publish(path, checkpoint_dir / checkpoint_name(epoch))
-            last_good = path
+            path = _save_checkpoint(payload, state_dir / checkpoint_name(epoch), last_good)
             del payload
+            if epoch in kept:
+                publish(path, checkpoint_dir / checkpoint_name(epoch))
+            last_good = path
+            if samples is not None:
+                out = write_samples(
+                    samples_state / samples_name(epoch),
+                    model.G_A,
+                    model.G_B,
+                    samples["test"],
+                    epoch,
+                    samples["batch_size"],
+                    device,
+                )
+                publish(out, samples["dir"] / samples_name(epoch))
+            _prune(state_dir, checkpoint_dir, samples_state, kept, latest=epoch)
         write_csv(losses_csv, ckpt.EPOCH_COLUMNS, epoch_hist)
         write_csv(iter_losses_csv, ckpt.ITER_COLUMNS, iter_cat)
         log.info(
@@ -405,9 +532,49 @@ def _run(
         "n_A": len(data.a),
         "n_B": len(data.b),
         "parameters": {"G": networks.count_parameters(model.G_A), "D": networks.count_parameters(model.D_A)},
-        "checkpoints": [str(checkpoint_dir / checkpoint_name(e)) for e in saved if e <= last],
+        "checkpoints": [str(checkpoint_dir / checkpoint_name(e)) for e in kept if e <= last],
+        "samples": [str(samples["dir"] / samples_name(e)) for e in saved if e <= last] if samples else [],
         "final_losses": final,
     }
+
+
+def _epoch_numbers(folder: Path | None, suffix: str) -> list[int]:
+    """Epochs of the complete ``epoch_NNN<suffix>`` files in ``folder``."""
+    if folder is None or not folder.is_dir():
+        return []
+    out = []
+    for p in folder.glob(f"epoch_*{suffix}"):
+        stem = p.name[len("epoch_") : -len(suffix)]
+        if stem.isdigit():
+            out.append(int(stem))
+    return sorted(out)
+
+
+def _prune(state_dir: Path, checkpoint_dir: Path, samples_state: Path | None, kept: list[int], latest: int) -> None:
+    """Delete checkpoints outside ``kept`` (but the ``latest``) and any state after ``latest``."""
+    keep = set(kept)
+    for e, p in ckpt.epoch_files(state_dir).items():
+        if e > latest or (e not in keep and e != latest):
+            p.unlink(missing_ok=True)
+            log.info("deleted %s (%s)", p, "after the resume point" if e > latest else "not kept, gan.keep_every")
+    for e, p in ckpt.epoch_files(checkpoint_dir).items():
+        if e > latest or e not in keep:
+            p.unlink(missing_ok=True)
+    for e in _epoch_numbers(samples_state, ".npz"):
+        if e > latest:
+            (samples_state / samples_name(e)).unlink(missing_ok=True)
+
+
+def _save_checkpoint(payload: dict, path: Path, last_good: Path | None) -> Path:
+    """:func:`ckpt.save` with a full disk (or any write error) reported as a clear error."""
+    try:
+        return ckpt.save(payload, path)
+    except OSError as exc:
+        keep = f"the last good checkpoint {last_good} is intact" if last_good else "no earlier checkpoint exists"
+        raise DeepsnowError(
+            f"{path}: could not write the checkpoint ({exc.strerror or exc}); nothing partial was left and "
+            f"{keep}. Free disk space (or raise gan.keep_every) and rerun to resume."
+        ) from exc
 
 
 def _check_finite(
