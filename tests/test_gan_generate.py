@@ -129,6 +129,11 @@ def test_bad_checkpoints(run, tmp_path):
         gen.generate({}, [tmp_path / "other.pt"], [tmp_path / "x.npz"], test_a, test_b, device="cpu")
     with pytest.raises(DeepsnowError, match="2 checkpoints but 1 outputs"):
         gen.generate({}, cks, [tmp_path / "y.npz"], test_a, test_b, device="cpu")
+    # a bad checkpoint after a good one: all or nothing, the good one's samples are not left behind
+    good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
+    with pytest.raises(DeepsnowError, match=r"epoch_009\.pt: not a readable checkpoint"):
+        gen.generate({}, [cks[0], trunc], [good, bad], test_a, test_b, device="cpu")
+    assert not good.exists() and not bad.exists()
     # something that is not a checkpoint at all, and one holding pickled objects
     (tmp_path / "junk.pt").write_text("hello")
     with pytest.raises(DeepsnowError, match=r"junk\.pt"):

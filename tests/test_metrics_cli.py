@@ -212,19 +212,23 @@ def test_bad_inputs_fail_with_clear_messages(run, tmp_path):
 
 
 def test_plugin_extractor_through_the_cli(run, tmp_path):
+    """A third extractor installed as a `deepsnow.extractors` entry point (a real dist-info)."""
     (tmp_path / "tinyplug.py").write_text(
         "import torch\n"
-        "from deepsnow.features import Extractor, register_extractor\n"
+        "from deepsnow.features import Extractor\n"
         "class Means(torch.nn.Module):\n"
         "    def forward(self, x):\n"
         "        return x.mean(dim=(2, 3))\n"
-        "@register_extractor('tinyplug')\n"
         "def build(options, seed):\n"
         "    return Extractor('tinyplug', Means(), dim=3, weights='none', pretrained=False, preprocessing='none')\n"
     )
+    dist = tmp_path / "tinyplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[deepsnow.extractors]\ntinyplug = tinyplug:build\n")
     env = env_with_venv()
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    cmd = [sys.executable, "-m", "deepsnow.cli", "embed", "--params", json.dumps({"plugins": ["tinyplug"], "progress": False}),
+    cmd = [sys.executable, "-m", "deepsnow.cli", "embed", "--params", json.dumps({"progress": False}),
            "--extractor", "tinyplug", "--images", str(run / "dataset/testB.npz"), "--output", str(tmp_path / "b_{extractor}.npz")]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr

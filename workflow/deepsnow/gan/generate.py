@@ -109,14 +109,20 @@ def generate(
     bs = int(params["batch_size"])
     epochs = []
     t0 = time.perf_counter()
-    for path, out in zip(checkpoints, outputs):
-        g_a, info = ckpt.load_generator(path, "G_A", device)
-        if info["kind"] != "deepsnow":
-            raise DeepsnowError(f"{path}: generate needs a deepsnow checkpoint holding both generators")
-        g_b, _ = ckpt.load_generator(path, "G_B", device)
-        write_samples(out, g_a, g_b, test, info["epoch"], bs, device)
-        epochs.append(info["epoch"])
-        del g_a, g_b
+    written: list[Path] = []
+    try:
+        for path, out in zip(checkpoints, outputs):
+            g_a, info = ckpt.load_generator(path, "G_A", device)
+            if info["kind"] != "deepsnow":
+                raise DeepsnowError(f"{path}: generate needs a deepsnow checkpoint holding both generators")
+            g_b, _ = ckpt.load_generator(path, "G_B", device)
+            written.append(write_samples(out, g_a, g_b, test, info["epoch"], bs, device))
+            epochs.append(info["epoch"])
+            del g_a, g_b
+    except BaseException:
+        for out in written:  # all or nothing: no outputs of a call that failed half-way
+            out.unlink(missing_ok=True)
+        raise
     return {
         "epochs": epochs,
         "n_A": int(len(test["rgb_A"])),

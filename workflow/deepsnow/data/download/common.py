@@ -32,7 +32,7 @@ import numpy as np
 from deepsnow import DeepsnowError
 
 SEASONS = ("snowfree", "snow")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # used with fullmatch: no trailing newline
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 #: Environment variables holding Sentinel Hub credentials (never logged or recorded).
@@ -88,7 +88,7 @@ def load_aoi_file(path: str | os.PathLike) -> list[dict]:
         props = (feat or {}).get("properties") or {}
         geom = (feat or {}).get("geometry") or {}
         name = props.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise DeepsnowError(
                 f"key 'data.aoi_file': {where}: property 'name' must be letters, digits, '_' or '-', got {name!r}"
             )
