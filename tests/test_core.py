@@ -30,6 +30,21 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path: Path):
     assert target.read_text() == "complete"
 
 
+def test_atomic_output_removes_what_a_killed_writer_left(tmp_path: Path):
+    """A writer killed with -9 leaves its hidden temporary; the next write of that target removes it,
+    and leaves other files (another target's temporary, files with similar names) alone."""
+    stale = tmp_path / ".out[1].npz.k3j2l1.part.npz"
+    link = tmp_path / ".out[1].npz.link.part"
+    other = tmp_path / ".other.npz.a1b2c3.part.npz"
+    keep = tmp_path / "out[1].npz.part-notes.txt"
+    for p in (stale, link, other, keep):
+        p.write_bytes(b"half")
+    save_npz(tmp_path / "out[1].npz", x=np.arange(3))
+    assert not stale.exists() and not link.exists()
+    assert other.exists() and keep.exists()
+    assert load_npz(tmp_path / "out[1].npz")["x"].tolist() == [0, 1, 2]
+
+
 def test_npz_roundtrip_refuses_pickles_and_names_the_file(tmp_path: Path):
     p = tmp_path / "a.npz"
     save_npz(p, x=np.arange(3), ids=np.array(["a", "b", "c"]))

@@ -19,6 +19,13 @@ import numpy as np
 from deepsnow import DeepsnowError
 
 
+def glob_escape(name: str) -> str:
+    """``name`` with glob wildcards taken literally."""
+    import glob
+
+    return glob.escape(name)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it to ``path`` on success.
@@ -28,6 +35,11 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Temporaries of this target left by a killed writer (one writer per output at a time:
+    # Snakemake's and deepsnow's run locks, and the training state lock, see deepsnow.locks).
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.part*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     suffix = suffix if suffix is not None else "".join(path.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + suffix, dir=path.parent)
     os.close(fd)
