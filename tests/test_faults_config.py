@@ -192,6 +192,16 @@ def test_run_name_from_the_command_line_is_checked_too(tmp_path):
     assert files_under(work / "results") == [] and not (tmp_path / MARKER).exists()
 
 
+def test_run_name_that_is_a_file_in_results_is_refused(tmp_path):
+    """results/README.md is part of the repository: a run named README.md cannot be a folder there."""
+    work = copy_workflow(tmp_path / "wf")
+    (work / "results").mkdir()
+    (work / "results" / "README.md").write_text("what results/ holds\n")
+    proc = snakemake(work, "-n", "--config", "run=README.md", check=False)
+    assert_refused(proc, "config key 'run'", "results/README.md exists and is not a folder")
+    assert files_under(work / "results") == [work / "results" / "README.md"]
+
+
 def test_input_paths_may_be_relative_or_absolute(tmp_path):
     """Policy: input files are read from an absolute path or one relative to the project root."""
     work = copy_workflow(tmp_path / "wf")

@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 
+from deepsnow import DeepsnowError
 from deepsnow.config import aoi_names, validate_config
 from deepsnow.locks import hold_for_process
 from deepsnow.gan.schedule import kept_epochs, saved_epochs, state_key
@@ -14,6 +15,11 @@ from deepsnow.stages import STAGE_CODE
 validate_config(config)
 
 RUN = config["run"]
+if os.path.lexists(f"results/{RUN}") and not os.path.isdir(f"results/{RUN}"):
+    raise DeepsnowError(
+        f"invalid configuration: config key 'run': results/{RUN} exists and is not a folder; "
+        "choose another run name"
+    )
 AOIS = aoi_names(config)
 SEASONS = ["snowfree", "snow"]
 SIMULATED = config["data"]["source"] == "simulator"
