@@ -1,0 +1,241 @@
+"""Fault matrix, whole runs: `kill -9` of the training, embedding and metrics jobs (and of Snakemake
+itself) followed by a rerun, two runs started in one directory at once, and determinism.
+
+Every run is the test config (configs/test.yaml, `gan.deterministic: true`) in a scratch copy of
+the workflow; every recovered run must end with the same metrics tables as an undisturbed one.
+docs/reliability.md lists these rows with what the user sees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, copy_workflow, env_with_venv, merged_config, snakemake
+from deepsnow.config import validate_config
+
+pytestmark = pytest.mark.slow
+
+CONFIG = ("--configfile", "configs/test.yaml")
+RES = Path("results") / "test"
+TABLES = ("metrics/metrics.csv", "metrics/correlations.csv", "metrics/pca.csv", "train/losses_iter.csv")
+
+
+def tables(work: Path) -> dict[str, bytes]:
+    return {name: (work / RES / name).read_bytes() for name in TABLES}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An undisturbed run of the test config."""
+    work = copy_workflow(tmp_path_factory.mktemp("reference"))
+    snakemake(work, *CONFIG)
+    return work
+
+
+def start(work: Path, *extra: str) -> subprocess.Popen:
+    cmd = [str(BIN / "snakemake"), "--cores", "2", *CONFIG, *extra]
+    return subprocess.Popen(
+        cmd, cwd=work, env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+
+
+def job_processes(work: Path, subcommand: str) -> list[tuple[int, list[str]]]:
+    """(PID, argv) of the `deepsnow <subcommand>` Python processes running in ``work`` (not their shells)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in argv if a]
+        if len(argv) >= 3 and argv[1].endswith("/deepsnow") and argv[2] == subcommand and Path(cwd) == work:
+            pids.append((int(proc.name), argv))
+    return pids
+
+
+def declared_outputs(argv: list[str]) -> list[str]:
+    """The files after --output / --outputs on a job's command line."""
+    outs, taking = [], False
+    for a in argv:
+        if a.startswith("--"):
+            taking = a in ("--output", "--outputs")
+        elif taking:
+            outs.append(a)
+    return outs
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 1500):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before {what}:\n{proc.stdout.read()[-4000:]}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 1800) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+# (job, the moment it is killed, the outputs the killed job had declared)
+KILLS = {
+    "train": (
+        # after epoch 1's checkpoint and samples, while epochs 2 and 3 train
+        lambda work: list((work / RES / "train").glob("state-*/data-*/samples-*/epoch_001.npz")),
+        ["train/losses.csv", "train/checkpoints/epoch_003.pt", "samples/epoch_003.npz"],
+    ),
+    "embed": (lambda work: True, None),  # None: the outputs on its command line
+    "metrics": (lambda work: True, None),
+}
+
+
+@pytest.mark.parametrize("job", list(KILLS))
+def test_kill_9_of_a_job_then_rerun(reference, tmp_path, job):
+    """The job's Python process gets SIGKILL mid-run: Snakemake fails the job, exits non-zero and
+    leaves none of its outputs; the same command run again completes the run, and ends with the
+    metrics tables of an undisturbed run (training resumes from its state instead of restarting)."""
+    ready, outputs = KILLS[job]
+    work = copy_workflow(tmp_path / "wf")
+    proc = start(work)
+    try:
+        pid, argv = wait_for(lambda: ready(work) and job_processes(work, job), proc, f"a running {job} job")[0]
+        if job != "train":
+            time.sleep(0.3)  # let it get going (imports, loading the network)
+        os.kill(pid, signal.SIGKILL)
+        out = finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0, out[-3000:]
+    assert "Error in rule" in out, out[-3000:]
+    rule_outputs = [work / RES / o for o in outputs] if outputs else [work / o for o in declared_outputs(argv)]
+    assert rule_outputs
+    assert not any(p.exists() for p in rule_outputs), [p for p in rule_outputs if p.exists()]  # removed
+    assert not (work / RES / "metrics" / "metrics.csv").exists()
+    incomplete = work / ".snakemake" / "incomplete"
+    assert not incomplete.exists() or not any(incomplete.rglob("*"))  # Snakemake cleaned up its markers
+
+    snakemake(work, *CONFIG)  # the same command again, nothing else
+    assert tables(work) == tables(reference)
+    assert not [p for p in (work / "results").rglob("*.part*")]  # the killed writer's temporaries are gone
+    if job == "train":
+        log = (work / RES / "logs" / "train.log").read_text()
+        assert "resuming from" in log and "epoch 1 of 3" in log, log[-2000:]
+
+
+def test_kill_9_of_snakemake_and_its_jobs_then_rerun(reference, tmp_path):
+    """The whole run is killed (node lost) during training. The next plain run refuses, before any
+    job, to trust the outputs Snakemake had marked incomplete and names them; with
+    `--rerun-incomplete` (the profiles' default) it names the lock left behind; after `--unlock`
+    the run resumes training and ends with the same tables."""
+    work = copy_workflow(tmp_path / "wf")
+    proc = start(work)
+    try:
+        wait_for(lambda: KILLS["train"][0](work) and job_processes(work, "train"), proc, "a running train job")
+        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake, the job's shell and the job itself
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    deadline = time.monotonic() + 30
+    while job_processes(work, "train") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not job_processes(work, "train")
+
+    again = snakemake(work, *CONFIG, check=False)
+    out = again.stdout + again.stderr
+    assert again.returncode != 0, out[-3000:]
+    assert "The files below seem to be incomplete" in out and "--rerun-incomplete" in out, out[-3000:]
+    assert "results/test/train/losses.csv" in out.split("Incomplete files:")[-1]
+    assert "Error in rule" not in out  # refused before running anything
+    # what the profiles run (rerun-incomplete): the lock the killed Snakemake left is named
+    again = snakemake(work, *CONFIG, "--rerun-incomplete", check=False)
+    out = again.stdout + again.stderr
+    assert again.returncode != 0 and "Directory cannot be locked" in out and "--unlock" in out, out[-3000:]
+    assert "Error in rule" not in out
+    snakemake(work, *CONFIG, "--unlock")
+    snakemake(work, *CONFIG, "--rerun-incomplete")
+    assert tables(work) == tables(reference)
+    assert "resuming from" in (work / RES / "logs" / "train.log").read_text()
+    assert not [p for p in (work / "results").rglob("*.part*")]
+
+
+@pytest.mark.parametrize("stagger", [0.0, 5.0], ids=["same-moment", "second-during-first"])
+def test_two_runs_in_one_directory(reference, tmp_path, stagger):
+    """Two `snakemake` runs of one config in one directory: one runs, the other stops before any
+    job with a message naming the lock (Snakemake's, or deepsnow's atomic run lock when both pass
+    Snakemake's check at the same moment), and the results are those of a single run."""
+    work = copy_workflow(tmp_path / "wf")
+    first = start(work)
+    try:
+        time.sleep(stagger)
+        second = start(work)
+        out2 = finish(second)
+        out1 = finish(first)
+    finally:
+        for p in (first,):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    codes = sorted([first.returncode, second.returncode])
+    assert codes[0] == 0 and codes[1] != 0, (first.returncode, out1[-3000:], second.returncode, out2[-3000:])
+    refused = out2 if second.returncode else out1
+    assert "Directory cannot be locked" in refused or "is locked by process" in refused, refused[-3000:]
+    assert "Error in rule" not in refused  # refused before running any job
+    assert tables(work) == tables(reference)
+
+
+def test_two_deterministic_runs_give_identical_tables_and_the_report_states_the_seeds(reference, tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    snakemake(work, *CONFIG)
+    assert tables(work) == tables(reference)
+    snakemake(work, *CONFIG, "--report", "results/report.zip")
+    with zipfile.ZipFile(work / "results" / "report.zip") as z:
+        html = b"".join(z.read(n) for n in z.namelist() if n.endswith(".html")).decode(errors="replace")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html.replace('\\"', '"').replace("\\n", " ")))
+    cfg = validate_config(merged_config("configs/test.yaml"))
+    seeds = (
+        f"Seeds of this run: scene simulator {cfg['data']['simulator']['seed']} (simulated data only), "
+        f"train/test split {cfg['split']['seed']}, cycleGAN {cfg['gan']['seed']} (gan.deterministic: True;"
+    )
+    assert seeds in text, text[text.find("Seeds") - 200 : text.find("Seeds") + 600]
+    assert f"random extractor weights {cfg['features']['seed']}, metrics" in text
+    assert f"PCA) {cfg['metrics']['seed']}." in text
+
+
+def test_run_lock_stops_a_run_that_passed_snakemakes_check(tmp_path):
+    """The race Snakemake's check-then-write lock cannot close, made certain: another process holds
+    deepsnow's run lock (as a run that started at the same moment would). The new run stops before
+    any job, names the holder, and exits non-zero; once the holder is gone, the lock is free."""
+    from deepsnow import locks
+
+    work = copy_workflow(tmp_path / "wf")
+    holder = locks.acquire(work / ".snakemake" / "deepsnow" / "test.lock", "x", "y")
+    try:
+        proc = snakemake(work, *CONFIG, "--until", "split", check=False)
+    finally:
+        holder.close()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert f"workflow run 'test' (results/test/) in {work} is locked by process {os.getpid()}" in out, out[-3000:]
+    assert "Error in rule" not in out and not (work / "results").exists()
+    snakemake(work, *CONFIG, "--until", "split")  # the holder is gone: the run goes ahead
+    assert (work / RES / "dataset" / "trainA.npz").exists()
