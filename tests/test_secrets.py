@@ -40,8 +40,7 @@ import rasterio
 import yaml
 
 from conftest import BIN, copy_workflow, env_with_venv
-from mock_servers import MockSentinelHub, Scene, ben_sources, inner_bbox
-from synthetic import bigearthnet_example_dir
+from mock_servers import MockSentinelHub, Scene, inner_bbox
 
 pytest.importorskip("bigearthnet_common")
 pytest.importorskip("sentinelhub")
@@ -142,22 +141,9 @@ def test_the_searcher_finds_every_form(tmp_path):
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def ben(tmp_path_factory):
-    return ben_sources(bigearthnet_example_dir(tmp_path_factory.mktemp("ben")))
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    from sentinelhub import SentinelHubDownloadClient
-
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    for k in ("SH_PROFILE", "SH_CLIENT_ID", "SH_CLIENT_SECRET"):
-        monkeypatch.delenv(k, raising=False)
-    SentinelHubDownloadClient.clear_cache()
-    yield
-    SentinelHubDownloadClient.clear_cache()
+# The BigEarthNet pixels the mock serves, and the isolation every Sentinel Hub test needs
+# (no ~/.config writes, plain-http OAuth for the mock, no cached sessions between tests).
+from test_download_sentinelhub import _isolated, ben  # noqa: E402,F401  (pytest fixtures)
 
 
 @pytest.fixture
