@@ -175,3 +175,27 @@ def bigearthnet_to_scene(patch_dir: Path, out_path: Path) -> dict:
         },
     )
     return {"name": name, "date": date, "season": season, "crs": crs}
+
+
+def install_tinyplug(site: Path, entry_points: dict[str, str] | None = None) -> Path:
+    """Install into ``site`` (a folder to put on PYTHONPATH) a real distribution 'tinyplug' whose
+    'deepsnow.extractors' entry points are ``entry_points`` (default: tinyplug = tinyplug:build, an
+    extractor of the per-channel means)."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "tinyplug.py").write_text(
+        "import torch\n"
+        "from deepsnow.features import Extractor\n"
+        "class Means(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x.mean(dim=(2, 3))\n"
+        "def build(options, seed):\n"
+        "    return Extractor('tinyplug', Means(), dim=3, weights='none', pretrained=False, preprocessing='none')\n"
+    )
+    dist = site / "tinyplug-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
+    points = entry_points or {"tinyplug": "tinyplug:build"}
+    (dist / "entry_points.txt").write_text(
+        "[deepsnow.extractors]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())
+    )
+    return site

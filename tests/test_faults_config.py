@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from conftest import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
+from synthetic import install_tinyplug
 
 from deepsnow import DeepsnowError
 from deepsnow.config import validate_config
@@ -374,29 +375,17 @@ def test_every_shell_value_is_quoted():
 def plugin_path(tmp_path) -> Path:
     """A folder for PYTHONPATH holding a real installed distribution with 'deepsnow.extractors' entry points,
     and a module 'evilmod' that leaves a marker file when imported."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "tinyplug.py").write_text(
-        "import torch\n"
-        "from deepsnow.features import Extractor\n"
-        "class Means(torch.nn.Module):\n"
-        "    def forward(self, x):\n"
-        "        return x.mean(dim=(2, 3))\n"
-        "def build(options, seed):\n"
-        "    return Extractor('tinyplug', Means(), dim=3, weights='none', pretrained=False, preprocessing='none')\n"
+    site = install_tinyplug(
+        tmp_path / "site",
+        {
+            "tinyplug": "tinyplug:build",
+            "resnet50": "evilmod:build",  # a plugin cannot take over a built-in name
+            "brokenplug": "no_such_module:build",
+        },
     )
     (site / "evilmod.py").write_text(
         f"from pathlib import Path\nPath({str(tmp_path / MARKER)!r}).write_text('imported')\n"
         "def build(options, seed):\n    raise SystemExit('evil builder ran')\n"
-    )
-    dist = site / "tinyplug-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[deepsnow.extractors]\n"
-        "tinyplug = tinyplug:build\n"
-        "resnet50 = evilmod:build\n"  # a plugin cannot take over a built-in name
-        "brokenplug = no_such_module:build\n"
     )
     return site
 

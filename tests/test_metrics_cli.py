@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import deepsnow, env_with_venv
+from synthetic import install_tinyplug
 from deepsnow.io import load_npz, save_npz
 
 N = 4  # images per set: few, Inception at 299 px is slow on CPU (4 = the least 2-fold RF allows)
@@ -213,19 +214,7 @@ def test_bad_inputs_fail_with_clear_messages(run, tmp_path):
 
 def test_plugin_extractor_through_the_cli(run, tmp_path):
     """A third extractor installed as a `deepsnow.extractors` entry point (a real dist-info)."""
-    (tmp_path / "tinyplug.py").write_text(
-        "import torch\n"
-        "from deepsnow.features import Extractor\n"
-        "class Means(torch.nn.Module):\n"
-        "    def forward(self, x):\n"
-        "        return x.mean(dim=(2, 3))\n"
-        "def build(options, seed):\n"
-        "    return Extractor('tinyplug', Means(), dim=3, weights='none', pretrained=False, preprocessing='none')\n"
-    )
-    dist = tmp_path / "tinyplug-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[deepsnow.extractors]\ntinyplug = tinyplug:build\n")
+    install_tinyplug(tmp_path)
     env = env_with_venv()
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env.get('PYTHONPATH', '')}"
     cmd = [sys.executable, "-m", "deepsnow.cli", "embed", "--params", json.dumps({"progress": False}),
