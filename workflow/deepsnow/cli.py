@@ -1,11 +1,12 @@
 """The ``deepsnow`` command: one subcommand per workflow stage.
 
 Each stage package contributes its subcommands through a ``register(subparsers)``
-function in its ``commands`` module; this file only assembles them, sets up
-logging and turns :class:`~deepsnow.DeepsnowError` into a one-line message and
-a non-zero exit. Every subcommand takes its config section with
-``--params JSON`` or ``--params @file.yaml`` (validated against the workflow
-schema, defaults filled), so it runs the same with or without Snakemake.
+function in its ``commands`` module, written in the one pattern of
+:mod:`deepsnow.commands`; this file only assembles them, sets up logging and
+turns :class:`~deepsnow.DeepsnowError` into a one-line message and a non-zero
+exit. Every stage command takes its config section with ``--params JSON`` or
+``--params @file.yaml`` (validated against the workflow schema, defaults filled),
+so it runs the same with or without Snakemake.
 """
 
 from __future__ import annotations
@@ -45,17 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
-
-
-def add_params_argument(parser: argparse.ArgumentParser, section: str) -> None:
-    """The ``--params`` option every stage command takes."""
-    parser.add_argument(
-        "--params",
-        metavar="JSON|@FILE",
-        default=None,
-        help=f"the '{section}' config section as inline JSON, or @path to a YAML/JSON file holding it "
-        f"(or a whole config with a '{section}' key); missing keys take the schema's defaults",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Which package code each stage runs.
 
 The Snakefile passes ``code_hash(*STAGE_CODE[stage])`` as a rule param, and the
-commands record the same hash in every provenance sidecar, so a change to a
-stage's code reruns exactly that stage (and what depends on it).
+commands (:func:`deepsnow.commands.run_stage`) record the same hash in every
+provenance sidecar, so a change to a stage's code reruns exactly that stage (and
+what depends on it), and a sidecar names the code its rule ran.
 Paths are relative to the ``deepsnow`` package folder; a folder means all its
 ``.py`` files.
 """
@@ -14,6 +15,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "patches": ("data/patches.py", "data/scene.py", "io.py"),
     "split": ("data/split.py", "io.py"),
     "train": ("gan", "io.py", "locks.py"),
+    "generate": ("gan", "io.py"),
+    "translate": ("gan", "io.py"),
     "embed": ("features", "io.py"),
     "metrics": ("metrics", "features/embed.py", "features/registry.py", "io.py"),
     "figures": ("figures", "io.py"),

@@ -6,18 +6,20 @@ import argparse
 import logging
 from pathlib import Path
 
+from typing import Iterator
+
 from deepsnow import DeepsnowError, provenance
+from deepsnow.commands import Made, stage_command
 
 log = logging.getLogger("deepsnow.features")
 
-#: package code the embed stage runs (for provenance and the Snakefile's code hash)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from deepsnow.cli import add_params_argument
-
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "embed",
+        _embed,
+        section="features",
         help="embed images with the FID Inception-v3 / ImageNet ResNet-50 (2048-d features)",
         description="Three modes. (1) Real test sets, once per extractor: --real-a dataset/testA.npz "
         "--real-b dataset/testB.npz --output features/real_{extractor}.npz (arrays A, B, ids_A, ids_B). "
@@ -28,7 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pretrained, dim and preprocessing. '{extractor}' in an output path is replaced by the extractor "
         "name, so one call can run several extractors.",
     )
-    add_params_argument(p, "features")
     p.add_argument(
         "--extractor",
         nargs="+",
@@ -45,13 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images-key", default="rgb", help="array holding the images in --images / --real-a / --real-b (default rgb)")
     p.add_argument("--output", help="output .npz for --real-a/--real-b or --images")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
-    p.set_defaults(func=_embed)
 
 
-def _embed(args) -> None:
-    from deepsnow.config import parse_params
-
-    params = parse_params(args.params, "features")
+def _embed(args, params) -> Iterator[Made]:
+    """One output per extractor (and samples file), each recorded as soon as it is written."""
     real = args.real_a is not None or args.real_b is not None
     modes = [name for name, on in (("--real-a/--real-b", real), ("--samples", bool(args.samples)), ("--images", args.images is not None)) if on]
     if len(modes) != 1:
@@ -81,30 +79,14 @@ def _embed(args) -> None:
         if real:
             out = embed.expand_output(args.output, name, len(names))
             summary = embed.embed_real(args.real_a, args.real_b, out, ext, params, key=args.images_key)
-            _record([out], [args.real_a, args.real_b], params, started, {**meta, **summary})
+            yield Made([out], inputs=[args.real_a, args.real_b], extra={**meta, **summary}, started=started)
         elif args.images is not None:
             out = embed.expand_output(args.output, name, len(names))
             summary = embed.embed_file(args.images, args.images_key, out, ext, params)
-            _record([out], [args.images], params, started, {**meta, **summary})
+            yield Made([out], inputs=[args.images], extra={**meta, **summary}, started=started)
         else:
             outs = [embed.expand_output(o, name, len(names)) for o in args.outputs]
             for src, dst in zip(args.samples, outs):
                 one_started = provenance.now()
                 (summary,) = embed.embed_samples([src], [dst], ext, params)
-                _record([dst], [src], params, one_started, {**meta, **summary})
-
-
-def _record(outputs, inputs, params, started, extra) -> None:
-    from deepsnow.stages import STAGE_CODE
-
-    provenance.record(
-        outputs,
-        stage="embed",
-        section="features",
-        inputs=inputs,
-        config=params,
-        seed=params["seed"],
-        started=started,
-        code=STAGE_CODE["embed"],
-        extra=extra,
-    )
+                yield Made([dst], inputs=[src], extra={**meta, **summary}, started=one_started)

@@ -6,16 +6,18 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepsnow import DeepsnowError, provenance
+from deepsnow import DeepsnowError
+from deepsnow.commands import Made, stage_command
 
 log = logging.getLogger("deepsnow.figures")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from deepsnow.cli import add_params_argument
-
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "figures",
+        _figures,
+        section="figures",
         help="draw one figure (1-8) as PNG and PDF from the results of the earlier stages",
         description="Figures 1-6 of the paper and two more. 1: test patches and their snow translations "
         "(--test-a --samples); 2: close-up with per-band differences (--test-a --samples); 3: losses, FID, FRD, "
@@ -24,7 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output-csv); 8: paired truth error beside the unpaired metrics (--metrics --correlations). "
         "Figures 1, 2 and 4 pick their epochs from the given samples files (give all of them).",
     )
-    add_params_argument(p, "figures")
     p.add_argument("--figure", required=True, type=int, choices=range(1, 9), metavar="N", help="figure number, 1..8")
     p.add_argument("--outputs", required=True, nargs=2, type=Path, metavar=("PNG", "PDF"), help="output .png and .pdf")
     p.add_argument("--test-a", type=Path, default=None, help="dataset/testA.npz (figures 1, 2, 4, 7)")
@@ -35,7 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pca", type=Path, default=None, help="metrics/pca.csv (figure 6)")
     p.add_argument("--pca-summary", type=Path, default=None, help="metrics/pca.json (figure 6)")
     p.add_argument("--output-csv", type=Path, default=None, help="figures/artifacts.csv, the numbers of figure 7")
-    p.set_defaults(func=_figures)
 
 
 def _check_outputs(outputs) -> tuple[Path, Path]:
@@ -45,20 +45,16 @@ def _check_outputs(outputs) -> tuple[Path, Path]:
     return png, pdf
 
 
-def _figures(args) -> None:
-    from deepsnow.config import parse_params
+def _figures(args, params) -> Made:
     from deepsnow.figures.make import make_figure
-    from deepsnow.stages import STAGE_CODE
 
     import matplotlib
 
     matplotlib.use("Agg")
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
-    params = parse_params(args.params, "figures")
     png, pdf = _check_outputs(args.outputs)
     if args.output_csv is not None and args.output_csv.suffix.lower() != ".csv":
         raise DeepsnowError(f"--output-csv: expected a .csv path, got {args.output_csv}")
-    started = provenance.now()
     built = make_figure(
         args.figure,
         params,
@@ -80,13 +76,5 @@ def _figures(args) -> None:
         write_csv(args.output_csv, built["csv_rows"])
         outputs.append(args.output_csv)
     save_figure(built["figure"], png, pdf, int(params["dpi"]))
-    provenance.record(
-        outputs,
-        stage="figures",
-        inputs=built["inputs"],
-        config=params,
-        started=started,
-        code=STAGE_CODE["figures"],
-        extra={"figure": args.figure, **built["extra"]},
-    )
     log.info("figure %d -> %s", args.figure, ", ".join(map(str, outputs)))
+    return Made(outputs, inputs=built["inputs"], extra={"figure": args.figure, **built["extra"]})

@@ -1,7 +1,4 @@
-"""Subcommands of the cycleGAN stages: train, generate, translate.
-
-torch is imported only inside the handlers, so ``deepsnow --help`` stays fast.
-"""
+"""Subcommands of the cycleGAN stages: train, generate, translate."""
 
 from __future__ import annotations
 
@@ -9,16 +6,17 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepsnow import provenance
+from deepsnow.commands import Made, stage_command
 
 log = logging.getLogger("deepsnow.gan")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from deepsnow.cli import add_params_argument
-
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "train",
+        _train,
+        section="gan",
         help="train the cycleGAN (resumable; per saved epoch a checkpoint and the test set's samples, loss CSVs)",
         description="Train the unmodified cycleGAN of Zhu et al. (2017) on domains A (snow-free) and B (snowy). "
         "One call trains the whole run. At the end of every saved epoch (gan.save_every; the last always) the full "
@@ -28,7 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "epoch and of the last stay. Rerunning the same command after an interruption resumes from the newest "
         "complete checkpoint in --state-dir. Losses go to a per-epoch CSV (--losses) and a per-iteration CSV (--iter-losses).",
     )
-    add_params_argument(p, "gan")
     p.add_argument("--train-a", required=True, type=Path, help="dataset/trainA.npz (domain A, snow-free)")
     p.add_argument("--train-b", required=True, type=Path, help="dataset/trainB.npz (domain B, snowy)")
     p.add_argument("--checkpoint-dir", required=True, type=Path, help="folder for the epoch_NNN.pt checkpoints")
@@ -49,25 +46,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--losses", required=True, type=Path, help="output CSV: per-epoch mean losses")
     p.add_argument("--iter-losses", required=True, type=Path, help="output CSV: per-iteration losses")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=_train)
 
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "generate",
+        _generate,
+        section="samples",
         help="translate the held-out test set with each checkpoint (per-epoch samples)",
         description="For each checkpoint, translate testA (snow-free) to B with G_A and testB to A with G_B at the "
         "test patch size, and write an .npz with uint8 fake_B, ids_A, fake_A, ids_B and epoch. Several "
         "checkpoints may be given with as many outputs, in the same order.",
     )
-    add_params_argument(p, "samples")
     p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--checkpoints", required=True, nargs="+", type=Path, help="checkpoints (epoch_NNN.pt)")
     p.add_argument("--outputs", required=True, nargs="+", type=Path, help="output .npz files, one per checkpoint")
     p.add_argument("--test-a", required=True, type=Path, help="dataset/testA.npz")
     p.add_argument("--test-b", required=True, type=Path, help="dataset/testB.npz")
-    p.set_defaults(func=_generate)
 
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "translate",
+        _translate,
+        section=None,
         help="translate a whole georeferenced scene (tiled, seamless) to a RGB GeoTIFF",
         description="Translate a scene of any size by overlapping tiles blended with a smooth window. Input: a "
         "deepsnow scene GeoTIFF (7 bands, rendered to RGB with --rgb-max/--rgb-gamma as the patches stage) or a "
@@ -85,16 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
     p.add_argument("--rgb-max", type=float, default=1.0, help="reflectance mapped to 255 (scene input; default 1.0)")
     p.add_argument("--rgb-gamma", type=float, default=2.2, help="display gamma (scene input; default 2.2)")
-    p.set_defaults(func=_translate)
 
 
-def _train(args) -> None:
+def _train(args, params) -> list[Made]:
     from deepsnow.config import parse_params
     from deepsnow.gan import train
 
-    params = parse_params(args.params, "gan")
     samples_params = parse_params(args.samples_params, "samples")
-    started = provenance.now()
     summary = train.train(
         params,
         args.train_a,
@@ -109,64 +106,36 @@ def _train(args) -> None:
         samples_dir=args.samples_dir,
         progress=not args.no_progress,
     )
+    keys = ("epochs", "iterations", "resumed_from", "device", "precision", "parameters", "final_losses")
     outs = [Path(c) for c in summary["checkpoints"]] + [args.losses, args.iter_losses]
-    provenance.record(
-        outs,
-        stage="train",
-        section="gan",
-        inputs=[args.train_a, args.train_b],
-        config=params,
-        seed=params["seed"],
-        started=started,
-        code=("gan",),
-        extra={
-            k: summary[k]
-            for k in ("epochs", "iterations", "resumed_from", "device", "precision", "parameters", "final_losses")
-        },
-    )
+    made = [Made(outs, inputs=[args.train_a, args.train_b], extra={k: summary[k] for k in keys})]
     for sample in summary["samples"]:
         epoch = int(Path(sample).stem.split("_")[1])
-        provenance.record(
-            [sample],
-            stage="train",
-            section="samples",
-            inputs=[args.train_a, args.train_b, args.test_a, args.test_b],
-            config=samples_params,
-            seed=params["seed"],
-            started=started,
-            code=("gan",),
-            extra={
-                "epoch": epoch,
-                "samples": f"the test sets translated by G_A, G_B after epoch {epoch}, in the training job",
-                "gan": params,
-            },
-        )
+        extra = {
+            "epoch": epoch,
+            "samples": f"the test sets translated by G_A, G_B after epoch {epoch}, in the training job",
+            "gan": params,
+        }
+        inputs = [args.train_a, args.train_b, args.test_a, args.test_b]
+        made.append(Made([sample], inputs=inputs, config=samples_params, section="samples", extra=extra))
+    return made
 
 
-def _generate(args) -> None:
+def _generate(args, params) -> list[Made]:
     from deepsnow import DeepsnowError
-    from deepsnow.config import parse_params
     from deepsnow.gan import generate
 
-    params = parse_params(args.params, "samples")
     if len(args.checkpoints) != len(args.outputs):
         raise DeepsnowError(f"--checkpoints has {len(args.checkpoints)} files but --outputs has {len(args.outputs)}")
-    started = provenance.now()
     summary = generate.generate(params, args.checkpoints, args.outputs, args.test_a, args.test_b, device=args.device)
-    for ck, out, epoch in zip(args.checkpoints, args.outputs, summary["epochs"]):
-        provenance.record(
-            [out],
-            stage="generate",
-            section="samples",
-            inputs=[ck, args.test_a, args.test_b],
-            config=params,
-            started=started,
-            code=("gan",),
-            extra={"epoch": epoch, "n_A": summary["n_A"], "n_B": summary["n_B"], "device": summary["device"]},
-        )
+    extra = {"n_A": summary["n_A"], "n_B": summary["n_B"], "device": summary["device"]}
+    return [
+        Made([out], inputs=[ck, args.test_a, args.test_b], extra={"epoch": epoch, **extra})
+        for ck, out, epoch in zip(args.checkpoints, args.outputs, summary["epochs"])
+    ]
 
 
-def _translate(args) -> None:
+def _translate(args, params) -> Made:
     from deepsnow.gan import translate
 
     options = {
@@ -178,15 +147,5 @@ def _translate(args) -> None:
         "rgb_max": args.rgb_max,
         "rgb_gamma": args.rgb_gamma,
     }
-    started = provenance.now()
     summary = translate.translate_scene(args.checkpoint, args.input, args.output, **options)
-    provenance.record(
-        [args.output],
-        stage="translate",
-        section="translate",
-        inputs=[args.checkpoint, args.input],
-        config=options,
-        started=started,
-        code=("gan",),
-        extra=summary,
-    )
+    return Made([args.output], inputs=[args.checkpoint, args.input], config=options, extra=summary)

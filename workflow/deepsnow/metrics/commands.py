@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Iterator
 
-from deepsnow import DeepsnowError, provenance
+from deepsnow import DeepsnowError
+from deepsnow.commands import Made, stage_command
 
 log = logging.getLogger("deepsnow.metrics")
 
-#: package code the metrics stage runs (for provenance and the Snakefile's code hash)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from deepsnow.cli import add_params_argument
-
     m = sub.add_parser(
         "metrics",
         help="FID, FRD, CRD, KID, RF two-sample test and paired errors per epoch; the table; the PCA",
@@ -24,13 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     msub = m.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
 
-    p = msub.add_parser(
+    p = stage_command(
+        msub,
         "epoch",
+        _epoch,
+        section="metrics",
+        stage="metrics",
+        code="metrics",
         help="metrics of one or more epochs, one JSON per epoch",
         description="Rows AtoB (fake_B vs real B) and BtoA (fake_A vs real A) per epoch. The real features "
         "are computed once ('deepsnow embed --real-a/--real-b') and reused for every epoch.",
     )
-    add_params_argument(p, "metrics")
     p.add_argument("--real", nargs="+", required=True, type=Path, help="real features, one file per extractor (features/real_<extractor>.npz)")
     p.add_argument(
         "--features",
@@ -43,81 +45,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", nargs="*", default=[], type=Path, help="samples/epoch_NNN.npz of the same epochs (for paired errors)")
     p.add_argument("--truth", type=Path, default=None, help="dataset/testA.npz holding 'truth' (simulator data; paired errors)")
     p.add_argument("--threads", type=int, default=None, help="parallel RF fits (overrides metrics.n_jobs)")
-    p.set_defaults(func=_epoch)
 
-    p = msub.add_parser(
+    p = stage_command(
+        msub,
         "table",
+        _table,
+        section="metrics",
+        stage="metrics_table",
+        code="metrics",
         help="collect epoch JSONs into metrics.csv and the Spearman correlations with the paired errors",
     )
-    add_params_argument(p, "metrics")
     p.add_argument("--epochs", nargs="+", required=True, type=Path, help="metrics/epoch_NNN.json files")
     p.add_argument("--output", required=True, type=Path, help="metrics/metrics.csv")
     p.add_argument("--correlations", type=Path, default=None, help="metrics/correlations.csv (optional)")
-    p.set_defaults(func=_table)
 
-    p = msub.add_parser(
+    p = stage_command(
+        msub,
         "pca",
+        _pca,
+        section="metrics",
+        stage="metrics_pca",
+        code="metrics",
         help="PCA (3 components) of real and chosen epochs' ResNet features, for Figure 6",
         description="Fitted per direction on the real features plus the generated features of metrics.pca_epochs "
         "(default: the first and last epoch among --features).",
     )
-    add_params_argument(p, "metrics")
     p.add_argument("--real", required=True, type=Path, help="real features of metrics.resnet_extractor")
     p.add_argument("--features", nargs="+", required=True, type=Path, help="epoch features of metrics.resnet_extractor")
     p.add_argument("--output", required=True, type=Path, help="metrics/pca.csv")
     p.add_argument("--summary", required=True, type=Path, help="metrics/pca.json (explained variance ratios)")
-    p.set_defaults(func=_pca)
 
 
-def _record(outputs, inputs, params, started, extra, stage="metrics") -> None:
-    from deepsnow.stages import STAGE_CODE
-
-    provenance.record(
-        outputs,
-        stage=stage,
-        section="metrics",
-        inputs=inputs,
-        config=params,
-        seed=params["seed"],
-        started=started,
-        code=STAGE_CODE["metrics"],
-        extra=extra,
-    )
-
-
-def _epoch(args) -> None:
-    from deepsnow.config import parse_params
+def _epoch(args, params) -> list[Made]:
     from deepsnow.metrics.evaluate import evaluate_files
 
-    params = parse_params(args.params, "metrics")
     if args.samples and args.truth is None:
         log.info("--samples given without --truth: no paired errors")
-    started = provenance.now()
     summaries = evaluate_files(
         args.real, args.features, args.outputs, params, samples_paths=args.samples, truth_path=args.truth, n_jobs=args.threads
     )
-    for s in summaries:
-        _record([s["output"]], s["inputs"], params, started, {"epoch": s["epoch"]})
+    return [Made([s["output"]], inputs=s["inputs"], extra={"epoch": s["epoch"]}) for s in summaries]
 
 
-def _table(args) -> None:
-    from deepsnow.config import parse_params
+def _table(args, params) -> Made:
     from deepsnow.metrics.evaluate import make_table
 
-    params = parse_params(args.params, "metrics")
-    started = provenance.now()
     summary = make_table(args.epochs, args.output, args.correlations)
     outs = [args.output] + ([args.correlations] if args.correlations else [])
-    _record(outs, args.epochs, params, started, summary, stage="metrics_table")
+    return Made(outs, inputs=args.epochs, extra=summary)
 
 
-def _pca(args) -> None:
-    from deepsnow.config import parse_params
+def _pca(args, params) -> Iterator[Made]:
     from deepsnow.metrics.evaluate import pca_projection
 
-    params = parse_params(args.params, "metrics")
-    started = provenance.now()
     summary = pca_projection(args.real, args.features, params, args.output, args.summary)
-    _record([args.output, args.summary], [args.real, *args.features], params, started, summary, stage="metrics_pca")
+    yield Made([args.output, args.summary], inputs=[args.real, *args.features], extra=summary)
     if not summary["n_rows"]:
         raise DeepsnowError("PCA wrote no rows")

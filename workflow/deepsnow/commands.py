@@ -1,0 +1,99 @@
+"""One pattern for every stage command, written once.
+
+A stage command is a subparser whose handler takes ``(args, params)`` and returns
+what it made (:class:`Made`, one or several). :func:`stage_command` adds the
+``--params`` option of the command's config section and wires the handler into
+:func:`run_stage`, which parses and validates the section (the handler trusts
+it), notes the start time, runs the handler and writes the provenance sidecars
+with the code hash of ``STAGE_CODE[code]``: the same hash the stage's rule
+passes as its ``code`` param, so a sidecar names the code the rule ran.
+
+Stage modules are imported inside the handlers, so ``deepsnow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from deepsnow import provenance
+from deepsnow.stages import STAGE_CODE
+
+
+@dataclass
+class Made:
+    """Files one stage call wrote, and what their provenance sidecars say."""
+
+    outputs: Sequence
+    inputs: Sequence = ()
+    extra: dict | None = None
+    #: default: the section's ``seed`` key, if it has one
+    seed: Any = None
+    #: default: the command's parsed section
+    config: dict | None = None
+    #: default: the command's section name
+    section: str | None = None
+    #: default: when the command started
+    started: str | None = None
+
+
+Handler = Callable[[argparse.Namespace, dict], "Made | Iterable[Made] | None"]
+
+
+def add_params_argument(parser: argparse.ArgumentParser, section: str) -> None:
+    """The ``--params`` option every stage command takes."""
+    parser.add_argument(
+        "--params",
+        metavar="JSON|@FILE",
+        default=None,
+        help=f"the '{section}' config section as inline JSON, or @path to a YAML/JSON file holding it "
+        f"(or a whole config with a '{section}' key); missing keys take the schema's defaults",
+    )
+
+
+def stage_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    handler: Handler,
+    *,
+    section: str | None,
+    stage: str | None = None,
+    code: str | None = None,
+    **parser_options,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` running ``handler`` through :func:`run_stage`.
+
+    ``stage`` (default ``name``) is what the sidecars call the stage; ``code``
+    (default ``stage``) the :data:`STAGE_CODE` entry whose hash they record.
+    With ``section=None`` the command takes no ``--params`` and its handler gets ``{}``.
+    """
+    parser = sub.add_parser(name, **parser_options)
+    if section:
+        add_params_argument(parser, section)
+    stage = stage or name
+    parser.set_defaults(func=functools.partial(run_stage, handler, stage, section, code or stage))
+    return parser
+
+
+def run_stage(handler: Handler, stage: str, section: str | None, code: str, args: argparse.Namespace) -> None:
+    """Parse the section, run the handler, record what it made."""
+    from deepsnow.config import parse_params
+
+    params = parse_params(args.params, section) if section else {}
+    started = provenance.now()
+    made = handler(args, params)
+    for m in [made] if isinstance(made, Made) else made or ():
+        config = params if m.config is None else m.config
+        provenance.record(
+            m.outputs,
+            stage=stage,
+            section=m.section or section,
+            inputs=m.inputs,
+            config=config,
+            seed=m.seed if m.seed is not None else params.get("seed"),
+            started=m.started or started,
+            code=STAGE_CODE[code],
+            extra=m.extra,
+        )
