@@ -1,9 +1,14 @@
 """Configuration: the JSON schema in ``workflow/schemas/config.schema.yaml``.
 
-The Snakefile validates the whole config once (filling defaults) before any
-job runs; each rule then hands its own section to the ``deepsnow`` command,
-which validates that section again against the same schema, so the command
-behaves the same with or without Snakemake.
+Validated once, at each boundary: the Snakefile validates the whole config
+(filling defaults) before any job runs, and a ``deepsnow`` command its
+``--params`` section (the same schema and the same section checker), so a command
+behaves the same with or without Snakemake. Stage code trusts the params it is
+given. Validation never rewrites the config beyond filling schema defaults.
+
+Checks the schema cannot express come in two kinds: one checker per section
+(:data:`SECTION_CHECKS`, seeing only that section) and the few that need two
+sections (:data:`CONFIG_CHECKS`, whole config only).
 
 Messages name the key path (``gan.n_epochs``, ``data.aois[0].bbox``), the value
 and what was expected (the schema's ``x-expected`` words for a pattern). Integers
@@ -138,54 +143,85 @@ def _validate(instance, schema, prefix: str = "", source: str = "config") -> Non
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
-    """Validate a whole config in place (filling defaults), then cross-check values."""
+    """Validate a whole config in place (filling defaults), then run every section's checker
+    and the cross-section ones. Nothing else is changed: what the checks derive (the areas of
+    ``data.aoi_file``, say) is derived again where it is used (:func:`areas_of`)."""
     if not isinstance(config, dict):
         raise DeepsnowError(f"{source}: expected a mapping of sections, got {type(config).__name__}")
     _validate(config, load_schema(), source=source)
-    check_consistency(config, source=source)
+    problems = []
+    for name, check in SECTION_CHECKS.items():
+        if config.get(name) is not None:
+            problems += check(config[name])
+    for check in CONFIG_CHECKS:
+        problems += check(config)
+    _raise_problems(problems, source)
     return config
 
 
 def validate_section(name: str, section: dict | None, source: str = "--params") -> dict:
-    """Validate one section (filling defaults) against its part of the schema."""
+    """Validate one section (filling defaults) against its part of the schema and its checker;
+    returns a validated copy."""
     schema = load_schema()
     if name not in schema["properties"]:
         raise DeepsnowError(f"unknown config section {name!r}")
     section = copy.deepcopy(section) if section is not None else {}
     _validate(section, schema["properties"][name], prefix=name, source=source)
-    if name == "features":
-        problems = check_features(section, check_files=False)
-        if problems:
-            raise DeepsnowError(f"invalid configuration ({source}):\n  " + "\n  ".join(problems))
+    if name in SECTION_CHECKS:
+        _raise_problems(SECTION_CHECKS[name](section), source)
     return section
 
 
-def check_features(features: dict, check_files: bool = True) -> list[str]:
-    """Extractor names exist (built in or an installed 'deepsnow.extractors' entry point; none is
-    imported here), and ``weights: path`` has its file. Returns the problems."""
-    from deepsnow.features.registry import BUILTIN_EXTRACTORS, ENTRY_POINT_GROUP, known_extractor_names
+def _raise_problems(problems: list[str], source: str) -> None:
+    if problems:
+        raise DeepsnowError(f"invalid configuration ({source}):\n  " + "\n  ".join(problems))
 
-    problems = []
+
+def _extractor_hint() -> str:
+    from deepsnow.features.registry import ENTRY_POINT_GROUP, known_extractor_names
+
+    return (
+        f"known: {', '.join(known_extractor_names())}; installed packages add more through the entry-point "
+        f"group {ENTRY_POINT_GROUP!r}"
+    )
+
+
+def _check_extractor_names(features: dict) -> list[str]:
+    """Extractor names exist: built in or an installed 'deepsnow.extractors' entry point (none is imported)."""
+    from deepsnow.features.registry import known_extractor_names
+
     known = known_extractor_names()
-    hint = f"known: {', '.join(known)}; installed packages add more through the entry-point group {ENTRY_POINT_GROUP!r}"
-    for i, name in enumerate(features.get("extractors") or []):
-        if name not in known:
-            problems.append(f"key 'features.extractors[{i}]': unknown extractor {name!r} ({hint})")
-    for name in features.get("extra") or {}:
-        if name not in known:
-            problems.append(f"key 'features.extra.{name}': options of an unknown extractor {name!r} ({hint})")
-    if check_files:
-        for name in features.get("extractors") or []:
-            builtin = name in BUILTIN_EXTRACTORS
-            options = features.get(name) if builtin else (features.get("extra") or {}).get(name)
-            key = f"features.{name}" if builtin else f"features.extra.{name}"
-            if not options or options.get("weights") != "path":
-                continue
-            path = options.get("weights_path") or ""
-            if not path:
-                problems.append(f"key '{key}.weights_path': weights: path needs a weights file, got none")
-            elif not Path(path).is_file():
-                problems.append(f"key '{key}.weights_path': weights file {path!r} not found (absolute, or relative to {Path.cwd()})")
+    problems = [
+        f"key 'features.extractors[{i}]': unknown extractor {name!r} ({_extractor_hint()})"
+        for i, name in enumerate(features.get("extractors") or [])
+        if name not in known
+    ]
+    problems += [
+        f"key 'features.extra.{name}': options of an unknown extractor {name!r} ({_extractor_hint()})"
+        for name in features.get("extra") or {}
+        if name not in known
+    ]
+    return problems
+
+
+def _check_weights_files(config: dict) -> list[str]:
+    """``weights: path`` has its file. Whole config only: a lone command may run where the workflow's
+    relative weights paths do not resolve."""
+    from deepsnow.features.registry import BUILTIN_EXTRACTORS
+
+    features = config.get("features")
+    problems = []
+    for name in (features or {}).get("extractors") or []:
+        builtin = name in BUILTIN_EXTRACTORS
+        options = features.get(name) if builtin else (features.get("extra") or {}).get(name)
+        key = f"features.{name}" if builtin else f"features.extra.{name}"
+        if not options or options.get("weights") != "path":
+            continue
+        path = options.get("weights_path") or ""
+        if not path:
+            problems.append(f"key '{key}.weights_path': weights: path needs a weights file, got none")
+        elif not Path(path).is_file():
+            problems.append(f"key '{key}.weights_path': weights file {path!r} not found (absolute, or relative to {Path.cwd()})")
     return problems
 
 
@@ -219,85 +255,123 @@ def parse_params(text: str | None, name: str) -> dict:
     return validate_section(name, data, source=source)
 
 
-def check_consistency(config: dict, source: str = "config") -> None:
-    """Checks the schema cannot express: values that are impossible together."""
-    problems = []
-    data = config["data"]
-    sim = data["simulator"]
-    problems += _check_download_keys(data)
-    patches = config["patches"]
-    if data["source"] == "simulator":
-        if patches["size"] > sim["size"]:
-            problems.append(
-                f"key 'patches.size': {patches['size']} px is larger than the scene "
-                f"(data.simulator.size = {sim['size']} px)"
-            )
-    elif not data["aois"]:
-        problems.append(f"key 'data.aois': source {data['source']!r} needs at least one area of interest")
-    names = [a["name"] for a in data["aois"]]
-    if len(set(names)) != len(names):
-        problems.append(f"key 'data.aois': area names must be unique, got {names}")
-    for i, aoi in enumerate(data["aois"]):
-        x0, y0, x1, y1 = aoi["bbox"]
-        if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
-            problems.append(f"key 'data.aois[{i}].bbox': expected min_lon < max_lon and min_lat < max_lat in degrees, got {aoi['bbox']}")
-    if patches["snowfree_max"] >= patches["snowy_min"]:
-        problems.append(
-            f"key 'patches.snowfree_max': {patches['snowfree_max']} must be below patches.snowy_min ({patches['snowy_min']})"
-        )
-    if 11 in config["mask"]["cloud_classes"]:
-        problems.append("key 'mask.cloud_classes': SCL class 11 is snow/ice and is never counted as cloud")
-    gan = config.get("gan")
-    if gan:
-        if gan["crop_size"] > gan["load_size"]:
-            problems.append(f"key 'gan.crop_size': {gan['crop_size']} is larger than gan.load_size ({gan['load_size']})")
-        if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
-            problems.append("key 'gan.n_epochs': n_epochs + n_epochs_decay must be at least 1")
-    feats, metrics = config.get("features"), config.get("metrics")
-    if feats:
-        problems += check_features(feats)
-    if feats and metrics:
-        for key in ("inception_extractor", "resnet_extractor"):
-            if metrics[key] not in feats["extractors"]:
-                problems.append(
-                    f"key 'metrics.{key}': {metrics[key]!r} is not one of features.extractors {feats['extractors']}"
-                )
-    all_aois = names if data["source"] != "simulator" else simulated_aoi_names(sim["n_aois"])
-    unknown = [a for a in config["split"]["test_aois"] if a not in all_aois]
-    if unknown:
-        problems.append(f"key 'split.test_aois': {unknown} are not areas of this run ({all_aois})")
-    elif config["split"]["test_aois"] and len(set(config["split"]["test_aois"])) >= len(all_aois):
-        problems.append("key 'split.test_aois': at least one area must remain for training")
-    if problems:
-        raise DeepsnowError(f"invalid configuration ({source}):\n  " + "\n  ".join(problems))
+# --- checks the schema cannot express: one checker per section (it sees only that section, so the
+# CLI's --params runs it too), then the checks that need two sections (whole config only).
 
 
-def _check_download_keys(data: dict) -> list[str]:
-    """Checks of the real sources' keys (aoi_file, seasons).
+def areas_of(data: dict) -> list[dict]:
+    """The areas of a run: ``data.aois`` plus those of ``data.aoi_file`` (read again at each call;
+    the config itself is never rewritten)."""
+    if not data.get("aoi_file"):
+        return list(data["aois"])
+    from deepsnow.data.download.common import merge_aoi_file
 
-    The areas of ``data.aoi_file`` are added to ``data.aois`` here (idempotent),
-    so that area names, the split and every rule see them.
-    """
-    from deepsnow.data.download.common import check_window, merge_aoi_file
+    return merge_aoi_file(data)
 
-    problems = []
+
+def _check_data(data: dict) -> list[str]:
+    from deepsnow.data.download.common import check_window
+
+    problems, areas = [], data["aois"]
     if data.get("aoi_file"):
         try:
-            data["aois"] = merge_aoi_file(data)
+            areas = areas_of(data)
         except DeepsnowError as exc:
             problems.append(str(exc))
         else:
-            item_schema = load_schema()["properties"]["data"]["properties"]["aois"]["items"]
-            for a in data["aois"]:
-                errors = sorted(_Validator(item_schema).iter_errors(a), key=lambda e: list(e.absolute_path))
-                for err in errors:
-                    problems.append(f"key 'data.aoi_file': area {a.get('name')!r}: {err.message}")
+            problems += _check_aoi_file_areas(areas)
+    if data["source"] != "simulator" and not areas:
+        problems.append(f"key 'data.aois': source {data['source']!r} needs at least one area of interest")
+    names = [a["name"] for a in areas]
+    if len(set(names)) != len(names):
+        problems.append(f"key 'data.aois': area names must be unique, got {names}")
+    for i, aoi in enumerate(areas):
+        x0, y0, x1, y1 = aoi["bbox"]
+        if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+            problems.append(f"key 'data.aois[{i}].bbox': expected min_lon < max_lon and min_lat < max_lat in degrees, got {aoi['bbox']}")
     for season, window in (data.get("seasons") or {}).items():
         problems += check_window(window, f"data.seasons.{season}")
-    for i, aoi in enumerate(data["aois"]):
+    for i, aoi in enumerate(areas):
         for season, window in (aoi.get("seasons") or {}).items():
             problems += check_window(window, f"data.aois[{i}].seasons.{season}")
     return problems
+
+
+def _check_aoi_file_areas(areas: list[dict]) -> list[str]:
+    """Areas read from ``data.aoi_file`` meet the schema of a ``data.aois`` entry."""
+    item_schema = load_schema()["properties"]["data"]["properties"]["aois"]["items"]
+    problems = []
+    for a in areas:
+        for err in sorted(_Validator(item_schema).iter_errors(copy.deepcopy(a)), key=lambda e: list(e.absolute_path)):
+            problems.append(f"key 'data.aoi_file': area {a.get('name')!r}: {err.message}")
+    return problems
+
+
+def _check_mask(mask: dict) -> list[str]:
+    if 11 in mask["cloud_classes"]:
+        return ["key 'mask.cloud_classes': SCL class 11 is snow/ice and is never counted as cloud"]
+    return []
+
+
+def _check_patches(patches: dict) -> list[str]:
+    if patches["snowfree_max"] >= patches["snowy_min"]:
+        return [f"key 'patches.snowfree_max': {patches['snowfree_max']} must be below patches.snowy_min ({patches['snowy_min']})"]
+    return []
+
+
+def _check_gan(gan: dict) -> list[str]:
+    problems = []
+    if gan["crop_size"] > gan["load_size"]:
+        problems.append(f"key 'gan.crop_size': {gan['crop_size']} is larger than gan.load_size ({gan['load_size']})")
+    if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
+        problems.append("key 'gan.n_epochs': n_epochs + n_epochs_decay must be at least 1")
+    return problems
+
+
+#: section -> its checker (problems as lines naming the key); run by validate_config and validate_section.
+SECTION_CHECKS = {
+    "data": _check_data,
+    "mask": _check_mask,
+    "patches": _check_patches,
+    "gan": _check_gan,
+    "features": _check_extractor_names,
+}
+
+
+def _check_patch_fits_scene(config: dict) -> list[str]:
+    data, size = config["data"], config["patches"]["size"]
+    if data["source"] == "simulator" and size > data["simulator"]["size"]:
+        return [f"key 'patches.size': {size} px is larger than the scene (data.simulator.size = {data['simulator']['size']} px)"]
+    return []
+
+
+def _check_metrics_extractors(config: dict) -> list[str]:
+    feats, metrics = config.get("features"), config.get("metrics")
+    if not (feats and metrics):
+        return []
+    return [
+        f"key 'metrics.{key}': {metrics[key]!r} is not one of features.extractors {feats['extractors']}"
+        for key in ("inception_extractor", "resnet_extractor")
+        if metrics[key] not in feats["extractors"]
+    ]
+
+
+def _check_test_areas(config: dict) -> list[str]:
+    try:
+        areas = aoi_names(config)
+    except DeepsnowError:
+        return []  # an unreadable aoi_file is reported by the data checker
+    test = config["split"]["test_aois"]
+    unknown = [a for a in test if a not in areas]
+    if unknown:
+        return [f"key 'split.test_aois': {unknown} are not areas of this run ({areas})"]
+    if test and len(set(test)) >= len(areas):
+        return ["key 'split.test_aois': at least one area must remain for training"]
+    return []
+
+
+#: checks that need more than one section (whole config only).
+CONFIG_CHECKS = (_check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas)
 
 
 def simulated_aoi_names(n: int) -> list[str]:
@@ -305,7 +379,8 @@ def simulated_aoi_names(n: int) -> list[str]:
 
 
 def aoi_names(config: dict) -> list[str]:
+    """Names of the run's areas: simulated ones, or those of data.aois and data.aoi_file."""
     data = config["data"]
     if data["source"] == "simulator":
         return simulated_aoi_names(data["simulator"]["n_aois"])
-    return [a["name"] for a in data["aois"]]
+    return [a["name"] for a in areas_of(data)]
