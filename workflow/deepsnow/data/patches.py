@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,28 @@ def _same_grid(a_path, a_shape, a_crs, a_transform, b_path, b_shape, b_crs, b_tr
         raise DeepsnowError(f"{b_path}: {what} is not on the grid of scene {a_path}: " + "; ".join(problems))
 
 
+@dataclass
+class Windows:
+    """Statistics of the candidate windows, flattened in row-major grid order."""
+
+    row: np.ndarray  # upper-left row of each window
+    col: np.ndarray
+    n_valid: np.ndarray  # valid pixels (class != invalid)
+    valid_f: np.ndarray  # fractions over all pixels of the window ...
+    cloud_f: np.ndarray
+    water_f: np.ndarray
+    snow_f: np.ndarray  # ... except snow: over the window's valid pixels
+
+
+@dataclass
+class Labels:
+    """Label and rejection reason of every window (first match wins), and which are kept."""
+
+    label: np.ndarray
+    reason: np.ndarray
+    kept: np.ndarray
+
+
 def cut_patches(
     scene_path: str | os.PathLike,
     mask_path: str | os.PathLike,
@@ -122,6 +145,34 @@ def cut_patches(
     """
     scene_path, mask_path = Path(scene_path), Path(mask_path)
     size, stride = int(params["size"]), int(params["stride"])
+    scene, season, aoi = _read_scene_checked(scene_path, size)
+    classes = _read_mask_on_grid(mask_path, scene_path, scene)
+    truth = _read_truth_on_grid(Path(truth_path), scene_path, scene) if truth_path is not None else None
+
+    win = window_stats(classes, size, stride)
+    labels = label_windows(win, params, season)
+    ids = np.array([f"{aoi}_{season}_r{r}_c{c}" for r, c in zip(win.row, win.col)], dtype=str).astype("U")
+    arrays = cut_kept(scene, truth, classes, win, labels.kept, ids, size, params)
+
+    # The CSV goes in place inside the npz's atomic block: both files or neither.
+    with atomic_output(out_npz, suffix=".npz") as tmp:
+        save_npz(tmp, **arrays)
+        _write_table(out_csv, ids, aoi, season, size, win, labels)
+
+    summary = _summary(scene_path, aoi, season, size, stride, labels)
+    log.info(
+        "%s: %d candidate windows, %d kept (%s), rejected %s",
+        scene_path,
+        summary["candidates"],
+        summary["kept"],
+        season,
+        summary["rejected"],
+    )
+    return summary
+
+
+def _read_scene_checked(scene_path: Path, size: int):
+    """The scene, its season (``DEEPSNOW_SEASON`` tag) and area; the patch must fit in it."""
     scene = read_scene(scene_path)
     h, w = scene.shape
     if size > h or size > w:
@@ -142,36 +193,36 @@ def cut_patches(
     aoi = scene.tags.get("DEEPSNOW_AOI") or scene_path.parent.name
     if not aoi:
         raise DeepsnowError(f"{scene_path}: no DEEPSNOW_AOI tag and no parent folder to name the area")
+    return scene, season, aoi
 
-    classes, m_crs, m_transform = read_mask(mask_path)
+
+def _read_mask_on_grid(mask_path: Path, scene_path: Path, scene) -> np.ndarray:
+    classes, crs, transform = read_mask(mask_path)
+    _same_grid(
+        scene_path, scene.shape, scene.crs, scene.transform, mask_path, classes.shape, crs, transform, "mask"
+    )
+    return classes
+
+
+def _read_truth_on_grid(truth_path: Path, scene_path: Path, scene):
+    truth = read_scene(truth_path)
     _same_grid(
         scene_path,
         scene.shape,
         scene.crs,
         scene.transform,
-        mask_path,
-        classes.shape,
-        m_crs,
-        m_transform,
-        "mask",
+        truth_path,
+        truth.shape,
+        truth.crs,
+        truth.transform,
+        "truth scene",
     )
-    truth = None
-    if truth_path is not None:
-        truth_path = Path(truth_path)
-        truth = read_scene(truth_path)
-        _same_grid(
-            scene_path,
-            scene.shape,
-            scene.crs,
-            scene.transform,
-            truth_path,
-            truth.shape,
-            truth.crs,
-            truth.transform,
-            "truth scene",
-        )
+    return truth
 
-    # --- window statistics on the regular grid ---------------------------------------------
+
+def window_stats(classes: np.ndarray, size: int, stride: int) -> Windows:
+    """Class fractions of every ``size`` x ``size`` window on the regular grid of step ``stride``."""
+    h, w = classes.shape
     rows = np.arange(0, h - size + 1, stride, dtype=np.int64)
     cols = np.arange(0, w - size + 1, stride, dtype=np.int64)
     npix = float(size * size)
@@ -180,19 +231,26 @@ def cut_patches(
     n_snow = window_counts(classes == SNOW, rows, cols, size).ravel()
     n_water = window_counts(classes == WATER, rows, cols, size).ravel()
     rr, cc = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
-    valid_f = n_valid / npix
-    cloud_f = n_cloud / npix
-    water_f = n_water / npix
-    snow_f = np.divide(n_snow, n_valid, out=np.zeros(n_snow.shape, dtype=np.float64), where=n_valid > 0)
+    return Windows(
+        row=rr,
+        col=cc,
+        n_valid=n_valid,
+        valid_f=n_valid / npix,
+        cloud_f=n_cloud / npix,
+        water_f=n_water / npix,
+        snow_f=np.divide(n_snow, n_valid, out=np.zeros(n_snow.shape, dtype=np.float64), where=n_valid > 0),
+    )
 
-    # --- labels and rejection reasons (first match wins) -------------------------------------
-    n = rr.size
-    nodata = (valid_f < params["min_valid"]) | (n_valid == 0)
-    cloudy = ~nodata & (cloud_f > params["max_cloud"])
+
+def label_windows(win: Windows, params: dict, season: str) -> Labels:
+    """Labels and rejection reasons (module docstring); a window is kept when nothing rejects it."""
+    n = win.row.size
+    nodata = (win.valid_f < params["min_valid"]) | (win.n_valid == 0)
+    cloudy = ~nodata & (win.cloud_f > params["max_cloud"])
     labelled = ~nodata & ~cloudy
     label = np.full(n, "-", dtype="<U9")
-    snowy = labelled & (snow_f >= params["snowy_min"])
-    snowfree = labelled & ~snowy & (snow_f <= params["snowfree_max"])
+    snowy = labelled & (win.snow_f >= params["snowy_min"])
+    snowfree = labelled & ~snowy & (win.snow_f <= params["snowfree_max"])
     label[labelled] = "ambiguous"
     label[snowfree] = "snowfree"
     label[snowy] = "snowy"
@@ -202,12 +260,13 @@ def cut_patches(
     reason[labelled & (label == "ambiguous")] = "ambiguous"
     mismatch = labelled & (label != "ambiguous") & (label != SEASON_LABEL[season])
     reason[mismatch] = "season_mismatch"
-    kept = reason == ""
-    ids = np.array([f"{aoi}_{season}_r{r}_c{c}" for r, c in zip(rr, cc)], dtype=str).astype("U")
+    return Labels(label=label, reason=reason, kept=reason == "")
 
-    # --- arrays of the kept patches -----------------------------------------------------------
+
+def cut_kept(scene, truth, classes, win: Windows, kept, ids, size: int, params: dict) -> dict:
+    """The shard's arrays (docs/formats.md, "Patches") for the kept windows."""
     k = np.flatnonzero(kept)
-    kr, kc = rr[k], cc[k]
+    kr, kc = win.row[k], win.col[k]
 
     def cut(img: np.ndarray) -> np.ndarray:
         # (H, W[, 3]) -> (N, S, S[, 3]); views first, one copy by fancy indexing.
@@ -215,13 +274,13 @@ def cut_patches(
         patches = view[kr, kc]
         return np.moveaxis(patches, 1, -1) if img.ndim == 3 else patches
 
-    rgb = cut(render_rgb(scene.reflectance, params["rgb_max"], params["rgb_gamma"]))
-    arrays = {
-        "rgb": np.ascontiguousarray(rgb, dtype=np.uint8).reshape(len(k), size, size, 3),
-    }
+    def cut_rgb(s) -> np.ndarray:
+        rgb = cut(render_rgb(s.reflectance, params["rgb_max"], params["rgb_gamma"]))
+        return np.ascontiguousarray(rgb, dtype=np.uint8).reshape(len(k), size, size, 3)
+
+    arrays = {"rgb": cut_rgb(scene)}
     if truth is not None:
-        t = cut(render_rgb(truth.reflectance, params["rgb_max"], params["rgb_gamma"]))
-        arrays["truth"] = np.ascontiguousarray(t, dtype=np.uint8).reshape(len(k), size, size, 3)
+        arrays["truth"] = cut_rgb(truth)
     arrays["water"] = np.ascontiguousarray(cut(classes == WATER), dtype=bool).reshape(len(k), size, size)
     arrays["ids"] = np.asarray(ids[k], dtype="U") if len(k) else np.zeros(0, dtype="<U1")
     arrays["row"] = kr.astype(np.int64)
@@ -231,44 +290,31 @@ def cut_patches(
         [tuple(t0 @ Affine.translation(int(c), int(r)))[:6] for r, c in zip(kr, kc)], dtype=np.float64
     ).reshape(len(k), 6)
     arrays["crs"] = np.array(scene.crs.to_wkt(), dtype=str)
-    arrays["snow_fraction"] = snow_f[k].astype(np.float32)
-    arrays["cloud_fraction"] = cloud_f[k].astype(np.float32)
-    arrays["valid_fraction"] = valid_f[k].astype(np.float32)
-    arrays["water_fraction"] = water_f[k].astype(np.float32)
+    arrays["snow_fraction"] = win.snow_f[k].astype(np.float32)
+    arrays["cloud_fraction"] = win.cloud_f[k].astype(np.float32)
+    arrays["valid_fraction"] = win.valid_f[k].astype(np.float32)
+    arrays["water_fraction"] = win.water_f[k].astype(np.float32)
+    return arrays
 
-    # --- write both files: the CSV goes in place inside the npz's atomic block ---------------
-    with atomic_output(out_npz, suffix=".npz") as tmp:
-        save_npz(tmp, **arrays)
-        _write_table(
-            out_csv, ids, aoi, season, rr, cc, size, valid_f, cloud_f, snow_f, water_f, label, kept, reason
-        )
 
-    summary = {
+def _summary(scene_path: Path, aoi: str, season: str, size: int, stride: int, labels: Labels) -> dict:
+    label, reason, kept = labels.label, labels.reason, labels.kept
+    return {
         "scene": str(scene_path),
         "aoi": aoi,
         "season": season,
         "size": size,
         "stride": stride,
-        "candidates": int(n),
+        "candidates": int(label.size),
         "kept": int(kept.sum()),
         "rejected": {r: int((reason == r).sum()) for r in REASONS},
         "labels": {lab: int((label == lab).sum()) for lab in LABELS},
         "kept_labels": {lab: int((label[kept] == lab).sum()) for lab in ("snowy", "snowfree")},
     }
-    log.info(
-        "%s: %d candidate windows, %d kept (%s), rejected %s",
-        scene_path,
-        summary["candidates"],
-        summary["kept"],
-        season,
-        summary["rejected"],
-    )
-    return summary
 
 
-def _write_table(
-    path, ids, aoi, season, rr, cc, size, valid_f, cloud_f, snow_f, water_f, label, kept, reason
-) -> None:
+def _write_table(path, ids, aoi: str, season: str, size: int, win: Windows, labels: Labels) -> None:
+    """One CSV row per candidate window (kept or not), fractions to 6 decimals."""
     with atomic_output(path, suffix=".csv") as tmp:
         with open(tmp, "w", newline="") as fh:
             out = csv.writer(fh)
@@ -279,15 +325,15 @@ def _write_table(
                         ids[i],
                         aoi,
                         season,
-                        int(rr[i]),
-                        int(cc[i]),
+                        int(win.row[i]),
+                        int(win.col[i]),
                         size,
-                        f"{valid_f[i]:.6f}",
-                        f"{cloud_f[i]:.6f}",
-                        f"{snow_f[i]:.6f}",
-                        f"{water_f[i]:.6f}",
-                        label[i],
-                        "true" if kept[i] else "false",
-                        reason[i],
+                        f"{win.valid_f[i]:.6f}",
+                        f"{win.cloud_f[i]:.6f}",
+                        f"{win.snow_f[i]:.6f}",
+                        f"{win.water_f[i]:.6f}",
+                        labels.label[i],
+                        "true" if labels.kept[i] else "false",
+                        labels.reason[i],
                     )
                 )
