@@ -12,6 +12,11 @@ log = logging.getLogger("deepsnow.data")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    for add in (_simulate_command, _download_command, _mask_command, _patches_command, _split_command):
+        add(sub)
+
+
+def _simulate_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(
         sub,
         "simulate",
@@ -27,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snow", required=True, type=Path, help="output GeoTIFF of the snow season")
     p.add_argument("--truth", required=True, type=Path, help="output GeoTIFF: the snow-free scene after snowfall")
 
+
+def _download_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(
         sub,
         "download",
@@ -57,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep search results and responses here; a rerun then makes no request",
     )
 
+
+def _mask_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(
         sub,
         "mask",
@@ -69,6 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, type=Path, help="output class GeoTIFF")
     p.add_argument("--summary", required=True, type=Path, help="output JSON with class counts and fractions")
 
+
+def _patches_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(
         sub,
         "patches",
@@ -85,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, type=Path, help="output .npz shard")
     p.add_argument("--table", required=True, type=Path, help="output .csv of all candidate windows")
 
+
+def _split_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(
         sub,
         "split",
