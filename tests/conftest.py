@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -55,23 +57,22 @@ def deepsnow(*args: str, check: bool = False, cwd: Path | None = None) -> subpro
     return proc
 
 
+def merge_config(config: dict, over: dict) -> dict:
+    """Merge ``over`` into ``config`` in place, as Snakemake merges a --configfile: mappings
+    recursively, anything else (lists too) replaced."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            merge_config(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
 def merged_config(*files) -> dict:
     """config.yaml with the given config files merged over it, as Snakemake does (recursively)."""
-    import copy
-
-    import yaml
-
-    def update(a, b):
-        for k, v in b.items():
-            if isinstance(v, dict) and isinstance(a.get(k), dict):
-                update(a[k], v)
-            else:
-                a[k] = copy.deepcopy(v)
-        return a
-
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     for f in files:
-        update(cfg, yaml.safe_load((REPO / f).read_text()))
+        merge_config(cfg, yaml.safe_load((REPO / f).read_text()))
     return cfg
 
 

@@ -1,8 +1,10 @@
-"""Config validation: defaults filled, every bad key named, impossible values refused."""
+"""Config validation: defaults filled, every bad key named, impossible values refused.
+
+Snakemake stopping on a bad config before any job: tests/test_faults_config.py (THROUGH_SNAKEMAKE).
+"""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import yaml
 
 from deepsnow import DeepsnowError
 from deepsnow.config import parse_params, validate_config, validate_section
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, merge_config
 
 
 def demo_config() -> dict:
@@ -52,20 +54,8 @@ def test_empty_config_takes_defaults():
     ],
 )
 def test_bad_values_name_the_key(patch, key, words):
-    cfg = demo_config()
-    for section, value in patch.items():
-        if isinstance(value, dict) and isinstance(cfg.get(section), dict):
-            merged = copy.deepcopy(cfg[section])
-            for k, v in value.items():
-                if isinstance(v, dict) and isinstance(merged.get(k), dict):
-                    merged[k] = {**merged[k], **v}
-                else:
-                    merged[k] = v
-            cfg[section] = merged
-        else:
-            cfg[section] = value
     with pytest.raises(DeepsnowError) as err:
-        validate_config(cfg)
+        validate_config(merge_config(demo_config(), patch))
     msg = str(err.value)
     assert f"'{key}'" in msg, msg
     assert words in msg, msg
@@ -83,14 +73,3 @@ def test_section_validation_and_params_parsing(tmp_path: Path):
         parse_params("{size: ", "patches")
     with pytest.raises(DeepsnowError, match="not found"):
         parse_params(f"@{tmp_path / 'missing.yaml'}", "patches")
-
-
-def test_snakemake_stops_before_any_job_on_bad_config(tmp_path: Path):
-    work = copy_workflow(tmp_path / "wf")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("patches:\n  size: 4096\n")
-    proc = snakemake(work, "-n", "--configfile", str(bad), check=False)
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "patches.size" in out and "larger than the scene" in out
-    assert not (work / "results").exists()

@@ -1,15 +1,22 @@
 """Fault matrix (issue #8, reliability), bad configs: one parametrised test per row.
 
-Every bad config must stop ``snakemake -n --configfile bad.yaml`` (in a scratch copy of the
-workflow) and, where the fault lies inside one section, the stage command's ``--params``
-validation: a non-zero exit, a message naming the key path and what was expected, and no
-file under ``results/``. Values that become output paths can never leave ``results/``;
-names never carry shell characters; a value allowed through reaches the shell quoted; and
-nothing the config holds is imported or executed (extractors come from entry points).
+Every bad config must stop the workflow's validation and, where the fault lies inside one
+section, the stage command's ``--params`` validation: a non-zero exit, a message naming the key
+path and what was expected, and no file written. Values that become output paths can never
+leave ``results/``; names never carry shell characters; a value allowed through reaches the
+shell quoted; and nothing the config holds is imported or executed (extractors come from entry
+points).
+
+Most rows call ``validate_config`` in-process on config.yaml with the row merged over it, which
+is what the Snakefile validates after Snakemake merged a ``--configfile``; starting Snakemake
+costs seconds a row. One row per kind of fault still goes through a real ``snakemake -n``
+(:data:`THROUGH_SNAKEMAKE`), so the wiring stays tested.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -21,10 +28,11 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
+from conftest import REPO, copy_workflow, deepsnow, env_with_venv, merge_config, merged_config, snakemake
 from synthetic import install_tinyplug
 
 from deepsnow import DeepsnowError
+from deepsnow.cli import main as deepsnow_main
 from deepsnow.config import validate_config
 from deepsnow.io import load_npz, save_npz
 
@@ -48,6 +56,22 @@ def dry_run(tmp_path: Path, cfg: dict | None, *args: str, env: dict | None = Non
         cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "-n", *extra, *args]
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     return proc, work
+
+
+def validation_refuses(tmp_path: Path, cfg: dict, *needles: str) -> str:
+    """What the Snakefile's ``validate_config`` says of config.yaml with ``cfg`` merged over it as
+    Snakemake merges a --configfile (after the same YAML round trip), without starting Snakemake.
+    Relative paths resolve in an empty folder, as they would in a fresh copy of the workflow."""
+    config = merge_config(merged_config(), yaml.safe_load(yaml.safe_dump(cfg, sort_keys=False)))
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    with contextlib.chdir(folder), pytest.raises(DeepsnowError) as err:
+        validate_config(config)
+    msg = str(err.value)
+    for needle in needles:
+        assert needle in msg, f"{needle!r} not in:\n{msg}"
+    assert files_under(folder) == []
+    return msg
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -84,12 +108,16 @@ def cli_args(section: str, out: Path) -> list:
 
 
 def cli_refuses(tmp_path: Path, section: str, value, *needles: str) -> None:
+    """The stage command refuses ``value`` as its ``--params`` (the command line's ``main`` in-process:
+    a new interpreter per row would cost a second; one row runs in a subprocess, below)."""
     out = tmp_path / "cli"
     out.mkdir()
-    proc = deepsnow(*cli_args(section, out), "--params", json.dumps(value))
-    assert proc.returncode == 2, f"rc {proc.returncode}:\n{proc.stderr[-3000:]}"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        rc = deepsnow_main([*map(str, cli_args(section, out)), "--params", json.dumps(value)])
+    assert rc == 2, f"rc {rc}:\n{stderr.getvalue()[-3000:]}"
     for needle in needles:
-        assert needle in proc.stderr, f"{needle!r} not in:\n{proc.stderr[-3000:]}"
+        assert needle in stderr.getvalue(), f"{needle!r} not in:\n{stderr.getvalue()[-3000:]}"
     assert files_under(out) == []
 
 
@@ -150,15 +178,19 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("cfg, key, expected, cli_section", [r[1:] for r in BAD_VALUES], ids=[r[0] for r in BAD_VALUES])
 def test_bad_value_is_refused_naming_the_key(tmp_path, cfg, key, expected, cli_section):
-    proc, work = dry_run(tmp_path, cfg)
-    assert_refused(proc, f"key '{key}'", expected, "invalid configuration")
-    assert files_under(work / "results") == []
+    validation_refuses(tmp_path, cfg, f"key '{key}'", expected, "invalid configuration")
     if cli_section:
         cli_refuses(tmp_path, cli_section, cfg[cli_section], f"key '{key}'", expected)
 
 
 def test_section_that_is_not_a_mapping_is_refused_by_the_cli(tmp_path):
-    cli_refuses(tmp_path, "figures", [8], "section 'figures' must be a mapping, got list")
+    """In a real process: the exit status and the message on stderr."""
+    out = tmp_path / "cli"
+    out.mkdir()
+    proc = deepsnow(*cli_args("figures", out), "--params", json.dumps([8]))
+    assert proc.returncode == 2, f"rc {proc.returncode}:\n{proc.stderr[-3000:]}"
+    assert "section 'figures' must be a mapping, got list" in proc.stderr, proc.stderr[-3000:]
+    assert files_under(out) == []
 
 
 # ------------------------------------------------------------------ 2. paths: outputs never leave results/
@@ -179,12 +211,8 @@ RUN_ESCAPES = {
 @pytest.mark.parametrize("run", list(RUN_ESCAPES.values()), ids=list(RUN_ESCAPES))
 def test_run_name_cannot_move_outputs_out_of_results(tmp_path, run):
     run = run.replace("ABS", str(tmp_path))
-    before = sorted(p.name for p in tmp_path.iterdir())
-    proc, work = dry_run(tmp_path, {"run": run})
-    assert_refused(proc, "key 'run'", "a single folder name", "outputs never leave results/")
-    assert files_under(work / "results") == []
+    validation_refuses(tmp_path, {"run": run}, "key 'run'", "a single folder name", "outputs never leave results/")
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["wf", "bad.yaml"])
 
 
 def test_run_name_from_the_command_line_is_checked_too(tmp_path):
@@ -235,9 +263,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("cfg, key, expected, cli_section", [r[1:] for r in BAD_INPUTS], ids=[r[0] for r in BAD_INPUTS])
 def test_bad_input_path_is_refused(tmp_path, cfg, key, expected, cli_section):
-    proc, work = dry_run(tmp_path, cfg)
-    assert_refused(proc, f"key '{key}'", expected)
-    assert files_under(work / "results") == []
+    validation_refuses(tmp_path, cfg, f"key '{key}'", expected)
     if cli_section:
         cli_refuses(tmp_path, cli_section, cfg[cli_section], f"key '{key}'", expected)
 
@@ -250,6 +276,7 @@ PAYLOADS = {
     "quotes-pipe-amp": f"x' \" | touch {MARKER} & ",
     "space": f"x touch {MARKER}",
     "newline": f"x\ntouch {MARKER}",
+    "all-at-once": f"x; $(touch {MARKER}) | `touch {MARKER}` & '\" \nx",
 }
 
 
@@ -282,25 +309,8 @@ NAME_KEYS = {
 
 @pytest.mark.parametrize("field", list(NAME_KEYS))
 @pytest.mark.parametrize("payload", list(PAYLOADS.values()), ids=list(PAYLOADS))
-def test_every_name_field_refuses_shell_characters(field, payload):
-    cfg = merged_config()
-    for section, value in name_fields(payload)[field].items():
-        if isinstance(value, dict):
-            for k, v in value.items():
-                cfg[section][k] = {**cfg[section][k], **v} if isinstance(v, dict) and isinstance(cfg[section].get(k), dict) else v
-        else:
-            cfg[section] = value
-    with pytest.raises(DeepsnowError) as err:
-        validate_config(cfg)
-    assert f"key '{NAME_KEYS[field]}'" in str(err.value) and "does not match" in str(err.value), str(err.value)
-
-
-@pytest.mark.parametrize("field", list(NAME_KEYS))
-def test_shell_characters_in_a_name_stop_snakemake(tmp_path, field):
-    payload = f"x; $(touch {MARKER}) | `touch {MARKER}` & '\" \nx"
-    proc, work = dry_run(tmp_path, name_fields(payload)[field])
-    assert_refused(proc, f"key '{NAME_KEYS[field]}'", "does not match")
-    assert files_under(work / "results") == []
+def test_every_name_field_refuses_shell_characters(tmp_path, field, payload):
+    validation_refuses(tmp_path, name_fields(payload)[field], f"key '{NAME_KEYS[field]}'", "does not match")
     assert_no_marker(tmp_path)
 
 
@@ -308,9 +318,30 @@ def test_shell_characters_in_a_name_stop_snakemake(tmp_path, field):
 def test_area_names_from_an_aoi_file_are_checked(tmp_path, name):
     areas = tmp_path / "areas.geojson"
     areas.write_text(json.dumps(feature_collection("alps", name)))
-    proc, work = dry_run(tmp_path, {"data": {"source": "stac", "aoi_file": str(areas)}})
-    assert_refused(proc, "key 'data.aoi_file'", repr(name))
-    assert files_under(work / "results") == []
+    validation_refuses(tmp_path, {"data": {"source": "stac", "aoi_file": str(areas)}}, "key 'data.aoi_file'", repr(name))
+    assert_no_marker(tmp_path)
+
+
+# One row per kind of fault through a real ``snakemake -n`` (the tables above check the messages
+# in-process): the message reaches the user, the exit status is non-zero, nothing is written and
+# nothing appears outside the workflow's folder.
+THROUGH_SNAKEMAKE = [
+    ("schema", {"gan": {"n_epochs": "ten"}}, ["key 'gan.n_epochs'", "'ten' is not of type 'integer'", "invalid configuration"]),
+    ("cross-section", {"patches": {"size": 4096}}, ["key 'patches.size'", "larger than the scene", "invalid configuration"]),
+    ("run-name", {"run": "../../escaped"}, ["key 'run'", "a single folder name", "outputs never leave results/"]),
+    ("aoi-file", {"data": {"source": "stac", "aoi_file": "no/such/areas.geojson"}}, ["key 'data.aoi_file'",
+     "no/such/areas.geojson not found"]),
+    ("shell-characters", name_fields(PAYLOADS["all-at-once"])["area-name"], ["key 'data.aois[1].name'", "does not match"]),
+]
+
+
+@pytest.mark.parametrize("cfg, needles", [r[1:] for r in THROUGH_SNAKEMAKE], ids=[r[0] for r in THROUGH_SNAKEMAKE])
+def test_bad_config_stops_snakemake_before_any_job(tmp_path, cfg, needles):
+    proc, work = dry_run(tmp_path, cfg)
+    assert_refused(proc, *needles)
+    assert not (work / "results").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "wf"]
+    assert not (tmp_path.parent / "escaped").exists()
     assert_no_marker(tmp_path)
 
 
@@ -429,32 +460,31 @@ def test_entry_point_extractor_is_known_to_the_workflow(tmp_path, plugin_path):
     assert proc.returncode == 0, out[-4000:]
     assert "features/real_tinyplug.npz" in out and "features/epoch_001_tinyplug.npz" in out
     assert not (tmp_path / MARKER).exists()  # naming tinyplug imports nothing while the DAG is built
-    # the same config where the plugin is not installed
-    proc, work = dry_run(tmp_path / "without", cfg)
-    assert_refused(proc, "key 'features.extractors[2]'", "unknown extractor 'tinyplug'", "known: inception, resnet50",
-                   "entry-point group 'deepsnow.extractors'")
-    assert files_under(work / "results") == []
+    # the same config where the plugin is not installed (this process)
+    validation_refuses(tmp_path, cfg, "key 'features.extractors[2]'", "unknown extractor 'tinyplug'",
+                       "known: inception, resnet50", "entry-point group 'deepsnow.extractors'")
 
 
-def test_unknown_extractor_name_is_refused_and_nothing_is_imported(tmp_path, plugin_path, images):
+def test_unknown_extractor_name_is_refused_and_nothing_is_imported(tmp_path, plugin_path, images, monkeypatch):
     env = plugin_env(plugin_path)
     # 'evilmod' is an importable module on the path, but not an extractor name: it must not be imported
     for args in (["--extractor", "evilmod"], ["--params", json.dumps({"extractors": ["evilmod"]})]):
         p = run_cli(env, "embed", *args, "--images", images, "--output", tmp_path / "f_{extractor}.npz")
         assert p.returncode == 2, p.stderr[-3000:]
         assert "unknown" in p.stderr and "'evilmod'" in p.stderr and "brokenplug, inception, resnet50, tinyplug" in p.stderr, p.stderr
-    proc, work = dry_run(tmp_path, {"features": {"extractors": ["inception", "resnet50", "evilmod"]}}, env=env)
-    assert_refused(proc, "key 'features.extractors[2]'", "unknown extractor 'evilmod'")
-    assert files_under(work / "results") == [] and not list(tmp_path.glob("f_*"))
+    # the workflow's validation, with the plugins on this process's path
+    monkeypatch.syspath_prepend(str(plugin_path))
+    validation_refuses(tmp_path, {"features": {"extractors": ["inception", "resnet50", "evilmod"]}},
+                       "key 'features.extractors[2]'", "unknown extractor 'evilmod'")
+    assert not list(tmp_path.glob("f_*"))
     assert not (tmp_path / MARKER).exists()
 
 
-def test_old_plugins_key_is_refused_pointing_to_entry_points(tmp_path, plugin_path, images):
+def test_old_plugins_key_is_refused_pointing_to_entry_points(tmp_path, plugin_path, images, monkeypatch):
     env = plugin_env(plugin_path)
     cfg = {"features": {"plugins": ["evilmod"]}}
-    proc, work = dry_run(tmp_path, cfg, env=env)
-    assert_refused(proc, "key 'features.plugins' was removed", "entry-point group 'deepsnow.extractors'")
-    assert files_under(work / "results") == []
+    monkeypatch.syspath_prepend(str(plugin_path))  # evilmod importable here too: validation must not import it
+    validation_refuses(tmp_path, cfg, "key 'features.plugins' was removed", "entry-point group 'deepsnow.extractors'")
     p = run_cli(env, "embed", "--params", json.dumps(cfg["features"]), "--extractor", "resnet50", "--images", images,
                 "--output", tmp_path / "f_{extractor}.npz")
     assert p.returncode == 2 and "key 'features.plugins' was removed" in p.stderr, p.stderr[-3000:]
