@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,9 @@ import pytest
 
 from conftest import env_with_venv
 from deepsnow import DeepsnowError
-from deepsnow.figures import artifacts
+from deepsnow.figures import artifact_measures as artifacts
 from deepsnow.figures.common import select_epochs
+from deepsnow.figures.table import FIGURES, INPUTS
 from deepsnow.io import save_npz
 
 N, S = 6, 32
@@ -231,16 +233,7 @@ def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
 
 
 #: input options of each figure (keys of _write_run's result)
-NEEDS = {
-    1: ("test_a", "samples"),
-    2: ("test_a", "samples"),
-    3: ("losses", "metrics"),
-    4: ("test_a", "samples"),
-    5: ("metrics",),
-    6: ("pca", "pca_summary"),
-    7: ("test_a", "samples"),
-    8: ("metrics", "correlations"),
-}
+NEEDS = {n: fig.inputs for n, fig in FIGURES.items()}
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +248,8 @@ def _argv(n, files, out, params=PARAMS):
         opt = "--" + key.replace("_", "-")
         vals = files[key] if isinstance(files[key], list) else [files[key]]
         argv += [opt, *map(str, vals)]
-    if n == 7:
-        argv += ["--output-csv", str(out / "artifacts.csv")]
+    for key, path in FIGURES[n].outputs.items():
+        argv += ["--" + key.replace("_", "-"), str(out / Path(path).name)]
     return argv
 
 
@@ -267,9 +260,9 @@ def _params(over=None):
 
 
 def _build(n, files, over=None):
-    from deepsnow.figures.make import make_figure
+    from deepsnow.figures.table import make_figure
 
-    return make_figure(n, _params(over), **{k: files[k] for k in NEEDS[n]}, output_csv="x.csv" if n == 7 else None)
+    return make_figure(n, _params(over), **{k: files[k] for k in NEEDS[n]}, **{k: "x" for k in FIGURES[n].outputs})
 
 
 def _texts(fig) -> str:
@@ -280,7 +273,7 @@ def _texts(fig) -> str:
     return " ".join(" ".join(out).split())
 
 
-@pytest.mark.parametrize("n", range(1, 9))
+@pytest.mark.parametrize("n", sorted(FIGURES))
 def test_figure_files(n, run, tmp_path):
     import matplotlib.image as mpimg
 
@@ -289,7 +282,7 @@ def test_figure_files(n, run, tmp_path):
     assert main(_argv(n, run, tmp_path)) == 0
     png, pdf = tmp_path / f"fig{n}.png", tmp_path / f"fig{n}.pdf"
     img = mpimg.imread(png)
-    w_in, h_in = _build(n, run)["figure"].get_size_inches()
+    w_in, h_in = _build(n, run).figure.get_size_inches()
     assert abs(img.shape[1] - w_in * DPI) <= 1 and abs(img.shape[0] - h_in * DPI) <= 1
     rgb = img[..., :3]
     assert rgb.std() > 0.05  # not blank
@@ -297,7 +290,7 @@ def test_figure_files(n, run, tmp_path):
     assert len(colours) > 50
     head = pdf.read_bytes()[:5]
     assert head == b"%PDF-" and pdf.stat().st_size > 5000
-    outputs = [png, pdf] + ([tmp_path / "artifacts.csv"] if n == 7 else [])
+    outputs = [png, pdf] + [tmp_path / Path(p).name for p in FIGURES[n].outputs.values()]
     for f in outputs:
         side = json.loads((f.parent / (f.name + ".prov.json")).read_text())
         assert side["stage"] == "figures" and side["extra"]["figure"] == n and side["inputs"]
@@ -325,34 +318,34 @@ def test_random_weights_flag_in_titles(tmp_path):
     rnd = _write_run(tmp_path / "random", pretrained=False)
     pre = _write_run(tmp_path / "pretrained", pretrained=True)
     for n in (3, 5, 6, 8):
-        t_rnd = " ".join(_build(n, rnd)["figure"].get_suptitle().split())
-        t_pre = " ".join(_build(n, pre)["figure"].get_suptitle().split())
+        t_rnd = " ".join(_build(n, rnd).figure.get_suptitle().split())
+        t_pre = " ".join(_build(n, pre).figure.get_suptitle().split())
         assert "RANDOM (non-pretrained)" in t_rnd and "not comparable with published values" in t_rnd, n
         assert "RANDOM" not in t_pre, n
-    assert "ResNet-50" in " ".join(_build(5, rnd)["figure"].get_suptitle().split())
+    assert "ResNet-50" in " ".join(_build(5, rnd).figure.get_suptitle().split())
 
 
 def test_figure4_epoch_fallback(run):
     built = _build(4, run, {"epochs_fig4": [7, 9]})
-    assert built["extra"]["epochs"] == [1, 2, 3]
-    assert "first/middle/last" in _texts(built["figure"])
+    assert built.extra["epochs"] == [1, 2, 3]
+    assert "first/middle/last" in _texts(built.figure)
     built = _build(4, run, {"epochs_fig4": [1, 3, 50]})
-    assert built["extra"]["epochs"] == [1, 3]
-    assert len(built["figure"].axes) == 2 * 2 + 1  # two epochs x (image, L1 map) + colour bar
+    assert built.extra["epochs"] == [1, 3]
+    assert len(built.figure.axes) == 2 * 2 + 1  # two epochs x (image, L1 map) + colour bar
 
 
 def test_figure8_without_truth_says_so(tmp_path):
     files = _write_run(tmp_path, truth=False)
     built = _build(8, files)
-    assert built["extra"]["paired_truth"] is False
-    assert "No paired ground truth" in _texts(built["figure"])
+    assert built.extra["paired_truth"] is False
+    assert "No paired ground truth" in _texts(built.figure)
     with_truth = _build(8, _write_run(tmp_path / "t", truth=True))
-    text = _texts(with_truth["figure"])
+    text = _texts(with_truth.figure)
     assert "No paired ground truth" not in text and "ρ = +1.00" in text
 
 
 def test_figure6_degenerate_groups_fall_back_to_histograms(tmp_path):
-    from deepsnow.figures import pairplot
+    from deepsnow.figures import pca
 
     files = _write_run(tmp_path)
     df = pd.read_csv(files["pca"])
@@ -360,14 +353,14 @@ def test_figure6_degenerate_groups_fall_back_to_histograms(tmp_path):
     df = df[~((df["source"] == "epoch_1") & (df["id"] != "epoch_10"))]  # a single sample
     df.to_csv(files["pca"], index=False)
     built = _build(6, files)
-    assert "histogram" in built["figure"].get_suptitle()
+    assert "histogram" in built.figure.get_suptitle()
     import matplotlib.figure
 
     ax = matplotlib.figure.Figure().subplots()
-    assert pairplot.density(ax, np.ones(5), "C0", "x", np.linspace(0, 2, 10)) == "hist"
-    assert pairplot.density(ax, np.arange(5.0), "C0", "x", np.linspace(0, 5, 10)) == "kde"
+    assert pca.density(ax, np.ones(5), "C0", "x", np.linspace(0, 2, 10)) == "hist"
+    assert pca.density(ax, np.arange(5.0), "C0", "x", np.linspace(0, 5, 10)) == "kde"
     # the other direction works too
-    assert _build(6, _write_run(tmp_path / "b"), {"pca_direction": "BtoA"})["extra"]["direction"] == "BtoA"
+    assert _build(6, _write_run(tmp_path / "b"), {"pca_direction": "BtoA"}).extra["direction"] == "BtoA"
 
 
 def test_bad_inputs_fail_naming_the_file(tmp_path, capsys):
@@ -415,3 +408,39 @@ def test_figure_help_lists_inputs():
     text = build_parser()._subparsers._group_actions[0].choices["figures"].format_help()
     for opt in ("--test-a", "--samples", "--losses", "--metrics", "--correlations", "--pca", "--pca-summary", "--output-csv"):
         assert opt in text
+
+
+# ----------------------------------------------------------------------------- the figure table
+
+
+def test_table_rows_are_consistent():
+    """Each row names known inputs, and its builder takes exactly them, next to its drawing function."""
+    import importlib
+    import inspect
+
+    for n, fig in FIGURES.items():
+        assert set(fig.inputs) <= set(INPUTS), n
+        assert list(inspect.signature(fig.build).parameters) == ["params", *fig.inputs], n
+        module = importlib.import_module(fig.build.__module__)
+        assert module.__name__.startswith("deepsnow.figures.") and hasattr(module, f"figure{n}"), n
+        assert not set(fig.outputs) & set(INPUTS), n
+
+
+def test_a_new_figure_is_one_row_and_its_builder(run, tmp_path, monkeypatch):
+    """A row added to the table is a ``deepsnow figures`` choice, with its inputs checked and recorded."""
+    from deepsnow.cli import main
+    from deepsnow.figures import common, table
+
+    def build_figure9(params, metrics):
+        rows = common.read_csv(metrics, common.METRICS_REQUIRED, "metrics table")
+        fig = common.new_figure(3, 2)
+        fig.subplots().plot(rows["epoch"], rows["fid"])
+        return common.Drawn(fig, [Path(metrics)], {"epochs": rows["epoch"].tolist()})
+
+    monkeypatch.setitem(table.FIGURES, 9, table.Figure("FID alone", ("metrics",), build_figure9))
+    out = tmp_path / "out"
+    argv = ["figures", "--params", json.dumps(PARAMS), "--figure", "9", "--outputs", str(out / "f.png"), str(out / "f.pdf")]
+    assert main(argv) == 2  # its input is required
+    assert main([*argv, "--metrics", str(run["metrics"])]) == 0
+    side = json.loads((out / "f.png.prov.json").read_text())
+    assert side["extra"] == {"figure": 9, "epochs": [1, 1, 2, 2, 3, 3]}

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,6 +50,17 @@ METRICS_REQUIRED = (
 LOSSES_REQUIRED = ("epoch", "G_A", "D_A", "cycle_A")
 CORRELATIONS_REQUIRED = ("metric", "paired", "direction", "spearman_rho", "p_value", "n_epochs", "expected_sign")
 PCA_REQUIRED = ("source", "epoch", "direction", "id", "pc1")
+
+
+@dataclass
+class Drawn:
+    """What a figure's builder returns; ``deepsnow figures`` writes it."""
+
+    figure: object  # matplotlib Figure
+    inputs: list[Path]  # the files it was drawn from, for provenance
+    extra: dict  # summary for the provenance sidecar
+    #: extra outputs (the figure table's ``outputs``): option name -> writer(path)
+    writes: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
 
 @contextlib.contextmanager

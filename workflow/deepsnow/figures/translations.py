@@ -6,12 +6,17 @@ Sentinel-2 pixels are 10 m), so a close-up's axes say where in the patch it is.
 
 from __future__ import annotations
 
+import logging
 import math
 import string
+from pathlib import Path
 
 import numpy as np
 
-from deepsnow.figures.common import new_figure, panel_label, suptitle
+from deepsnow.figures import common
+from deepsnow.figures.common import Drawn, new_figure, panel_label, suptitle
+
+log = logging.getLogger("deepsnow.figures")
 
 PIXEL_NOTE = "10 m Sentinel-2 pixels"
 BAND_MAPS = (("red", "Reds"), ("green", "Greens"), ("blue", "Blues"))
@@ -39,6 +44,28 @@ def _letter(i: int) -> str:
 
 def _short(patch_id: str, n: int = 26) -> str:
     return patch_id if len(patch_id) <= n else "…" + patch_id[-(n - 1):]
+
+
+def _closeup_inputs(params: dict, test_a_path, sample_paths):
+    """testA, the samples by epoch, the close-up patch index and window (all checked)."""
+    test_a = common.load_test_a(test_a_path)
+    epochs = common.sample_epochs(sample_paths)
+    k = common.check_patch_index(int(params["closeup_patch"]), test_a)
+    window = common.closeup_window(params["closeup_window"], test_a["rgb"].shape[1:3])
+    return test_a, epochs, k, window
+
+
+def build_figure1(params: dict, test_a, samples) -> Drawn:
+    """Figure 1 from testA and the samples files: the close-up patch first, then the others."""
+    ta, epochs, k, window = _closeup_inputs(params, test_a, samples)
+    epoch = common.choose_epoch(epochs, int(params["epoch"]))
+    fake = common.load_translated(epochs[epoch], ta)
+    n = len(ta["rgb"])
+    order = [k] + [i for i in range(n) if i != k]
+    order = order[: min(int(params["samples_count"]), n)]
+    fig = figure1(ta["rgb"][order], fake[order], ta["ids"][order], epoch, window, len(order))
+    extra = {"epoch": epoch, "patches": ta["ids"][order].tolist(), "closeup_window": list(window)}
+    return Drawn(fig, [Path(test_a), epochs[epoch]], extra)
 
 
 def figure1(real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: int):
@@ -96,6 +123,15 @@ def band_differences(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
     return np.abs(fake.astype(np.float64) - real.astype(np.float64))
 
 
+def build_figure2(params: dict, test_a, samples) -> Drawn:
+    ta, epochs, k, window = _closeup_inputs(params, test_a, samples)
+    epoch = common.choose_epoch(epochs, int(params["epoch"]))
+    fake = common.load_translated(epochs[epoch], ta)
+    fig = figure2(ta["rgb"][k], fake[k], str(ta["ids"][k]), epoch, window)
+    extra = {"epoch": epoch, "patch": str(ta["ids"][k]), "closeup_window": list(window)}
+    return Drawn(fig, [Path(test_a), epochs[epoch]], extra)
+
+
 def figure2(real: np.ndarray, fake: np.ndarray, patch_id: str, epoch: int, window):
     """(a) original and (b) translated close-up; (c-e) |difference| of the red, green, blue band.
 
@@ -128,6 +164,17 @@ def figure2(real: np.ndarray, fake: np.ndarray, patch_id: str, epoch: int, windo
         f"(red box of Figure 1; {PIXEL_NOTE})"
     )
     return fig
+
+
+def build_figure4(params: dict, test_a, samples) -> Drawn:
+    ta, epochs, k, window = _closeup_inputs(params, test_a, samples)
+    chosen, note = common.select_epochs(params["epochs_fig4"], list(epochs))
+    if note:
+        log.info("figure 4: %s", note)
+    fakes = {e: common.load_translated(epochs[e], ta)[k] for e in chosen}
+    fig = figure4(ta["rgb"][k], fakes, str(ta["ids"][k]), window, note)
+    extra = {"epochs": chosen, "note": note, "patch": str(ta["ids"][k]), "closeup_window": list(window)}
+    return Drawn(fig, [Path(test_a), *[epochs[e] for e in chosen]], extra)
 
 
 def figure4(real: np.ndarray, fakes: dict, patch_id: str, window, note: str = ""):

@@ -8,13 +8,48 @@ impossible (fewer than 2 samples, or all values equal).
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.figures.common import new_figure, numeric, suptitle
+from deepsnow.figures import common
+from deepsnow.figures.common import Drawn, new_figure, numeric, suptitle
+
+log = logging.getLogger("deepsnow.figures")
 
 #: colours of the paper's Figure 6: epoch 1 blue, last epoch orange, real green
 COLORS = {"first": "C0", "last": "C1", "real": "C2"}
+
+
+def _read_summary(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"{path}: file not found (PCA summary)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeepsnowError(f"{path}: unreadable PCA summary JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise DeepsnowError(f"{path}: expected a JSON object (from 'deepsnow metrics pca')")
+    return doc
+
+
+def build_figure6(params: dict, pca, pca_summary) -> Drawn:
+    """Figure 6 from metrics/pca.csv and pca.json, for the direction ``figures.pca_direction``."""
+    direction = params["pca_direction"]
+    df = common.read_csv(pca, common.PCA_REQUIRED, "PCA table")
+    summary = _read_summary(pca_summary)
+    groups, pcs = pca_groups(df, direction, pca)
+    explained = (summary.get("directions", {}).get(direction) or {}).get("explained_variance_ratio")
+    note = common.summary_weights_note(summary.get("pretrained"), summary.get("weights", ""), summary.get("extractor", "resnet50"))
+    if "pretrained" not in summary and "weights" not in summary:
+        log.warning("%s: no 'pretrained'/'weights' keys; cannot say whether the features used pretrained weights", pca_summary)
+    fig = figure6(groups, pcs, explained, direction, note)
+    extra = {"direction": direction, "groups": {g[0]: int(len(g[2])) for g in groups}}
+    return Drawn(fig, [Path(pca), Path(pca_summary)], extra)
 
 
 def pca_groups(df, direction: str, path) -> tuple[list[tuple[str, str, np.ndarray]], list[str]]:

@@ -1,17 +1,20 @@
-"""Figures 3, 5 and 8: per-epoch curves of the losses and metrics.
+"""Figures 3, 5 and 8: how training goes, the losses and metrics per epoch.
 
 Inputs are the tables of the train and metrics stages (``train/losses.csv``,
-``metrics/metrics.csv``, ``metrics/correlations.csv``), already read and
-checked by :mod:`deepsnow.figures.common`.
+``metrics/metrics.csv``, ``metrics/correlations.csv``), read and checked with
+:mod:`deepsnow.figures.common` by each figure's builder.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
-from deepsnow.figures.common import new_figure, numeric, panel_label, suptitle, weights_note
+from deepsnow import DeepsnowError
+from deepsnow.figures import common
+from deepsnow.figures.common import Drawn, new_figure, numeric, panel_label, suptitle, weights_note
 
 LN2 = math.log(2.0)
 
@@ -24,6 +27,17 @@ FIG8_METRICS = {
     "rf_logloss_mean": ("RF log loss", "RF log loss (nats)"),
 }
 PAIRED_LABEL = "paired L1 vs truth (0–1 scale)"
+
+
+def _metrics_rows(path, direction: str = "AtoB"):
+    df = common.read_csv(path, common.METRICS_REQUIRED, "metrics table")
+    return common.direction_rows(df, direction, path)
+
+
+def _require_columns(rows, path, columns) -> None:
+    for col in columns:
+        if col not in rows.columns:
+            raise DeepsnowError(f"{path}: metrics table lacks column {col!r}; found {list(rows.columns)}")
 
 
 def _epoch_axis(ax) -> None:
@@ -39,6 +53,14 @@ def _plot_metric(ax, epochs, values, label=None, color="C0", marker="o"):
         ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="0.4")
         return None
     return ax.plot(np.asarray(epochs)[ok], values[ok], marker=marker, color=color, label=label)[0]
+
+
+def build_figure3(params: dict, losses, metrics) -> Drawn:
+    ldf = common.read_csv(losses, common.LOSSES_REQUIRED, "training losses table")
+    rows = _metrics_rows(metrics)
+    _require_columns(rows, metrics, ("fid", "frd", "crd"))
+    fig = figure3(ldf, losses, rows, metrics)
+    return Drawn(fig, [Path(losses), Path(metrics)], {"epochs": rows["epoch"].tolist()})
 
 
 def figure3(losses, losses_path, rows, metrics_path):
@@ -85,6 +107,12 @@ def _headroom(ax, frac: float) -> None:
 
 def _wrap_note(note: str) -> str:
     return ("\n" + note.lstrip(" —")) if note else ""
+
+
+def build_figure5(params: dict, metrics) -> Drawn:
+    rows = _metrics_rows(metrics)
+    _require_columns(rows, metrics, ("rf_logloss_mean",))
+    return Drawn(figure5(rows, metrics), [Path(metrics)], {"epochs": rows["epoch"].tolist()})
 
 
 def figure5(rows, metrics_path):
@@ -178,6 +206,14 @@ def _rho_text(c) -> str:
         return f"Spearman ρ n/a ({c['n']} epochs; needs ≥ 3)"
     sign = "+" if c["sign"] > 0 else "−"
     return f"ρ = {c['rho']:+.2f}, p = {c['p']:.2g}, n = {c['n']} (exp. {sign})"
+
+
+def build_figure8(params: dict, metrics, correlations) -> Drawn:
+    rows = _metrics_rows(metrics)
+    corr = common.read_csv(correlations, common.CORRELATIONS_REQUIRED, "correlations table", allow_empty=True)
+    fig = figure8(rows, metrics, corr)
+    extra = {"epochs": rows["epoch"].tolist(), "paired_truth": has_truth(rows, metrics)}
+    return Drawn(fig, [Path(metrics), Path(correlations)], extra)
 
 
 def figure8(rows, metrics_path, corr=None):

@@ -1,6 +1,7 @@
-"""Figure 7 (beyond the paper): the artifact measures per epoch, and their table.
+"""Figure 7 (beyond the paper): the generator's artifacts per epoch, and their table.
 
-(a) :func:`~deepsnow.figures.artifacts.checkerboard_score` per epoch;
+The measures themselves are in :mod:`deepsnow.figures.artifact_measures`.
+(a) :func:`~deepsnow.figures.artifact_measures.checkerboard_score` per epoch;
 (b) mean per-band |fake - real| over water and over land pixels per epoch;
 (c, d) the mean power spectrum of ``fake - real`` at the first and the last
 epoch, with the checkerboard frequencies marked. The numbers go to
@@ -11,12 +12,28 @@ reference).
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 
-from deepsnow.figures import artifacts
-from deepsnow.figures.common import new_figure, panel_label, suptitle
+from deepsnow.figures import artifact_measures as artifacts
+from deepsnow.figures import common
+from deepsnow.figures.common import Drawn, new_figure, panel_label, suptitle
 
 BAND_COLORS = {"r": "tab:red", "g": "tab:green", "b": "tab:blue"}
+
+
+def build_figure7(params: dict, test_a, samples) -> Drawn:
+    """Figure 7 and the rows of figures/artifacts.csv (written as its extra output ``output_csv``)."""
+    ta = common.load_test_a(test_a, need_water=True)
+    epochs = common.sample_epochs(samples)
+    lazy = [(e, functools.partial(common.load_translated, p, ta)) for e, p in epochs.items()]
+    radius = int(params["checkerboard_radius"])
+    rows, spectra = compute(ta, lazy, int(params["artifact_max_patches"]), radius)
+    fig = figure7(rows, spectra, radius, ta["rgb"].shape[1:3])
+    extra = {"epochs": list(epochs), "n_patches": rows[0]["n_patches"] if rows else 0}
+    return Drawn(fig, [Path(test_a), *epochs.values()], extra, {"output_csv": functools.partial(write_csv, rows=rows)})
 
 
 def compute(test_a: dict, fakes, max_patches: int, radius: int) -> tuple[list[dict], dict]:
@@ -69,15 +86,31 @@ def write_csv(path, rows) -> None:
 
 
 def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int]):
+    """(a) checkerboard score, (b) water vs land differences per epoch, (c, d) difference spectra."""
     fig = new_figure(8.0, 6.6)
     axes = fig.subplots(2, 2)
     ep_rows = [r for r in rows if r["source"] == "epoch"]
     truth = next((r for r in rows if r["source"] == "truth"), None)
     epochs = np.array([r["epoch"] for r in ep_rows])
+    _checkerboard_panel(axes[0, 0], ep_rows, truth, epochs)
+    _water_land_panel(axes[0, 1], ep_rows, epochs)
+    _spectra_panels(fig, axes[1], spectra, size)
+    n_p = ep_rows[0]["n_patches"] if ep_rows else 0
+    suptitle(fig,
+        f"Generator artifacts per epoch ({n_p} test patches; circles: checkerboard frequencies,\n"
+        f"neighbourhoods of ±{radius} bin; fake = snow translation of the snow-free original)"
+    )
+    return fig
 
+
+def _epoch_axis(ax) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    ax = axes[0, 0]
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+
+
+def _checkerboard_panel(ax, ep_rows, truth, epochs) -> None:
     score = np.array([r["checkerboard_score"] for r in ep_rows], dtype=float)
     ok = np.isfinite(score)
     if ok.any():
@@ -90,12 +123,12 @@ def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int])
     if len(vals) and vals.max() / vals.min() > 20:
         ax.set_yscale("log")
     ax.set_ylabel("checkerboard score\n(power ratio, unitless)")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    _epoch_axis(ax)
     ax.legend(loc="best")
     panel_label(ax, "a", "power at 1/2 and 1/4 cycles/px")
 
-    ax = axes[0, 1]
+
+def _water_land_panel(ax, ep_rows, epochs) -> None:
     n_water = max((r["n_water_pixels"] for r in ep_rows), default=0)
     for band, color in BAND_COLORS.items():
         land = np.array([r[f"diff_land_{band}"] for r in ep_rows], dtype=float)
@@ -107,11 +140,13 @@ def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int])
         ax.text(0.5, 0.5, "no water pixels in\nthe measured test patches", transform=ax.transAxes,
                 ha="center", va="center", color="0.3")
     ax.set_ylabel("mean |translated − original| (DN, 0–255)")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    _epoch_axis(ax)
     ax.legend(loc="best", ncol=2)
     panel_label(ax, "b", "water (solid) vs land (dashed)")
 
+
+def _spectra_panels(fig, axes, spectra: dict, size: tuple[int, int]) -> None:
+    """The difference power spectra (first and last epoch) on one colour scale, checkerboard frequencies circled."""
     keys = list(spectra)
     logs = {k: np.log10(np.fft.fftshift(spectra[k]) + 1e-12) for k in keys}
     finite = np.concatenate([v[np.isfinite(v)].ravel() for v in logs.values()]) if logs else np.array([0.0])
@@ -123,7 +158,7 @@ def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int])
     # checkerboard frequencies inside the shifted spectrum (+1/2 is the same bin as -1/2)
     centres = [(a, b) for a in (0.0, 0.25, -0.25, -0.5) for b in (0.0, 0.25, -0.25, -0.5) if (a, b) != (0.0, 0.0)]
     im = None
-    for ax, letter, key in zip(axes[1], "cd", keys + [None] * (2 - len(keys))):
+    for ax, letter, key in zip(axes, "cd", keys + [None] * (2 - len(keys))):
         if key is None:
             ax.set_axis_off()
             ax.text(0.5, 0.5, "only one epoch:\nno second spectrum", transform=ax.transAxes, ha="center", va="center")
@@ -141,11 +176,5 @@ def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int])
         ax.set_ylabel("frequency along rows (cycles/px)")
         panel_label(ax, letter, f"power spectrum of difference, {key}")
     if im is not None:
-        cb = fig.colorbar(im, ax=[a for a in axes[1] if a.get_visible() and a.axison], shrink=0.85)
+        cb = fig.colorbar(im, ax=[a for a in axes if a.get_visible() and a.axison], shrink=0.85)
         cb.set_label("log10 power (DN²)")
-    n_p = ep_rows[0]["n_patches"] if ep_rows else 0
-    suptitle(fig,
-        f"Generator artifacts per epoch ({n_p} test patches; circles: checkerboard frequencies,\n"
-        f"neighbourhoods of ±{radius} bin; fake = snow translation of the snow-free original)"
-    )
-    return fig

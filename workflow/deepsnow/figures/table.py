@@ -1,0 +1,110 @@
+"""The figures, one row each: the single source of what a figure is and what it is drawn from.
+
+The workflow (``workflow/rules/common.smk``) derives from :data:`FIGURES` each
+figure's rule inputs, the ``{n}`` wildcard of rule ``figure`` and the list of
+final outputs; ``deepsnow figures`` derives its ``--<input>`` options and checks
+that a figure's inputs are given.
+
+**Adding a figure** is one row in :data:`FIGURES` plus its builder, written next
+to its drawing function in the module named for what the figure shows (a builder
+reads and checks its input files, draws, and returns a
+:class:`~deepsnow.figures.common.Drawn`; nothing is written until
+``deepsnow figures`` saves it). A figure that reads a new kind of file adds it to
+:data:`INPUTS`. A figure with extra outputs (``outputs=``) has its own rule in
+``figures.smk``, as Figure 7 has for ``artifacts.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from deepsnow import DeepsnowError
+from deepsnow.figures import common, generator_artifacts, pca, training, translations
+
+log = logging.getLogger("deepsnow.figures")
+
+#: input name (option ``--test-a``, rule input ``test_a``) -> its path under results/<run>/;
+#: a path with ``{epoch}`` is one file per saved epoch, all of which the rule gives
+INPUTS = {
+    "test_a": "dataset/testA.npz",
+    "samples": "samples/epoch_{epoch:03d}.npz",
+    "losses": "train/losses.csv",
+    "metrics": "metrics/metrics.csv",
+    "correlations": "metrics/correlations.csv",
+    "pca": "metrics/pca.csv",
+    "pca_summary": "metrics/pca.json",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    #: names in :data:`INPUTS`; the builder gets them as keyword arguments (paths)
+    inputs: tuple[str, ...]
+    #: ``build(params, **inputs) -> Drawn``: read and check the inputs, then draw
+    build: Callable[..., common.Drawn]
+    #: extra outputs: option name (``--output-csv``) -> path under results/<run>/
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+FIGURES: dict[int, Figure] = {
+    1: Figure("test patches and their snow translations", ("test_a", "samples"), translations.build_figure1),
+    2: Figure("close-up: original, translated, per-band differences", ("test_a", "samples"), translations.build_figure2),
+    3: Figure("training dynamics: losses, FID, FRD, CRD", ("losses", "metrics"), training.build_figure3),
+    4: Figure("close-up at chosen epochs with the all-band L1 map", ("test_a", "samples"), translations.build_figure4),
+    5: Figure("random-forest log loss per epoch", ("metrics",), training.build_figure5),
+    6: Figure("PCA pair plot", ("pca", "pca_summary"), pca.build_figure6),
+    7: Figure(
+        "artifact measures per epoch (+ artifacts.csv)",
+        ("test_a", "samples"),
+        generator_artifacts.build_figure7,
+        outputs={"output_csv": "figures/artifacts.csv"},
+    ),
+    8: Figure("paired ground-truth error beside the unpaired metrics", ("metrics", "correlations"), training.build_figure8),
+}
+
+
+def option(name: str) -> str:
+    """The command-line option of an input or extra output: test_a -> --test-a."""
+    return "--" + name.replace("_", "-")
+
+
+def per_epoch(name: str) -> bool:
+    return "{epoch" in INPUTS[name]
+
+
+def shown_path(name: str) -> str:
+    """An input's path as the help shows it: samples/epoch_NNN.npz files."""
+    if per_epoch(name):
+        return re.sub(r"\{epoch[^}]*\}", "NNN", INPUTS[name]) + " files"
+    return INPUTS[name]
+
+
+def extra_outputs() -> dict[str, str]:
+    """Every figure's extra outputs: option name -> path under results/<run>/."""
+    return {name: path for fig in FIGURES.values() for name, path in fig.outputs.items()}
+
+
+def check_inputs(number: int, given: dict) -> None:
+    """Every input (and extra output) figure ``number`` needs is given (non-empty)."""
+    if number not in FIGURES:
+        raise DeepsnowError(f"--figure {number}: no such figure (1..{max(FIGURES)})")
+    fig = FIGURES[number]
+    needed = (*fig.inputs, *fig.outputs)
+    missing = [option(k) for k in needed if not given.get(k)]
+    if missing:
+        raise DeepsnowError(f"figure {number} ({fig.title}) needs {', '.join(missing)}")
+    unused = [option(k) for k, v in given.items() if v and k not in needed]
+    if unused:
+        log.warning("figure %d does not use %s; ignored", number, ", ".join(unused))
+
+
+def make_figure(number: int, params: dict, **given) -> common.Drawn:
+    """Figure ``number`` from ``given`` (input and extra output names -> paths); nothing is written."""
+    check_inputs(number, given)
+    fig = FIGURES[number]
+    with common.style():  # font sizes are fixed when the text is created
+        return fig.build(params, **{k: given[k] for k in fig.inputs})
