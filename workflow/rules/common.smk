@@ -37,7 +37,6 @@ wildcard_constraints:
     season="snowfree|snow",
     epoch="[0-9]+",
     extractor="[A-Za-z0-9][A-Za-z0-9_-]*",
-    n="[1-68]",
 
 
 onstart:
@@ -114,17 +113,31 @@ def metrics_epoch_inputs(wildcards):
     return inputs
 
 
-# What each figure is drawn from. Figure 7, which also writes a table, is drawn by figure_artifacts.
+# What each figure is drawn from, from the figure table (deepsnow.figures.table), the one list of
+# figures. Rule figure draws those without extra outputs; Figure 7, which also writes
+# artifacts.csv, has its own rule (figure_artifacts).
+from deepsnow.figures import table as figure_table
+
+
+def figure_input_paths(name):
+    """A figure input's path(s) in this run: one per saved epoch for a per-epoch input (samples)."""
+    path = figure_table.INPUTS[name]
+    if figure_table.per_epoch(name):
+        return [R(path.format(epoch=e)) for e in EPOCHS]
+    return R(path)
+
+
 FIGURE_INPUTS = {
-    "1": {"test_a": R("dataset/testA.npz"), "samples": SAMPLES},
-    "2": {"test_a": R("dataset/testA.npz"), "samples": SAMPLES},
-    "3": {"losses": R("train/losses.csv"), "metrics": R("metrics/metrics.csv")},
-    "4": {"test_a": R("dataset/testA.npz"), "samples": SAMPLES},
-    "5": {"metrics": R("metrics/metrics.csv")},
-    "6": {"pca": R("metrics/pca.csv"), "pca_summary": R("metrics/pca.json")},
-    "8": {"metrics": R("metrics/metrics.csv"), "correlations": R("metrics/correlations.csv")},
+    str(n): {name: figure_input_paths(name) for name in fig.inputs}
+    for n, fig in figure_table.FIGURES.items()
 }
-FIGURES = [R(f"figures/figure{n}.png") for n in sorted([*FIGURE_INPUTS, "7"])]
+FIGURE_EXTRA_OUTPUTS = {
+    str(n): {name: R(path) for name, path in fig.outputs.items()}
+    for n, fig in figure_table.FIGURES.items()
+}
+# The {n} of rule figure.
+FIGURE_N = "|".join(n for n, extra in FIGURE_EXTRA_OUTPUTS.items() if not extra)
+FIGURES = [R(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
 
 
 def figure_inputs(wildcards):
@@ -132,12 +145,12 @@ def figure_inputs(wildcards):
 
 
 def figure_options(wildcards, input):
-    """The figure's inputs as command-line options: --test-a X --samples Y Z ..."""
+    """A figure rule's named inputs as command-line options: --test-a X --samples Y Z ..."""
     options = []
-    for name in FIGURE_INPUTS[wildcards.n]:
+    for name in input.keys():
         value = getattr(input, name)
         paths = list(value) if isinstance(value, list) else [value]
-        options.append(f"--{name.replace('_', '-')} " + " ".join(shlex.quote(p) for p in paths))
+        options.append(f"{figure_table.option(name)} " + " ".join(shlex.quote(p) for p in paths))
     return " ".join(options)
 
 

@@ -1,5 +1,6 @@
 # Figures: the paper's Figures 1-6, plus 7 (artifact measures) and 8 (paired error
-# beside the unpaired metrics), PNG and PDF each, registered for the report.
+# beside the unpaired metrics), PNG and PDF each, registered for the report. What each is
+# drawn from and the code that draws it: the figure table, deepsnow/figures/table.py.
 
 
 rule figure:
@@ -15,6 +16,8 @@ rule figure:
         pdf=R("figures/figure{n}.pdf"),
     log:
         R("logs/figures/figure{n}.log"),
+    wildcard_constraints:
+        n=FIGURE_N,
     conda:
         "../../envs/figures.yaml"
     params:
@@ -30,8 +33,7 @@ rule figure:
 
 rule figure_artifacts:
     input:
-        test_a=R("dataset/testA.npz"),
-        samples=SAMPLES,
+        **FIGURE_INPUTS["7"],
     output:
         png=report(
             R("figures/figure7.png"),
@@ -41,7 +43,7 @@ rule figure_artifacts:
         ),
         pdf=R("figures/figure7.pdf"),
         table=report(
-            R("figures/artifacts.csv"),
+            FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
             caption="../report/artifacts.rst",
             category="Figures",
             labels={"figure": "7 (table)"},
@@ -53,8 +55,9 @@ rule figure_artifacts:
     params:
         section=section("figures"),
         code=code("figures"),
+        inputs=figure_options,
     message:
         "Drawing Figure 7 (artifact measures)"
     shell:
         "deepsnow figures --params {params.section:q} --figure 7 --outputs {output.png:q} {output.pdf:q}"
-        " --test-a {input.test_a:q} --samples {input.samples:q} --output-csv {output.table:q} 2> {log:q}"
+        " {params.inputs} --output-csv {output.table:q} 2> {log:q}"
