@@ -11,36 +11,17 @@ Public API (imported lazily, so ``import deepsnow.features`` does not load torch
 
 from __future__ import annotations
 
-import importlib
+from deepsnow.lazy import lazy_exports
 
+#: submodule -> the public names it defines
 _EXPORTS = {
-    "register_extractor": "registry",
-    "build_extractor": "registry",
-    "available_extractors": "registry",
-    "apply_weights": "registry",
-    "load_pretrained": "registry",
-    "Extractor": "registry",
-    "EXTRACTORS": "registry",
-    "WEIGHT_KINDS": "registry",
-    "embed_images": "embed",
-    "embed_real": "embed",
-    "embed_samples": "embed",
-    "embed_file": "embed",
-    "read_features": "embed",
-    "fid_inception_v3": "inception",
-    "FIDInceptionFeatures": "inception",
-    "FID_WEIGHTS_URL": "inception",
-    "ResNet50Features": "builtin",
+    "registry": (
+        "register_extractor", "build_extractor", "available_extractors", "apply_weights", "load_pretrained",
+        "Extractor", "EXTRACTORS", "WEIGHT_KINDS",
+    ),
+    "embed": ("embed_images", "embed_real", "embed_samples", "embed_file", "read_features"),
+    "inception": ("fid_inception_v3", "FIDInceptionFeatures", "FID_WEIGHTS_URL"),
+    "builtin": ("ResNet50Features",),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"deepsnow.features.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'deepsnow.features' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

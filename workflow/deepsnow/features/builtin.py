@@ -48,6 +48,34 @@ def _init_convnet(module, gen, *, conv_mode: str) -> None:
                 m.bias.zero_()
 
 
+def _extractor(
+    module: nn.Module,
+    *,
+    name: str,
+    options: dict,
+    seed: int,
+    pretrained_tag: str,
+    pretrained_loader,
+    conv_mode: str,
+    load,
+    known_sha256: dict[str, str],
+    preprocessing: str,
+) -> Extractor:
+    """``module`` with the weights ``options`` ask for (pretrained, a file, or seeded random), as extractor ``name``."""
+    weights, pretrained = apply_weights(
+        module,
+        name=name,
+        options=options,
+        seed=seed,
+        pretrained_tag=pretrained_tag,
+        pretrained_loader=pretrained_loader,
+        random_init=lambda m, g: _init_convnet(m, g, conv_mode=conv_mode),
+        load=load,
+        known_sha256=known_sha256,
+    )
+    return Extractor(
+        name=name, module=module, dim=module.dim, weights=weights, pretrained=pretrained, preprocessing=preprocessing
+    )
 
 
 class ResNet50Features(nn.Module):
@@ -87,24 +115,16 @@ def build_resnet50(options: dict, seed: int) -> Extractor:
         raise DeepsnowError(f"features.resnet50.imagenet_weights: expected one of {sorted(RESNET_SHA256_PREFIX)}, got {tag!r}")
     size = int(options.get("size", 224))
     antialias = bool(options.get("antialias", True))
-    module = ResNet50Features(size, antialias)
-    weights, pretrained = apply_weights(
-        module,
+    return _extractor(
+        ResNet50Features(size, antialias),
         name="resnet50",
         options=options,
         seed=seed,
         pretrained_tag=tag,
         pretrained_loader=lambda: ResNet50_Weights[tag].get_state_dict(progress=False, check_hash=True),
-        random_init=lambda m, g: _init_convnet(m, g, conv_mode="fan_out"),
+        conv_mode="fan_out",
         load=_load_resnet,
         known_sha256={f"torchvision ResNet-50 {k}": v for k, v in RESNET_SHA256_PREFIX.items()},
-    )
-    return Extractor(
-        name="resnet50",
-        module=module,
-        dim=2048,
-        weights=weights,
-        pretrained=pretrained,
         preprocessing=f"bilinear resize to {size} (align_corners=False, antialias={antialias}), ImageNet mean/std",
     )
 
@@ -122,9 +142,8 @@ def build_inception(options: dict, seed: int) -> Extractor:
         FIDInceptionFeatures,
     )
 
-    module = FIDInceptionFeatures()
-    weights, pretrained = apply_weights(
-        module,
+    return _extractor(
+        FIDInceptionFeatures(),
         name="inception",
         options=options,
         seed=seed,
@@ -132,15 +151,8 @@ def build_inception(options: dict, seed: int) -> Extractor:
         pretrained_loader=lambda: torch.hub.load_state_dict_from_url(
             FID_WEIGHTS_URL, progress=False, check_hash=True, map_location="cpu"
         ),
-        random_init=lambda m, g: _init_convnet(m, g, conv_mode="fan_in"),
+        conv_mode="fan_in",
         load=_load_inception,
         known_sha256={"pytorch-fid FID Inception": FID_WEIGHTS_SHA256_PREFIX},
-    )
-    return Extractor(
-        name="inception",
-        module=module,
-        dim=2048,
-        weights=weights,
-        pretrained=pretrained,
         preprocessing=f"bilinear resize to {FID_INPUT_SIZE} (align_corners=False, no antialias), 2x-1 (pytorch-fid)",
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-
 from typing import Iterator
 
 from deepsnow import DeepsnowError, provenance
@@ -48,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
 
 
-def _embed(args, params) -> Iterator[Made]:
-    """One output per extractor (and samples file), each recorded as soon as it is written."""
+def _check_mode(args) -> bool:
+    """Exactly one input mode with the outputs it needs; True for the real test sets."""
     real = args.real_a is not None or args.real_b is not None
     modes = [name for name, on in (("--real-a/--real-b", real), ("--samples", bool(args.samples)), ("--images", args.images is not None)) if on]
     if len(modes) != 1:
@@ -62,6 +61,12 @@ def _embed(args, params) -> Iterator[Made]:
         raise DeepsnowError("--outputs (one per --samples file) is required with --samples")
     if args.samples and len(args.samples) != len(args.outputs):
         raise DeepsnowError(f"--samples has {len(args.samples)} files but --outputs has {len(args.outputs)}")
+    return real
+
+
+def _embed(args, params) -> Iterator[Made]:
+    """One output per extractor (and samples file), each recorded as soon as it is written."""
+    real = _check_mode(args)
     names = list(dict.fromkeys(args.extractor or params["extractors"]))
 
     import torch

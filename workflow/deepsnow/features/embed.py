@@ -45,14 +45,14 @@ def resolve_device(device: str = "auto"):
 def extractor_options(params: dict, name: str) -> dict:
     """The options section of extractor ``name`` within the ``features`` config section."""
     if name in BUILTIN_OPTION_SECTIONS:
-        return dict(params.get(name) or {})
-    return dict((params.get("extra") or {}).get(name) or {"weights": "auto"})
+        return dict(params[name])
+    return dict(params["extra"].get(name) or {"weights": "auto"})
 
 
 def build_from_params(name: str, params: dict) -> Extractor:
     """Build extractor ``name`` with its options in ``params``; the name is all the config gives
     (a built-in extractor or one of the ``deepsnow.extractors`` entry points, never a module)."""
-    return build_extractor(name, extractor_options(params, name), seed=int(params.get("seed", 0)))
+    return build_extractor(name, extractor_options(params, name), seed=int(params["seed"]))
 
 
 def check_images(images, what: str = "images") -> np.ndarray:
@@ -134,27 +134,26 @@ def _run(images, ext: Extractor, params: dict, desc: str) -> np.ndarray:
     return embed_images(
         images,
         ext,
-        batch_size=int(params.get("batch_size", 32)),
-        device=params.get("device", "auto"),
-        progress=bool(params.get("progress", True)),
+        batch_size=int(params["batch_size"]),
+        device=params["device"],
+        progress=bool(params["progress"]),
         desc=desc,
     )
+
+
+def _embed_array(arrays: dict, key: str, ids_key: str, path, ext: Extractor, params: dict, desc: str):
+    """Features of the images ``arrays[key]`` read from ``path``, and the ids they go with."""
+    feats = _run(check_images(arrays[key], f"{path}:{key}"), ext, params, desc)
+    return feats, _ids(arrays, ids_key, len(feats), path)
 
 
 def embed_real(real_a, real_b, output, ext: Extractor, params: dict, key: str = "rgb") -> dict:
     """Embed the real test sets once: ``A``, ``B``, ``ids_A``, ``ids_B`` + metadata."""
     a = load_npz(real_a, required=(key,))
     b = load_npz(real_b, required=(key,))
-    fa = _run(check_images(a[key], f"{real_a}:{key}"), ext, params, f"{ext.name} real A")
-    fb = _run(check_images(b[key], f"{real_b}:{key}"), ext, params, f"{ext.name} real B")
-    save_npz(
-        output,
-        A=fa,
-        B=fb,
-        ids_A=_ids(a, "ids", len(fa), real_a),
-        ids_B=_ids(b, "ids", len(fb), real_b),
-        **metadata_arrays(ext),
-    )
+    fa, ids_a = _embed_array(a, key, "ids", real_a, ext, params, f"{ext.name} real A")
+    fb, ids_b = _embed_array(b, key, "ids", real_b, ext, params, f"{ext.name} real B")
+    save_npz(output, A=fa, B=fb, ids_A=ids_a, ids_B=ids_b, **metadata_arrays(ext))
     return {"n_A": len(fa), "n_B": len(fb)}
 
 
@@ -167,14 +166,14 @@ def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
     for src, dst in zip(samples, outputs):
         s = load_npz(src, required=("fake_B", "fake_A", "epoch"))
         epoch = int(np.asarray(s["epoch"]).reshape(()))
-        fb = _run(check_images(s["fake_B"], f"{src}:fake_B"), ext, params, f"{ext.name} epoch {epoch} fake B")
-        fa = _run(check_images(s["fake_A"], f"{src}:fake_A"), ext, params, f"{ext.name} epoch {epoch} fake A")
+        fb, ids_a = _embed_array(s, "fake_B", "ids_A", src, ext, params, f"{ext.name} epoch {epoch} fake B")
+        fa, ids_b = _embed_array(s, "fake_A", "ids_B", src, ext, params, f"{ext.name} epoch {epoch} fake A")
         save_npz(
             dst,
             fake_B=fb,
             fake_A=fa,
-            ids_A=_ids(s, "ids_A", len(fb), src),
-            ids_B=_ids(s, "ids_B", len(fa), src),
+            ids_A=ids_a,
+            ids_B=ids_b,
             epoch=np.array(epoch, dtype=np.int64),
             **metadata_arrays(ext),
         )
@@ -185,8 +184,8 @@ def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
 def embed_file(images, key: str, output, ext: Extractor, params: dict, ids_key: str = "ids") -> dict:
     """Embed one image array ``key`` of an ``.npz``: ``features``, ``ids`` + metadata."""
     arrays = load_npz(images, required=(key,))
-    feats = _run(check_images(arrays[key], f"{images}:{key}"), ext, params, f"{ext.name} {Path(images).name}:{key}")
-    save_npz(output, features=feats, ids=_ids(arrays, ids_key, len(feats), images), **metadata_arrays(ext))
+    feats, ids = _embed_array(arrays, key, ids_key, images, ext, params, f"{ext.name} {Path(images).name}:{key}")
+    save_npz(output, features=feats, ids=ids, **metadata_arrays(ext))
     return {"n": len(feats)}
 
 

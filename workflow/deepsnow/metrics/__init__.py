@@ -15,32 +15,16 @@ Public API (imported lazily, so ``import deepsnow.metrics`` stays cheap):
 
 from __future__ import annotations
 
-import importlib
+from deepsnow.lazy import lazy_exports
 
+#: submodule -> the public names it defines
 _EXPORTS = {
-    "frechet_distance": "distances",
-    "frechet_distance_from_stats": "distances",
-    "feature_stats": "distances",
-    "trace_sqrt_product": "distances",
-    "check_features": "distances",
-    "cosine_resnet_distance": "distances",
-    "mean_cosine_similarity": "distances",
-    "mean_dot_product": "distances",
-    "kernel_distance": "distances",
-    "rf_two_sample_test": "rf",
-    "clipped_log_loss": "rf",
-    "paired_errors": "paired",
-    "pair_by_ids": "paired",
+    "distances": (
+        "frechet_distance", "frechet_distance_from_stats", "feature_stats", "trace_sqrt_product", "check_features",
+        "cosine_resnet_distance", "mean_cosine_similarity", "mean_dot_product", "kernel_distance",
+    ),
+    "rf": ("rf_two_sample_test", "clipped_log_loss"),
+    "paired": ("paired_errors", "pair_by_ids"),
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"deepsnow.metrics.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'deepsnow.metrics' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 from typing import Iterator
@@ -21,14 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "collects them into metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6.",
     )
     msub = m.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
+    # all three read the metrics section and run the same code: one hash, STAGE_CODE["metrics"]
+    command = functools.partial(stage_command, msub, section="metrics", code="metrics")
+    for add in (_epoch_command, _table_command, _pca_command):
+        add(command)
 
-    p = stage_command(
-        msub,
+
+def _epoch_command(command) -> None:
+    p = command(
         "epoch",
         _epoch,
-        section="metrics",
         stage="metrics",
-        code="metrics",
         help="metrics of one or more epochs, one JSON per epoch",
         description="Rows AtoB (fake_B vs real B) and BtoA (fake_A vs real A) per epoch. The real features "
         "are computed once ('deepsnow embed --real-a/--real-b') and reused for every epoch.",
@@ -46,26 +50,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", type=Path, default=None, help="dataset/testA.npz holding 'truth' (simulator data; paired errors)")
     p.add_argument("--threads", type=int, default=None, help="parallel RF fits (overrides metrics.n_jobs)")
 
-    p = stage_command(
-        msub,
+
+def _table_command(command) -> None:
+    p = command(
         "table",
         _table,
-        section="metrics",
         stage="metrics_table",
-        code="metrics",
         help="collect epoch JSONs into metrics.csv and the Spearman correlations with the paired errors",
     )
     p.add_argument("--epochs", nargs="+", required=True, type=Path, help="metrics/epoch_NNN.json files")
     p.add_argument("--output", required=True, type=Path, help="metrics/metrics.csv")
     p.add_argument("--correlations", type=Path, default=None, help="metrics/correlations.csv (optional)")
 
-    p = stage_command(
-        msub,
+
+def _pca_command(command) -> None:
+    p = command(
         "pca",
         _pca,
-        section="metrics",
         stage="metrics_pca",
-        code="metrics",
         help="PCA (3 components) of real and chosen epochs' ResNet features, for Figure 6",
         description="Fitted per direction on the real features plus the generated features of metrics.pca_epochs "
         "(default: the first and last epoch among --features).",
@@ -77,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _epoch(args, params) -> list[Made]:
-    from deepsnow.metrics.evaluate import evaluate_files
+    from deepsnow.metrics.epoch import evaluate_files
 
     if args.samples and args.truth is None:
         log.info("--samples given without --truth: no paired errors")
@@ -88,7 +90,7 @@ def _epoch(args, params) -> list[Made]:
 
 
 def _table(args, params) -> Made:
-    from deepsnow.metrics.evaluate import make_table
+    from deepsnow.metrics.table import make_table
 
     summary = make_table(args.epochs, args.output, args.correlations)
     outs = [args.output] + ([args.correlations] if args.correlations else [])
@@ -96,7 +98,7 @@ def _table(args, params) -> Made:
 
 
 def _pca(args, params) -> Iterator[Made]:
-    from deepsnow.metrics.evaluate import pca_projection
+    from deepsnow.metrics.pca import pca_projection
 
     summary = pca_projection(args.real, args.features, params, args.output, args.summary)
     yield Made([args.output, args.summary], inputs=[args.real, *args.features], extra=summary)

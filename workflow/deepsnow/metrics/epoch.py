@@ -1,0 +1,260 @@
+"""The metrics of one epoch: its features (and samples) -> one row per direction -> ``epoch_NNN.json``.
+
+Per direction (see :data:`deepsnow.metrics.load.DIRECTIONS`): the FID and KID
+use the ``metrics.inception_extractor`` features (default the FID Inception);
+FRD, CRD and the RF test the ``metrics.resnet_extractor`` features (default
+ResNet-50); the paired errors (AtoB only, simulator data) the generated images
+against the true snowy ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.io import load_npz, write_json
+from deepsnow.metrics.load import DIRECTIONS, check_pair, load_epochs, load_real
+
+log = logging.getLogger("deepsnow.metrics")
+
+_EPOCH_IN_NAME = re.compile(r"epoch_?(\d+)")
+
+
+# ----------------------------------------------------------------------------- one epoch
+
+
+def _nan_to_none(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _check_extractors(real: dict, fake: dict, names, epoch: int) -> None:
+    for name in dict.fromkeys(names):
+        if name not in real:
+            raise DeepsnowError(f"no real features for extractor {name!r} (given: {sorted(real)}); pass features/real_{name}.npz")
+        if name not in fake:
+            raise DeepsnowError(f"epoch {epoch}: no features for extractor {name!r} (given: {sorted(fake)})")
+        check_pair(real[name], fake[name], name, epoch)
+
+
+def _extractor_columns(kind: str, name: str, real: dict) -> dict:
+    """Which features (and weights) a row's numbers come from."""
+    return {
+        f"{kind}_extractor": name,
+        f"{kind}_weights": real[name]["weights"],
+        f"{kind}_pretrained": bool(real[name]["pretrained"]),
+    }
+
+
+def _kid(x, y, params: dict) -> dict:
+    from deepsnow.metrics.distances import kernel_distance
+
+    # the same subsets every epoch (equal set sizes): less epoch-to-epoch noise
+    mean, std = kernel_distance(
+        x, y, subsets=params["kid_subsets"], subset_size=params["kid_subset_size"],
+        degree=params["kid_degree"], coef0=params["kid_coef0"], seed=params["seed"],
+    )
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def _rf(x, y, params: dict, n_jobs: int) -> dict:
+    from deepsnow.metrics.rf import rf_two_sample_test
+
+    rf = rf_two_sample_test(
+        x, y, repeats=params["rf_repeats"], folds=params["rf_folds"], n_estimators=params["rf_n_estimators"],
+        seed=params["seed"], n_jobs=n_jobs, clip=params["rf_clip"],
+    )
+    cols = {f"rf_{key}_{stat}": rf[f"{key}_{stat}"] for key in ("logloss", "accuracy", "auc") for stat in ("mean", "std")}
+    return {**cols, "rf_n_per_class": rf["n_per_class"], "rf_repeats": rf["repeats"]}
+
+
+def _unpaired(xi, yi, xr, yr, params: dict, n_jobs: int) -> dict:
+    """FID and KID on the Inception features (x generated, y real); FRD, CRD and the RF test on the ResNet ones."""
+    from deepsnow.metrics.distances import cosine_resnet_distance, frechet_distance, mean_dot_product
+
+    # a dict display runs left to right: the metrics run (and fail) in the column order
+    return {
+        "fid": frechet_distance(xi, yi),
+        "frd": frechet_distance(xr, yr),
+        "crd": cosine_resnet_distance(xr, yr),
+        "crd_dot": mean_dot_product(xr, yr),
+        **_kid(xi, yi, params),
+        **_rf(xr, yr, params, n_jobs),
+    }
+
+
+def _paired(direction: str, paired: dict | None) -> dict:
+    """Paired errors against the simulator's true snow images: AtoB only, NaN where there is no truth."""
+    nan = float("nan")
+    row = {"paired_l1": nan, "paired_ssim": nan, "paired_l1_water": nan, "n_paired": 0}
+    if direction == "AtoB" and paired is not None:
+        from deepsnow.metrics.paired import paired_errors
+
+        row.update(paired_errors(paired["fake"], paired["truth"], paired.get("water")))
+    return row
+
+
+def _log_row(where: str, row: dict) -> None:
+    log.info(
+        "%s: FID %.3f FRD %.3f CRD %.4f KID %.4g RF log loss %.3f%s",
+        where,
+        row["fid"],
+        row["frd"],
+        row["crd"],
+        row["kid_mean"],
+        row["rf_logloss_mean"],
+        f" paired L1 {row['paired_l1']:.4f} SSIM {row['paired_ssim']:.3f}" if row["n_paired"] else "",
+    )
+
+
+def evaluate_epoch(
+    real: dict[str, dict],
+    fake: dict[str, dict],
+    params: dict,
+    epoch: int,
+    paired: dict | None = None,
+    n_jobs: int | None = None,
+) -> list[dict]:
+    """The two rows (AtoB, BtoA) of one epoch. ``paired``: {"fake", "truth", "water"} images for AtoB."""
+    inc, res = params["inception_extractor"], params["resnet_extractor"]
+    _check_extractors(real, fake, (inc, res), epoch)
+    n_jobs = params["n_jobs"] if n_jobs is None else n_jobs
+    rows = []
+    for direction, (fk, rk) in DIRECTIONS.items():
+        where = f"epoch {epoch} {direction}"
+        xi, yi = fake[inc][fk], real[inc][rk]
+        xr, yr = fake[res][fk], real[res][rk]
+        if len(xi) != len(xr) or len(yi) != len(yr):
+            raise DeepsnowError(f"{where}: {inc} and {res} features hold different numbers of images")
+        row = {"epoch": epoch, "direction": direction, "n_real": int(len(yr)), "n_fake": int(len(xr))}
+        row.update(_extractor_columns("inception", inc, real))
+        row.update(_extractor_columns("resnet", res, real))
+        try:
+            row.update(_unpaired(xi, yi, xr, yr, params, n_jobs))
+        except DeepsnowError as exc:
+            raise DeepsnowError(f"{where} (generated {fk} vs real {rk}): {exc}") from exc
+        row.update(_paired(direction, paired))
+        rows.append({k: _nan_to_none(v) for k, v in row.items()})
+        _log_row(where, row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _check_outputs(order: list[int], outputs: list[Path]) -> None:
+    """One output per epoch, in ascending epoch order; a name that states an epoch must state the right one."""
+    if len(outputs) != len(order):
+        raise DeepsnowError(
+            f"--features hold {len(order)} epochs ({order}) but {len(outputs)} --outputs were given; "
+            "give one output per epoch, in ascending epoch order"
+        )
+    for e, out in zip(order, outputs):
+        m = _EPOCH_IN_NAME.search(out.name)
+        if m and int(m.group(1)) != e:
+            raise DeepsnowError(f"output {out} names epoch {int(m.group(1))} but receives epoch {e} (outputs go in ascending epoch order)")
+
+
+def _warn_not_pretrained(real: dict, params: dict) -> None:
+    for name in dict.fromkeys((params["inception_extractor"], params["resnet_extractor"])):
+        if name in real and not real[name]["pretrained"]:
+            log.warning(
+                "WARNING: %s features use %s weights (not pretrained): FID/FRD/CRD values are not comparable "
+                "with published ones", name, real[name]["weights"]
+            )
+
+
+def evaluate_files(
+    real_paths,
+    feature_paths,
+    outputs,
+    params: dict,
+    samples_paths=(),
+    truth_path=None,
+    n_jobs: int | None = None,
+) -> list[dict]:
+    """``deepsnow metrics epoch``: one JSON per epoch found in ``feature_paths`` (outputs in ascending epoch order)."""
+    real = load_real(real_paths)
+    epochs = load_epochs(feature_paths)
+    order = sorted(epochs)
+    outputs = [Path(o) for o in outputs]
+    _check_outputs(order, outputs)
+    _warn_not_pretrained(real, params)
+    paired_src = _paired_inputs(samples_paths, truth_path, params, set(order))
+    summaries = []
+    for e, out in zip(order, outputs):
+        rows = evaluate_epoch(real, epochs[e], params, e, paired=paired_src.get(e), n_jobs=n_jobs)
+        doc = {
+            "epoch": e,
+            "rows": rows,
+            "features": {name: arr["_path"] for name, arr in sorted(epochs[e].items())},
+            "real_features": {name: arr["_path"] for name, arr in sorted(real.items())},
+            "params": params,
+        }
+        write_json(out, doc)
+        inputs = [arr["_path"] for arr in real.values()] + [arr["_path"] for arr in epochs[e].values()]
+        if e in paired_src:
+            inputs += [paired_src[e]["samples_path"], str(truth_path)]
+        summaries.append({"epoch": e, "output": str(out), "inputs": inputs})
+    return summaries
+
+
+# ----------------------------------------------------------------------------- paired inputs
+
+
+def _load_truth(truth_path) -> dict | None:
+    """The simulator's test set with its true snowy images, or None when it has none (real data)."""
+    truth = load_npz(truth_path)
+    if "truth" not in truth:
+        log.info("%s has no 'truth' array (not simulator data): paired errors are left empty", truth_path)
+        return None
+    if "ids" not in truth:
+        raise DeepsnowError(f"{truth_path}: has 'truth' but no 'ids' to pair them with the samples")
+    return truth
+
+
+def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> dict:
+    """The generated images of one epoch and the true images with the same ids, in the same order."""
+    from deepsnow.metrics.paired import pair_by_ids
+
+    fi, ti = pair_by_ids(samples["ids_A"], truth["ids"])
+    n = len(samples["ids_A"])
+    if len(fi) < n:
+        log.warning("epoch %d: %d of %d generated images have no true counterpart in %s", epoch, n - len(fi), n, truth_path)
+    return {
+        "fake": samples["fake_B"][fi],
+        "truth": truth["truth"][ti],
+        "water": truth["water"][ti] if "water" in truth else None,
+        "samples_path": str(path),
+    }
+
+
+def _paired_inputs(samples_paths, truth_path, params, epochs: set[int]) -> dict[int, dict]:
+    """{epoch: paired images} for every epoch, or {} when paired errors are off or impossible."""
+    samples_paths = list(samples_paths or ())
+    if not params["paired"] or not samples_paths or truth_path is None:
+        if samples_paths and truth_path is None:
+            log.info("no --truth given: paired errors are left empty")
+        return {}
+    truth = _load_truth(truth_path)
+    if truth is None:
+        return {}
+    out = {}
+    for p in samples_paths:
+        s = load_npz(p, required=("fake_B", "ids_A", "epoch"))
+        e = int(np.asarray(s["epoch"]).reshape(()))
+        if e not in epochs:
+            raise DeepsnowError(f"{p}: samples of epoch {e}, but no --features were given for that epoch")
+        if e in out:
+            raise DeepsnowError(f"{p}: a second samples file for epoch {e}")
+        out[e] = _paired_epoch(s, truth, p, truth_path, e)
+    missing = epochs - set(out)
+    if missing:
+        raise DeepsnowError(f"--samples lack epochs {sorted(missing)} (paired errors need the images of every epoch)")
+    return out

@@ -1,0 +1,164 @@
+"""The metrics table: the epoch JSONs collected into ``metrics.csv``, and the Spearman correlations
+across epochs between each unpaired metric and each paired error (``correlations.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.io import atomic_output
+
+TABLE_COLUMNS = (
+    "epoch",
+    "direction",
+    "n_real",
+    "n_fake",
+    "inception_extractor",
+    "inception_weights",
+    "inception_pretrained",
+    "resnet_extractor",
+    "resnet_weights",
+    "resnet_pretrained",
+    "fid",
+    "frd",
+    "crd",
+    "crd_dot",
+    "kid_mean",
+    "kid_std",
+    "rf_logloss_mean",
+    "rf_logloss_std",
+    "rf_accuracy_mean",
+    "rf_accuracy_std",
+    "rf_auc_mean",
+    "rf_auc_std",
+    "rf_n_per_class",
+    "rf_repeats",
+    "paired_l1",
+    "paired_ssim",
+    "paired_l1_water",
+    "n_paired",
+)
+
+#: unpaired metrics correlated with the paired errors, and the sign each should
+#: have against paired_l1 if it tracks quality (both fall as images improve => +1)
+UNPAIRED_METRICS = {
+    "fid": 1,
+    "frd": 1,
+    "crd": 1,
+    "crd_dot": -1,
+    "kid_mean": 1,
+    "rf_logloss_mean": -1,
+    "rf_accuracy_mean": 1,
+    "rf_auc_mean": 1,
+}
+#: paired measures and their orientation (+1: lower is better, -1: higher is better)
+PAIRED_METRICS = {"paired_l1": 1, "paired_ssim": -1, "paired_l1_water": 1}
+
+CORRELATION_COLUMNS = ("metric", "paired", "direction", "spearman_rho", "p_value", "n_epochs", "expected_sign")
+
+
+def collect_rows(json_paths) -> list[dict]:
+    """The rows of every epoch JSON, sorted by epoch and direction; an epoch may appear once."""
+    rows, seen = [], {}
+    for p in json_paths:
+        try:
+            doc = json.loads(Path(p).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DeepsnowError(f"{p}: unreadable epoch metrics JSON ({exc})") from exc
+        if not isinstance(doc, dict) or "rows" not in doc or "epoch" not in doc:
+            raise DeepsnowError(f"{p}: not an epoch metrics file from 'deepsnow metrics epoch'")
+        e = int(doc["epoch"])
+        if e in seen:
+            raise DeepsnowError(f"{p}: epoch {e} appears twice (also in {seen[e]})")
+        seen[e] = p
+        rows.extend(doc["rows"])
+    rows.sort(key=lambda r: (r["epoch"], r["direction"]))
+    return rows
+
+
+def _fmt(v):
+    """A CSV cell: missing and non-finite values empty, booleans lower case, floats in full precision."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def write_csv(path, rows, columns) -> None:
+    """``rows`` as CSV with exactly ``columns``, written atomically."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({c: _fmt(r.get(c)) for c in columns})
+
+
+def _finite_pairs(rows: list[dict], metric: str, paired: str) -> list[tuple[float, float]]:
+    """(metric, paired error) of the rows where both are finite numbers."""
+    return [
+        (r[metric], r[paired])
+        for r in rows
+        if r.get(metric) is not None and r.get(paired) is not None
+        and math.isfinite(r[metric]) and math.isfinite(r[paired])
+    ]
+
+
+def _spearman(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Spearman's rho and its p-value; NaN below 3 epochs or when a side is constant (rho undefined)."""
+    import warnings
+
+    from scipy.stats import spearmanr
+
+    if len(pairs) < 3:
+        return float("nan"), float("nan")
+    a, b = np.array(pairs, dtype=float).T
+    if not (np.ptp(a) > 0 and np.ptp(b) > 0):
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = spearmanr(a, b)
+    return float(res.statistic), float(res.pvalue)
+
+
+def correlations(rows: list[dict]) -> list[dict]:
+    """Spearman's rho across epochs between each unpaired metric and each paired error (AtoB rows)."""
+    out = []
+    ab = [r for r in rows if r["direction"] == "AtoB"]
+    for paired, porient in PAIRED_METRICS.items():
+        for metric, sign in UNPAIRED_METRICS.items():
+            pairs = _finite_pairs(ab, metric, paired)
+            rho, p = _spearman(pairs)
+            out.append(
+                {
+                    "metric": metric,
+                    "paired": paired,
+                    "direction": "AtoB",
+                    "spearman_rho": rho,
+                    "p_value": p,
+                    "n_epochs": len(pairs),
+                    "expected_sign": sign * porient,
+                }
+            )
+    return out
+
+
+def make_table(json_paths, table_path, correlations_path=None) -> dict:
+    """``deepsnow metrics table``: metrics.csv (and correlations.csv) from the epoch JSONs."""
+    rows = collect_rows(json_paths)
+    write_csv(table_path, rows, TABLE_COLUMNS)
+    summary = {"n_rows": len(rows), "epochs": sorted({r["epoch"] for r in rows})}
+    if correlations_path is not None:
+        corr = correlations(rows)
+        write_csv(correlations_path, corr, CORRELATION_COLUMNS)
+        summary["n_correlations"] = sum(1 for c in corr if c["n_epochs"] >= 3)
+    return summary
