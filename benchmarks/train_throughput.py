@@ -7,7 +7,7 @@ batch 1) and the demo size (ngf = ndf = 16, 3 blocks, 64 px), time
   (a) our training step (``deepsnow.gan.model.CycleGAN.step``: stacked generator
       and discriminator forwards, autocast when asked, channels-last and fused Adam
       on CUDA), and
-  (b) the reference step written straightforwardly (``deepsnow.gan.baseline``:
+  (b) the reference step written straightforwardly (``benchmarks/reference_loop.py``:
       forward, backward_G, backward_D_A, backward_D_B, fp32),
 
 on the very same networks in the same process, and print iterations/s and the
@@ -98,8 +98,8 @@ def throughput(args) -> None:
     import torch
 
     from deepsnow.gan import networks, runtime
-    from deepsnow.gan.baseline import reference_step
     from deepsnow.gan.model import CycleGAN
+    from reference_loop import reference_step  # next to this script
 
     device = runtime.resolve_device(args.device, key="--device")
     if args.threads:
@@ -193,12 +193,13 @@ def sample_metrics(checkpoint: Path, train_a: Path, train_b: Path, out: Path) ->
     runs are comparable with each other, not with published values) and the mean colour difference."""
     import numpy as np
 
+    from deepsnow.config import validate_section
     from deepsnow.features import embed_images
     from deepsnow.gan.generate import generate
     from deepsnow.io import load_npz
     from deepsnow.metrics import cosine_resnet_distance, frechet_distance
 
-    generate({"device": "cpu"}, [checkpoint], [out], train_a, train_b)
+    generate(validate_section("samples", {}), [checkpoint], [out], train_a, train_b, device="cpu")
     fake = load_npz(out)["fake_B"]
     real = load_npz(train_b)["rgb"]
     opts = {"weights": "random", "size": 64}
@@ -216,6 +217,7 @@ def compare_precision(args) -> None:
 
     import torch
 
+    from deepsnow.config import validate_section
     from deepsnow.gan import runtime
     from deepsnow.gan.model import LOSS_NAMES
     from deepsnow.gan.train import train
@@ -242,6 +244,7 @@ def compare_precision(args) -> None:
                 pool_size=50,
                 threads=args.threads or torch.get_num_threads(),
             )
+            p = validate_section("gan", p)  # train() trusts its params, as from the CLI
             d = tmp / label.replace(" ", "_")
             t0 = time.perf_counter()
             out = train(p, a, b, d / "ck", d / "st", d / "losses.csv", d / "li.csv", progress=False)

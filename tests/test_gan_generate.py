@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from deepsnow import DeepsnowError
+from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import generate as gen
 from deepsnow.gan import train as train_mod
@@ -30,6 +31,11 @@ PARAMS = dict(
 )
 
 
+def samples(**params) -> dict:
+    """The samples section, validated as the CLI and the workflow do before generate() runs."""
+    return validate_section("samples", params)
+
+
 def domain(path, n, size=24, seed=0, prefix="p"):
     rng = np.random.default_rng(seed)
     save_npz(
@@ -44,7 +50,8 @@ def domain(path, n, size=24, seed=0, prefix="p"):
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("gen")
     a, b = domain(d / "trainA.npz", 4, seed=1), domain(d / "trainB.npz", 4, seed=2)
-    train_mod.train(PARAMS, a, b, d / "ck", d / "st", d / "l.csv", d / "li.csv", progress=False)
+    gan = validate_section("gan", PARAMS)
+    train_mod.train(gan, a, b, d / "ck", d / "st", d / "l.csv", d / "li.csv", progress=False)
     test_a = domain(d / "testA.npz", 5, size=32, seed=3, prefix="testa")
     test_b = domain(d / "testB.npz", 3, size=32, seed=4, prefix="testb")
     return d, [d / "ck" / "epoch_001.pt", d / "ck" / "epoch_002.pt"], test_a, test_b
@@ -99,8 +106,8 @@ def test_generate_all_epochs_in_one_call(run, tmp_path):
 
 def test_batch_size_does_not_change_samples(run, tmp_path):
     _, cks, test_a, test_b = run
-    gen.generate({"batch_size": 1}, cks[:1], [tmp_path / "b1.npz"], test_a, test_b, device="cpu")
-    gen.generate({"batch_size": 8}, cks[:1], [tmp_path / "b8.npz"], test_a, test_b, device="cpu")
+    gen.generate(samples(batch_size=1), cks[:1], [tmp_path / "b1.npz"], test_a, test_b, device="cpu")
+    gen.generate(samples(batch_size=8), cks[:1], [tmp_path / "b8.npz"], test_a, test_b, device="cpu")
     a, b = load_npz(tmp_path / "b1.npz"), load_npz(tmp_path / "b8.npz")
     assert np.abs(a["fake_B"].astype(int) - b["fake_B"].astype(int)).max() <= 1
     assert len(a["fake_B"]) == 5  # max_samples 0 = all
@@ -110,7 +117,7 @@ def test_patch_size_not_divisible_by_4(run, tmp_path):
     _, cks, _, test_b = run
     odd = domain(tmp_path / "testA30.npz", 2, size=30)
     with pytest.raises(DeepsnowError, match=r"testA30\.npz.*30x30.*divisible by 4"):
-        gen.generate({}, cks[:1], [tmp_path / "o.npz"], odd, test_b, device="cpu")
+        gen.generate(samples(), cks[:1], [tmp_path / "o.npz"], odd, test_b, device="cpu")
     assert not (tmp_path / "o.npz").exists()
 
 
@@ -119,28 +126,28 @@ def test_bad_checkpoints(run, tmp_path):
     trunc = tmp_path / "epoch_009.pt"
     trunc.write_bytes(cks[0].read_bytes()[:3000])
     with pytest.raises(DeepsnowError, match=r"epoch_009\.pt: not a readable checkpoint"):
-        gen.generate({}, [trunc], [tmp_path / "t.npz"], test_a, test_b, device="cpu")
+        gen.generate(samples(), [trunc], [tmp_path / "t.npz"], test_a, test_b, device="cpu")
     assert not (tmp_path / "t.npz").exists()
     # another architecture under the G_A key
     payload = torch.load(cks[0], weights_only=True)
     payload["arch"]["ngf"] = 8
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(DeepsnowError, match=r"other\.pt: 'G_A' does not fit.*model\.1\.weight"):
-        gen.generate({}, [tmp_path / "other.pt"], [tmp_path / "x.npz"], test_a, test_b, device="cpu")
+        gen.generate(samples(), [tmp_path / "other.pt"], [tmp_path / "x.npz"], test_a, test_b, device="cpu")
     with pytest.raises(DeepsnowError, match="2 checkpoints but 1 outputs"):
-        gen.generate({}, cks, [tmp_path / "y.npz"], test_a, test_b, device="cpu")
+        gen.generate(samples(), cks, [tmp_path / "y.npz"], test_a, test_b, device="cpu")
     # a bad checkpoint after a good one: all or nothing, the good one's samples are not left behind
     good, bad = tmp_path / "good.npz", tmp_path / "bad.npz"
     with pytest.raises(DeepsnowError, match=r"epoch_009\.pt: not a readable checkpoint"):
-        gen.generate({}, [cks[0], trunc], [good, bad], test_a, test_b, device="cpu")
+        gen.generate(samples(), [cks[0], trunc], [good, bad], test_a, test_b, device="cpu")
     assert not good.exists() and not bad.exists()
     # something that is not a checkpoint at all, and one holding pickled objects
     (tmp_path / "junk.pt").write_text("hello")
     with pytest.raises(DeepsnowError, match=r"junk\.pt"):
-        gen.generate({}, [tmp_path / "junk.pt"], [tmp_path / "z.npz"], test_a, test_b, device="cpu")
+        gen.generate(samples(), [tmp_path / "junk.pt"], [tmp_path / "z.npz"], test_a, test_b, device="cpu")
     torch.save({"format": "deepsnow-cyclegan", "obj": object}, tmp_path / "pickled.pt")
     with pytest.raises(DeepsnowError, match=r"pickled\.pt: refusing to load"):
-        gen.generate({}, [tmp_path / "pickled.pt"], [tmp_path / "w.npz"], test_a, test_b, device="cpu")
+        gen.generate(samples(), [tmp_path / "pickled.pt"], [tmp_path / "w.npz"], test_a, test_b, device="cpu")
 
 
 def test_empty_test_domain(run, tmp_path):
@@ -148,11 +155,11 @@ def test_empty_test_domain(run, tmp_path):
     empty = tmp_path / "testB.npz"
     save_npz(empty, rgb=np.zeros((0, 32, 32, 3), np.uint8), ids=np.array([], dtype=str))
     with pytest.raises(DeepsnowError, match=r"testB\.npz.*empty"):
-        gen.generate({}, cks[:1], [tmp_path / "e.npz"], test_a, empty, device="cpu")
+        gen.generate(samples(), cks[:1], [tmp_path / "e.npz"], test_a, empty, device="cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_gpu(run, tmp_path):
     _, cks, test_a, test_b = run
     with pytest.raises(DeepsnowError, match=r"--device is 'cuda'"):
-        gen.generate({}, cks[:1], [tmp_path / "c.npz"], test_a, test_b, device="cuda")
+        gen.generate(samples(), cks[:1], [tmp_path / "c.npz"], test_a, test_b, device="cuda")

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from deepsnow import DeepsnowError
+from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import generate as gen
+from deepsnow.gan import state as state_mod
 from deepsnow.gan import train as train_mod
 from deepsnow.io import load_npz
 from test_gan_train import PARAMS, assert_same_state, make_domain, read_csv
@@ -38,8 +40,9 @@ def data(tmp_path):
 
 
 def run(d: Path, data, params=None, samples=SAMPLES, **kw):
+    """train() as the CLI calls it: both sections validated first."""
     return train_mod.train(
-        dict(LONG, **(params or {})),
+        validate_section("gan", dict(LONG, **(params or {}))),
         data["train_a"],
         data["train_b"],
         d / "checkpoints",
@@ -48,7 +51,7 @@ def run(d: Path, data, params=None, samples=SAMPLES, **kw):
         d / "losses_iter.csv",
         test_a=data["test_a"],
         test_b=data["test_b"],
-        samples_params=samples,
+        samples_params=validate_section("samples", samples),
         samples_dir=d / "samples",
         progress=False,
         **kw,
@@ -117,7 +120,7 @@ def test_keep_every_needs_samples(tmp_path, data):
     x = tmp_path / "x"
     with pytest.raises(DeepsnowError, match=r"keep_every = 2 deletes checkpoints.*--samples-dir"):
         train_mod.train(
-            LONG, data["train_a"], data["train_b"], x / "ck", x / "st", x / "l.csv", x / "li.csv", progress=False
+            validate_section("gan", LONG), data["train_a"], data["train_b"], x / "ck", x / "st", x / "l.csv", x / "li.csv", progress=False
         )
     assert not x.exists()  # refused before anything was written
 
@@ -129,7 +132,7 @@ def test_any_number_of_stops_and_resumes_end_as_an_uninterrupted_run(tmp_path, d
     d_ref, _ = reference
     d = tmp_path / f"stopped{seed}"
     rng = random.Random(seed)
-    real_write, real_step = train_mod.write_samples, train_mod.CycleGAN.step
+    real_write, real_step = state_mod.write_samples, train_mod.CycleGAN.step
     stops, resumed_from = 0, []
     for attempt in range(30):
         point = rng.choice(["step", "samples", "epoch_end"])
@@ -151,10 +154,9 @@ def test_any_number_of_stops_and_resumes_end_as_an_uninterrupted_run(tmp_path, d
             return real_write(*a, **k)
 
         monkeypatch.setattr(train_mod.CycleGAN, "step", step)
-        monkeypatch.setattr(train_mod, "write_samples", write_samples)
-        monkeypatch.setattr(train_mod, "_epoch_end_hook", lambda epoch: maybe_stop() if point == "epoch_end" else None)
+        monkeypatch.setattr(state_mod, "write_samples", write_samples)
         try:
-            out = run(d, data)
+            out = run(d, data, on_epoch_end=lambda epoch: maybe_stop() if point == "epoch_end" else None)
         except Stop:
             stops += 1
             wipe_outputs(d)
@@ -179,14 +181,14 @@ def test_killed_between_checkpoint_and_samples_remakes_them(tmp_path, data, refe
     samples from that checkpoint, then prunes it (3 is not kept)."""
     d_ref, _ = reference
     d = tmp_path / "gap"
-    real = train_mod.write_samples
+    real = state_mod.write_samples
 
     def write_samples(out, *a, **k):
         if Path(out).name == "epoch_003.npz":
             raise Stop("killed")
         return real(out, *a, **k)
 
-    monkeypatch.setattr(train_mod, "write_samples", write_samples)
+    monkeypatch.setattr(state_mod, "write_samples", write_samples)
     with pytest.raises(Stop):
         run(d, data)
     assert names(state_dir(d), "epoch_*.pt") == ["epoch_002.pt", "epoch_003.pt"]  # 3 is still the latest
@@ -307,7 +309,7 @@ def test_full_disk_message(tmp_path, data, monkeypatch, capsys):
 def test_a_second_trainer_on_the_same_state_is_refused(tmp_path, data):
     """A training process orphaned by a killed Snakemake must not share its state with a rerun."""
     from deepsnow import locks
-    from deepsnow.gan.train import data_key
+    from deepsnow.gan.state import data_key
 
     d = tmp_path / "locked"
     lock = d / "state" / f".data-{data_key(data['train_a'], data['train_b'])}.lock"

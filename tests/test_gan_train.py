@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from deepsnow import DeepsnowError
+from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import train as train_mod
 from deepsnow.gan.model import LOSS_NAMES, CycleGAN
@@ -61,10 +62,15 @@ def data(tmp_path):
     )
 
 
+def gan_params(params=None, **more) -> dict:
+    """PARAMS with ``params`` over them, validated as the CLI and the workflow do before train() runs."""
+    return validate_section("gan", dict(PARAMS, **(params or {}), **more))
+
+
 def run(tmp_path, data, params=None, name="run", **kw):
     d = tmp_path / name
     out = train_mod.train(
-        dict(PARAMS, **(params or {})),
+        gan_params(params),
         data[0],
         data[1],
         d / "checkpoints",
@@ -219,7 +225,7 @@ def test_resume_is_bit_identical(tmp_path, data):
 
 def test_resume_after_sigkill(tmp_path, data):
     """A real `kill -9` of a training process; rerunning finishes the run bit-identical to an uninterrupted one."""
-    params = dict(PARAMS, n_epochs=3, n_epochs_decay=3)
+    params = gan_params(n_epochs=3, n_epochs_decay=3)
     d_full, _ = run(tmp_path, data, params, name="full")
     full = ckpt.load(d_full / "checkpoints" / "epoch_006.pt")
 
@@ -227,9 +233,9 @@ def test_resume_after_sigkill(tmp_path, data):
     script = textwrap.dedent(f"""
         import time
         from deepsnow.gan import train as t
-        t._epoch_end_hook = lambda epoch: time.sleep(0.4)
         t.train({params!r}, {str(data[0])!r}, {str(data[1])!r}, {str(d / 'checkpoints')!r}, {str(d / 'state')!r},
-                {str(d / 'losses.csv')!r}, {str(d / 'losses_iter.csv')!r}, progress=False)
+                {str(d / 'losses.csv')!r}, {str(d / 'losses_iter.csv')!r}, progress=False,
+                on_epoch_end=lambda epoch: time.sleep(0.4))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -289,16 +295,19 @@ def test_empty_domain(tmp_path, data):
     save_npz(empty, rgb=np.zeros((0, 24, 24, 3), np.uint8), ids=np.array([], dtype=str))
     with pytest.raises(DeepsnowError, match=r"emptyB\.npz.*empty"):
         train_mod.train(
-            dict(PARAMS), data[0], empty, tmp_path / "c", tmp_path / "s", tmp_path / "l.csv", tmp_path / "li.csv"
+            gan_params(), data[0], empty, tmp_path / "c", tmp_path / "s", tmp_path / "l.csv", tmp_path / "li.csv"
         )
     assert not (tmp_path / "l.csv").exists()
 
 
 def test_bad_sizes_and_precision(tmp_path, data):
-    with pytest.raises(DeepsnowError, match="crop_size"):
+    # crop vs load size and the number of epochs are config checks (validate_section, as the CLI runs it)
+    with pytest.raises(DeepsnowError, match=r"gan\.crop_size.*larger than gan\.load_size"):
         run(tmp_path, data, {"crop_size": 32, "load_size": 28})
     with pytest.raises(DeepsnowError, match=r"crop_size.*multipleOf|multiple of 4"):
         run(tmp_path, data, {"crop_size": 22})
+    with pytest.raises(DeepsnowError, match=r"n_epochs \+ n_epochs_decay must be at least 1"):
+        run(tmp_path, data, {"n_epochs": 0, "n_epochs_decay": 0})
     with pytest.raises(DeepsnowError, match="too small for the PatchGAN"):
         run(tmp_path, data, {"crop_size": 16, "load_size": 24})
     with pytest.raises(DeepsnowError, match="fp16.*CUDA"):

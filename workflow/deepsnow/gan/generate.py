@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from deepsnow import DeepsnowError
-from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import runtime
 from deepsnow.gan.data import load_domain, to_tensor_uint8, to_uint8
@@ -92,11 +91,11 @@ def generate(
 ) -> dict:
     """Write one samples ``.npz`` per checkpoint; returns a summary dict.
 
-    The workflow's training job writes every saved epoch's samples itself (so that
-    checkpoints can be pruned, see ``gan.keep_every``); this re-translates the test
-    set with any kept checkpoint.
+    ``samples_params`` is the validated ``samples`` section (the CLI and the workflow
+    validate it). The workflow's training job writes every saved epoch's samples itself
+    (so that checkpoints can be pruned, see ``gan.keep_every``); this re-translates the
+    test set with any kept checkpoint.
     """
-    params = validate_section("samples", samples_params, source="samples params")
     checkpoints, outputs = [Path(c) for c in checkpoints], [Path(o) for o in outputs]
     if len(checkpoints) != len(outputs):
         raise DeepsnowError(
@@ -105,8 +104,8 @@ def generate(
     if not checkpoints:
         raise DeepsnowError("generate: no checkpoints given")
     device = runtime.resolve_device(device, key="--device")
-    test = load_test_sets(test_a, test_b, params["max_samples"])
-    bs = int(params["batch_size"])
+    test = load_test_sets(test_a, test_b, samples_params["max_samples"])
+    bs = int(samples_params["batch_size"])
     epochs = []
     t0 = time.perf_counter()
     written: list[Path] = []

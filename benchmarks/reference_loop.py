@@ -7,6 +7,10 @@ transcribed line by line: ``forward`` (four generator calls), ``backward_G``
 backward passes), fp32, no stacking. It runs on the networks, optimisers and
 image pools of a :class:`deepsnow.gan.model.CycleGAN`, so both steps can be
 compared on the very same state.
+
+It lives outside the ``deepsnow`` package on purpose: it is not part of any stage,
+so editing it changes no stage's code hash (and reruns no training). Tests and the
+benchmarks import it with this folder on ``sys.path``.
 """
 
 from __future__ import annotations
