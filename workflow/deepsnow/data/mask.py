@@ -34,7 +34,7 @@ import numpy as np
 import rasterio
 
 from deepsnow import DeepsnowError
-from deepsnow.data.scene import read_scene
+from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, read_scene
 from deepsnow.io import atomic_output, write_json
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,6 @@ CLASS_NAMES = {
     CLOUD: "cloud",
     SHADOW: "cloud_shadow",
 }
-SCL_WATER = 6
-SCL_SNOW = 11
-SCL_SHADOW = 3
 
 
 def ndsi(b03: np.ndarray, b11: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +80,8 @@ def classify(
     nir = np.asarray(reflectance["B08"], dtype=np.float64)
     snow = (scl == SCL_SNOW) | (defined & (index > params["ndsi_min"]) & (nir > params["nir_min"]) & ~water)
     cloud_classes = [c for c in params["cloud_classes"] if c != SCL_SNOW]  # snow is never cloud
-    shadow = (scl == SCL_SHADOW) if SCL_SHADOW in cloud_classes else np.zeros(scl.shape, dtype=bool)
-    cloud = np.isin(scl, [c for c in cloud_classes if c != SCL_SHADOW])
+    shadow = (scl == SCL_CLOUD_SHADOW) if SCL_CLOUD_SHADOW in cloud_classes else np.zeros(scl.shape, dtype=bool)
+    cloud = np.isin(scl, [c for c in cloud_classes if c != SCL_CLOUD_SHADOW])
 
     # Paint from lowest to highest priority.
     out = np.full(scl.shape, CLEAR, dtype=np.uint8)

@@ -23,6 +23,23 @@ REFLECTANCE_BANDS = ("B04", "B03", "B02", "B08", "B11")
 SEASONS = ("snowfree", "snow")
 SCALE = 10000.0
 
+# Sen2Cor scene classification (the SCL band), the classes this project reads or writes
+# (ESA Sentinel-2 L2A product handbook; 1 saturated and 7 unclassified are never used).
+SCL_NODATA = 0
+SCL_DARK = 2  # dark area pixels (the simulator's terrain shadow)
+SCL_CLOUD_SHADOW = 3
+SCL_VEGETATION = 4
+SCL_NOT_VEGETATED = 5
+SCL_WATER = 6
+SCL_CLOUD_MEDIUM = 8
+SCL_CLOUD_HIGH = 9
+SCL_CIRRUS = 10
+SCL_SNOW = 11
+#: The SCL classes counted as cloud in the scene statistics.
+SCL_CLOUDS = (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)
+#: Number of SCL classes (codes 0..11).
+SCL_N_CLASSES = 12
+
 
 @dataclass
 class Scene:
@@ -38,6 +55,30 @@ class Scene:
     @property
     def shape(self) -> tuple[int, int]:
         return self.scl.shape
+
+
+def scene_stats(scl: np.ndarray, valid: np.ndarray) -> dict:
+    """SCL class shares of a scene's valid pixels (5 decimals), its valid fraction and SCL class counts.
+
+    ``valid`` is the dataMask (non-zero: valid). Invalid pixels count as SCL 0
+    whatever their SCL value, so ``scl_counts["0"]`` is the invalid pixels (plus
+    any valid no-data ones) and every other count is over valid pixels only.
+    """
+    valid = np.asarray(valid) > 0
+    n_valid = max(1, int(valid.sum()))
+    counts = np.bincount(np.where(valid, scl, SCL_NODATA).ravel(), minlength=SCL_N_CLASSES)
+
+    def share(*classes: int) -> float:
+        return round(float(sum(counts[c] for c in classes)) / n_valid, 5)
+
+    return {
+        "valid_fraction": round(float(valid.mean()), 5),
+        "snow_fraction": share(SCL_SNOW),
+        "cloud_fraction": share(*SCL_CLOUDS),
+        "shadow_fraction": share(SCL_CLOUD_SHADOW),
+        "water_fraction": share(SCL_WATER),
+        "scl_counts": {str(c): int(counts[c]) for c in range(SCL_N_CLASSES) if counts[c]},
+    }
 
 
 def write_scene(

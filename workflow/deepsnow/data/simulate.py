@@ -135,7 +135,21 @@ from scipy import ndimage
 
 from deepsnow import DeepsnowError
 from deepsnow.config import simulated_aoi_names
-from deepsnow.data.scene import REFLECTANCE_BANDS, write_scene
+from deepsnow.data.scene import (
+    REFLECTANCE_BANDS,
+    SCL_CIRRUS,
+    SCL_CLOUD_HIGH,
+    SCL_CLOUD_MEDIUM,
+    SCL_CLOUD_SHADOW,
+    SCL_DARK,
+    SCL_NODATA,
+    SCL_NOT_VEGETATED,
+    SCL_SNOW,
+    SCL_VEGETATION,
+    SCL_WATER,
+    scene_stats,
+    write_scene,
+)
 
 log = logging.getLogger("deepsnow.data.simulate")
 
@@ -810,17 +824,17 @@ def render(
     water = cover == WATER
     if frozen is not None:
         water &= ~frozen
-    scl = np.where(ndvi > 0.35, 4, 5).astype(np.uint8)
-    scl[(illum < 0.38) & ~water] = 2
-    scl[water] = 6
+    scl = np.where(ndvi > 0.35, SCL_VEGETATION, SCL_NOT_VEGETATED).astype(np.uint8)
+    scl[(illum < 0.38) & ~water] = SCL_DARK
+    scl[water] = SCL_WATER
     if fsnow is not None:
-        scl[(fsnow >= 0.5) & (ndsi > 0.45) & (clean[3] > 0.13)] = 11
+        scl[(fsnow >= 0.5) & (ndsi > 0.45) & (clean[3] > 0.13)] = SCL_SNOW
     if cloud is not None:
         a = cloud.opacity
-        scl[(cloud.shadow >= 0.5) & (a < 0.15)] = 3
-        scl[a >= 0.15] = 10
-        scl[a >= 0.65] = 8
-        scl[a >= 0.85] = 9
+        scl[(cloud.shadow >= 0.5) & (a < 0.15)] = SCL_CLOUD_SHADOW
+        scl[a >= 0.15] = SCL_CIRRUS
+        scl[a >= 0.65] = SCL_CLOUD_MEDIUM
+        scl[a >= 0.85] = SCL_CLOUD_HIGH
     out = []
     for refl in clean:
         refl = refl + (0.002 + 0.01 * refl) * noise_rng.standard_normal((n, n), dtype=np.float32)
@@ -828,25 +842,10 @@ def render(
     mask = np.ones((n, n), dtype=np.uint8)
     if nodata is not None:
         mask[nodata] = 0
-        scl[nodata] = 0
+        scl[nodata] = SCL_NODATA
         for r in out:
             r[nodata] = 0.0
     return out, scl, mask
-
-
-def _scene_stats(scl: np.ndarray, mask: np.ndarray) -> dict:
-    valid = mask > 0
-    nvalid = max(1, int(valid.sum()))
-    counts = np.bincount(scl.ravel(), minlength=12)
-    frac = lambda *cls: round(float(sum(counts[c] for c in cls)) / nvalid, 5)  # noqa: E731
-    return {
-        "valid_fraction": round(float(valid.mean()), 5),
-        "snow_fraction": frac(11),
-        "cloud_fraction": frac(8, 9, 10),
-        "shadow_fraction": frac(3),
-        "water_fraction": frac(6),
-        "scl_counts": {str(c): int(counts[c]) for c in range(12) if counts[c]},
-    }
 
 
 def acquisition_dates(lat: float, seed: int) -> dict[str, dt.date]:
@@ -913,7 +912,7 @@ def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path) 
         if name == "truth":
             tags["DEEPSNOW_TRUTH"] = 1
         write_scene(path, dict(zip(REFLECTANCE_BANDS, refl)), scl, mask, crs, transform, tags=tags)
-        stats = _scene_stats(scl, mask)
+        stats = scene_stats(scl, mask)
         stats.update(
             path=str(path),
             season=season,
