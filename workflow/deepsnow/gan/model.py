@@ -21,6 +21,7 @@ Loss order everywhere (CSV columns, the loss vector): :data:`LOSS_NAMES`.
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,29 @@ class LinearRule:
         return lr_factor(epoch_index, self.n_epochs, self.n_epochs_decay)
 
 
+class Forward(NamedTuple):
+    """The generator images of one step (``idt_*`` None when ``lambda_identity`` is 0)."""
+
+    fake_B: torch.Tensor  # G_A(real_A)
+    fake_A: torch.Tensor  # G_B(real_B)
+    rec_A: torch.Tensor  # G_B(fake_B)
+    rec_B: torch.Tensor  # G_A(fake_A)
+    idt_A: torch.Tensor | None  # G_A(real_B)
+    idt_B: torch.Tensor | None  # G_B(real_A)
+
+
+def _gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    """LSGAN loss: mean squared distance of the predictions to 1 (real) or 0 (fake), in fp32."""
+    target = torch.ones_like if real else torch.zeros_like
+    return F.mse_loss(pred.float(), target(pred, dtype=torch.float32))
+
+
+def loss_D_basic(pred: torch.Tensor, n_real: int) -> torch.Tensor:
+    """The loss of reference ``backward_D_basic`` (its backward runs once, for both discriminators):
+    0.5 x (real + fake) on one forward of ``n_real`` real images, then the pooled fakes."""
+    return 0.5 * (_gan_loss(pred[:n_real], True) + _gan_loss(pred[n_real:], False))
+
+
 def set_requires_grad(nets, flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
@@ -158,58 +182,24 @@ class CycleGAN:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    # -- the training step -------------------------------------------------
+    # -- the training step (reference CycleGANModel: forward, backward_G, backward_D_basic, optimize_parameters)
+    # Paper names: G_A is G (A -> B), G_B is F (B -> A), D_A is D_Y (judges domain B), D_B is D_X.
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> torch.Tensor:
-        """One reference iteration on float batches in [-1, 1]; returns the 8 losses (detached, fp32)."""
-        n = real_A.shape[0]
-        use_idt = self.lambda_idt > 0
+        """One reference iteration (``optimize_parameters``) on float batches in [-1, 1]; returns the
+        8 losses in :data:`LOSS_NAMES` order (detached, fp32)."""
         ac = runtime.autocast(self.device, self.precision)
-        # Generators: forward, then update with the discriminators frozen.
+        # G_A and G_B: forward, then update with the discriminators frozen.
         set_requires_grad((self.D_A, self.D_B), False)
         with ac:
-            if use_idt and real_B.shape[0] == n:
-                fake_B, idt_A = self.fG_A(torch.cat([real_A, real_B], 0)).split(n, 0)
-                fake_A, idt_B = self.fG_B(torch.cat([real_B, real_A], 0)).split(n, 0)
-            else:
-                fake_B, fake_A = self.fG_A(real_A), self.fG_B(real_B)
-                idt_A = self.fG_A(real_B) if use_idt else None
-                idt_B = self.fG_B(real_A) if use_idt else None
-            rec_A = self.fG_B(fake_B)
-            rec_B = self.fG_A(fake_A)
-            pred_fB = self.fD_A(fake_B)
-            pred_fA = self.fD_B(fake_A)
-        loss_G_A = F.mse_loss(pred_fB.float(), torch.ones_like(pred_fB, dtype=torch.float32))
-        loss_G_B = F.mse_loss(pred_fA.float(), torch.ones_like(pred_fA, dtype=torch.float32))
-        loss_cyc_A = F.l1_loss(rec_A.float(), real_A) * self.lambda_cycle
-        loss_cyc_B = F.l1_loss(rec_B.float(), real_B) * self.lambda_cycle
-        if use_idt:
-            loss_idt_A = F.l1_loss(idt_A.float(), real_B) * self.lambda_cycle * self.lambda_idt
-            loss_idt_B = F.l1_loss(idt_B.float(), real_A) * self.lambda_cycle * self.lambda_idt
-        else:
-            loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
-        loss_G = loss_G_A + loss_G_B + loss_cyc_A + loss_cyc_B + loss_idt_A + loss_idt_B
-        self.opt_G.zero_grad(set_to_none=True)
-        self._backward(loss_G)
-        self._step(self.opt_G)
-        # Discriminators: real vs pooled fake, one forward each.
+            fwd = self.forward(real_A, real_B)
+            pred_fB = self.fD_A(fwd.fake_B)  # D_Y(G(x))
+            pred_fA = self.fD_B(fwd.fake_A)  # D_X(F(y))
+        loss_G_A, loss_G_B, loss_cyc_A, loss_cyc_B, loss_idt_A, loss_idt_B = self.backward_G(
+            real_A, real_B, fwd, pred_fB, pred_fA
+        )
+        # D_A and D_B: real vs pooled fake, one forward each.
         set_requires_grad((self.D_A, self.D_B), True)
-        pooled_B = self.fake_B_pool.query(fake_B.detach())
-        pooled_A = self.fake_A_pool.query(fake_A.detach())
-        with ac:
-            pred_A = self.fD_A(torch.cat([real_B, pooled_B], 0))
-            pred_B = self.fD_B(torch.cat([real_A, pooled_A], 0))
-        nb, na = real_B.shape[0], real_A.shape[0]
-        loss_D_A = 0.5 * (
-            F.mse_loss(pred_A[:nb].float(), torch.ones_like(pred_A[:nb], dtype=torch.float32))
-            + F.mse_loss(pred_A[nb:].float(), torch.zeros_like(pred_A[nb:], dtype=torch.float32))
-        )
-        loss_D_B = 0.5 * (
-            F.mse_loss(pred_B[:na].float(), torch.ones_like(pred_B[:na], dtype=torch.float32))
-            + F.mse_loss(pred_B[na:].float(), torch.zeros_like(pred_B[na:], dtype=torch.float32))
-        )
-        self.opt_D.zero_grad(set_to_none=True)
-        self._backward(loss_D_A + loss_D_B)
-        self._step(self.opt_D)
+        loss_D_A, loss_D_B = self.backward_D(real_A, real_B, fwd, ac)
         if self.scaler is not None:
             self.scaler.update()
         return (
@@ -217,6 +207,57 @@ class CycleGAN:
             .detach()
             .float()
         )
+
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor) -> Forward:
+        """The generator images: translations, reconstructions and (when ``lambda_identity`` > 0) identities.
+
+        Instance norm normalises every image on its own, so a generator translating and mapping to
+        itself in one forward of the two batches stacked computes exactly the reference's two calls.
+        """
+        n = real_A.shape[0]
+        use_idt = self.lambda_idt > 0
+        if use_idt and real_B.shape[0] == n:
+            fake_B, idt_A = self.fG_A(torch.cat([real_A, real_B], 0)).split(n, 0)  # G(x), G(y)
+            fake_A, idt_B = self.fG_B(torch.cat([real_B, real_A], 0)).split(n, 0)  # F(y), F(x)
+        else:
+            fake_B, fake_A = self.fG_A(real_A), self.fG_B(real_B)
+            idt_A = self.fG_A(real_B) if use_idt else None
+            idt_B = self.fG_B(real_A) if use_idt else None
+        rec_A = self.fG_B(fake_B)  # F(G(x))
+        rec_B = self.fG_A(fake_A)  # G(F(y))
+        return Forward(fake_B, fake_A, rec_A, rec_B, idt_A, idt_B)
+
+    def backward_G(self, real_A, real_B, fwd: Forward, pred_fB, pred_fA) -> tuple[torch.Tensor, ...]:
+        """Adversarial (LSGAN), cycle and identity losses of both generators, then their update;
+        returns ``(G_A, G_B, cycle_A, cycle_B, idt_A, idt_B)``."""
+        loss_G_A = _gan_loss(pred_fB, True)
+        loss_G_B = _gan_loss(pred_fA, True)
+        loss_cyc_A = F.l1_loss(fwd.rec_A.float(), real_A) * self.lambda_cycle  # ||F(G(x)) - x||_1
+        loss_cyc_B = F.l1_loss(fwd.rec_B.float(), real_B) * self.lambda_cycle  # ||G(F(y)) - y||_1
+        if self.lambda_idt > 0:
+            loss_idt_A = F.l1_loss(fwd.idt_A.float(), real_B) * self.lambda_cycle * self.lambda_idt
+            loss_idt_B = F.l1_loss(fwd.idt_B.float(), real_A) * self.lambda_cycle * self.lambda_idt
+        else:
+            loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
+        loss_G = loss_G_A + loss_G_B + loss_cyc_A + loss_cyc_B + loss_idt_A + loss_idt_B
+        self.opt_G.zero_grad(set_to_none=True)
+        self._backward(loss_G)
+        self._step(self.opt_G)
+        return loss_G_A, loss_G_B, loss_cyc_A, loss_cyc_B, loss_idt_A, loss_idt_B
+
+    def backward_D(self, real_A, real_B, fwd: Forward, ac) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both discriminators on real and pooled fake images, then their update; returns ``(D_A, D_B)``."""
+        pooled_B = self.fake_B_pool.query(fwd.fake_B.detach())
+        pooled_A = self.fake_A_pool.query(fwd.fake_A.detach())
+        with ac:
+            pred_A = self.fD_A(torch.cat([real_B, pooled_B], 0))
+            pred_B = self.fD_B(torch.cat([real_A, pooled_A], 0))
+        loss_D_A = loss_D_basic(pred_A, real_B.shape[0])
+        loss_D_B = loss_D_basic(pred_B, real_A.shape[0])
+        self.opt_D.zero_grad(set_to_none=True)
+        self._backward(loss_D_A + loss_D_B)
+        self._step(self.opt_D)
+        return loss_D_A, loss_D_B
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None:
