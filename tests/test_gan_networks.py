@@ -12,25 +12,29 @@ import pytest
 import torch
 
 from deepsnow import DeepsnowError
+from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import networks
 from deepsnow.gan.model import CycleGAN, ImagePool
 from deepsnow.gan.schedule import lr_factor, saved_epochs, state_key
 
-TINY = dict(
-    ngf=4,
-    ndf=4,
-    n_blocks=1,
-    n_layers_d=3,
-    lr=2e-4,
-    beta1=0.5,
-    n_epochs=2,
-    n_epochs_decay=2,
-    lambda_cycle=10.0,
-    lambda_identity=0.5,
-    pool_size=3,
-    seed=0,
-    precision="fp32",
+TINY = validate_section(  # complete, as the CLI and the workflow hand it to the stage code
+    "gan",
+    dict(
+        ngf=4,
+        ndf=4,
+        n_blocks=1,
+        n_layers_d=3,
+        lr=2e-4,
+        beta1=0.5,
+        n_epochs=2,
+        n_epochs_decay=2,
+        lambda_cycle=10.0,
+        lambda_identity=0.5,
+        pool_size=3,
+        seed=0,
+        precision="fp32",
+    ),
 )
 
 

@@ -112,10 +112,7 @@ class UnalignedData:
                 raise DeepsnowError(f"{src}: domain {name} is empty (0 patches); cannot train without images")
         self.load_size = int(params["load_size"])
         self.crop_size = int(params["crop_size"])
-        if self.crop_size > self.load_size:
-            raise DeepsnowError(f"gan.crop_size ({self.crop_size}) is larger than gan.load_size ({self.load_size})")
-        if self.crop_size % 4:
-            raise DeepsnowError(f"gan.crop_size must be divisible by 4, got {self.crop_size}")
+        # crop_size <= load_size and crop_size % 4 == 0 are config checks, done where params are validated.
         from deepsnow.gan.networks import min_discriminator_size
 
         need = min_discriminator_size(int(params["n_layers_d"]))

@@ -123,13 +123,14 @@ def set_requires_grad(nets, flag: bool) -> None:
 
 
 class CycleGAN:
-    """Two generators, two discriminators, their optimisers, schedulers and image pools."""
+    """Two generators, two discriminators, their optimisers, schedulers and image pools
+    (``params``: the validated gan section)."""
 
     def __init__(self, params: dict, device: torch.device, arch: networks.Architecture | None = None):
         self.params = params
         self.device = device
         self.arch = arch or networks.Architecture.from_params(params)
-        self.precision = params.get("precision", "fp32")
+        self.precision = params["precision"]
         runtime.check_precision(self.precision, device)
         self.lambda_cycle = float(params["lambda_cycle"])
         self.lambda_idt = float(params["lambda_identity"])
@@ -138,7 +139,7 @@ class CycleGAN:
         self.G_B = networks.build_generator(self.arch).to(device)
         self.D_A = networks.build_discriminator(self.arch).to(device)
         self.D_B = networks.build_discriminator(self.arch).to(device)
-        self.channels_last = bool(params.get("channels_last", False)) and device.type == "cuda"
+        self.channels_last = bool(params["channels_last"]) and device.type == "cuda"
         if self.channels_last:
             for net in self.nets:
                 net.to(memory_format=torch.channels_last)
@@ -155,13 +156,13 @@ class CycleGAN:
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(
             self.opt_D, lr_lambda=LinearRule(rule.n_epochs, rule.n_epochs_decay)
         )
-        seed = int(params.get("seed", 0))
+        seed = int(params["seed"])
         self.fake_A_pool = ImagePool(params["pool_size"], seed=seed * 2 + 1)
         self.fake_B_pool = ImagePool(params["pool_size"], seed=seed * 2 + 2)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         # Callables used in the step (compiled when asked; the modules above stay the ones saved).
         self.fG_A, self.fG_B, self.fD_A, self.fD_B = self.G_A, self.G_B, self.D_A, self.D_B
-        if params.get("compile"):
+        if params["compile"]:
             self.fG_A, self.fG_B, self.fD_A, self.fD_B = (torch.compile(n) for n in self.nets)
 
     @property
