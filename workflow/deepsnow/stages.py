@@ -17,7 +17,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "train": ("gan", "io.py", "locks.py"),
     "generate": ("gan", "io.py"),
     "translate": ("gan", "io.py"),
-    "embed": ("features", "io.py"),
-    "metrics": ("metrics", "features/embed.py", "features/registry.py", "io.py"),
+    "embed": ("features", "io.py", "lazy.py"),
+    "metrics": (
+        "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"
+    ),
     "figures": ("figures", "io.py"),
 }
