@@ -1,4 +1,6 @@
-"""What the real acquisition sources share: areas, season windows, the output grid, tags.
+"""What the real acquisition sources share: areas, season windows, the output grid, tags, and the
+download itself (:func:`fetch_scene`: search -> choose -> read -> write -> summary, a
+:class:`Source` supplying the steps).
 
 An *area* is a name and a WGS84 bounding box, from ``data.aois`` or from the
 GeoJSON file ``data.aoi_file`` (a FeatureCollection of polygons with a
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -292,15 +296,92 @@ def write_dn_scene(
     )
 
 
-def scene_stats(scl: np.ndarray, data_mask: np.ndarray) -> dict:
-    valid = data_mask.astype(bool)
-    n = max(1, int(valid.sum()))
-    counts = np.bincount(scl[valid].ravel().astype(np.int64), minlength=12)
+#: The keys of :func:`deepsnow.data.scene.scene_stats` a download summary reports.
+DOWNLOAD_STATS = ("valid_fraction", "cloud_fraction", "snow_fraction", "water_fraction")
+
+
+def download_stats(scl: np.ndarray, data_mask: np.ndarray) -> dict:
+    """Valid fraction and cloud, snow and water shares of the valid pixels, from the SCL band."""
+    from deepsnow.data.scene import scene_stats
+
+    stats = scene_stats(scl, data_mask)
+    return {k: stats[k] for k in DOWNLOAD_STATS}
+
+
+# --------------------------------------------------------------------------- the download skeleton
+
+
+@dataclass
+class Pixels:
+    """What a source read for one area and season, ready to be written as a scene."""
+
+    dn: dict  # band -> reflectance x 10000, offset already removed
+    scl: np.ndarray
+    mask: np.ndarray  # bool: valid pixels (the scene's dataMask)
+    grid: Grid
+    tags: dict
+    requests: dict  # request counts, reported in the summary
+    facts: dict = field(default_factory=dict)  # the source's own record of the read, for its summary
+    origin: str = ""  # what the pixels came from, for the log line (" from <item> of <date>")
+    note: str = ""  # appended to the log line
+
+
+class Source(Protocol):
+    """One acquisition source for one area and season: the steps :func:`fetch_scene` runs in order.
+
+    Failures raise :class:`DownloadError`; nothing is written before ``read`` succeeded.
+    """
+
+    name: str  # "sentinelhub", "stac": DEEPSNOW_SOURCE and the summary's "source"
+    log: logging.Logger
+    area: Area
+    season: str
+    endpoint: str
+    collection: str
+
+    def search(self) -> tuple[list, bool]:
+        """What the catalogue holds for the area's season window, and whether it came from the cache."""
+
+    def choose(self, found: list):
+        """The acceptable acquisitions of ``found``, best first; :class:`DownloadError` when none."""
+
+    def read(self, chosen) -> Pixels:
+        """The pixels of the chosen acquisitions on the area's grid."""
+
+    def details(self, found: list, from_cache: bool, chosen, pixels: Pixels) -> dict:
+        """The source's own summary keys (between the common head and ``requests``/``stats``)."""
+
+
+def fetch_scene(source: Source, output) -> dict:
+    """search -> choose -> read -> write -> summary, for one area and season; the JSON-able summary."""
+    area, season = source.area, source.season
+    found, from_cache = source.search()
+    chosen = source.choose(found)
+    px = source.read(chosen)
+    write_dn_scene(output, px.dn, px.scl, px.mask.astype(np.uint8), px.grid, px.tags)
+    stats = download_stats(px.scl, px.mask)
+    source.log.info(
+        "%s/%s: wrote %s%s (valid %.1f %%, cloud %.1f %%, snow %.1f %%)%s",
+        area.name,
+        season,
+        output,
+        px.origin,
+        100 * stats["valid_fraction"],
+        100 * stats["cloud_fraction"],
+        100 * stats["snow_fraction"],
+        px.note,
+    )
     return {
-        "valid_fraction": round(float(valid.mean()), 5),
-        "cloud_fraction": round(float(counts[8] + counts[9] + counts[10]) / n, 5),
-        "snow_fraction": round(float(counts[11]) / n, 5),
-        "water_fraction": round(float(counts[6]) / n, 5),
+        "source": source.name,
+        "endpoint": source.endpoint,
+        "collection": source.collection,
+        "aoi": area.name,
+        "season": season,
+        "bbox_wgs84": list(area.bbox),
+        "window": list(area.window(season)),
+        **source.details(found, from_cache, chosen, px),
+        "requests": px.requests,
+        "stats": stats,
     }
 
 
@@ -406,7 +487,6 @@ def install_log_redaction() -> None:
     global _redaction_installed
     if _redaction_installed:
         return
-    import logging
     import warnings
 
     make_record = logging.getLogRecordFactory()

@@ -57,17 +57,18 @@ from deepsnow import DeepsnowError
 from deepsnow.data.download.common import (
     Area,
     DownloadError,
+    Pixels,
     area_grid,
+    cache_key,
+    fetch_scene,
     read_cached_json,
     redact,
     remember_secret,
-    scene_stats,
     scene_tags,
     split_grid,
     write_cached_json,
-    write_dn_scene,
-    cache_key,
 )
+from deepsnow.data.scene import REFLECTANCE_BANDS
 
 log = logging.getLogger("deepsnow.download.sentinelhub")
 
@@ -385,114 +386,140 @@ def fetch_tile(
 
 def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
     """Fetch one area and season from Sentinel Hub and write the scene; return a JSON-able summary."""
-    sh = params["sentinelhub"]
-    max_cc = float(params["max_cloud_cover"])
-    res = float(params["resolution"])
-    start, end = area.window(season)
-    cfg = make_config(sh, area, season)  # credentials checked before any request
-    cache = Path(cache) if cache else None
-    if cache:
-        cache.mkdir(parents=True, exist_ok=True)
-    collection = collection_for(cfg.sh_base_url)
-    grid = area_grid(area.bbox, res)
-    log.info(
-        "%s/%s: %d x %d px at %g m in %s, window %s..%s, cloud cover < %g %% from %s",
-        area.name,
-        season,
-        grid.width,
-        grid.height,
-        res,
-        grid.crs,
-        start,
-        end,
-        max_cc,
-        cfg.sh_base_url,
-    )
+    return fetch_scene(SentinelHubSource(params, area, season, cache), output)
 
-    scenes, from_cache = search_catalog(cfg, collection, area, season, max_cc, cache)
-    ok = sorted(
-        (s for s in scenes if s["cloud_cover"] is not None and s["cloud_cover"] < max_cc),
-        key=lambda s: (s["cloud_cover"], s["datetime"] or "", s["id"] or ""),
-    )
-    if not ok:
-        seen = ", ".join(f"{s['id']} ({s['cloud_cover']} %)" for s in scenes[:10]) or "none"
-        raise _fail(
+
+class SentinelHubSource:
+    """The Sentinel Hub steps of :func:`~deepsnow.data.download.common.fetch_scene` (module docstring, 1-2)."""
+
+    name = "sentinelhub"
+    log = log
+
+    def __init__(self, params: dict, area: Area, season: str, cache=None):
+        self.area, self.season = area, season
+        self.sh = params["sentinelhub"]
+        self.max_cc = float(params["max_cloud_cover"])
+        self.res = float(params["resolution"])
+        self.cfg = make_config(self.sh, area, season)  # credentials checked before any request
+        self.cache = Path(cache) if cache else None
+        if self.cache:
+            self.cache.mkdir(parents=True, exist_ok=True)
+        self.sh_collection = collection_for(self.cfg.sh_base_url)
+        self.endpoint, self.collection = self.cfg.sh_base_url, self.sh_collection.api_id
+        self.grid = area_grid(area.bbox, self.res)
+
+    def search(self) -> tuple[list[dict], bool]:
+        start, end = self.area.window(self.season)
+        log.info(
+            "%s/%s: %d x %d px at %g m in %s, window %s..%s, cloud cover < %g %% from %s",
+            self.area.name,
+            self.season,
+            self.grid.width,
+            self.grid.height,
+            self.res,
+            self.grid.crs,
+            start,
+            end,
+            self.max_cc,
+            self.endpoint,
+        )
+        return search_catalog(self.cfg, self.sh_collection, self.area, self.season, self.max_cc, self.cache)
+
+    def choose(self, scenes: list[dict]) -> list[dict]:
+        """Catalogue scenes under the cloud cover limit (checked again here), least cloudy first."""
+        max_cc = self.max_cc
+        ok = sorted(
+            (s for s in scenes if s["cloud_cover"] is not None and s["cloud_cover"] < max_cc),
+            key=lambda s: (s["cloud_cover"], s["datetime"] or "", s["id"] or ""),
+        )
+        if not ok:
+            start, end = self.area.window(self.season)
+            seen = ", ".join(f"{s['id']} ({s['cloud_cover']} %)" for s in scenes[:10]) or "none"
+            raise _fail(
+                self.area,
+                self.season,
+                f"no Sentinel-2 L2A scene with eo:cloud_cover < {max_cc:g} % over bbox {list(self.area.bbox)} "
+                f"between {start} and {end} (the catalogue returned {len(scenes)}: {seen}); widen the season "
+                "window (data.seasons or the area's seasons) or raise data.max_cloud_cover",
+            )
+        log.info(
+            "%s/%s: %d catalogue scene(s) under %g %% cloud; least cloudy %s (%s %%)",
+            self.area.name,
+            self.season,
+            len(ok),
+            max_cc,
+            ok[0]["id"],
+            ok[0]["cloud_cover"],
+        )
+        return ok
+
+    def read(self, ok: list[dict]) -> Pixels:
+        """The least-cloudy mosaic of the window over the area's grid, tile by tile (Process API)."""
+        area, season, grid = self.area, self.season, self.grid
+        start, end = area.window(season)
+        stack, tiles, counts = self._mosaic()
+        mask = stack[6] > 0
+        if not mask.any():
+            raise _fail(
+                area,
+                season,
+                f"the Process API returned no valid pixel between {start} and {end} (no acquisition with cloud "
+                f"cover <= {self.max_cc:g} % covers the area)",
+            )
+        best = ok[0]
+        tags = scene_tags(
+            "sentinelhub",
             area,
             season,
-            f"no Sentinel-2 L2A scene with eo:cloud_cover < {max_cc:g} % over bbox {list(area.bbox)} "
-            f"between {start} and {end} (the catalogue returned {len(scenes)}: {seen}); widen the season "
-            "window (data.seasons or the area's seasons) or raise data.max_cloud_cover",
+            f"{start}/{end}",
+            least_cloudy=f"{(best['datetime'] or '')[:10]} {best['id']} ({best['cloud_cover']:g} %)",
         )
-    log.info(
-        "%s/%s: %d catalogue scene(s) under %g %% cloud; least cloudy %s (%s %%)",
-        area.name,
-        season,
-        len(ok),
-        max_cc,
-        ok[0]["id"],
-        ok[0]["cloud_cover"],
-    )
-
-    tiles = split_grid(grid, int(sh["max_tile_px"]))
-    counts = {"process_requests": 0, "cache_hits": 0}
-    stack = np.zeros((N_BANDS, grid.height, grid.width), dtype=np.uint16)
-    for i, (r0, r1, c0, c1) in enumerate(tiles):
-        sub = grid.sub(r0, r1, c0, c1)
-        log.info("%s/%s: tile %d/%d, %d x %d px", area.name, season, i + 1, len(tiles), sub.width, sub.height)
-        stack[:, r0:r1, c0:c1] = fetch_tile(
-            cfg, collection, sub, area, season, max_cc, sh["mosaicking_order"], cache, counts
+        return Pixels(
+            dn=dict(zip(REFLECTANCE_BANDS, stack[:5])),
+            scl=stack[5],
+            mask=mask,
+            grid=grid,
+            tags=tags,
+            requests=counts,
+            facts={"tiles": len(tiles)},
+            note=f"; {counts['process_requests']} Process request(s), {counts['cache_hits']} from the cache",
         )
 
-    mask = stack[6] > 0
-    if not mask.any():
-        raise _fail(
-            area,
-            season,
-            f"the Process API returned no valid pixel between {start} and {end} (no acquisition with cloud "
-            f"cover <= {max_cc:g} % covers the area)",
-        )
-    scl = stack[5]
-    dn = dict(zip(("B04", "B03", "B02", "B08", "B11"), stack[:5]))
-    best = ok[0]
-    tags = scene_tags(
-        "sentinelhub",
-        area,
-        season,
-        f"{start}/{end}",
-        least_cloudy=f"{(best['datetime'] or '')[:10]} {best['id']} ({best['cloud_cover']:g} %)",
-    )
-    write_dn_scene(output, dn, scl, mask.astype(np.uint8), grid, tags)
-    stats = scene_stats(scl, mask)
-    log.info(
-        "%s/%s: wrote %s (valid %.1f %%, cloud %.1f %%, snow %.1f %%); %d Process request(s), %d from the cache",
-        area.name,
-        season,
-        output,
-        100 * stats["valid_fraction"],
-        100 * stats["cloud_fraction"],
-        100 * stats["snow_fraction"],
-        counts["process_requests"],
-        counts["cache_hits"],
-    )
-    return {
-        "source": "sentinelhub",
-        "endpoint": cfg.sh_base_url,
-        "collection": collection.api_id,
-        "aoi": area.name,
-        "season": season,
-        "bbox_wgs84": list(area.bbox),
-        "window": [start, end],
-        "max_cloud_cover": max_cc,
-        "mosaicking_order": sh["mosaicking_order"],
-        "grid": grid.as_dict(),
-        "tiles": len(tiles),
-        "catalog": {
-            "from_cache": from_cache,
-            "returned": len(scenes),
-            "under_max_cloud_cover": len(ok),
-            "least_cloudy": best,
-            "scenes": ok[:20],
-        },
-        "requests": counts,
-        "stats": stats,
-    }
+    def _mosaic(self) -> tuple[np.ndarray, list, dict]:
+        """The (7, h, w) stack of the area's grid from one Process request per tile; tiles; request counts."""
+        grid = self.grid
+        tiles = split_grid(grid, int(self.sh["max_tile_px"]))
+        counts = {"process_requests": 0, "cache_hits": 0}
+        stack = np.zeros((N_BANDS, grid.height, grid.width), dtype=np.uint16)
+        for i, (r0, r1, c0, c1) in enumerate(tiles):
+            sub = grid.sub(r0, r1, c0, c1)
+            log.info(
+                "%s/%s: tile %d/%d, %d x %d px", self.area.name, self.season, i + 1, len(tiles), sub.width, sub.height
+            )
+            stack[:, r0:r1, c0:c1] = fetch_tile(
+                self.cfg,
+                self.sh_collection,
+                sub,
+                self.area,
+                self.season,
+                self.max_cc,
+                self.sh["mosaicking_order"],
+                self.cache,
+                counts,
+            )
+        return stack, tiles, counts
+
+    def details(self, scenes: list[dict], from_cache: bool, ok: list[dict], px: Pixels) -> dict:
+        return {
+            "max_cloud_cover": self.max_cc,
+            "mosaicking_order": self.sh["mosaicking_order"],
+            "grid": self.grid.as_dict(),
+            "tiles": px.facts["tiles"],
+            "catalog": {
+                "from_cache": from_cache,
+                "returned": len(scenes),
+                "under_max_cloud_cover": len(ok),
+                "least_cloudy": ok[0],
+                "scenes": ok[:20],
+            },
+        }

@@ -52,6 +52,7 @@ import datetime as dt
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -61,14 +62,15 @@ from deepsnow import DeepsnowError
 from deepsnow.data.download.common import (
     Area,
     DownloadError,
+    Grid,
+    Pixels,
     area_grid,
     cache_key,
+    fetch_scene,
     read_cached_json,
-    scene_stats,
     scene_tags,
     utm_epsg,
     write_cached_json,
-    write_dn_scene,
 )
 
 log = logging.getLogger("deepsnow.download.stac")
@@ -342,130 +344,180 @@ def _item_epsg(item: dict) -> int | None:
 
 def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
     """Fetch one area and season from a STAC API and write the scene; return a JSON-able summary."""
-    st = params["stac"]
-    res = float(params["resolution"])
-    start, end = area.window(season)
-    cache = Path(cache) if cache else None
-    epsg = utm_epsg((area.bbox[0] + area.bbox[2]) / 2, (area.bbox[1] + area.bbox[3]) / 2)
-    query = _query(params, season)
-    log.info(
-        "%s/%s: searching %s (%s) %s..%s with %s", area.name, season, st["url"], st["collection"], start, end, query
-    )
+    return fetch_scene(StacSource(params, area, season, cache), output)
 
-    items, from_cache = search(params, area, season, cache)
-    rejected, ok = [], []
-    for it in items:
-        why = _passes(it, query)
-        (rejected.append(f"{it.get('id')} ({why})") if why else ok.append(it))
-    if not ok:
-        conds = ", ".join(f"{p} {op} {v:g}" for p, c in query.items() for op, v in c.items())
-        raise DownloadError(
-            area.name,
-            season,
-            f"no Sentinel-2 L2A item in {st['collection']} at {st['url']} over bbox {list(area.bbox)} between "
-            f"{start} and {end} with {conds} (the catalogue returned {len(items)}"
+
+@dataclass
+class _Candidate:
+    """One item read onto the area's grid."""
+
+    item: dict
+    grid: Grid
+    raw: dict  # band -> uint16 DN
+    facts: dict  # what was read, from where
+    mask: np.ndarray  # valid pixels
+    frac: float  # valid fraction of the area
+
+
+class StacSource:
+    """The STAC steps of :func:`~deepsnow.data.download.common.fetch_scene` (module docstring, 1-4)."""
+
+    name = "stac"
+    log = log
+
+    def __init__(self, params: dict, area: Area, season: str, cache=None):
+        self.params, self.area, self.season = params, area, season
+        self.st = params["stac"]
+        self.endpoint, self.collection = self.st["url"], self.st["collection"]
+        self.res = float(params["resolution"])
+        self.cache = Path(cache) if cache else None
+        self.epsg = utm_epsg((area.bbox[0] + area.bbox[2]) / 2, (area.bbox[1] + area.bbox[3]) / 2)
+        self.query = _query(params, season)
+
+    def search(self) -> tuple[list[dict], bool]:
+        start, end = self.area.window(self.season)
+        log.info(
+            "%s/%s: searching %s (%s) %s..%s with %s",
+            self.area.name,
+            self.season,
+            self.endpoint,
+            self.collection,
+            start,
+            end,
+            self.query,
+        )
+        return search(self.params, self.area, self.season, self.cache)
+
+    def choose(self, items: list[dict]) -> tuple[list[dict], list[str]]:
+        """Items passing the query (checked again here), least cloudy first; and the rejected ones."""
+        rejected, ok = [], []
+        for it in items:
+            why = _passes(it, self.query)
+            (rejected.append(f"{it.get('id')} ({why})") if why else ok.append(it))
+        if not ok:
+            raise self._nothing_found(items, rejected)
+        ok.sort(
+            key=lambda it: (
+                float(it["properties"]["eo:cloud_cover"]),
+                _item_epsg(it) not in (None, self.epsg),
+                it["properties"].get("datetime") or "",
+                it.get("id") or "",
+            )
+        )
+        log.info(
+            "%s/%s: %d item(s) pass; least cloudy %s (%s %%)",
+            self.area.name,
+            self.season,
+            len(ok),
+            ok[0].get("id"),
+            ok[0]["properties"]["eo:cloud_cover"],
+        )
+        return ok, rejected
+
+    def _nothing_found(self, items: list[dict], rejected: list[str]) -> DownloadError:
+        start, end = self.area.window(self.season)
+        conds = ", ".join(f"{p} {op} {v:g}" for p, c in self.query.items() for op, v in c.items())
+        return DownloadError(
+            self.area.name,
+            self.season,
+            f"no Sentinel-2 L2A item in {self.collection} at {self.endpoint} over bbox {list(self.area.bbox)} "
+            f"between {start} and {end} with {conds} (the catalogue returned {len(items)}"
             + (f"; rejected: {', '.join(rejected[:10])}" if rejected else "")
             + "); widen the season window (data.seasons or the area's seasons), raise data.max_cloud_cover "
             "or relax data.stac.snow_ice_percentage",
         )
-    ok.sort(
-        key=lambda it: (
-            float(it["properties"]["eo:cloud_cover"]),
-            _item_epsg(it) not in (None, epsg),
-            it["properties"].get("datetime") or "",
-            it.get("id") or "",
-        )
-    )
-    log.info(
-        "%s/%s: %d item(s) pass; least cloudy %s (%s %%)",
-        area.name,
-        season,
-        len(ok),
-        ok[0].get("id"),
-        ok[0]["properties"]["eo:cloud_cover"],
-    )
 
-    tried, chosen = [], None
-    counts = {"items_read": 0, "from_cache": 0}
-    for item in ok[: int(st["max_candidates"])]:
-        grid, raw, facts, hit = _read_candidate(item, area, season, res, epsg, st, cache)
-        counts["from_cache" if hit else "items_read"] += 1
-        mask = np.ones((grid.height, grid.width), dtype=bool)
-        for b in ASSET_KEYS:
-            mask &= raw[b] > 0
-        frac = float(mask.mean())
-        tried.append({"id": item.get("id"), "valid_fraction": round(frac, 5)})
-        if chosen is None or frac > chosen[4]:
-            chosen = (item, grid, raw, facts, frac, mask)
-        if frac >= float(st["min_valid_fraction"]):
-            break
-        log.warning(
-            "%s/%s: item %s covers only %.1f %% of the area; trying the next",
-            area.name,
-            season,
-            item.get("id"),
-            100 * frac,
+    def read(self, chosen: tuple[list[dict], list[str]]) -> Pixels:
+        """The best-covering candidate's pixels, scaled to reflectance x 10000."""
+        ok, _ = chosen
+        best, tried, counts = self._best_candidate(ok)
+        item = best.item
+        dn, offsets = _reflectance_dn(item, best.raw, self.st["boa_offset"])
+        props = item.get("properties") or {}
+        date = _item_date(item)
+        tags = scene_tags(
+            "stac", self.area, self.season, date, scene=item.get("id"), cloud_cover=props.get("eo:cloud_cover")
         )
-    item, grid, raw, facts, frac, mask = chosen
-    if frac <= 0.0:
-        raise DownloadError(area.name, season, f"no item has valid pixels over the area (tried {tried})")
-    if frac < float(st["min_valid_fraction"]):
-        log.warning(
-            "%s/%s: best item %s covers %.1f %% of the area (< min_valid_fraction)",
-            area.name,
-            season,
-            item.get("id"),
-            100 * frac,
+        return Pixels(
+            dn=dn,
+            scl=best.raw["SCL"],
+            mask=best.mask,
+            grid=best.grid,
+            tags=tags,
+            requests=counts,
+            facts={"item": item, "scale_offset": offsets, "reads": best.facts, "candidates_tried": tried},
+            origin=f" from {item.get('id')} of {date}",
         )
 
+    def _best_candidate(self, ok: list[dict]) -> tuple[_Candidate, list[dict], dict]:
+        """The first item covering ``min_valid_fraction`` of the area, else the best of ``max_candidates``;
+        the items tried and the request counts."""
+        area, season, st = self.area, self.season, self.st
+        tried, best = [], None
+        counts = {"items_read": 0, "from_cache": 0}
+        for item in ok[: int(st["max_candidates"])]:
+            grid, raw, facts, hit = _read_candidate(item, area, season, self.res, self.epsg, st, self.cache)
+            counts["from_cache" if hit else "items_read"] += 1
+            # 0 is nodata in every band of a Sentinel-2 L2A COG (module docstring, 4).
+            mask = np.ones((grid.height, grid.width), dtype=bool)
+            for b in ASSET_KEYS:
+                mask &= raw[b] > 0
+            frac = float(mask.mean())
+            tried.append({"id": item.get("id"), "valid_fraction": round(frac, 5)})
+            if best is None or frac > best.frac:
+                best = _Candidate(item, grid, raw, facts, mask, frac)
+            if frac >= float(st["min_valid_fraction"]):
+                break
+            log.warning(
+                "%s/%s: item %s covers only %.1f %% of the area; trying the next",
+                area.name,
+                season,
+                item.get("id"),
+                100 * frac,
+            )
+        if best.frac <= 0.0:
+            raise DownloadError(area.name, season, f"no item has valid pixels over the area (tried {tried})")
+        if best.frac < float(st["min_valid_fraction"]):
+            log.warning(
+                "%s/%s: best item %s covers %.1f %% of the area (< min_valid_fraction)",
+                area.name,
+                season,
+                best.item.get("id"),
+                100 * best.frac,
+            )
+        return best, tried, counts
+
+    def details(self, items: list[dict], from_cache: bool, chosen, px: Pixels) -> dict:
+        ok, rejected = chosen
+        item = px.facts["item"]
+        props = item.get("properties") or {}
+        return {
+            "query": self.query,
+            "item": {
+                "id": item.get("id"),
+                "datetime": props.get("datetime"),
+                "cloud_cover": props.get("eo:cloud_cover"),
+                "snow_ice_percentage": props.get("s2:snow_ice_percentage"),
+                "processing_baseline": props.get("s2:processing_baseline"),
+                "boa_offset_applied": props.get("earthsearch:boa_offset_applied"),
+            },
+            "scale_offset": px.facts["scale_offset"],
+            "reads": px.facts["reads"],
+            "grid": px.grid.as_dict(),
+            "search": {"from_cache": from_cache, "returned": len(items), "passed": len(ok), "rejected": rejected[:20]},
+            "candidates_tried": px.facts["candidates_tried"],
+        }
+
+
+def _reflectance_dn(item: dict, raw: dict, mode: str) -> tuple[dict, dict]:
+    """Reflectance x 10000 per band (DN x scale + offset, module docstring 3) and the scale/offset used."""
     dn, offsets = {}, {}
     for b in REFLECTANCE:
         _, asset = _asset(item, b)
-        scale, offset, why = scale_offset(item, asset, st["boa_offset"])
+        scale, offset, why = scale_offset(item, asset, mode)
         offsets[b] = {"scale": scale, "offset": offset, "why": why}
         dn[b] = raw[b].astype(np.float64) * (scale * 10000.0) + offset * 10000.0
-    scl = raw["SCL"]
-    props = item.get("properties") or {}
-    date = _item_date(item)
-    tags = scene_tags("stac", area, season, date, scene=item.get("id"), cloud_cover=props.get("eo:cloud_cover"))
-    write_dn_scene(output, dn, scl, mask.astype(np.uint8), grid, tags)
-    stats = scene_stats(scl, mask)
-    log.info(
-        "%s/%s: wrote %s from %s of %s (valid %.1f %%, cloud %.1f %%, snow %.1f %%)",
-        area.name,
-        season,
-        output,
-        item.get("id"),
-        date,
-        100 * stats["valid_fraction"],
-        100 * stats["cloud_fraction"],
-        100 * stats["snow_fraction"],
-    )
-    return {
-        "source": "stac",
-        "endpoint": st["url"],
-        "collection": st["collection"],
-        "aoi": area.name,
-        "season": season,
-        "bbox_wgs84": list(area.bbox),
-        "window": [start, end],
-        "query": query,
-        "item": {
-            "id": item.get("id"),
-            "datetime": props.get("datetime"),
-            "cloud_cover": props.get("eo:cloud_cover"),
-            "snow_ice_percentage": props.get("s2:snow_ice_percentage"),
-            "processing_baseline": props.get("s2:processing_baseline"),
-            "boa_offset_applied": props.get("earthsearch:boa_offset_applied"),
-        },
-        "scale_offset": offsets,
-        "reads": facts,
-        "grid": grid.as_dict(),
-        "search": {"from_cache": from_cache, "returned": len(items), "passed": len(ok), "rejected": rejected[:20]},
-        "candidates_tried": tried,
-        "requests": counts,
-        "stats": stats,
-    }
+    return dn, offsets
 
 
 def _read_candidate(item, area, season, res, epsg, st, cache):
@@ -496,8 +548,6 @@ def _read_candidate(item, area, season, res, epsg, st, cache):
             try:
                 z = load_npz(f, required=tuple(ASSET_KEYS) + ("grid",))
                 g = z["grid"].tolist()
-                from deepsnow.data.download.common import Grid
-
                 grid = Grid(int(g[0]), g[1], g[2], int(g[3]), int(g[4]), g[5])
                 log.info("%s/%s: pixels of %s read from the cache", area.name, season, item.get("id"))
                 return grid, {b: z[b] for b in ASSET_KEYS}, {"cached": str(f)}, True
