@@ -237,14 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint: str = "",
         head: bool = False,
     ):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+        # Recorded before the client can see the response, so a test counting requests right
+        # after its call returns never races the server thread.
         self.server_owner.record(
             method=self.command,
             path=self.path,
@@ -253,6 +247,14 @@ class _Handler(BaseHTTPRequestHandler):
             bytes=0 if head else len(body),
             range=self.headers.get("Range"),
         )
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
 
     def _json(self, status: int, obj, endpoint: str, headers: dict | None = None):
         self._send(status, json.dumps(obj).encode(), "application/json", headers, endpoint)
