@@ -143,60 +143,15 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
     (``test_aois`` or ``random``), ``seed``, ``test_fraction``, ``patch_size``
     and ``shards`` (path, aoi, season, patches).
     """
-    out_dir = Path(out_dir)
-    shards = [_load_shard(Path(p)) for p in shard_paths]
-    if not shards:
-        raise DeepsnowError("split: no patch shards given")
-    seen: dict[tuple[str, str], Path] = {}
-    for s in shards:
-        key = (s["aoi"], s["season"])
-        if key in seen:
-            raise DeepsnowError(
-                f"{s['path']}: area {key[0]!r} season {key[1]!r} already given by {seen[key]}"
-            )
-        seen[key] = s["path"]
-    sizes = {s["arrays"]["rgb"].shape[1:3] for s in shards}
-    if len(sizes) > 1:
-        detail = ", ".join(f"{s['path']}: {s['arrays']['rgb'].shape[1]} px" for s in shards)
-        raise DeepsnowError(
-            f"patch shards have different patch sizes ({detail}); cut them with one patches.size"
-        )
-    size = int(next(iter(sizes))[0])
-
+    shards, size = _load_shards(shard_paths)
     areas = sorted({s["aoi"] for s in shards})
     test_aois = choose_test_areas(areas, params)
     train_aois = [a for a in areas if a not in test_aois]
-
-    members: dict[str, list[dict]] = {}
-    for name in SETS:
-        split, domain = name[:-1], name[-1]
-        group = train_aois if split == "train" else test_aois
-        # areas sorted, then shard order
-        members[name] = [
-            s for a in group for s in shards if s["aoi"] == a and DOMAIN_OF_SEASON[s["season"]] == domain
-        ]
+    members = _members(shards, train_aois, test_aois)
     counts = {name: int(sum(s["arrays"]["rgb"].shape[0] for s in members[name])) for name in SETS}
-    empty = [name for name in SETS if counts[name] == 0]
-    if empty:
-        details = "; ".join(
-            f"{name} from areas {train_aois if name.startswith('train') else test_aois} "
-            f"({', '.join(str(s['path']) for s in members[name]) or 'no shard of that season'})"
-            for name in empty
-        )
-        raise DeepsnowError(
-            f"config produces zero patches in {', '.join(empty)}: {details}. Check the 'reason' column of "
-            "patches/*.csv (nodata, cloud, ambiguous, season_mismatch) and the patches/mask thresholds, "
-            "or choose other split.test_aois"
-        )
+    _check_no_empty_set(members, counts, train_aois, test_aois)
 
     datasets = {name: _concat(members[name], size) for name in SETS}
-    manifest = []
-    for name in SETS:
-        split, domain = name[:-1], name[-1]
-        for s in members[name]:
-            a = s["arrays"]
-            for pid, r, c in zip(a["ids"], a["row"], a["col"]):
-                manifest.append((str(pid), s["aoi"], s["season"], domain, split, int(r), int(c)))
     summary = {
         "counts": counts,
         "train_aois": train_aois,
@@ -217,8 +172,75 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
             for s in shards
         ],
     }
+    _write_all(Path(out_dir), datasets, _manifest_rows(members), summary)
+    log.info("split: %s; test areas %s, train areas %s", counts, test_aois, train_aois)
+    return summary
 
-    # All six files go to temporary paths; they are renamed into place only when all were written.
+
+def _load_shards(shard_paths) -> tuple[list[dict], int]:
+    """The shards, each area and season once, and their common patch size."""
+    shards = [_load_shard(Path(p)) for p in shard_paths]
+    if not shards:
+        raise DeepsnowError("split: no patch shards given")
+    seen: dict[tuple[str, str], Path] = {}
+    for s in shards:
+        key = (s["aoi"], s["season"])
+        if key in seen:
+            raise DeepsnowError(
+                f"{s['path']}: area {key[0]!r} season {key[1]!r} already given by {seen[key]}"
+            )
+        seen[key] = s["path"]
+    sizes = {s["arrays"]["rgb"].shape[1:3] for s in shards}
+    if len(sizes) > 1:
+        detail = ", ".join(f"{s['path']}: {s['arrays']['rgb'].shape[1]} px" for s in shards)
+        raise DeepsnowError(
+            f"patch shards have different patch sizes ({detail}); cut them with one patches.size"
+        )
+    return shards, int(next(iter(sizes))[0])
+
+
+def _members(shards: list[dict], train_aois: list[str], test_aois: list[str]) -> dict[str, list[dict]]:
+    """The shards of each set: its split's areas (sorted), its domain's season, then shard order."""
+    members = {}
+    for name in SETS:
+        split, domain = name[:-1], name[-1]
+        group = train_aois if split == "train" else test_aois
+        members[name] = [
+            s for a in group for s in shards if s["aoi"] == a and DOMAIN_OF_SEASON[s["season"]] == domain
+        ]
+    return members
+
+
+def _check_no_empty_set(members: dict, counts: dict, train_aois: list[str], test_aois: list[str]) -> None:
+    empty = [name for name in SETS if counts[name] == 0]
+    if not empty:
+        return
+    details = "; ".join(
+        f"{name} from areas {train_aois if name.startswith('train') else test_aois} "
+        f"({', '.join(str(s['path']) for s in members[name]) or 'no shard of that season'})"
+        for name in empty
+    )
+    raise DeepsnowError(
+        f"config produces zero patches in {', '.join(empty)}: {details}. Check the 'reason' column of "
+        "patches/*.csv (nodata, cloud, ambiguous, season_mismatch) and the patches/mask thresholds, "
+        "or choose other split.test_aois"
+    )
+
+
+def _manifest_rows(members: dict[str, list[dict]]) -> list[tuple]:
+    """One ``MANIFEST_COLUMNS`` row per patch, sets in ``SETS`` order."""
+    rows = []
+    for name in SETS:
+        split, domain = name[:-1], name[-1]
+        for s in members[name]:
+            a = s["arrays"]
+            for pid, r, c in zip(a["ids"], a["row"], a["col"]):
+                rows.append((str(pid), s["aoi"], s["season"], domain, split, int(r), int(c)))
+    return rows
+
+
+def _write_all(out_dir: Path, datasets: dict, manifest: list[tuple], summary: dict) -> None:
+    """All six files go to temporary paths; they are renamed into place only when all were written."""
     with contextlib.ExitStack() as stack:
         for name in SETS:
             tmp = stack.enter_context(atomic_output(out_dir / f"{name}.npz", suffix=".npz"))
@@ -230,5 +252,3 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
             writer.writerows(manifest)
         tmp = stack.enter_context(atomic_output(out_dir / "summary.json", suffix=".json"))
         write_json(tmp, summary)
-    log.info("split: %s; test areas %s, train areas %s", counts, test_aois, train_aois)
-    return summary
