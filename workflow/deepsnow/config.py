@@ -325,6 +325,14 @@ def _check_gan(gan: dict) -> list[str]:
         problems.append(f"key 'gan.crop_size': {gan['crop_size']} is larger than gan.load_size ({gan['load_size']})")
     if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
         problems.append("key 'gan.n_epochs': n_epochs + n_epochs_decay must be at least 1")
+    from deepsnow.gan.sizes import min_discriminator_size
+
+    need = min_discriminator_size(gan["n_layers_d"])
+    if gan["crop_size"] < need:
+        problems.append(
+            f"key 'gan.crop_size': {gan['crop_size']} is too small for the PatchGAN discriminator with "
+            f"n_layers_d={gan['n_layers_d']} (needs at least {need} px)"
+        )
     return problems
 
 

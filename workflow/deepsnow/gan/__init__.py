@@ -4,6 +4,7 @@ Modules:
 
 - :mod:`deepsnow.gan.schedule` (torch-free): which epochs are saved, the
   learning-rate factor, checkpoint names; importable at Snakemake DAG-build time.
+- :mod:`deepsnow.gan.sizes` (torch-free): input sizes the networks accept (config checks).
 - :mod:`deepsnow.gan.networks`: the unmodified cycleGAN networks of Zhu et al.
   (2017) with the reference implementation's state-dict layout.
 - :mod:`deepsnow.gan.data`: domain loading and the reference augmentation.

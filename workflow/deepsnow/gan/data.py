@@ -112,15 +112,7 @@ class UnalignedData:
                 raise DeepsnowError(f"{src}: domain {name} is empty (0 patches); cannot train without images")
         self.load_size = int(params["load_size"])
         self.crop_size = int(params["crop_size"])
-        # crop_size <= load_size and crop_size % 4 == 0 are config checks, done where params are validated.
-        from deepsnow.gan.networks import min_discriminator_size
-
-        need = min_discriminator_size(int(params["n_layers_d"]))
-        if self.crop_size < need:
-            raise DeepsnowError(
-                f"gan.crop_size {self.crop_size} is too small for the PatchGAN discriminator with "
-                f"n_layers_d={params['n_layers_d']} (needs at least {need} px)"
-            )
+        # crop_size <= load_size, % 4 and >= the PatchGAN's minimum are config checks (deepsnow.config).
         self.flip = bool(params["flip"])
         self.batch_size = int(params["batch_size"])
         self.seed = int(params["seed"])

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from deepsnow import DeepsnowError
+from deepsnow.gan.sizes import discriminator_norm_sizes, min_discriminator_size  # noqa: F401 (re-exported)
 
 #: Norm-layer buffers that old reference checkpoints may carry (PyTorch < 0.4); never used.
 _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
@@ -191,24 +192,6 @@ def build_generator(arch: Architecture, init: bool = True, gain: float = 0.02) -
 def build_discriminator(arch: Architecture, init: bool = True, gain: float = 0.02) -> NLayerDiscriminator:
     net = NLayerDiscriminator(arch.output_nc, arch.ndf, arch.n_layers_d)
     return init_weights(net, gain) if init else net
-
-
-def discriminator_norm_sizes(size: int, n_layers: int) -> list[int]:
-    """Side lengths the PatchGAN's normalised layers see for a ``size`` x ``size`` input."""
-    sizes, n = [], (size - 2) // 2 + 1  # first conv (no norm)
-    for _ in range(1, n_layers):
-        n = (n - 2) // 2 + 1
-        sizes.append(n)
-    sizes.append(n - 1)  # stride-1 conv
-    return sizes
-
-
-def min_discriminator_size(n_layers: int) -> int:
-    """Smallest input side (multiple of 4) the PatchGAN can train on (instance norm needs > 1 pixel)."""
-    size = 4
-    while min(discriminator_norm_sizes(size, n_layers)) < 2:
-        size += 4
-    return size
 
 
 def count_parameters(net: nn.Module) -> int:
