@@ -574,18 +574,7 @@ def build_landscape(n: int, seed: int) -> Landscape:
     water = river | (lake > 0)
 
     cover = np.full((n, n), MEADOW, dtype=np.uint8)
-    # Rock above the tree line and on cliffs.
-    rf = _rng(seed, _FOREST)
-    treeline = float(np.percentile(elev, rf.uniform(86.0, 92.0)))
-    tl_noise = _fbm(rf, (n, n), beta=3.0, outer_px=40.0, inner_px=1.0)
-    rock = (elev > treeline + 25.0 * tl_noise) | (slope > 50.0)
-    # Forest: clustered, more on slopes and at mid elevations, none above the tree line.
-    cluster = _fbm(rf, (n, n), beta=3.0, outer_px=60.0, inner_px=1.2)
-    zn = (elev - zmin) / relief
-    score = cluster + 0.05 * np.minimum(slope, 35.0) - 1.2 * np.clip(zn - 0.75, 0, None) * 4
-    forest_share = rf.uniform(0.32, 0.48)
-    forest = score > np.percentile(score, 100.0 * (1.0 - forest_share))
-    conifer = np.clip(0.5 + 0.5 * _fbm(rf, (n, n), beta=3.0, outer_px=80.0) + 0.8 * (zn - 0.4), 0.0, 1.0)
+    rock, forest, conifer, treeline = _rock_and_forest(n, seed, elev, slope, zmin, relief)
     cover[forest] = FOREST
     cover[rock] = ROCK
     # Fields on low gentle land.
@@ -600,22 +589,7 @@ def build_landscape(n: int, seed: int) -> Landscape:
     cover[urban] = URBAN
     cover[street] = ROAD
     parcel_var = np.where(urban, block_off, parcel_var)
-    ro = _rng(seed, _ROADS)
-    roads = np.zeros((n, n), dtype=bool)
-    # A road along the valley, offset from the river.
-    seg = np.diff(river_path, axis=0)
-    nrm = np.stack([-seg[:, 1], seg[:, 0]], axis=1) / np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)[:, None]
-    nrm = ndimage.gaussian_filter1d(nrm, 15, axis=0)
-    nrm /= np.maximum(np.hypot(nrm[:, 0], nrm[:, 1]), 1e-9)[:, None]
-    road_off = ro.choice([-1, 1]) * ro.uniform(6.0, 12.0)
-    roads |= _rasterize_path(river_path[:-1] + road_off * nrm, (n, n))
-    for centre in towns or [(n // 2, n // 2)]:
-        for _ in range(int(ro.integers(2, 4))):
-            p = _meander(ro, np.array(centre, float), _edge_point(ro, n), wavelength_px=ro.uniform(80, 200), amplitude_px=ro.uniform(3, 10))
-            line = _rasterize_path(p, (n, n))
-            if ro.random() < 0.5:  # main road, 2 px
-                line = ndimage.binary_dilation(line, structure=np.ones((2, 2), bool))
-            roads |= line
+    roads = _roads(n, seed, river_path, towns)
     cover[roads] = ROAD
     parcel_var = np.where(roads, 0.0, parcel_var)
     # Water last; roads cross the river on bridges.
@@ -644,6 +618,42 @@ def build_landscape(n: int, seed: int) -> Landscape:
         roof_snow=roof_snow,
         info=info,
     )
+
+
+def _rock_and_forest(n, seed, elev, slope, zmin, relief):
+    """Rock above the tree line and on cliffs; clustered forest below it, more on slopes and at mid
+    elevations. Returns (rock mask, forest mask, conifer share, tree line in m)."""
+    rf = _rng(seed, _FOREST)
+    treeline = float(np.percentile(elev, rf.uniform(86.0, 92.0)))
+    tl_noise = _fbm(rf, (n, n), beta=3.0, outer_px=40.0, inner_px=1.0)
+    rock = (elev > treeline + 25.0 * tl_noise) | (slope > 50.0)
+    cluster = _fbm(rf, (n, n), beta=3.0, outer_px=60.0, inner_px=1.2)
+    zn = (elev - zmin) / relief
+    score = cluster + 0.05 * np.minimum(slope, 35.0) - 1.2 * np.clip(zn - 0.75, 0, None) * 4
+    forest_share = rf.uniform(0.32, 0.48)
+    forest = score > np.percentile(score, 100.0 * (1.0 - forest_share))
+    conifer = np.clip(0.5 + 0.5 * _fbm(rf, (n, n), beta=3.0, outer_px=80.0) + 0.8 * (zn - 0.4), 0.0, 1.0)
+    return rock, forest, conifer, treeline
+
+
+def _roads(n, seed, river_path, towns) -> np.ndarray:
+    """Roads: one along the valley, offset from the river, and 2-3 from each town to the scene edge."""
+    ro = _rng(seed, _ROADS)
+    roads = np.zeros((n, n), dtype=bool)
+    seg = np.diff(river_path, axis=0)
+    nrm = np.stack([-seg[:, 1], seg[:, 0]], axis=1) / np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)[:, None]
+    nrm = ndimage.gaussian_filter1d(nrm, 15, axis=0)
+    nrm /= np.maximum(np.hypot(nrm[:, 0], nrm[:, 1]), 1e-9)[:, None]
+    road_off = ro.choice([-1, 1]) * ro.uniform(6.0, 12.0)
+    roads |= _rasterize_path(river_path[:-1] + road_off * nrm, (n, n))
+    for centre in towns or [(n // 2, n // 2)]:
+        for _ in range(int(ro.integers(2, 4))):
+            p = _meander(ro, np.array(centre, float), _edge_point(ro, n), wavelength_px=ro.uniform(80, 200), amplitude_px=ro.uniform(3, 10))
+            line = _rasterize_path(p, (n, n))
+            if ro.random() < 0.5:  # main road, 2 px
+                line = ndimage.binary_dilation(line, structure=np.ones((2, 2), bool))
+            roads |= line
+    return roads
 
 
 # --------------------------------------------------------------------------- rendering
@@ -886,52 +896,94 @@ def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path) 
         aoi, float(land.elevation.min()), float(land.elevation.max()), land.info["n_lakes"],
         len(land.info["towns"]), time.perf_counter() - t0,
     )
+    seasons = season_states(land, sim, seed)
+    base_tags = {"DEEPSNOW_SOURCE": "simulator", "DEEPSNOW_AOI": aoi, "DEEPSNOW_SEED": seed}
+    paths = {"snowfree": snowfree_path, "snow": snow_path, "truth": truth_path}
+    scenes = {
+        name: _write_acquisition(name, path, land, seasons, sim, seed, crs, transform, base_tags)
+        for name, path in paths.items()
+    }
+    summary = _area_summary(aoi, index, seed, sim, epsg, transform, land, seasons.snow_info, scenes)
+    log.info("%s: done in %.1f s", aoi, time.perf_counter() - t0)
+    return summary
+
+
+@dataclass
+class SeasonStates:
+    """What differs between the two seasons of one area, by season name."""
+
+    dates: dict  # season -> dt.date
+    suns: dict  # season -> (elevation, azimuth) in degrees
+    illum: dict  # season -> hillshade factor
+    surfaces: dict  # season -> noise-free surface bands (snow mixed into the snow season's)
+    fsnow: np.ndarray  # snow-season snow fraction
+    frozen: np.ndarray  # frozen lakes of the snow season
+    snow_info: dict
+
+
+def season_states(land: Landscape, sim: dict, seed: int) -> SeasonStates:
+    """Dates, sun, illumination, snow cover and surfaces of both seasons."""
     lat = float(sim["origin"][1])
     dates = acquisition_dates(lat, seed)
     suns = {s: sun_position(lat, d) for s, d in dates.items()}
     illum = {s: illumination(land, *suns[s]) for s in dates}
     fsnow, snow_info, frozen = snow_fraction(land, sim, seed, suns["snow"][1])
+    surfaces = {
+        "snowfree": surface(land, "snowfree", seed),
+        "snow": mix_snow(surface(land, "snow", seed), fsnow, seed),
+    }
+    return SeasonStates(dates, suns, illum, surfaces, fsnow, frozen, snow_info)
 
-    summer_surf = surface(land, "snowfree", seed)
-    winter_surf = mix_snow(surface(land, "snow", seed), fsnow, seed)
 
-    base_tags = {"DEEPSNOW_SOURCE": "simulator", "DEEPSNOW_AOI": aoi, "DEEPSNOW_SEED": seed}
-    scenes = {}
-    jobs = (
-        ("snowfree", snowfree_path, summer_surf, None, None, "snowfree", True),
-        ("snow", snow_path, winter_surf, fsnow, frozen, "snow", True),
-        ("truth", truth_path, winter_surf, fsnow, frozen, "snow", False),
+#: Scene -> (season, acquired, noise): an acquired scene may have clouds and a nodata wedge; the
+#: truth is the snow-season surface under the snow-free acquisition's sensor noise (module docstring).
+SCENES = {
+    "snowfree": ("snowfree", True, "snowfree"),
+    "snow": ("snow", True, "snow"),
+    "truth": ("snow", False, "snowfree"),
+}
+
+
+def _write_acquisition(name, path, land, seasons: SeasonStates, sim, seed, crs, transform, base_tags) -> dict:
+    """Render and write one scene of ``SCENES``; its SCL statistics, date, sun and cloudiness."""
+    season, acquired, noise = SCENES[name]
+    n = land.cover.shape[0]
+    sun_el, sun_az = seasons.suns[season]
+    cloud = clouds(n, seed, season, sim, sun_el, sun_az) if acquired else None
+    wedge = nodata_wedge(n, seed, season) if acquired else None
+    fs, fz = (seasons.fsnow, seasons.frozen) if season == "snow" else (None, None)
+    refl, scl, mask = render(
+        seasons.surfaces[season], land, fs, fz, seasons.illum[season], cloud, wedge,
+        _rng(seed, _NOISE, _SEASON_KEY[noise]),
     )
-    for name, path, surf, fs, fz, season, acquired in jobs:
-        sun_el, sun_az = suns[season]
-        cloud = clouds(n, seed, season, sim, sun_el, sun_az) if acquired else None
-        wedge = nodata_wedge(n, seed, season) if acquired else None
-        noise_key = _SEASON_KEY["snowfree" if name == "truth" else season]
-        refl, scl, mask = render(surf, land, fs, fz, illum[season], cloud, wedge, _rng(seed, _NOISE, noise_key))
-        tags = dict(base_tags, DEEPSNOW_SEASON=season, DEEPSNOW_DATE=dates[season].isoformat())
-        if name == "truth":
-            tags["DEEPSNOW_TRUTH"] = 1
-        write_scene(path, dict(zip(REFLECTANCE_BANDS, refl)), scl, mask, crs, transform, tags=tags)
-        stats = scene_stats(scl, mask)
-        stats.update(
-            path=str(path),
-            season=season,
-            date=dates[season].isoformat(),
-            cloudy=cloud is not None,
-            cloud_cover_target=round(cloud.target_cover, 4) if cloud is not None else 0.0,
-            sun_elevation_deg=round(sun_el, 2),
-            sun_azimuth_deg=round(sun_az, 2),
-        )
-        scenes[name] = stats
-        log.info(
-            "%s %s: wrote %s (snow %.1f%%, cloud %.1f%%, shadow %.1f%%, valid %.1f%%)",
-            aoi, name, path, 100 * stats["snow_fraction"], 100 * stats["cloud_fraction"],
-            100 * stats["shadow_fraction"], 100 * stats["valid_fraction"],
-        )
+    date = seasons.dates[season].isoformat()
+    tags = dict(base_tags, DEEPSNOW_SEASON=season, DEEPSNOW_DATE=date)
+    if name == "truth":
+        tags["DEEPSNOW_TRUTH"] = 1
+    write_scene(path, dict(zip(REFLECTANCE_BANDS, refl)), scl, mask, crs, transform, tags=tags)
+    stats = scene_stats(scl, mask)
+    stats.update(
+        path=str(path),
+        season=season,
+        date=date,
+        cloudy=cloud is not None,
+        cloud_cover_target=round(cloud.target_cover, 4) if cloud is not None else 0.0,
+        sun_elevation_deg=round(sun_el, 2),
+        sun_azimuth_deg=round(sun_az, 2),
+    )
+    log.info(
+        "%s %s: wrote %s (snow %.1f%%, cloud %.1f%%, shadow %.1f%%, valid %.1f%%)",
+        base_tags["DEEPSNOW_AOI"], name, path, 100 * stats["snow_fraction"], 100 * stats["cloud_fraction"],
+        100 * stats["shadow_fraction"], 100 * stats["valid_fraction"],
+    )
+    return stats
 
+
+def _area_summary(aoi, index, seed, sim, epsg, transform, land: Landscape, snow_info, scenes) -> dict:
+    n = land.cover.shape[0]
     counts = np.bincount(land.cover.ravel(), minlength=len(LAND_COVER))
     left, top = transform.c, transform.f
-    summary = {
+    return {
         "aoi": aoi,
         "index": index,
         "seed": seed,
@@ -952,5 +1004,3 @@ def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path) 
         "land_cover": {name: round(float(counts[i]) / land.cover.size, 5) for i, name in enumerate(LAND_COVER)},
         "scenes": scenes,
     }
-    log.info("%s: done in %.1f s", aoi, time.perf_counter() - t0)
-    return summary
