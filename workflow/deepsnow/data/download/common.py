@@ -281,14 +281,14 @@ def write_dn_scene(
 
     Pixels with ``data_mask == 0`` get 0 in every band.
     """
-    from deepsnow.data.scene import REFLECTANCE_BANDS, write_scene
+    from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCL_NODATA, write_scene
 
     valid = data_mask.astype(bool)
-    refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / 10000.0 for b in REFLECTANCE_BANDS}
+    refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS}
     write_scene(
         path,
         refl,
-        np.where(valid, scl, 0).astype(np.uint8),
+        np.where(valid, scl, SCL_NODATA).astype(np.uint8),
         valid.astype(np.uint8),
         grid.crs,
         grid.transform,
