@@ -13,7 +13,7 @@ import yaml
 
 from deepsnow import provenance
 from deepsnow.io import load_npz
-from conftest import REPO, copy_workflow, deepsnow, snakemake
+from conftest import REPO, copy_workflow, deepsnow, merge_config, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -156,16 +156,6 @@ def test_retraining_by_accident_fails_at_dag_build(finished_run: Path):
     assert "Write-protected output files for rule train" in out, out
 
 
-def test_metrics_setting_change_reruns_only_metrics(finished_run: Path, tmp_path: Path):
-    changed = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
-    changed["metrics"]["rf_repeats"] = 4
-    cfg = tmp_path / "changed.yaml"
-    cfg.write_text(yaml.safe_dump(changed))
-    counts = job_counts(snakemake(finished_run, "-n", "--configfile", str(cfg)).stdout)
-    assert set(counts) <= {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "all"}, counts
-    assert counts.get("metrics_epoch") and counts.get("metrics_table")
-
-
 def test_all_figures_and_the_report(finished_run: Path):
     import zipfile
 
@@ -188,39 +178,34 @@ def test_all_figures_and_the_report(finished_run: Path):
     assert any(n.endswith("metrics.csv") for n in names)
 
 
-def test_figure_setting_change_reruns_only_figures(finished_run: Path, tmp_path: Path):
-    changed = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
-    changed["figures"] = {"dpi": 100}
-    cfg = tmp_path / "changed.yaml"
-    cfg.write_text(yaml.safe_dump(changed))
-    counts = job_counts(snakemake(finished_run, "-n", "--configfile", str(cfg)).stdout)
-    assert set(counts) <= {"figure", "figure_artifacts", "all"}, counts
-    assert counts.get("figure") == 7 and counts.get("figure_artifacts") == 1
-
-
 def test_nothing_to_do_after_a_complete_run(finished_run: Path):
     proc = snakemake(finished_run, "-n", "--configfile", "configs/test.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_patch_setting_change_reruns_patches_and_split_only(finished_run: Path, tmp_path: Path):
-    changed = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
-    changed["patches"]["max_cloud"] = 0.05
+SCENES = "one per scene"  # 2 seasons x the config's areas
+# setting changed over configs/test.yaml, rules allowed to rerun (None: any), jobs expected
+# (None: at least one), rules that must not rerun
+RERUNS = [
+    ("metrics", {"metrics": {"rf_repeats": 4}},
+     {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "all"},
+     {"metrics_epoch": None, "metrics_table": None}, set()),
+    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "all"}, {"figure": 7, "figure_artifacts": 1}, set()),
+    ("patches", {"patches": {"max_cloud": 0.05}}, None, {"patches": SCENES, "split": 1}, {"simulate", "mask"}),
+    ("mask", {"mask": {"ndsi_min": 0.35}}, None, {"mask": SCENES}, {"simulate"}),
+]
+
+
+@pytest.mark.parametrize("change, allowed, expected, untouched", [r[1:] for r in RERUNS], ids=[r[0] for r in RERUNS])
+def test_setting_change_reruns_only_what_depends_on_it(finished_run: Path, tmp_path: Path, change, allowed, expected, untouched):
+    changed = merge_config(yaml.safe_load((finished_run / "configs" / "test.yaml").read_text()), change)
     cfg = tmp_path / "changed.yaml"
     cfg.write_text(yaml.safe_dump(changed))
     proc = snakemake(finished_run, "-n", "--configfile", str(cfg))
     counts = job_counts(proc.stdout + proc.stderr)
-    n = changed["data"]["simulator"]["n_aois"]
-    assert counts.get("patches") == 2 * n
-    assert counts.get("split") == 1
-    assert "simulate" not in counts and "mask" not in counts
-
-
-def test_mask_setting_change_does_not_resimulate(finished_run: Path, tmp_path: Path):
-    changed = yaml.safe_load((finished_run / "configs" / "test.yaml").read_text())
-    changed["mask"] = {"ndsi_min": 0.35}
-    cfg = tmp_path / "changed.yaml"
-    cfg.write_text(yaml.safe_dump(changed))
-    counts = job_counts(snakemake(finished_run, "-n", "--configfile", str(cfg)).stdout)
-    assert counts.get("mask") == 2 * changed["data"]["simulator"]["n_aois"]
-    assert "simulate" not in counts
+    assert allowed is None or set(counts) <= allowed, counts
+    scenes = 2 * changed["data"]["simulator"]["n_aois"]
+    for rule, n in expected.items():
+        want = scenes if n is SCENES else n
+        assert counts.get(rule) if want is None else counts.get(rule) == want, (rule, counts)
+    assert not untouched & set(counts), counts
