@@ -1,5 +1,6 @@
 """Fault matrix, whole runs: `kill -9` of the training, embedding and metrics jobs (and of Snakemake
-itself) followed by a rerun, two runs started in one directory at once, and determinism.
+itself) followed by a rerun, a second run started in one directory at several moments of a first
+(and two at once), and determinism.
 
 Every run is the test config (configs/test.yaml, `gan.deterministic: true`) in a scratch copy of
 the workflow; every recovered run must end with the same metrics tables as an undisturbed one.
@@ -178,29 +179,81 @@ def test_kill_9_of_snakemake_and_its_jobs_then_rerun(reference, tmp_path):
     assert not [p for p in (work / "results").rglob("*.part*")]
 
 
-@pytest.mark.parametrize("stagger", [0.0, 5.0], ids=["same-moment", "second-during-first"])
-def test_two_runs_in_one_directory(reference, tmp_path, stagger):
-    """Two `snakemake` runs of one config in one directory: one runs, the other stops before any
-    job with a message naming the lock (Snakemake's, or deepsnow's atomic run lock when both pass
-    Snakemake's check at the same moment), and the results are those of a single run."""
+def run_lock_holder(work: Path) -> int | None:
+    """PID recorded in deepsnow's run lock file, if any."""
+    import json
+
+    try:
+        return json.loads((work / ".snakemake" / "deepsnow" / "test.lock").read_text() or "{}").get("pid")
+    except (OSError, ValueError):
+        return None
+
+
+def assert_refused_by_the_run_lock(proc: subprocess.Popen, out: str, holder: int, work: Path) -> None:
+    """Stopped while the Snakefile was parsed, with deepsnow's message naming the running run."""
+    assert proc.returncode != 0, out[-3000:]
+    assert f"workflow run 'test' (results/test/) in {work} is locked by process {holder}" in out, out[-3000:]
+    assert "Wait for that run to finish (or stop it) and start again." in out
+    assert "incomplete" not in out.lower() and "Directory cannot be locked" not in out, out[-3000:]
+    assert "Building DAG of jobs" not in out and "Error in rule" not in out  # refused before the DAG
+
+
+# The moments of a running first run at which a second one is started, and how each is recognised.
+MOMENTS = {
+    "before its first job": lambda work, first: run_lock_holder(work) == first.pid,
+    "during the data half": lambda work, first: any(
+        job_processes(work, c) for c in ("simulate", "mask", "patches", "split")
+    ),
+    "during training": lambda work, first: job_processes(work, "train"),
+}
+
+
+def test_a_second_run_is_refused_at_every_moment_of_the_first(reference, tmp_path):
+    """A second `snakemake` of the same config in the same directory, started before the first run's
+    first job, during its data half and during its training, is refused each time with deepsnow's
+    message (never Snakemake's "files seem to be incomplete", whose advice would rerun the first
+    run's jobs under it), and the first run ends with the results of an undisturbed one."""
     work = copy_workflow(tmp_path / "wf")
     first = start(work)
+    seconds = {}
     try:
-        time.sleep(stagger)
-        second = start(work)
-        out2 = finish(second)
+        for moment, reached in MOMENTS.items():
+            # not waiting for one refusal before the next moment: the data half is short
+            wait_for(lambda: reached(work, first), first, moment)
+            seconds[moment] = start(work)
+        outs = {moment: finish(p, timeout=300) for moment, p in seconds.items()}
         out1 = finish(first)
     finally:
-        for p in (first,):
+        for p in [first, *seconds.values()]:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-    codes = sorted([first.returncode, second.returncode])
-    assert codes[0] == 0 and codes[1] != 0, (first.returncode, out1[-3000:], second.returncode, out2[-3000:])
-    refused = out2 if second.returncode else out1
-    assert "Directory cannot be locked" in refused or "is locked by process" in refused, refused[-3000:]
-    assert "Error in rule" not in refused  # refused before running any job
+    assert list(outs) == list(MOMENTS)
+    for moment, out in outs.items():
+        assert_refused_by_the_run_lock(seconds[moment], out, first.pid, work)
+    assert first.returncode == 0, out1[-3000:]
     assert tables(work) == tables(reference)
+
+
+def test_two_runs_started_at_the_same_moment(reference, tmp_path):
+    """Two runs started together: exactly one takes the run lock and runs; the other is refused
+    with deepsnow's message naming it; the data half ends as in an undisturbed run."""
+    work = copy_workflow(tmp_path / "wf")
+    runs = [start(work, "--until", "split") for _ in range(2)]
+    try:
+        outs = [finish(p) for p in runs]
+    finally:
+        for p in runs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    codes = [p.returncode for p in runs]
+    assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, (codes, [o[-2000:] for o in outs])
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    assert_refused_by_the_run_lock(runs[loser], outs[loser], runs[winner].pid, work)
+    for name in ("trainA", "trainB", "testA", "testB"):
+        path = RES / "dataset" / f"{name}.npz"
+        assert (work / path).read_bytes() == (reference / path).read_bytes()
 
 
 def test_two_deterministic_runs_give_identical_tables_and_the_report_states_the_seeds(reference, tmp_path):
@@ -224,18 +277,22 @@ def test_two_deterministic_runs_give_identical_tables_and_the_report_states_the_
 def test_run_lock_stops_a_run_that_passed_snakemakes_check(tmp_path):
     """The race Snakemake's check-then-write lock cannot close, made certain: another process holds
     deepsnow's run lock (as a run that started at the same moment would). The new run stops before
-    any job, names the holder, and exits non-zero; once the holder is gone, the lock is free."""
+    any job, names the holder, and exits non-zero, while commands that run no job (a dry run,
+    --list-rules, --summary, --unlock) still work; once the holder is gone, the lock is free."""
     from deepsnow import locks
 
     work = copy_workflow(tmp_path / "wf")
     holder = locks.acquire(work / ".snakemake" / "deepsnow" / "test.lock", "x", "y")
     try:
         proc = snakemake(work, *CONFIG, "--until", "split", check=False)
+        for looks in (["-n"], ["--list-rules"], ["--summary"], ["--unlock"]):  # run no job: no lock
+            snakemake(work, *CONFIG, "--until", "split", *looks)
     finally:
         holder.close()
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert f"workflow run 'test' (results/test/) in {work} is locked by process {os.getpid()}" in out, out[-3000:]
+    assert "Building DAG of jobs" not in out  # refused while the Snakefile is parsed
     assert "Error in rule" not in out and not (work / "results").exists()
     snakemake(work, *CONFIG, "--until", "split")  # the holder is gone: the run goes ahead
     assert (work / RES / "dataset" / "trainA.npz").exists()

@@ -14,6 +14,37 @@ from deepsnow.stages import STAGE_CODE
 # Fills schema defaults and stops before any job with a message naming the key.
 validate_config(config)
 
+
+def executes_jobs(workflow):
+    """Whether this ``snakemake`` command runs jobs: False for dry runs, --report, --unlock,
+    --list-*, --lint, --summary, --dag and the like, and in the job processes a cluster executor
+    starts; None when Snakemake was not started from its command line (its Python API)."""
+    import inspect
+
+    if not workflow.is_main_process:
+        return False
+    frame = inspect.currentframe()
+    while frame is not None and not (
+        frame.f_code.co_name == "args_to_api" and frame.f_globals.get("__name__") == "snakemake.cli"
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    args = frame.f_locals["args"]
+    if args.report and not args.report_after_run:
+        return False
+    return not any(getattr(args, name, None) for name in NON_EXECUTING_OPTIONS)
+
+
+# Options of the snakemake command line under which it runs no job (snakemake.cli.args_to_api).
+NON_EXECUTING_OPTIONS = """
+    dryrun lint list_target_rules list_rules print_compilation containerize generate_unit_tests
+    dag rulegraph filegraph d3dag unlock cleanup_metadata conda_cleanup_envs conda_create_envs_only
+    list_conda_envs cleanup_shadow container_cleanup_images list_changes list_input_changes
+    list_params_changes list_untracked summary detailed_summary archive delete_all_output
+    delete_temp_output
+""".split()
+
 RUN = config["run"]
 if os.path.lexists(f"results/{RUN}") and not os.path.isdir(f"results/{RUN}"):
     raise DeepsnowError(
@@ -39,15 +70,27 @@ wildcard_constraints:
     extractor="[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
-onstart:
-    # One executing run per run name and directory at a time. Snakemake's own directory lock is
-    # check-then-write (two runs started at the same moment can both pass it); this lock is
-    # atomic and dies with the process, so a killed run never leaves it stale. Dry runs skip it.
+def hold_run_lock():
+    """One executing run per run name and directory at a time (deepsnow.locks: atomic, and it
+    dies with the process, so a killed run never leaves it stale)."""
     hold_for_process(
         f".snakemake/deepsnow/{RUN}.lock",
         f"workflow run '{RUN}' (results/{RUN}/) in {os.getcwd()}",
         "Wait for that run to finish (or stop it) and start again.",
     )
+
+
+# Snakemake builds the DAG before it takes its own directory lock, so a second run started while
+# a first one writes would be told the first run's files "seem to be incomplete" (and to rerun
+# them). Taking deepsnow's lock here, while the Snakefile is parsed, refuses it first and says why.
+if executes_jobs(workflow):
+    hold_run_lock()
+
+
+onstart:
+    # Also when Snakemake is driven through its Python API (executes_jobs cannot tell then);
+    # idempotent. Snakemake's own lock is check-then-write: two runs at one moment can pass it.
+    hold_run_lock()
 
 
 def R(path):
