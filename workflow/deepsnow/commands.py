@@ -1,6 +1,7 @@
 """One pattern for every stage command, written once.
 
-A stage command is a subparser whose handler takes ``(args, params)`` and returns
+A stage command is a subparser whose handler takes ``(args, params)``, is documented by its
+docstring (the command's ``--help``), and returns
 what it made (:class:`Made`, one or several). :func:`stage_command` adds the
 ``--params`` option of the command's config section and wires the handler into
 :func:`run_stage`, which parses and validates the section (the handler trusts
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from deepsnow import provenance
@@ -53,6 +56,17 @@ def add_params_argument(parser: argparse.ArgumentParser, section: str) -> None:
     )
 
 
+def path_options(
+    parser: argparse.ArgumentParser, *, required: bool = True, nargs: str | None = None, default: Any = None, **helps: str
+) -> None:
+    """File options declared by name and help text: ``path_options(p, train_a="dataset/trainA.npz")``
+    adds ``--train-a TRAIN_A`` (a :class:`~pathlib.Path`; ``nargs`` as argparse's)."""
+    for name, text in helps.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"), required=required, nargs=nargs, type=Path, default=default, help=text
+        )
+
+
 def stage_command(
     sub: argparse._SubParsersAction,
     name: str,
@@ -65,10 +79,16 @@ def stage_command(
 ) -> argparse.ArgumentParser:
     """Add subcommand ``name`` running ``handler`` through :func:`run_stage`.
 
+    The handler's docstring is the command's help: its first paragraph the one-line help, the
+    rest the description (unless ``help=`` / ``description=`` are given).
+
     ``stage`` (default ``name``) is what the sidecars call the stage; ``code``
     (default ``stage``) the :data:`STAGE_CODE` entry whose hash they record.
     With ``section=None`` the command takes no ``--params`` and its handler gets ``{}``.
     """
+    summary, _, details = inspect.cleandoc(handler.__doc__ or "").partition("\n\n")
+    parser_options.setdefault("help", " ".join(summary.split()))
+    parser_options.setdefault("description", " ".join(details.split()) or None)
     parser = sub.add_parser(name, **parser_options)
     if section:
         add_params_argument(parser, section)

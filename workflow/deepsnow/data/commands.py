@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepsnow.commands import Made, stage_command
+from deepsnow.commands import Made, path_options, stage_command
 
 log = logging.getLogger("deepsnow.data")
 
@@ -17,39 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _simulate_command(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "simulate",
-        _simulate,
-        section="data",
-        help="simulate one area's snow-free and snow-season Sentinel-2 L2A scenes (offline source)",
-        description="Write a georeferenced 7-band scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask) for the "
-        "snow-free and the snow season of one simulated area, plus the true snow-covered version of the "
-        "snow-free scene. Deterministic for a given seed.",
-    )
+    p = stage_command(sub, "simulate", _simulate, section="data")
     p.add_argument("--aoi", required=True, help="simulated area name, sim00, sim01, ...")
-    p.add_argument("--snowfree", required=True, type=Path, help="output GeoTIFF of the snow-free season")
-    p.add_argument("--snow", required=True, type=Path, help="output GeoTIFF of the snow season")
-    p.add_argument("--truth", required=True, type=Path, help="output GeoTIFF: the snow-free scene after snowfall")
+    path_options(
+        p,
+        snowfree="output GeoTIFF of the snow-free season",
+        snow="output GeoTIFF of the snow season",
+        truth="output GeoTIFF: the snow-free scene after snowfall",
+    )
 
 
 def _download_command(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "download",
-        _download,
-        section="data",
-        help="download one area's Sentinel-2 L2A scene of one season (Sentinel Hub / CDSE or a STAC API)",
-        description="Search the season window for Sentinel-2 L2A acquisitions under the maximum cloud cover "
-        "and write the area's scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask, reflectance x 10000, 10 m, "
-        "the UTM zone of the area's centre) in the format of the simulator, with a provenance sidecar. "
-        "sentinelhub: Catalog search, then Process API requests (least-cloudy mosaicking), credentials from "
-        "SH_CLIENT_ID/SH_CLIENT_SECRET or data.sentinelhub.profile. stac: pystac-client search (default Element 84 "
-        "Earth Search), windowed COG reads of the least-cloudy item. With --cache a rerun makes no request.",
-    )
+    p = stage_command(sub, "download", _download, section="data")
     p.add_argument("--aoi", required=True, help="area name (data.aois or data.aoi_file)")
     p.add_argument("--season", required=True, choices=["snowfree", "snow"], help="which date window")
-    p.add_argument("--output", required=True, type=Path, help="output scene GeoTIFF, e.g. scenes/<aoi>/<season>.tif")
+    path_options(p, output="output scene GeoTIFF, e.g. scenes/<aoi>/<season>.tif")
     p.add_argument(
         "--source",
         choices=["sentinelhub", "stac"],
@@ -66,52 +48,39 @@ def _download_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _mask_command(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "mask",
-        _mask,
-        section="mask",
-        help="label every pixel of a scene: invalid, clear, water, snow, cloud, cloud shadow",
-        description="Per-pixel classes from SCL and NDSI (see docs/formats.md). Snow is never counted as cloud.",
+    p = stage_command(sub, "mask", _mask, section="mask")
+    path_options(
+        p,
+        scene="input scene GeoTIFF",
+        output="output class GeoTIFF",
+        summary="output JSON with class counts and fractions",
     )
-    p.add_argument("--scene", required=True, type=Path, help="input scene GeoTIFF")
-    p.add_argument("--output", required=True, type=Path, help="output class GeoTIFF")
-    p.add_argument("--summary", required=True, type=Path, help="output JSON with class counts and fractions")
 
 
 def _patches_command(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "patches",
-        _patches,
-        section="patches",
-        help="cut labelled RGB patches from a scene and its mask",
-        description="Cut size x size windows, reject those with too little valid data or too much cloud, label "
-        "each snowy or snow-free, drop ambiguous ones and those that do not match the scene's season. Writes "
-        "one .npz shard of kept patches and a .csv of every candidate window with the reason for rejection.",
+    p = stage_command(sub, "patches", _patches, section="patches")
+    path_options(
+        p,
+        scene="input scene GeoTIFF",
+        mask="class GeoTIFF from 'deepsnow mask'",
+        output="output .npz shard",
+        table="output .csv of all candidate windows",
     )
-    p.add_argument("--scene", required=True, type=Path)
-    p.add_argument("--mask", required=True, type=Path, help="class GeoTIFF from 'deepsnow mask'")
-    p.add_argument("--truth", type=Path, default=None, help="optional true snow-covered scene (simulator)")
-    p.add_argument("--output", required=True, type=Path, help="output .npz shard")
-    p.add_argument("--table", required=True, type=Path, help="output .csv of all candidate windows")
+    path_options(p, required=False, truth="optional true snow-covered scene (simulator)")
 
 
 def _split_command(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "split",
-        _split,
-        section="split",
-        help="assemble domains A (snow-free) and B (snowy) and split train/test by area",
-        description="Concatenate patch shards into trainA/trainB/testA/testB .npz files. Whole areas are held "
-        "out for testing, so no test patch overlaps a training area.",
-    )
-    p.add_argument("--shards", required=True, nargs="+", type=Path, help="patch shards (.npz)")
-    p.add_argument("--outdir", required=True, type=Path, help="output folder")
+    p = stage_command(sub, "split", _split, section="split")
+    path_options(p, nargs="+", shards="patch shards (.npz)")
+    path_options(p, outdir="output folder")
 
 
 def _simulate(args, params) -> Made:
+    """Simulate one area's snow-free and snow-season Sentinel-2 L2A scenes (offline source).
+
+    Write a georeferenced 7-band scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask) for the snow-free and the
+    snow season of one simulated area, plus the true snow-covered version of the snow-free scene.
+    Deterministic for a given seed."""
     from deepsnow.data import simulate
 
     summary = simulate.simulate_area(args.aoi, params, args.snowfree, args.snow, args.truth)
@@ -119,6 +88,14 @@ def _simulate(args, params) -> Made:
 
 
 def _download(args, params) -> Made:
+    """Download one area's Sentinel-2 L2A scene of one season (Sentinel Hub / CDSE or a STAC API).
+
+    Search the season window for Sentinel-2 L2A acquisitions under the maximum cloud cover and write the
+    area's scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask, reflectance x 10000, 10 m, the UTM zone of the
+    area's centre) in the format of the simulator, with a provenance sidecar. sentinelhub: Catalog search,
+    then Process API requests (least-cloudy mosaicking), credentials from SH_CLIENT_ID/SH_CLIENT_SECRET or
+    data.sentinelhub.profile. stac: pystac-client search (default Element 84 Earth Search), windowed COG
+    reads of the least-cloudy item. With --cache a rerun makes no request."""
     from deepsnow.data.download import download_scene
 
     summary = download_scene(params, args.aoi, args.season, args.output, cache=args.cache, source=args.source)
@@ -126,6 +103,9 @@ def _download(args, params) -> Made:
 
 
 def _mask(args, params) -> Made:
+    """Label every pixel of a scene: invalid, clear, water, snow, cloud, cloud shadow.
+
+    Per-pixel classes from SCL and NDSI (see docs/formats.md). Snow is never counted as cloud."""
     from deepsnow.data import mask
 
     summary = mask.mask_scene(args.scene, params, args.output, args.summary)
@@ -133,6 +113,11 @@ def _mask(args, params) -> Made:
 
 
 def _patches(args, params) -> Made:
+    """Cut labelled RGB patches from a scene and its mask.
+
+    Cut size x size windows, reject those with too little valid data or too much cloud, label each snowy or
+    snow-free, drop ambiguous ones and those that do not match the scene's season. Writes one .npz shard of
+    kept patches and a .csv of every candidate window with the reason for rejection."""
     from deepsnow.data import patches
 
     summary = patches.cut_patches(args.scene, args.mask, params, args.output, args.table, truth_path=args.truth)
@@ -141,6 +126,10 @@ def _patches(args, params) -> Made:
 
 
 def _split(args, params) -> Made:
+    """Assemble domains A (snow-free) and B (snowy) and split train/test by area.
+
+    Concatenate patch shards into trainA/trainB/testA/testB .npz files. Whole areas are held out for
+    testing, so no test patch overlaps a training area."""
     from deepsnow.data import split
 
     summary = split.split_dataset(args.shards, params, args.outdir)

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Iterator
 
 from deepsnow import DeepsnowError, provenance
-from deepsnow.commands import Made, stage_command
+from deepsnow.commands import Made, path_options, stage_command
 
 log = logging.getLogger("deepsnow.features")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "embed",
-        _embed,
-        section="features",
-        help="embed images with the FID Inception-v3 / ImageNet ResNet-50 (2048-d features)",
-        description="Three modes. (1) Real test sets, once per extractor: --real-a dataset/testA.npz "
-        "--real-b dataset/testB.npz --output features/real_{extractor}.npz (arrays A, B, ids_A, ids_B). "
-        "(2) Samples of one or more epochs: --samples samples/epoch_001.npz ... --outputs "
-        "features/epoch_001_{extractor}.npz ... (arrays fake_B, fake_A, ids_A, ids_B, epoch). "
-        "(3) Any image array: --images X.npz --images-key rgb --output OUT.npz (arrays features, ids). "
-        "Every file also stores extractor, weights (imagenet-<tag> | path:<sha256 prefix> | random-seed<k>), "
-        "pretrained, dim and preprocessing. '{extractor}' in an output path is replaced by the extractor "
-        "name, so one call can run several extractors.",
-    )
+    p = stage_command(sub, "embed", _embed, section="features")
     p.add_argument(
         "--extractor",
         nargs="+",
@@ -37,11 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="extractor(s) to run (default: features.extractors); built in: inception, resnet50; "
         "installed packages add more through the Python entry-point group 'deepsnow.extractors'",
     )
-    p.add_argument("--real-a", type=Path, help="real domain-A test set (.npz with rgb, ids)")
-    p.add_argument("--real-b", type=Path, help="real domain-B test set (.npz with rgb, ids)")
-    p.add_argument("--samples", nargs="+", type=Path, help="per-epoch samples (.npz with fake_B, fake_A, ids_A, ids_B, epoch)")
+    path_options(
+        p,
+        required=False,
+        real_a="real domain-A test set (.npz with rgb, ids)",
+        real_b="real domain-B test set (.npz with rgb, ids)",
+        images="any .npz holding an (N, H, W, 3) uint8 array",
+    )
+    path_options(
+        p, required=False, nargs="+", samples="per-epoch samples (.npz with fake_B, fake_A, ids_A, ids_B, epoch)"
+    )
     p.add_argument("--outputs", nargs="+", help="one output per --samples file, in the same order")
-    p.add_argument("--images", type=Path, help="any .npz holding an (N, H, W, 3) uint8 array")
     p.add_argument("--images-key", default="rgb", help="array holding the images in --images / --real-a / --real-b (default rgb)")
     p.add_argument("--output", help="output .npz for --real-a/--real-b or --images")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
@@ -65,7 +56,16 @@ def _check_mode(args) -> bool:
 
 
 def _embed(args, params) -> Iterator[Made]:
-    """One output per extractor (and samples file), each recorded as soon as it is written."""
+    """Embed images with the FID Inception-v3 / ImageNet ResNet-50 (2048-d features).
+
+    Three modes. (1) Real test sets, once per extractor: --real-a dataset/testA.npz --real-b
+    dataset/testB.npz --output features/real_{extractor}.npz (arrays A, B, ids_A, ids_B). (2) Samples of one
+    or more epochs: --samples samples/epoch_001.npz ... --outputs features/epoch_001_{extractor}.npz ...
+    (arrays fake_B, fake_A, ids_A, ids_B, epoch). (3) Any image array: --images X.npz --images-key rgb
+    --output OUT.npz (arrays features, ids). Every file also stores extractor, weights (imagenet-<tag> |
+    path:<sha256 prefix> | random-seed<k>), pretrained, dim and preprocessing. '{extractor}' in an output
+    path is replaced by the extractor name, so one call can run several extractors."""
+    # One output per extractor (and samples file), each recorded as soon as it is written.
     real = _check_mode(args)
     names = list(dict.fromkeys(args.extractor or params["extractors"]))
 

@@ -6,78 +6,50 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepsnow.commands import Made, stage_command
+from deepsnow.commands import Made, path_options, stage_command
 
 log = logging.getLogger("deepsnow.gan")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = stage_command(
-        sub,
-        "train",
-        _train,
-        section="gan",
-        help="train the cycleGAN (resumable; per saved epoch a checkpoint and the test set's samples, loss CSVs)",
-        description="Train the unmodified cycleGAN of Zhu et al. (2017) on domains A (snow-free) and B (snowy). "
-        "One call trains the whole run. At the end of every saved epoch (gan.save_every; the last always) the full "
-        "training state is written atomically into --state-dir and hard-linked into --checkpoint-dir as "
-        "epoch_NNN.pt, and with --samples-dir the held-out test sets are translated by that epoch's generators "
-        "(samples/epoch_NNN.npz, as 'deepsnow generate' writes them). Only the checkpoints of every gan.keep_every-th "
-        "epoch and of the last stay. Rerunning the same command after an interruption resumes from the newest "
-        "complete checkpoint in --state-dir. Losses go to a per-epoch CSV (--losses) and a per-iteration CSV (--iter-losses).",
+    p = stage_command(sub, "train", _train, section="gan")
+    path_options(
+        p,
+        train_a="dataset/trainA.npz (domain A, snow-free)",
+        train_b="dataset/trainB.npz (domain B, snowy)",
+        checkpoint_dir="folder for the epoch_NNN.pt checkpoints",
+        state_dir="folder for the resume state (not a workflow output; keep it between reruns)",
+        losses="output CSV: per-epoch mean losses",
+        iter_losses="output CSV: per-iteration losses",
     )
-    p.add_argument("--train-a", required=True, type=Path, help="dataset/trainA.npz (domain A, snow-free)")
-    p.add_argument("--train-b", required=True, type=Path, help="dataset/trainB.npz (domain B, snowy)")
-    p.add_argument("--checkpoint-dir", required=True, type=Path, help="folder for the epoch_NNN.pt checkpoints")
-    p.add_argument(
-        "--state-dir",
-        required=True,
-        type=Path,
-        help="folder for the resume state (not a workflow output; keep it between reruns)",
+    path_options(
+        p,
+        required=False,
+        test_a="dataset/testA.npz, translated at every saved epoch",
+        test_b="dataset/testB.npz, translated at every saved epoch",
+        samples_dir="folder for the per-epoch samples epoch_NNN.npz",
     )
-    p.add_argument("--test-a", type=Path, help="dataset/testA.npz, translated at every saved epoch")
-    p.add_argument("--test-b", type=Path, help="dataset/testB.npz, translated at every saved epoch")
     p.add_argument(
         "--samples-params",
         metavar="JSON|@FILE",
         help="the 'samples' config section (batch_size, max_samples) as JSON, or @file (default: schema defaults)",
     )
-    p.add_argument("--samples-dir", type=Path, help="folder for the per-epoch samples epoch_NNN.npz")
-    p.add_argument("--losses", required=True, type=Path, help="output CSV: per-epoch mean losses")
-    p.add_argument("--iter-losses", required=True, type=Path, help="output CSV: per-iteration losses")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    p = stage_command(
-        sub,
-        "generate",
-        _generate,
-        section="samples",
-        help="translate the held-out test set with each checkpoint (per-epoch samples)",
-        description="For each checkpoint, translate testA (snow-free) to B with G_A and testB to A with G_B at the "
-        "test patch size, and write an .npz with uint8 fake_B, ids_A, fake_A, ids_B and epoch. Several "
-        "checkpoints may be given with as many outputs, in the same order.",
-    )
+    p = stage_command(sub, "generate", _generate, section="samples")
     p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda or cuda:N")
-    p.add_argument("--checkpoints", required=True, nargs="+", type=Path, help="checkpoints (epoch_NNN.pt)")
-    p.add_argument("--outputs", required=True, nargs="+", type=Path, help="output .npz files, one per checkpoint")
-    p.add_argument("--test-a", required=True, type=Path, help="dataset/testA.npz")
-    p.add_argument("--test-b", required=True, type=Path, help="dataset/testB.npz")
-
-    p = stage_command(
-        sub,
-        "translate",
-        _translate,
-        section=None,
-        help="translate a whole georeferenced scene (tiled, seamless) to a RGB GeoTIFF",
-        description="Translate a scene of any size by overlapping tiles blended with a smooth window. Input: a "
-        "deepsnow scene GeoTIFF (7 bands, rendered to RGB with --rgb-max/--rgb-gamma as the patches stage) or a "
-        "3-band uint8 RGB GeoTIFF. Output: a 3-band uint8 RGB GeoTIFF with the input's CRS and transform. The "
-        "checkpoint may be a deepsnow checkpoint (G_A for AtoB, G_B for BtoA) or a reference "
-        "pytorch-CycleGAN-and-pix2pix '<epoch>_net_G_A.pth' state dict.",
+    path_options(
+        p, nargs="+", checkpoints="checkpoints (epoch_NNN.pt)", outputs="output .npz files, one per checkpoint"
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="deepsnow epoch_NNN.pt or reference *_net_G_?.pth")
-    p.add_argument("--input", required=True, type=Path, help="scene GeoTIFF or 3-band uint8 RGB GeoTIFF")
-    p.add_argument("--output", required=True, type=Path, help="output RGB GeoTIFF")
+    path_options(p, test_a="dataset/testA.npz", test_b="dataset/testB.npz")
+
+    p = stage_command(sub, "translate", _translate, section=None)
+    path_options(
+        p,
+        checkpoint="deepsnow epoch_NNN.pt or reference *_net_G_?.pth",
+        input="scene GeoTIFF or 3-band uint8 RGB GeoTIFF",
+        output="output RGB GeoTIFF",
+    )
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB: snow-free to snowy (default)")
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels, a multiple of 4 (default 256)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles in pixels (default 64)")
@@ -88,6 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args, params) -> list[Made]:
+    """Train the cycleGAN (resumable; per saved epoch a checkpoint and the test set's samples, loss CSVs).
+
+    Train the unmodified cycleGAN of Zhu et al. (2017) on domains A (snow-free) and B (snowy). One call
+    trains the whole run. At the end of every saved epoch (gan.save_every; the last always) the full
+    training state is written atomically into --state-dir and hard-linked into --checkpoint-dir as
+    epoch_NNN.pt, and with --samples-dir the held-out test sets are translated by that epoch's generators
+    (samples/epoch_NNN.npz, as 'deepsnow generate' writes them). Only the checkpoints of every
+    gan.keep_every-th epoch and of the last stay. Rerunning the same command after an interruption resumes
+    from the newest complete checkpoint in --state-dir. Losses go to a per-epoch CSV (--losses) and a
+    per-iteration CSV (--iter-losses)."""
     from deepsnow.config import parse_params
     from deepsnow.gan import train
 
@@ -122,6 +104,11 @@ def _train(args, params) -> list[Made]:
 
 
 def _generate(args, params) -> list[Made]:
+    """Translate the held-out test set with each checkpoint (per-epoch samples).
+
+    For each checkpoint, translate testA (snow-free) to B with G_A and testB to A with G_B at the test patch
+    size, and write an .npz with uint8 fake_B, ids_A, fake_A, ids_B and epoch. Several checkpoints may be
+    given with as many outputs, in the same order."""
     from deepsnow import DeepsnowError
     from deepsnow.gan import generate
 
@@ -136,6 +123,13 @@ def _generate(args, params) -> list[Made]:
 
 
 def _translate(args, params) -> Made:
+    """Translate a whole georeferenced scene (tiled, seamless) to a RGB GeoTIFF.
+
+    Translate a scene of any size by overlapping tiles blended with a smooth window. Input: a deepsnow scene
+    GeoTIFF (7 bands, rendered to RGB with --rgb-max/--rgb-gamma as the patches stage) or a 3-band uint8 RGB
+    GeoTIFF. Output: a 3-band uint8 RGB GeoTIFF with the input's CRS and transform. The checkpoint may be a
+    deepsnow checkpoint (G_A for AtoB, G_B for BtoA) or a reference pytorch-CycleGAN-and-pix2pix
+    '<epoch>_net_G_A.pth' state dict."""
     from deepsnow.gan import translate
 
     options = {

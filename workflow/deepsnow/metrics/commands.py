@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-from pathlib import Path
 from typing import Iterator
 
 from deepsnow import DeepsnowError
-from deepsnow.commands import Made, stage_command
+from deepsnow.commands import Made, path_options, stage_command
 
 log = logging.getLogger("deepsnow.metrics")
 
@@ -17,7 +16,7 @@ log = logging.getLogger("deepsnow.metrics")
 def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser(
         "metrics",
-        help="FID, FRD, CRD, KID, RF two-sample test and paired errors per epoch; the table; the PCA",
+        help="FID, FRD, CRD, KID, RF two-sample test and paired errors per epoch; the table; the PCA.",
         description="Metrics on features from 'deepsnow embed'. 'epoch' writes one JSON per epoch, 'table' "
         "collects them into metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6.",
     )
@@ -29,56 +28,40 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _epoch_command(command) -> None:
-    p = command(
-        "epoch",
-        _epoch,
-        stage="metrics",
-        help="metrics of one or more epochs, one JSON per epoch",
-        description="Rows AtoB (fake_B vs real B) and BtoA (fake_A vs real A) per epoch. The real features "
-        "are computed once ('deepsnow embed --real-a/--real-b') and reused for every epoch.",
-    )
-    p.add_argument("--real", nargs="+", required=True, type=Path, help="real features, one file per extractor (features/real_<extractor>.npz)")
-    p.add_argument(
-        "--features",
+    p = command("epoch", _epoch, stage="metrics")
+    path_options(
+        p,
         nargs="+",
-        required=True,
-        type=Path,
-        help="epoch features (features/epoch_NNN_<extractor>.npz), for every extractor used, of one or more epochs",
+        real="real features, one file per extractor (features/real_<extractor>.npz)",
+        features="epoch features (features/epoch_NNN_<extractor>.npz), for every extractor used, of one or more epochs",
+        outputs="one JSON per epoch, in ascending epoch order",
     )
-    p.add_argument("--outputs", nargs="+", required=True, type=Path, help="one JSON per epoch, in ascending epoch order")
-    p.add_argument("--samples", nargs="*", default=[], type=Path, help="samples/epoch_NNN.npz of the same epochs (for paired errors)")
-    p.add_argument("--truth", type=Path, default=None, help="dataset/testA.npz holding 'truth' (simulator data; paired errors)")
+    path_options(
+        p, required=False, nargs="*", default=[], samples="samples/epoch_NNN.npz of the same epochs (for paired errors)"
+    )
+    path_options(p, required=False, truth="dataset/testA.npz holding 'truth' (simulator data; paired errors)")
     p.add_argument("--threads", type=int, default=None, help="parallel RF fits (overrides metrics.n_jobs)")
 
 
 def _table_command(command) -> None:
-    p = command(
-        "table",
-        _table,
-        stage="metrics_table",
-        help="collect epoch JSONs into metrics.csv and the Spearman correlations with the paired errors",
-    )
-    p.add_argument("--epochs", nargs="+", required=True, type=Path, help="metrics/epoch_NNN.json files")
-    p.add_argument("--output", required=True, type=Path, help="metrics/metrics.csv")
-    p.add_argument("--correlations", type=Path, default=None, help="metrics/correlations.csv (optional)")
+    p = command("table", _table, stage="metrics_table")
+    path_options(p, nargs="+", epochs="metrics/epoch_NNN.json files")
+    path_options(p, output="metrics/metrics.csv")
+    path_options(p, required=False, correlations="metrics/correlations.csv (optional)")
 
 
 def _pca_command(command) -> None:
-    p = command(
-        "pca",
-        _pca,
-        stage="metrics_pca",
-        help="PCA (3 components) of real and chosen epochs' ResNet features, for Figure 6",
-        description="Fitted per direction on the real features plus the generated features of metrics.pca_epochs "
-        "(default: the first and last epoch among --features).",
-    )
-    p.add_argument("--real", required=True, type=Path, help="real features of metrics.resnet_extractor")
-    p.add_argument("--features", nargs="+", required=True, type=Path, help="epoch features of metrics.resnet_extractor")
-    p.add_argument("--output", required=True, type=Path, help="metrics/pca.csv")
-    p.add_argument("--summary", required=True, type=Path, help="metrics/pca.json (explained variance ratios)")
+    p = command("pca", _pca, stage="metrics_pca")
+    path_options(p, real="real features of metrics.resnet_extractor")
+    path_options(p, nargs="+", features="epoch features of metrics.resnet_extractor")
+    path_options(p, output="metrics/pca.csv", summary="metrics/pca.json (explained variance ratios)")
 
 
 def _epoch(args, params) -> list[Made]:
+    """Metrics of one or more epochs, one JSON per epoch.
+
+    Rows AtoB (fake_B vs real B) and BtoA (fake_A vs real A) per epoch. The real features are computed once
+    ('deepsnow embed --real-a/--real-b') and reused for every epoch."""
     from deepsnow.metrics.epoch import evaluate_files
 
     if args.samples and args.truth is None:
@@ -90,6 +73,7 @@ def _epoch(args, params) -> list[Made]:
 
 
 def _table(args, params) -> Made:
+    """Collect epoch JSONs into metrics.csv and the Spearman correlations with the paired errors."""
     from deepsnow.metrics.table import make_table
 
     summary = make_table(args.epochs, args.output, args.correlations)
@@ -98,6 +82,10 @@ def _table(args, params) -> Made:
 
 
 def _pca(args, params) -> Iterator[Made]:
+    """PCA (3 components) of real and chosen epochs' ResNet features, for Figure 6.
+
+    Fitted per direction on the real features plus the generated features of metrics.pca_epochs (default:
+    the first and last epoch among --features)."""
     from deepsnow.metrics.pca import pca_projection
 
     summary = pca_projection(args.real, args.features, params, args.output, args.summary)

@@ -12,7 +12,7 @@ from deepsnow import DeepsnowError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "provenance",
-        help="print how a result was made, back to the raw scenes",
+        help="Print how a result was made, back to the raw scenes.",
         description="Follow RESULT's .prov.json sidecar and those of its inputs: commands, config sections "
         "and their hashes, input sha256s, package version and git commit, library versions, seeds, hosts "
         "and times. --check re-hashes every input and lists those changed since.",
