@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "figures",
         _figures,
         section="figures",
-        help=f"draw one figure ({min(FIGURES)}-{max(FIGURES)}) as PNG and PDF from the results of the earlier stages",
+        help=f"Draw one figure ({min(FIGURES)}-{max(FIGURES)}) as PNG and PDF from the results of the earlier stages.",
         description=_description(),
     )
     p.add_argument(

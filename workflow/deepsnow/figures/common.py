@@ -17,6 +17,7 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.io import atomic_output, load_npz
+from deepsnow.metrics.table import EXTRACTOR_COLUMNS, ROW_KEY_COLUMNS
 
 log = logging.getLogger("deepsnow.figures")
 
@@ -37,16 +38,7 @@ STYLE = {
     "figure.facecolor": "white",
 }
 
-METRICS_REQUIRED = (
-    "epoch",
-    "direction",
-    "inception_extractor",
-    "inception_weights",
-    "inception_pretrained",
-    "resnet_extractor",
-    "resnet_weights",
-    "resnet_pretrained",
-)
+METRICS_REQUIRED = (*ROW_KEY_COLUMNS, *EXTRACTOR_COLUMNS)
 LOSSES_REQUIRED = ("epoch", "G_A", "D_A", "cycle_A")
 CORRELATIONS_REQUIRED = ("metric", "paired", "direction", "spearman_rho", "p_value", "n_epochs", "expected_sign")
 PCA_REQUIRED = ("source", "epoch", "direction", "id", "pc1")

@@ -14,17 +14,16 @@ import numpy as np
 from deepsnow import DeepsnowError
 from deepsnow.io import atomic_output
 
+#: which row (the table's key) and which features its metrics come from: what any reader needs
+ROW_KEY_COLUMNS = ("epoch", "direction")
+EXTRACTOR_COLUMNS = tuple(
+    f"{kind}_{what}" for kind in ("inception", "resnet") for what in ("extractor", "weights", "pretrained")
+)
 TABLE_COLUMNS = (
-    "epoch",
-    "direction",
+    *ROW_KEY_COLUMNS,
     "n_real",
     "n_fake",
-    "inception_extractor",
-    "inception_weights",
-    "inception_pretrained",
-    "resnet_extractor",
-    "resnet_weights",
-    "resnet_pretrained",
+    *EXTRACTOR_COLUMNS,
     "fid",
     "frd",
     "crd",
