@@ -11,6 +11,8 @@ Modules:
 - :mod:`deepsnow.gan.model`: the cycleGAN training step (losses, optimisers,
   image pools).
 - :mod:`deepsnow.gan.checkpoint`: reading and writing checkpoints.
+- :mod:`deepsnow.gan.state`: :class:`~deepsnow.gan.state.RunState`, the one owner
+  of a run's state, checkpoint and samples folders (resume, save, publish, prune).
 - :mod:`deepsnow.gan.train`: ``deepsnow train`` (resumable, atomic).
 - :mod:`deepsnow.gan.generate`: ``deepsnow generate`` (per-epoch samples).
 - :mod:`deepsnow.gan.translate`: ``deepsnow translate`` (whole scenes, tiled).
