@@ -185,12 +185,17 @@ class Check:
         except Skipped as exc:
             rec = {"status": "skipped", "reason": str(exc)}
         except Exception as exc:  # noqa: BLE001 -- recorded: the other measurements still run
-            rec = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:2000], "traceback": _tail_traceback()}
+            rec = {"status": "error", "error": clip(f"{type(exc).__name__}: {exc}"), "traceback": _tail_traceback()}
         finally:
             free_memory(self.device)
         rec["seconds"] = round(time.perf_counter() - t0, 3)
         print(f"           -> {_one_line(rec)}", flush=True)
         return rec
+
+
+def clip(text: str, head: int = 1000, tail: int = 5000) -> str:
+    """``text`` without its middle when long (a failed workflow's log ends with what matters)."""
+    return text if len(text) <= head + tail else f"{text[:head]} [...] {text[-tail:]}"
 
 
 def _tail_traceback() -> str:
@@ -484,7 +489,7 @@ def deterministic_run(plan: Plan, device) -> dict:
                 t1, t2 = (loss_trace(plan, device, "fp32", plan.det_iters) for _ in range(2))
                 rec["bit_identical"] = bool(torch.equal(t1, t2))
             except RuntimeError as exc:
-                rec.update(runs=False, error=f"{type(exc).__name__}: {exc}"[:2000], bit_identical=None)
+                rec.update(runs=False, error=clip(f"{type(exc).__name__}: {exc}"), bit_identical=None)
     finally:
         runtime.restore_global_state(prev)
         if env_before is None:
@@ -639,7 +644,8 @@ def snakemake_command(plan: Plan, cores: int) -> list[str]:
     exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
     # targets before --configfile, which takes every word after it
     config = ("--configfile", "configs/test.yaml", "gpu_check.yaml")
-    return [exe, *plan.workflow_targets, "--cores", str(cores), *plan.workflow_args, *config]
+    # --show-failed-logs: a failed job's log goes into the recorded error
+    return [exe, *plan.workflow_targets, "--cores", str(cores), "--show-failed-logs", *plan.workflow_args, *config]
 
 
 def workflow_env(quick: bool) -> dict:
@@ -668,7 +674,7 @@ def workflow_run(check: Check, work: Path) -> dict:
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"snakemake exited {proc.returncode} after {wall:.0f} s:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"snakemake exited {proc.returncode} after {wall:.0f} s:\n{proc.stderr[-6000:]}")
     want = expected_table(work, override)
     got = table_shape(work / "results" / want["run"] / "metrics" / "metrics.csv")
     columns_match, rows_match = got["columns"] == want["columns"], got["rows"] == want["rows"]
