@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,23 @@ def test_a_commands_sidecar_names_the_code_its_rule_hashes(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     for result, stage in ((scenes["truth"], "simulate"), (tmp_path / "m.json", "mask")):
         assert provenance.load(result)["package"]["code_sha256"] == provenance.code_hash(*STAGE_CODE[stage])
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_results_get_the_mode_open_would_give_them(tmp_path: Path, umask, mode):
+    """Every result goes through atomic_output, whose temporary file mkstemp makes owner-only; the
+    result must be readable as the user's umask says (collaborators on shared storage), whatever
+    the writer: JSON, an .npz, a file a library writes anew at the temporary path."""
+    import stat
+
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        save_npz(tmp_path / "b.npz", x=np.zeros(3))
+        with atomic_output(tmp_path / "c.txt") as tmp:
+            tmp.unlink()
+            tmp.write_text("rewritten")
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.npz", "c.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
