@@ -268,3 +268,22 @@ def test_paired_errors_and_pairing_by_ids():
     assert fi.tolist() == [0, 1] and ti.tolist() == [2, 0]
     with pytest.raises(DeepsnowError, match="equal"):
         paired_errors(truth[:2], truth)
+
+
+def test_kid_subsets_are_smaller_than_the_sets_so_the_spread_is_real():
+    """With the default subset size (1000) and 200 test patches, every 'subset' used to be the whole
+    set reshuffled (kid_std ~ 3e-16). Subsets are now at most half the smaller set, and the size
+    used is in the row."""
+    from deepsnow.config import validate_section
+    from deepsnow.metrics.epoch import _kid, kid_subset_size
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 16)), rng.normal(0.3, 1.0, size=(200, 16))
+    row = _kid(x, y, validate_section("metrics", {"kid_subsets": 20}))
+    assert row["kid_subset_size"] == 100
+    assert row["kid_std"] > 1e-3 * abs(row["kid_mean"]) and row["kid_std"] > 1e-8
+    whole, whole_std = kernel_distance(x, y, subsets=20, subset_size=1000)  # the old behaviour
+    assert whole_std < 1e-12
+    assert kid_subset_size(50, 300, 80) == 40 and kid_subset_size(10, 300, 80) == 10
+    tiny = _kid(x[:3], y[:10], validate_section("metrics", {"kid_subsets": 5}))  # too few for a spread
+    assert tiny["kid_subset_size"] == 3 and math.isnan(tiny["kid_std"]) and math.isfinite(tiny["kid_mean"])

@@ -30,6 +30,7 @@ TABLE_COLUMNS = (
     "crd_dot",
     "kid_mean",
     "kid_std",
+    "kid_subset_size",
     "rf_logloss_mean",
     "rf_logloss_std",
     "rf_accuracy_mean",
