@@ -196,3 +196,37 @@ def test_results_get_the_mode_open_would_give_them(tmp_path: Path, umask, mode):
         os.umask(old)
     for name in ("a.json", "b.npz", "c.txt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_provenance_check_reports_each_changed_file_once_with_its_hashes(tmp_path: Path):
+    """One flipped byte in a file three results were made from is one line: the file, the sha256
+    its consumers recorded, the sha256 it has now, and those consumers; a deleted file says so."""
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(b"scene")
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"other")
+    provenance.record([raw, other], stage="simulate", config={})
+    a, b, top = (tmp_path / f"{n}.json" for n in ("a", "b", "top"))
+    for result, inputs in ((a, [raw]), (b, [raw, other]), (top, [raw, a, b])):
+        write_json(result, {"name": result.name})
+        provenance.record([result], stage="mask", inputs=inputs, config={})
+    recorded, other_recorded = sha256_file(raw), sha256_file(other)
+
+    raw.write_bytes(b"scenf")
+    other.unlink()
+    changed = provenance.check(top)
+    assert [(c["input"], c["recorded"], c["now"]) for c in changed] == [
+        (str(raw), recorded, sha256_file(raw)),
+        (str(other), other_recorded, None),
+    ]
+    assert changed[0]["used_by"] == [str(top), str(a), str(b)]
+    assert changed[1]["used_by"] == [str(b)]
+
+    proc = deepsnow("provenance", top, "--check")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("CHANGED:")]
+    assert lines == [
+        f"CHANGED: {raw} recorded sha256 {recorded}, now {sha256_file(raw)}; used by {top}, {a}, {b}",
+        f"CHANGED: {other} recorded sha256 {other_recorded}, now missing; used by {b}",
+    ]
+    assert "2 input file(s) changed" in proc.stderr

@@ -229,18 +229,29 @@ def chain(result: str | os.PathLike, _seen=None) -> list[dict]:
 
 
 def check(result: str | os.PathLike) -> list[dict]:
-    """Re-hash every input along the chain; return the ones that changed or vanished."""
-    changed = []
+    """Re-hash every input along the chain; return each changed or vanished file once.
+
+    Each entry has the file's ``input`` path (as recorded), the ``recorded`` and the ``now`` sha256
+    (None when the file is gone) and ``used_by``: the results made from it, in chain order. A
+    file several results were made from is one entry, not one per consumer; consumers that
+    recorded different hashes of it are separate entries, since each names a different change.
+    """
+    hashes: dict[Path, str | None] = {}  # each file hashed once, however many results used it
+    changed: dict[tuple[Path, str], dict] = {}
     for doc in chain(result):
         base = _base_dir(Path(doc["_path"]), doc.get("result", doc["_path"]))
         for inp in doc.get("inputs", []):
-            p = _resolve(base, inp["path"])
-            now_hash = sha256_file(p) if p.exists() else None
-            if now_hash != inp["sha256"]:
-                changed.append(
-                    {"result": doc["result"], "input": inp["path"], "recorded": inp["sha256"], "now": now_hash}
-                )
-    return changed
+            p = _resolve(base, inp["path"]).absolute()
+            if p not in hashes:
+                hashes[p] = sha256_file(p) if p.exists() else None
+            if hashes[p] == inp["sha256"]:
+                continue
+            entry = changed.setdefault(
+                (p, inp["sha256"]),
+                {"input": inp["path"], "recorded": inp["sha256"], "now": hashes[p], "used_by": []},
+            )
+            entry["used_by"].append(doc["result"])
+    return list(changed.values())
 
 
 def format_chain(docs: list[dict]) -> str:

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Print how a result was made, back to the raw scenes.",
         description="Follow RESULT's .prov.json sidecar and those of its inputs: commands, config sections "
         "and their hashes, input sha256s, package version and git commit, library versions, seeds, hosts "
-        "and times. --check re-hashes every input and lists those changed since.",
+        "and times. --check re-hashes every input and lists each file changed since once: the sha256 recorded, the "
+        "sha256 now and the results made from it.",
     )
     p.add_argument("result", type=Path, help="any result file with a .prov.json sidecar")
     p.add_argument("--check", action="store_true", help="re-hash inputs; exit non-zero if any changed")
@@ -35,7 +36,8 @@ def _provenance(args) -> None:
         changed = provenance.check(args.result)
         if changed:
             for c in changed:
-                state = "missing" if c["now"] is None else "changed"
-                print(f"CHANGED: {c['input']} ({state}; used by {c['result']})")
-            raise DeepsnowError(f"{len(changed)} input(s) changed since {args.result} was made")
+                now = "missing" if c["now"] is None else c["now"]
+                used_by = ", ".join(c["used_by"])
+                print(f"CHANGED: {c['input']} recorded sha256 {c['recorded']}, now {now}; used by {used_by}")
+            raise DeepsnowError(f"{len(changed)} input file(s) changed since {args.result} was made")
         print(f"OK: all inputs of {args.result} and its chain are unchanged")
