@@ -110,7 +110,9 @@ def test_water_land_difference_oracle():
 
 
 def test_select_epochs_filters_and_falls_back():
-    assert select_epochs([1, 10, 50], [1, 2, 3]) == ([1], "epochs [10, 50] not in this run")
+    assert select_epochs([1, 10, 50], [1, 2, 3]) == (
+        [1, 2, 3], "epochs [10, 50] not in this run: showing the first/middle/last saved epochs [1, 2, 3]"
+    )
     assert select_epochs([1, 10, 50], range(1, 60))[0] == [1, 10, 50]
     epochs, note = select_epochs([1, 10, 50], [2, 4, 6, 8])
     assert epochs == [2, 4, 8] and "first/middle/last" in note
@@ -329,8 +331,8 @@ def test_figure4_epoch_fallback(run):
     built = _build(4, run, {"epochs_fig4": [7, 9]})
     assert built.extra["epochs"] == [1, 2, 3]
     assert "first/middle/last" in _texts(built.figure)
-    built = _build(4, run, {"epochs_fig4": [1, 3, 50]})
-    assert built.extra["epochs"] == [1, 3]
+    built = _build(4, run, {"epochs_fig4": [1, 3]})
+    assert built.extra["epochs"] == [1, 3] and built.extra["note"] == ""
     assert len(built.figure.axes) == 2 * 2 + 1  # two epochs x (image, L1 map) + colour bar
 
 
@@ -444,3 +446,78 @@ def test_a_new_figure_is_one_row_and_its_builder(run, tmp_path, monkeypatch):
     assert main([*argv, "--metrics", str(run["metrics"])]) == 0
     side = json.loads((out / "f.png.prov.json").read_text())
     assert side["extra"] == {"figure": 9, "epochs": [1, 1, 2, 2, 3, 3]}
+
+
+# ----------------------------------------------------------------------------- where the data came from
+
+
+def _record_acquisition(files, how):
+    """Sidecars for testA as the workflow writes them: split <- patches <- the acquiring stage's scene."""
+    from deepsnow import provenance
+
+    d = files["test_a"].parents[1]
+    scene, shard = d / "scenes/a/snowfree.tif", d / "patches/a/snowfree.npz"
+    scene.parent.mkdir(parents=True, exist_ok=True)
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    scene.write_bytes(b"scene")
+    shard.write_bytes(b"shard")
+    if how == "simulator":
+        provenance.record([scene], stage="simulate", section="data", config={"source": "simulator"})
+    else:
+        provenance.record([scene], stage="download", section="data", config={"source": how}, extra={"source": how})
+    provenance.record([shard], stage="patches", inputs=[scene], config={})
+    provenance.record([files["test_a"]], stage="split", inputs=[shard], config={})
+
+
+@pytest.mark.parametrize(
+    "how, label",
+    [
+        ("simulator", "simulator data"),
+        ("sentinelhub", "Sentinel-2 L2A from Sentinel Hub"),
+        ("stac", "Sentinel-2 L2A from a STAC API"),
+        (None, "Sentinel-2-like data"),
+    ],
+)
+def test_figures_drawn_from_test_patches_say_where_the_data_came_from(tmp_path, how, label):
+    """Figure 1 said "Real Sentinel-2" on simulator data: every figure drawn from testA names its
+    source, read from testA's provenance chain (the stage that acquired the scenes); without a chain,
+    a neutral "Sentinel-2-like data"."""
+    from deepsnow.figures.common import DATA_LABELS, UNKNOWN_DATA
+
+    files = _write_run(tmp_path)
+    if how:
+        _record_acquisition(files, how)
+    assert (DATA_LABELS[how] if how else UNKNOWN_DATA) == label
+    for n in (1, 2, 4, 7):
+        built = _build(n, files)
+        title = " ".join(built.figure.get_suptitle().split())
+        assert label in title, (n, title)
+        assert "Real" not in title and "Sentinel-2 pixels" not in title, (n, title)
+        assert built.extra["data_source"] == how, n
+
+
+@pytest.mark.parametrize("source", ["simulator", "sentinelhub", "stac"])
+def test_figure_captions_name_the_configured_data_source(source):
+    """The report cannot read provenance; the caption names config data.source with the figures' words."""
+    import types
+
+    import jinja2
+
+    from deepsnow.figures.common import DATA_LABELS
+
+    text = (Path(__file__).resolve().parents[1] / "workflow/report/figure.rst").read_text()
+    for n in map(str, sorted(FIGURES)):
+        snakemake = types.SimpleNamespace(wildcards={"n": n}, config={"data": {"source": source}})
+        caption = " ".join(jinja2.Environment().from_string(text).render(snakemake=snakemake).split())
+        assert f"Data: {DATA_LABELS[source]}" in caption, (n, caption)
+        assert "Real Sentinel-2" not in caption, n
+
+
+def test_figure4_falls_back_to_first_middle_last_when_the_run_is_shorter(run):
+    """Figure 4 asks for epochs 1, 10, 50; a 3-epoch run has only epoch 1 of them: show the first,
+    middle and last saved epochs instead of epoch 1 alone, and say so in the figure."""
+    built = _build(4, run, {"epochs_fig4": [1, 10, 50]})
+    assert built.extra["epochs"] == [1, 2, 3]
+    text = _texts(built.figure)
+    assert "epochs [10, 50] not in this run" in text and "first/middle/last" in text
+    assert select_epochs([1, 3], [1, 2, 3]) == ([1, 3], "")

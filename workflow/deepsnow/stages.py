@@ -21,6 +21,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "metrics": (
         "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"
     ),
-    # figures read metrics.csv by the column names metrics/table.py defines
-    "figures": ("figures", "io.py", "lazy.py", "metrics/__init__.py", "metrics/table.py"),
+    # figures read metrics.csv by the column names metrics/table.py defines, and testA's data
+    # source from its provenance chain
+    "figures": (
+        "figures", "io.py", "lazy.py", "metrics/__init__.py", "metrics/table.py", "provenance/__init__.py"
+    ),
 }

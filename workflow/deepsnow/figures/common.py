@@ -232,6 +232,50 @@ def _pretty_extractor(name: str, kind: str) -> str:
     return name
 
 
+# ----------------------------------------------------------------------------- where the data came from
+
+#: How figures name the source of testA's patches (``data.source``); workflow/report/figure.rst
+#: uses the same words in its captions (tests/test_figures.py checks they agree).
+DATA_LABELS = {
+    "simulator": "simulator data",
+    "sentinelhub": "Sentinel-2 L2A from Sentinel Hub",
+    "stac": "Sentinel-2 L2A from a STAC API",
+}
+#: When testA's provenance does not say (no sidecars, e.g. files copied without them)
+UNKNOWN_DATA = "Sentinel-2-like data"
+
+
+def data_source(test_a) -> str | None:
+    """Where testA's patches came from: ``data.source`` of the stage that acquired its scenes.
+
+    Read from testA's provenance chain (split <- patches <- simulate or download), not from the
+    config: the figures stage sees only its own section, and the chain is what the patches
+    really came from. Several sources are joined with "+"; None when the chain does not say.
+    """
+    from deepsnow import provenance
+
+    try:
+        docs = provenance.chain(test_a)
+    except (DeepsnowError, KeyError, TypeError) as exc:
+        log.info("%s: no readable provenance chain (%s); data source unknown", test_a, exc)
+        return None
+    found = []
+    for doc in docs:
+        if doc.get("stage") == "simulate":
+            found.append("simulator")
+        elif doc.get("stage") == "download":
+            found.append((doc.get("extra") or {}).get("source") or (doc.get("config") or {}).get("source"))
+    found = sorted({f for f in found if f})
+    return "+".join(found) or None
+
+
+def data_label(source: str | None) -> str:
+    """The words a figure uses for ``source`` (see :func:`data_source`)."""
+    if not source:
+        return UNKNOWN_DATA
+    return " and ".join(DATA_LABELS.get(s, s) for s in source.split("+"))
+
+
 # ----------------------------------------------------------------------------- images
 
 
@@ -322,21 +366,23 @@ def choose_epoch(epochs, wanted: int, key: str = "figures.epoch") -> int:
 
 
 def select_epochs(wanted, available) -> tuple[list[int], str]:
-    """Figure 4's epochs: the wanted ones that exist; if none does, the first, middle and last.
+    """Figure 4's epochs: the wanted ones when the run has them all; else its first, middle and last.
 
-    Returns the epochs and a note saying what was dropped or substituted ("" if nothing).
+    A run shorter than the wanted epochs (1, 10, 50 of a 20-epoch run) would otherwise show the
+    few it has, often epoch 1 alone, which says nothing about how training went. Returns the
+    epochs and a note saying what was substituted ("" if nothing).
     """
     available = sorted(set(int(e) for e in available))
     if not available:
         raise DeepsnowError("no epochs available")
-    chosen = [e for e in dict.fromkeys(int(w) for w in wanted) if e in available]
-    dropped = [int(w) for w in wanted if int(w) not in available]
-    if chosen:
-        note = f"epochs {dropped} not in this run" if dropped else ""
-        return sorted(chosen), note
+    wanted = list(dict.fromkeys(int(w) for w in wanted))
+    missing = [w for w in wanted if w not in available]
+    if not missing:
+        return sorted(wanted), ""
     mid = available[(len(available) - 1) // 2]
     fallback = sorted({available[0], mid, available[-1]})
-    return fallback, f"none of epochs {list(wanted)} in this run: showing first/middle/last {fallback}"
+    absent = f"none of epochs {wanted}" if len(missing) == len(wanted) else f"epochs {missing} not"
+    return fallback, f"{absent} in this run: showing the first/middle/last saved epochs {fallback}"
 
 
 def closeup_window(window, size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -31,8 +31,9 @@ def build_figure7(params: dict, test_a, samples) -> Drawn:
     lazy = [(e, functools.partial(common.load_translated, p, ta)) for e, p in epochs.items()]
     radius = int(params["checkerboard_radius"])
     rows, spectra = compute(ta, lazy, int(params["artifact_max_patches"]), radius)
-    fig = figure7(rows, spectra, radius, ta["rgb"].shape[1:3])
-    extra = {"epochs": list(epochs), "n_patches": rows[0]["n_patches"] if rows else 0}
+    source = common.data_source(test_a)
+    fig = figure7(rows, spectra, radius, ta["rgb"].shape[1:3], common.data_label(source))
+    extra = {"epochs": list(epochs), "n_patches": rows[0]["n_patches"] if rows else 0, "data_source": source}
     return Drawn(fig, [Path(test_a), *epochs.values()], extra, {"output_csv": functools.partial(write_csv, rows=rows)})
 
 
@@ -85,8 +86,10 @@ def write_csv(path, rows) -> None:
                 w.writerow({c: _cell(r.get(c)) for c in artifacts.CSV_COLUMNS})
 
 
-def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int]):
-    """(a) checkerboard score, (b) water vs land differences per epoch, (c, d) difference spectra."""
+def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int], data: str = common.UNKNOWN_DATA):
+    """(a) checkerboard score, (b) water vs land differences per epoch, (c, d) difference spectra.
+
+    ``data`` names where the test patches came from (:func:`common.data_label`)."""
     fig = new_figure(8.0, 6.6)
     axes = fig.subplots(2, 2)
     ep_rows = [r for r in rows if r["source"] == "epoch"]
@@ -97,7 +100,7 @@ def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int])
     _spectra_panels(fig, axes[1], spectra, size)
     n_p = ep_rows[0]["n_patches"] if ep_rows else 0
     suptitle(fig,
-        f"Generator artifacts per epoch ({n_p} test patches; circles: checkerboard frequencies,\n"
+        f"Generator artifacts per epoch ({n_p} test patches, {data}; circles: checkerboard frequencies,\n"
         f"neighbourhoods of ±{radius} bin; fake = snow translation of the snow-free original)"
     )
     return fig

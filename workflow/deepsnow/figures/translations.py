@@ -18,7 +18,7 @@ from deepsnow.figures.common import Drawn, new_figure, panel_label, suptitle
 
 log = logging.getLogger("deepsnow.figures")
 
-PIXEL_NOTE = "10 m Sentinel-2 pixels"
+PIXEL_NOTE = "10 m pixels"
 BAND_MAPS = (("red", "Reds"), ("green", "Greens"), ("blue", "Blues"))
 
 
@@ -58,22 +58,26 @@ def _closeup_inputs(params: dict, test_a_path, sample_paths):
 def build_figure1(params: dict, test_a, samples) -> Drawn:
     """Figure 1 from testA and the samples files: the close-up patch first, then the others."""
     ta, epochs, k, window = _closeup_inputs(params, test_a, samples)
+    source = common.data_source(test_a)
     epoch = common.choose_epoch(epochs, int(params["epoch"]))
     fake = common.load_translated(epochs[epoch], ta)
     n = len(ta["rgb"])
     order = [k] + [i for i in range(n) if i != k]
     order = order[: min(int(params["samples_count"]), n)]
-    fig = figure1(ta["rgb"][order], fake[order], ta["ids"][order], epoch, window, len(order))
-    extra = {"epoch": epoch, "patches": ta["ids"][order].tolist(), "closeup_window": list(window)}
+    data = common.data_label(source)
+    fig = figure1(ta["rgb"][order], fake[order], ta["ids"][order], epoch, window, len(order), data)
+    extra = {
+        "epoch": epoch, "patches": ta["ids"][order].tolist(), "closeup_window": list(window), "data_source": source,
+    }
     return Drawn(fig, [Path(test_a), epochs[epoch]], extra)
 
 
-def figure1(real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: int):
-    """Real snow-free patches (upper row of each pair) and their translations (lower row).
+def figure1(real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: int, data: str = common.UNKNOWN_DATA):
+    """Snow-free test patches (upper row of each pair) and their translations (lower row).
 
     ``real``/``fake``: (N, S, S, 3) uint8 in display order (the close-up patch
     first); the red box marks the close-up ``window`` = (row, col, h, w) on the
-    first panel.
+    first panel. ``data`` names where the patches came from (:func:`common.data_label`).
     """
     from matplotlib.patches import Rectangle
 
@@ -107,7 +111,7 @@ def figure1(real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: 
         Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.8, clip_on=False, zorder=5)
     )
     suptitle(fig,
-        f"Real snow-free test patches and their cycleGAN snow translations (epoch {epoch});\n"
+        f"Snow-free test patches ({data}) and their cycleGAN snow translations (epoch {epoch});\n"
         f"red box: close-up of Figures 2 and 4 ({PIXEL_NOTE})"
     )
     return fig
@@ -127,12 +131,13 @@ def build_figure2(params: dict, test_a, samples) -> Drawn:
     ta, epochs, k, window = _closeup_inputs(params, test_a, samples)
     epoch = common.choose_epoch(epochs, int(params["epoch"]))
     fake = common.load_translated(epochs[epoch], ta)
-    fig = figure2(ta["rgb"][k], fake[k], str(ta["ids"][k]), epoch, window)
-    extra = {"epoch": epoch, "patch": str(ta["ids"][k]), "closeup_window": list(window)}
+    source = common.data_source(test_a)
+    fig = figure2(ta["rgb"][k], fake[k], str(ta["ids"][k]), epoch, window, common.data_label(source))
+    extra = {"epoch": epoch, "patch": str(ta["ids"][k]), "closeup_window": list(window), "data_source": source}
     return Drawn(fig, [Path(test_a), epochs[epoch]], extra)
 
 
-def figure2(real: np.ndarray, fake: np.ndarray, patch_id: str, epoch: int, window):
+def figure2(real: np.ndarray, fake: np.ndarray, patch_id: str, epoch: int, window, data: str = common.UNKNOWN_DATA):
     """(a) original and (b) translated close-up; (c-e) |difference| of the red, green, blue band.
 
     ``real``/``fake``: one (S, S, 3) patch each; ``window`` already clipped.
@@ -161,7 +166,7 @@ def figure2(real: np.ndarray, fake: np.ndarray, patch_id: str, epoch: int, windo
         cb.set_label("|difference| (DN, 0–255)")
     suptitle(fig,
         f"Close-up of patch {patch_id}, rows {r}–{r + h - 1}, columns {c}–{c + w - 1}\n"
-        f"(red box of Figure 1; {PIXEL_NOTE})"
+        f"(red box of Figure 1; {PIXEL_NOTE}; {data})"
     )
     return fig
 
@@ -172,12 +177,16 @@ def build_figure4(params: dict, test_a, samples) -> Drawn:
     if note:
         log.info("figure 4: %s", note)
     fakes = {e: common.load_translated(epochs[e], ta)[k] for e in chosen}
-    fig = figure4(ta["rgb"][k], fakes, str(ta["ids"][k]), window, note)
-    extra = {"epochs": chosen, "note": note, "patch": str(ta["ids"][k]), "closeup_window": list(window)}
+    source = common.data_source(test_a)
+    fig = figure4(ta["rgb"][k], fakes, str(ta["ids"][k]), window, note, common.data_label(source))
+    extra = {
+        "epochs": chosen, "note": note, "patch": str(ta["ids"][k]), "closeup_window": list(window),
+        "data_source": source,
+    }
     return Drawn(fig, [Path(test_a), *[epochs[e] for e in chosen]], extra)
 
 
-def figure4(real: np.ndarray, fakes: dict, patch_id: str, window, note: str = ""):
+def figure4(real: np.ndarray, fakes: dict, patch_id: str, window, note: str = "", data: str = common.UNKNOWN_DATA):
     """Per chosen epoch: the translated close-up and the all-band L1 map sum_b |fake - real|.
 
     ``fakes``: ``{epoch: (S, S, 3) uint8}`` in the order to show; the L1 maps
@@ -204,7 +213,7 @@ def figure4(real: np.ndarray, fakes: dict, patch_id: str, window, note: str = ""
     cb = fig.colorbar(im, ax=axes[:, 1].tolist(), shrink=0.8, pad=0.02)
     cb.set_label("|R|+|G|+|B| difference (DN, 0–765)")
     which = f"epoch {epochs[0]}" if k == 1 else f"epochs {', '.join(map(str, epochs))}"
-    title = f"Close-up of patch {patch_id} (as Figure 2) at {which}"
+    title = f"Close-up of patch {patch_id} ({data}; as Figure 2) at {which}"
     if note:
         title += f"\n({note})"
     suptitle(fig, title)
