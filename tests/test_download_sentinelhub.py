@@ -143,7 +143,7 @@ def test_request_bodies_follow_the_config(serve, ben, tmp_path):
     )
     download_scene(params, "area1", "snowfree", tmp_path / "s.tif")
     cat = sh.catalog_bodies[0]
-    assert cat["collections"] == ["sentinel-2-l2a"] and cat["filter"] == "eo:cloud_cover < 35"
+    assert cat["collections"] == ["sentinel-2-l2a"] and cat["filter"] == "eo:cloud_cover <= 35"
     assert cat["datetime"].startswith("2021-06-01T00:00:00") and cat["datetime"].split("/")[1].startswith(
         "2021-07-31T23:59:59"
     )
@@ -153,6 +153,16 @@ def test_request_bodies_follow_the_config(serve, ben, tmp_path):
     assert body["input"]["bounds"]["properties"]["crs"].endswith("/32633")
     assert body["output"]["responses"] == [{"identifier": "default", "format": {"type": "image/tiff"}}]
     assert 'units: "DN"' in body["evalscript"] and "UINT16" in body["evalscript"]
+
+
+def test_log_line_says_the_snow_share_is_scl_snow(serve, ben, tmp_path, caplog):
+    # SCL class 11 only: the mask's snow (SCL 11 or NDSI) can be much larger
+    src = ben[FINLAND_SNOW]
+    sh = serve(Scene("S2B_snow", "2021-02-04T09:41:00Z", 2.0, src))
+    with caplog.at_level("INFO", logger="deepsnow.download"):
+        download_scene(params_for(sh, inner_bbox(src)), "area1", "snow", tmp_path / "snow.tif")
+    wrote = [r.getMessage() for r in caplog.records if ": wrote " in r.getMessage()]
+    assert len(wrote) == 1 and "SCL snow " in wrote[0] and ", snow " not in wrote[0], wrote
 
 
 def test_large_area_is_split_into_tiles_and_mosaicked(serve, ben, tmp_path):
@@ -268,9 +278,30 @@ def test_empty_catalogue_is_a_clear_error_before_any_pixel(serve, ben, tmp_path)
 def test_cloudier_scene_than_allowed_is_refused(serve, ben, tmp_path):
     sh = serve(summer(ben[AUSTRIA], cc=80.0))
     sh.ignore_filter = True  # a catalogue that ignores the CQL2 filter
-    with pytest.raises(DownloadError, match=r"cloud_cover < 20 % .*S2A_summer \(80.0 %\)"):
+    with pytest.raises(DownloadError, match=r"cloud_cover <= 20 % .*S2A_summer \(80.0 %\)"):
         download_scene(params_for(sh, inner_bbox(ben[AUSTRIA])), "area1", "snowfree", tmp_path / "s.tif")
     assert sh.count("process") == 0 and not (tmp_path / "s.tif").exists()
+
+
+def test_scene_at_the_cloud_cover_limit_is_taken(serve, ben, tmp_path):
+    # data.max_cloud_cover means <= for the catalogue filter, the check here and the Process API alike
+    sh = serve(summer(ben[AUSTRIA], cc=20.0))
+    summary = download_scene(params_for(sh, inner_bbox(ben[AUSTRIA])), "area1", "snowfree", tmp_path / "s.tif")
+    assert summary["catalog"]["least_cloudy"]["cloud_cover"] == 20.0 and sh.count("process", 200) == 1
+    assert sh.process_bodies[0]["input"]["data"][0]["dataFilter"]["maxCloudCoverage"] == 20
+
+
+def test_too_cloudy_answer_is_not_cached(serve, ben, tmp_path):
+    # a catalogue answer that selects nothing is asked again next time: new acquisitions are seen
+    sh = serve(summer(ben[AUSTRIA], cc=80.0, sid="S2A_cloudy"))
+    sh.ignore_filter = True
+    params, cache = params_for(sh, inner_bbox(ben[AUSTRIA])), tmp_path / "cache"
+    with pytest.raises(DownloadError, match="S2A_cloudy"):
+        download_scene(params, "area1", "snowfree", tmp_path / "s.tif", cache=cache)
+    assert not list(cache.rglob("catalog/*.json"))
+    sh.scenes.append(summer(ben[AUSTRIA], cc=5.0, sid="S2A_new"))
+    summary = download_scene(params, "area1", "snowfree", tmp_path / "s.tif", cache=cache)
+    assert summary["catalog"]["least_cloudy"]["id"] == "S2A_new" and sh.count("catalog") == 2
 
 
 def test_no_valid_pixel_is_an_error(serve, ben, tmp_path):
@@ -299,6 +330,45 @@ def test_wrong_credentials_fail_clearly_without_the_secret(serve, ben, tmp_path,
     assert "authentication" in msg and "SH_CLIENT_ID/SH_CLIENT_SECRET" in msg, msg
     assert "wrong-secret-value-123" not in msg and sh.client_secret not in msg
     assert sh.count("process") == 0
+
+
+def test_wrong_credentials_are_reported_as_authentication_failure(serve, ben, tmp_path, monkeypatch):
+    sh = serve(summer(ben[AUSTRIA]))
+    monkeypatch.setenv("SH_CLIENT_SECRET", "wrong-secret-value-123")
+    with pytest.raises(DownloadError) as err:
+        download_scene(params_for(sh, inner_bbox(ben[AUSTRIA])), "area1", "snowfree", tmp_path / "s.tif")
+    msg = str(err.value)
+    assert f"authentication failed: {sh.token_url}" in msg and "catalogue search" not in msg, msg
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_unreachable_token_server_is_named(serve, ben, tmp_path):
+    token_url = closed_port_url() + "/oauth/token"
+    sh = serve(summer(ben[AUSTRIA]))
+    params = params_for(sh, inner_bbox(ben[AUSTRIA]), sentinelhub={"token_url": token_url})
+    with pytest.raises(DownloadError) as err:
+        download_scene(params, "area1", "snowfree", tmp_path / "s.tif")
+    msg = str(err.value)
+    assert f"authentication failed: {token_url}: ConnectionError" in msg and sh.url not in msg, msg
+    assert sh.log == []
+
+
+def test_unreachable_api_is_named(serve, ben, tmp_path):
+    base_url = closed_port_url()  # the token server answers, the catalogue does not
+    sh = serve(summer(ben[AUSTRIA]))
+    params = params_for(sh, inner_bbox(ben[AUSTRIA]), sentinelhub={"base_url": base_url})
+    with pytest.raises(DownloadError) as err:
+        download_scene(params, "area1", "snowfree", tmp_path / "s.tif")
+    msg = str(err.value)
+    assert f"catalogue search failed: {base_url}/api/v1/catalog/1.0.0/search: ConnectionError" in msg, msg
+    assert sh.count("token", 200) == 1
 
 
 def test_plain_http_token_url_needs_the_insecure_transport_flag(serve, ben, tmp_path, monkeypatch):
@@ -335,6 +405,26 @@ def test_rerun_with_cache_makes_no_request(serve, ben, tmp_path):
         assert ds.count == 7 and ds.crs.to_epsg() == 32633
 
 
+def test_rerun_from_the_cache_needs_no_credentials(serve, ben, tmp_path, monkeypatch):
+    from sentinelhub import SentinelHubDownloadClient
+
+    src = ben[AUSTRIA]
+    sh = serve(summer(src))
+    params, cache = params_for(sh, inner_bbox(src), sentinelhub={"max_tile_px": 48}), tmp_path / "cache"
+    first = download_scene(params, "area1", "snowfree", tmp_path / "a.tif", cache=cache)
+    SentinelHubDownloadClient.clear_cache()
+    for k in ("SH_CLIENT_ID", "SH_CLIENT_SECRET"):
+        monkeypatch.delenv(k)
+    n = len(sh.log)
+    second = download_scene(params, "area1", "snowfree", tmp_path / "b.tif", cache=cache)
+    assert len(sh.log) == n and second["requests"] == {"process_requests": 0, "cache_hits": first["tiles"]}
+    # a tile that must be fetched again needs the credentials, checked before its request
+    next(cache.glob("*/response.tiff")).unlink()
+    with pytest.raises(DownloadError, match="SH_CLIENT_ID, SH_CLIENT_SECRET not set"):
+        download_scene(params, "area1", "snowfree", tmp_path / "c.tif", cache=cache)
+    assert len(sh.log) == n and not (tmp_path / "c.tif").exists()
+
+
 def test_credentials_from_a_sentinelhub_profile(serve, ben, tmp_path, monkeypatch):
     sh = serve(summer(ben[AUSTRIA]), creds=False)
     cfg_dir = Path(os.environ["XDG_CONFIG_HOME"]) / "sentinelhub"
@@ -366,7 +456,7 @@ def test_unknown_area_and_simulator_source_are_refused(serve, ben, tmp_path):
 # --------------------------------------------------------------------------- command line
 
 
-def test_cli_writes_scene_and_sidecar_without_secrets(serve, ben, tmp_path):
+def test_cli_writes_scene_and_sidecar_without_secrets(serve, ben, tmp_path, monkeypatch):
     src = ben[AUSTRIA]
     sh = serve(summer(src))
     work = tmp_path / "work"
@@ -400,8 +490,10 @@ def test_cli_writes_scene_and_sidecar_without_secrets(serve, ben, tmp_path):
             blob = f.read_bytes()
             assert sh.client_secret.encode() not in blob, f
             assert sh.client_id.encode() not in blob, f
-    # rerun through the CLI: served from the cache, zero requests
+    # rerun through the CLI: served from the cache, zero requests, no credentials needed
     n = len(sh.log)
+    monkeypatch.delenv("SH_CLIENT_ID")
+    monkeypatch.delenv("SH_CLIENT_SECRET")
     proc = deepsnow(*args[:-4], "--output", "again.tif", "--cache", "results/run/cache/sentinelhub", cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert len(sh.log) == n

@@ -132,7 +132,7 @@ def test_snowy_item_in_the_next_utm_zone_is_reprojected(stac, ben, tmp_path):
     assert summary["reads"]["B04"]["resampling"] == "bilinear" and summary["reads"]["SCL"]["resampling"] == "nearest"
     valid = scene.data_mask > 0
     assert valid.mean() > 0.97 and (scene.scl[valid] == 11).mean() > 0.8
-    assert stac.search_bodies[0]["query"] == {"eo:cloud_cover": {"lt": 20.0}, "s2:snow_ice_percentage": {"gte": 50.0}}
+    assert stac.search_bodies[0]["query"] == {"eo:cloud_cover": {"lte": 20.0}, "s2:snow_ice_percentage": {"gte": 50.0}}
 
 
 def test_only_the_area_window_is_read(stac, tmp_path):
@@ -159,7 +159,7 @@ def test_least_cloudy_item_is_chosen(stac, ben, tmp_path):
     out = tmp_path / "s.tif"
     summary = download_scene(params_for(stac, inner_bbox(src)), "area1", "snowfree", out)
     assert read_scene(out).tags["DEEPSNOW_SCENE"] == "S2A_clearest"
-    assert summary["search"]["returned"] == 2  # the server applied eo:cloud_cover < 20
+    assert summary["search"]["returned"] == 2  # the server applied eo:cloud_cover <= 20
     assert summary["item"]["cloud_cover"] == 2.5
 
 
@@ -246,9 +246,30 @@ def test_empty_catalogue_is_a_clear_error(stac, ben, tmp_path):
 def test_cloudier_item_than_allowed_is_refused(stac, ben, tmp_path):
     stac.add_item(ben[AUSTRIA], "S2A_cloudy", cloud_cover=80.0, datetime=SUMMER)
     stac.ignore_query = True  # a server that ignores the query
-    with pytest.raises(DownloadError, match=r"eo:cloud_cover lt 20 .*S2A_cloudy \(eo:cloud_cover 80\)"):
+    with pytest.raises(DownloadError, match=r"eo:cloud_cover lte 20 .*S2A_cloudy \(eo:cloud_cover 80\)"):
         download_scene(params_for(stac, inner_bbox(ben[AUSTRIA])), "area1", "snowfree", tmp_path / "s.tif")
     assert stac.count("file") == 0
+
+
+def test_item_at_the_cloud_cover_limit_is_taken(stac, ben, tmp_path):
+    # data.max_cloud_cover means <= for both sources (the Process API's maxCloudCoverage is <=)
+    stac.add_item(ben[AUSTRIA], "S2A_limit", cloud_cover=20.0, datetime=SUMMER)
+    summary = download_scene(params_for(stac, inner_bbox(ben[AUSTRIA])), "area1", "snowfree", tmp_path / "s.tif")
+    assert summary["item"]["id"] == "S2A_limit" and summary["search"]["passed"] == 1
+
+
+def test_answer_that_selects_nothing_is_not_cached(stac, ben, tmp_path):
+    # asked again next time, so that new acquisitions in the window are seen
+    stac.add_item(ben[AUSTRIA], "S2A_cloudy", cloud_cover=80.0, datetime=SUMMER)
+    stac.ignore_query = True
+    params, cache = params_for(stac, inner_bbox(ben[AUSTRIA])), tmp_path / "cache"
+    with pytest.raises(DownloadError, match="S2A_cloudy"):
+        download_scene(params, "area1", "snowfree", tmp_path / "s.tif", cache=cache)
+    assert not list(cache.rglob("search/*.json"))
+    stac.add_item(ben[AUSTRIA], "S2A_new", cloud_cover=3.0, datetime="2021-08-01T10:20:31Z")
+    summary = download_scene(params, "area1", "snowfree", tmp_path / "s.tif", cache=cache)
+    assert summary["item"]["id"] == "S2A_new" and not summary["search"]["from_cache"]
+    assert len(stac.search_bodies) == 2
 
 
 def test_snowy_item_in_the_snowfree_season_is_refused(stac, ben, tmp_path):

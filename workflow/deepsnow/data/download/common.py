@@ -360,8 +360,9 @@ def fetch_scene(source: Source, output) -> dict:
     px = source.read(chosen)
     write_dn_scene(output, px.dn, px.scl, px.mask.astype(np.uint8), px.grid, px.tags)
     stats = download_stats(px.scl, px.mask)
+    # "SCL snow" is SCL class 11 alone: the mask stage's snow (SCL 11 or NDSI) is often much larger
     source.log.info(
-        "%s/%s: wrote %s%s (valid %.1f %%, cloud %.1f %%, snow %.1f %%)%s",
+        "%s/%s: wrote %s%s (valid %.1f %%, cloud %.1f %%, SCL snow %.1f %%)%s",
         area.name,
         season,
         output,

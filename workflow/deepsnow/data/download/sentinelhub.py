@@ -4,10 +4,10 @@ For one area and season:
 
 1. **Catalog** search (``POST {base_url}/api/v1/catalog/1.0.0/search``) for
    Sentinel-2 L2A acquisitions over the area's bbox within the season window,
-   with the CQL2 filter ``eo:cloud_cover < data.max_cloud_cover``. The
-   returned scenes are checked again here (a catalogue that ignores the filter
-   cannot slip a cloudier scene through); no scene left is a clear error
-   before any pixel is requested.
+   with the CQL2 filter ``eo:cloud_cover <= data.max_cloud_cover`` (``<=`` like
+   the Process API's ``maxCloudCoverage``). The returned scenes are checked
+   again here (a catalogue that ignores the filter cannot slip a cloudier scene
+   through); no scene left is a clear error before any pixel is requested.
 2. **Process API** (``POST {base_url}/api/v1/process``), one request per tile
    of the area's UTM grid (tiles at most ``data.sentinelhub.max_tile_px``
    pixels, the API's limit being 2500), least-cloudy mosaicking (``leastCC``)
@@ -24,9 +24,10 @@ The collection is redefined against ``data.sentinelhub.base_url``
 would otherwise send Process requests there whatever the config says).
 
 Credentials come from ``SH_CLIENT_ID``/``SH_CLIENT_SECRET`` or from the
-sentinelhub profile ``data.sentinelhub.profile``; they are never logged,
-never written (the config only names the profile) and never part of an
-error message.
+sentinelhub profile ``data.sentinelhub.profile``, checked right before the
+first request (a rerun served from the cache needs none); they are never
+logged, never written (the config only names the profile) and never part of
+an error message.
 
 Retries: sentinelhub-py retries 5xx and connection errors
 ``max_download_attempts`` times (sleeping ``download_sleep_time`` x 3^k),
@@ -38,7 +39,9 @@ again.
 
 Cache: with ``--cache DIR`` the Process responses are kept by sentinelhub-py
 (``DIR/<md5 of url and payload>/response.tiff``) and the catalogue results
-here (``DIR/catalog/<hash>.json``), so a rerun makes no request at all.
+here (``DIR/catalog/<hash>.json``), so a rerun makes no request at all. A
+catalogue answer with no scene clear enough is not cached: the next run asks
+again and sees new acquisitions of the window.
 """
 
 from __future__ import annotations
@@ -102,26 +105,43 @@ def _one_line(text, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def make_config(sh: dict, area: Area, season: str):
-    """An ``SHConfig`` with credentials (env or profile) and the configured endpoints; no request made."""
+def make_config(sh: dict):
+    """An ``SHConfig`` with the configured endpoints and retries, without credentials (:func:`log_in`)."""
     from sentinelhub import SHConfig
 
+    cfg = SHConfig(use_defaults=True)
+    cfg.sh_base_url = sh["base_url"].rstrip("/")
+    cfg.sh_token_url = sh["token_url"]
+    cfg.max_download_attempts = int(sh["max_download_attempts"])
+    cfg.download_sleep_time = float(sh["download_sleep_time"])
+    cfg.download_timeout_seconds = float(sh["download_timeout_seconds"])
+    cfg.max_retries = int(sh["max_rate_limit_retries"])
+    cfg.number_of_download_processes = 1
+    return cfg
+
+
+def log_in(cfg, sh: dict, area: Area, season: str) -> None:
+    """Give ``cfg`` its credentials right before its first request; a no-op once it has them.
+
+    Called only when a request must be sent: a rerun served entirely from the cache needs no credentials.
+    """
+    if cfg.sh_client_id and cfg.sh_client_secret:
+        return
+    cfg.sh_client_id, cfg.sh_client_secret = _credentials(sh, area, season)
+    remember_secret(cfg.sh_client_id, cfg.sh_client_secret)  # redacted from every message and log line
+    if urlparse(cfg.sh_token_url).scheme == "http" and not os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
+        raise _fail(
+            area,
+            season,
+            f"data.sentinelhub.token_url {cfg.sh_token_url} is plain http: OAuth refuses it unless "
+            "OAUTHLIB_INSECURE_TRANSPORT=1 is set (only ever for a local test server)",
+        )
+
+
+def _credentials(sh: dict, area: Area, season: str) -> tuple[str, str]:
+    """The OAuth client id and secret: of the sentinelhub profile ``sh["profile"]``, else of the environment."""
     profile = sh.get("profile") or ""
-    if profile:
-        location = Path(SHConfig.get_config_location())
-        if not location.exists():
-            raise _fail(
-                area,
-                season,
-                f"sentinelhub profile {profile!r} configured (data.sentinelhub.profile) but {location} does not "
-                "exist; create the profile with `sentinelhub.config --profile NAME --sh_client_id ... "
-                "--sh_client_secret ...`, or set SH_CLIENT_ID and SH_CLIENT_SECRET and no profile",
-            )
-        try:
-            cfg = SHConfig(profile)
-        except KeyError:
-            raise _fail(area, season, f"sentinelhub profile {profile!r} not found in {location}") from None
-    else:
+    if not profile:
         cid, secret = os.environ.get("SH_CLIENT_ID", ""), os.environ.get("SH_CLIENT_SECRET", "")
         missing = [k for k, v in (("SH_CLIENT_ID", cid), ("SH_CLIENT_SECRET", secret)) if not v]
         if missing:
@@ -132,25 +152,25 @@ def make_config(sh: dict, area: Area, season: str):
                 "SH_CLIENT_ID and SH_CLIENT_SECRET (an OAuth client of Sentinel Hub or of the Copernicus Data "
                 "Space Ecosystem), or name a sentinelhub profile in data.sentinelhub.profile",
             )
-        cfg = SHConfig(use_defaults=True, sh_client_id=cid, sh_client_secret=secret)
-    if not (cfg.sh_client_id and cfg.sh_client_secret):
-        raise _fail(area, season, f"sentinelhub profile {profile!r} has no sh_client_id/sh_client_secret")
-    remember_secret(cfg.sh_client_id, cfg.sh_client_secret)  # redacted from every message and log line
-    cfg.sh_base_url = sh["base_url"].rstrip("/")
-    cfg.sh_token_url = sh["token_url"]
-    cfg.max_download_attempts = int(sh["max_download_attempts"])
-    cfg.download_sleep_time = float(sh["download_sleep_time"])
-    cfg.download_timeout_seconds = float(sh["download_timeout_seconds"])
-    cfg.max_retries = int(sh["max_rate_limit_retries"])
-    cfg.number_of_download_processes = 1
-    if urlparse(cfg.sh_token_url).scheme == "http" and not os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
+        return cid, secret
+    from sentinelhub import SHConfig
+
+    location = Path(SHConfig.get_config_location())
+    if not location.exists():
         raise _fail(
             area,
             season,
-            f"data.sentinelhub.token_url {cfg.sh_token_url} is plain http: OAuth refuses it unless "
-            "OAUTHLIB_INSECURE_TRANSPORT=1 is set (only ever for a local test server)",
+            f"sentinelhub profile {profile!r} configured (data.sentinelhub.profile) but {location} does not "
+            "exist; create the profile with `sentinelhub.config --profile NAME --sh_client_id ... "
+            "--sh_client_secret ...`, or set SH_CLIENT_ID and SH_CLIENT_SECRET and no profile",
         )
-    return cfg
+    try:
+        prof = SHConfig(profile)  # the environment's SH_CLIENT_ID/SH_CLIENT_SECRET take precedence, as before
+    except KeyError:
+        raise _fail(area, season, f"sentinelhub profile {profile!r} not found in {location}") from None
+    if not (prof.sh_client_id and prof.sh_client_secret):
+        raise _fail(area, season, f"sentinelhub profile {profile!r} has no sh_client_id/sh_client_secret")
+    return prof.sh_client_id, prof.sh_client_secret
 
 
 def collection_for(base_url: str):
@@ -192,20 +212,34 @@ def _drop_session(cfg) -> None:
         SentinelHubDownloadClient.clear_cache()
 
 
+def _failed_url(exc) -> str:
+    """The URL (without query) of the failed request: its response's, or its own when no response came."""
+    cause = getattr(exc, "request_exception", None) or exc
+    for answer_or_request in (_response(exc), getattr(cause, "request", None)):
+        url = getattr(answer_or_request, "url", None)
+        if url:
+            return url.split("?")[0]
+    return ""
+
+
 def _at_token_url(exc, cfg) -> bool:
     """Whether the failed request went to the token endpoint."""
-    url = (getattr(_response(exc), "url", None) or "").split("?")[0]
+    url = _failed_url(exc)
     return bool(url) and url == cfg.sh_token_url.split("?")[0]
 
 
 def _http_failure(exc, cfg, what: str) -> str:
-    """What failed, where, with which HTTP status, and what the service said (not yet redacted)."""
+    """What failed, where, with which HTTP status, and what the service said (not yet redacted).
+
+    A failed token request is "authentication failed", whatever request needed the token.
+    """
     from sentinelhub.decoding import decode_sentinelhub_err_msg
 
     resp = _response(exc)
-    url = (getattr(resp, "url", None) or "").split("?")[0]
+    url = _failed_url(exc)
     auth = _at_token_url(exc, cfg)
-    where = f"authentication at {cfg.sh_token_url}" if auth else (url or cfg.sh_base_url)
+    head = "authentication failed" if auth else f"{what} failed"
+    where = f"{head}: {url}" if url else head
     status = getattr(resp, "status_code", None)
     reason = getattr(resp, "reason", "") or ""
     try:
@@ -221,8 +255,8 @@ def _http_failure(exc, cfg, what: str) -> str:
         hint = f" after {cfg.max_download_attempts} attempt(s) (data.sentinelhub.max_download_attempts)"
     if status is None:  # no response at all: connection refused, timeout, ...
         cause = getattr(exc, "request_exception", None) or exc
-        return f"{what} failed: {where}: {type(cause).__name__}: {_one_line(cause)}"
-    text = f"{what} failed: {where} answered HTTP {status} {reason}".rstrip() + hint
+        return f"{where}: {type(cause).__name__}: {_one_line(cause)}"
+    text = f"{where} answered HTTP {status} {reason}".rstrip() + hint
     return text + (f"; the service said: {_one_line(said)}" if said else "")
 
 
@@ -261,7 +295,7 @@ def _call(fn, cfg, area: Area, season: str, what: str):
             raise _fail(
                 area,
                 season,
-                f"{what} failed: authentication at {cfg.sh_token_url}: the token endpoint refused the "
+                f"authentication failed: {cfg.sh_token_url}: the token endpoint refused the "
                 f"credentials ({exc.error}{': ' + detail if detail else ''}); check SH_CLIENT_ID/SH_CLIENT_SECRET "
                 "or the sentinelhub profile",
                 secrets,
@@ -275,10 +309,27 @@ def _call(fn, cfg, area: Area, season: str, what: str):
     raise AssertionError("unreachable")
 
 
-def search_catalog(cfg, collection, area: Area, season: str, max_cc: float, cache) -> tuple[list[dict], bool]:
-    """Catalogue scenes ``[{id, datetime, cloud_cover}]`` of the window (cached); and whether from the cache."""
+def clear_enough(scenes: list[dict], max_cc: float) -> list[dict]:
+    """The scenes with cloud cover <= ``max_cc`` (the Process API's ``maxCloudCoverage`` is <= too),
+    least cloudy first."""
+    return sorted(
+        (s for s in scenes if s["cloud_cover"] is not None and s["cloud_cover"] <= max_cc),
+        key=lambda s: (s["cloud_cover"], s["datetime"] or "", s["id"] or ""),
+    )
+
+
+def search_catalog(
+    cfg, collection, area: Area, season: str, max_cc: float, cache, before_request
+) -> tuple[list[dict], bool]:
+    """Catalogue scenes ``[{id, datetime, cloud_cover}]`` of the window (cached); and whether from the cache.
+
+    ``before_request()`` runs before the request, not for an answer from the cache. An answer of which no
+    scene is clear enough is not cached: the next run asks again and sees the window's new acquisitions.
+    """
     start, end = area.window(season)
-    key = cache_key("sh-catalog", cfg.sh_base_url, collection.catalog_id, list(area.bbox), start, end, max_cc)
+    cql2 = f"eo:cloud_cover <= {max_cc:g}"
+    # the filter is part of the key: answers cached under the former "<" filter are asked again
+    key = cache_key("sh-catalog", cfg.sh_base_url, collection.catalog_id, list(area.bbox), start, end, max_cc, cql2)
     cached = read_cached_json(cache, "catalog", key)
     if cached is not None:
         log.info("catalogue search for %s/%s read from the cache", area.name, season)
@@ -291,11 +342,12 @@ def search_catalog(cfg, collection, area: Area, season: str, max_cc: float, cach
             collection,
             bbox=BBox(area.bbox, CRS.WGS84),
             time=(start, end),
-            filter=f"eo:cloud_cover < {max_cc:g}",
+            filter=cql2,
             fields={"include": ["id", "properties.datetime", "properties.eo:cloud_cover"], "exclude": []},
         )
         return list(found)
 
+    before_request()
     feats = _call(search, cfg, area, season, "catalogue search")
     out = []
     for f in feats:
@@ -304,7 +356,7 @@ def search_catalog(cfg, collection, area: Area, season: str, max_cc: float, cach
         out.append(
             {"id": f.get("id"), "datetime": props.get("datetime"), "cloud_cover": None if cc is None else float(cc)}
         )
-    if out:
+    if clear_enough(out, max_cc):
         write_cached_json(
             cache, "catalog", key, {"query": [cfg.sh_base_url, list(area.bbox), start, end, max_cc], "features": out}
         )
@@ -333,8 +385,9 @@ def decode_tiff(content: bytes, height: int, width: int) -> np.ndarray:
 
 
 def fetch_tile(
-    cfg, collection, sub, area: Area, season: str, max_cc: float, order: str, cache, counts: dict
+    cfg, collection, sub, area: Area, season: str, max_cc: float, order: str, cache, counts: dict, before_request
 ) -> np.ndarray:
+    """The (7, h, w) pixels of one tile, from the cache or from a Process request (after ``before_request()``)."""
     from sentinelhub import CRS, BBox, MimeType, MosaickingOrder, SentinelHubRequest, bbox_to_dimensions
 
     start, end = area.window(season)
@@ -364,6 +417,8 @@ def fetch_tile(
     last = None
     for attempt in range(attempts):
         hit = bool(cached_dir) and (cached_dir / "response.tiff").exists() and attempt == 0
+        if not hit:
+            before_request()
         resp = _call(
             lambda: request.get_data(save_data=bool(cache), decode_data=False, redownload=attempt > 0)[0],
             cfg,
@@ -400,7 +455,7 @@ class SentinelHubSource:
         self.sh = params["sentinelhub"]
         self.max_cc = float(params["max_cloud_cover"])
         self.res = float(params["resolution"])
-        self.cfg = make_config(self.sh, area, season)  # credentials checked before any request
+        self.cfg = make_config(self.sh)  # credentials come with the first request (log_in)
         self.cache = Path(cache) if cache else None
         if self.cache:
             self.cache.mkdir(parents=True, exist_ok=True)
@@ -411,7 +466,7 @@ class SentinelHubSource:
     def search(self) -> tuple[list[dict], bool]:
         start, end = self.area.window(self.season)
         log.info(
-            "%s/%s: %d x %d px at %g m in %s, window %s..%s, cloud cover < %g %% from %s",
+            "%s/%s: %d x %d px at %g m in %s, window %s..%s, cloud cover <= %g %% from %s",
             self.area.name,
             self.season,
             self.grid.width,
@@ -423,27 +478,30 @@ class SentinelHubSource:
             self.max_cc,
             self.endpoint,
         )
-        return search_catalog(self.cfg, self.sh_collection, self.area, self.season, self.max_cc, self.cache)
+        return search_catalog(
+            self.cfg, self.sh_collection, self.area, self.season, self.max_cc, self.cache, self._log_in
+        )
+
+    def _log_in(self) -> None:
+        """Credentials into the config, checked before the first request (:func:`log_in`)."""
+        log_in(self.cfg, self.sh, self.area, self.season)
 
     def choose(self, scenes: list[dict]) -> list[dict]:
-        """Catalogue scenes under the cloud cover limit (checked again here), least cloudy first."""
+        """Catalogue scenes within the cloud cover limit (checked again here), least cloudy first."""
         max_cc = self.max_cc
-        ok = sorted(
-            (s for s in scenes if s["cloud_cover"] is not None and s["cloud_cover"] < max_cc),
-            key=lambda s: (s["cloud_cover"], s["datetime"] or "", s["id"] or ""),
-        )
+        ok = clear_enough(scenes, max_cc)
         if not ok:
             start, end = self.area.window(self.season)
             seen = ", ".join(f"{s['id']} ({s['cloud_cover']} %)" for s in scenes[:10]) or "none"
             raise _fail(
                 self.area,
                 self.season,
-                f"no Sentinel-2 L2A scene with eo:cloud_cover < {max_cc:g} % over bbox {list(self.area.bbox)} "
+                f"no Sentinel-2 L2A scene with eo:cloud_cover <= {max_cc:g} % over bbox {list(self.area.bbox)} "
                 f"between {start} and {end} (the catalogue returned {len(scenes)}: {seen}); widen the season "
                 "window (data.seasons or the area's seasons) or raise data.max_cloud_cover",
             )
         log.info(
-            "%s/%s: %d catalogue scene(s) under %g %% cloud; least cloudy %s (%s %%)",
+            "%s/%s: %d catalogue scene(s) with cloud cover <= %g %%; least cloudy %s (%s %%)",
             self.area.name,
             self.season,
             len(ok),
@@ -506,6 +564,7 @@ class SentinelHubSource:
                 self.sh["mosaicking_order"],
                 self.cache,
                 counts,
+                self._log_in,
             )
         return stack, tiles, counts
 

@@ -4,9 +4,10 @@ For one area and season:
 
 1. **Search** (pystac-client, ``POST {data.stac.url}/search``) in
    ``data.stac.collection`` over the area's bbox and the season window, with
-   ``query`` filters ``eo:cloud_cover < data.max_cloud_cover`` and, when set,
-   ``s2:snow_ice_percentage >= data.stac.snow_ice_percentage.snow_min`` (snow
-   season) or ``<= ...snowfree_max`` (snow-free season). Every returned item
+   ``query`` filters ``eo:cloud_cover <= data.max_cloud_cover`` (``<=`` as for
+   Sentinel Hub) and, when set, ``s2:snow_ice_percentage >=
+   data.stac.snow_ice_percentage.snow_min`` (snow season) or ``<=
+   ...snowfree_max`` (snow-free season). Every returned item
    is checked again here (a server that ignores the query cannot slip a
    cloudier scene through). The items are ranked by cloud cover (then by
    whether they are in the area's UTM zone, then date and id).
@@ -43,7 +44,9 @@ Retries: the search retries 429/5xx and connection errors (urllib3,
 for those files off, up to ``data.stac.max_attempts`` times in all.
 
 Cache: with ``--cache DIR`` the search results (``DIR/search/``) and the
-pixels read (``DIR/pixels/``) are kept, so a rerun makes no request.
+pixels read (``DIR/pixels/``) are kept, so a rerun makes no request. A search
+result of which no item passes the query is not cached: the next run asks
+again and sees new acquisitions of the window.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ RETRY_STATUS = (429, 500, 502, 503, 504)
 
 def _query(params: dict, season: str) -> dict:
     st = params["stac"]
-    q = {"eo:cloud_cover": {"lt": float(params["max_cloud_cover"])}}
+    q = {"eo:cloud_cover": {"lte": float(params["max_cloud_cover"])}}
     si = st["snow_ice_percentage"]
     if season == "snow" and si.get("snow_min") is not None:
         q["s2:snow_ice_percentage"] = {"gte": float(si["snow_min"])}
@@ -117,7 +120,8 @@ def _passes(item: dict, query: dict) -> str | None:
 
 
 def search(params: dict, area: Area, season: str, cache) -> tuple[list[dict], bool]:
-    """Items (raw STAC dicts) of the area and window matching the query; cached; and whether from the cache."""
+    """Items (raw STAC dicts) of the area and window matching the query; cached when one passes the query
+    (checked here); and whether from the cache."""
     st = params["stac"]
     start, end = area.window(season)
     query = _query(params, season)
@@ -155,7 +159,7 @@ def search(params: dict, area: Area, season: str, cache) -> tuple[list[dict], bo
         raise DownloadError(
             area.name, season, f"STAC search at {st['url']} failed: {type(exc).__name__}: {exc}"
         ) from None
-    if items:
+    if any(_passes(it, query) is None for it in items):
         write_cached_json(
             cache,
             "search",
