@@ -25,6 +25,7 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    """The whole run: every figure (PNG), and with them everything they are drawn from."""
     default_target: True
     input:
         final_outputs(),

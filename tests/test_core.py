@@ -230,3 +230,31 @@ def test_provenance_check_reports_each_changed_file_once_with_its_hashes(tmp_pat
         f"CHANGED: {other} recorded sha256 {other_recorded}, now missing; used by {b}",
     ]
     assert "2 input file(s) changed" in proc.stderr
+
+
+def test_every_rule_has_a_docstring_and_the_license_is_the_packages(tmp_path: Path):
+    """`snakemake --list-rules` shows each rule's docstring under its name (none showed any);
+    LICENSE is the MIT text pyproject.toml declares; the README says how to follow training."""
+    import re
+    import subprocess
+    import tomllib
+
+    from conftest import BIN, REPO, copy_workflow, env_with_venv
+
+    work = copy_workflow(tmp_path / "wf")
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--list-rules"], cwd=work, env=env_with_venv(), capture_output=True, text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # one line per rule: "name" alone, or "name (its docstring)"
+    rules = dict(re.fullmatch(r"(\w+)(?: \((.*)\))?", line).groups() for line in proc.stdout.splitlines())
+    assert {"all", "simulate", "download", "train", "figure"} <= set(rules)
+    assert [name for name, doc in rules.items() if not doc] == []
+
+    license_text = (REPO / "LICENSE").read_text()
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert declared == "MIT" and license_text.startswith("MIT License")
+    assert "Copyright (c) 2026 the deepsnow authors" in license_text
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in license_text
+    assert "tail -f results/<run>/logs/train.log" in (REPO / "README.md").read_text()

@@ -2,6 +2,7 @@
 
 
 rule simulate:
+    """Simulate one area's snow-free and snow scenes and the true snow-covered scene."""
     output:
         snowfree=R("scenes/{aoi}/snowfree.tif"),
         snow=R("scenes/{aoi}/snow.tif"),
@@ -48,6 +49,7 @@ if config["data"]["source"] == "sentinelhub" and not config["data"]["sentinelhub
 
 
 rule download:
+    """Download one area's Sentinel-2 L2A scene of one season (Sentinel Hub or STAC)."""
     output:
         scene=R("scenes/{aoi}/{season}.tif"),
     log:

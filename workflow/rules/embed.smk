@@ -3,6 +3,7 @@
 
 
 rule embed_real:
+    """Embed the real test sets with one feature extractor."""
     input:
         test_a=R("dataset/testA.npz"),
         test_b=R("dataset/testB.npz"),
@@ -31,6 +32,7 @@ rule embed_real:
 
 
 rule embed_samples:
+    """Embed one epoch's samples with one feature extractor."""
     input:
         samples=R("samples/epoch_{epoch}.npz"),
     output:

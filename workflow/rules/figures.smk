@@ -4,6 +4,7 @@
 
 
 rule figure:
+    """Draw one figure as PNG and PDF (what it is drawn from: deepsnow/figures/table.py)."""
     input:
         unpack(figure_inputs),
     output:
@@ -32,6 +33,7 @@ rule figure:
 
 
 rule figure_artifacts:
+    """Draw Figure 7 (the generator's artifacts per epoch) and artifacts.csv."""
     input:
         **FIGURE_INPUTS["7"],
     output:

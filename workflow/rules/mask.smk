@@ -2,6 +2,7 @@
 
 
 rule mask:
+    """Label each pixel of a scene: invalid, clear, water, snow, cloud, cloud shadow."""
     input:
         scene=R("scenes/{aoi}/{season}.tif"),
     output:

@@ -3,6 +3,7 @@
 
 
 rule metrics_epoch:
+    """FID, FRD, CRD, KID, the random-forest test and paired errors of one epoch."""
     input:
         unpack(metrics_epoch_inputs),
     output:
@@ -32,6 +33,7 @@ rule metrics_epoch:
 
 
 rule metrics_table:
+    """Collect the per-epoch metrics into one table, and their rank correlations."""
     input:
         epochs=expand(R("metrics/epoch_{epoch:03d}.json"), epoch=EPOCHS),
     output:
@@ -56,6 +58,7 @@ rule metrics_table:
 
 
 rule metrics_pca:
+    """PCA of the real and generated ResNet features (Figure 6)."""
     input:
         real=R(f"features/real_{RESNET}.npz"),
         features=expand(

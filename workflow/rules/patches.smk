@@ -2,6 +2,7 @@
 
 
 rule patches:
+    """Cut labelled RGB patches from a scene and its mask; a table of every window."""
     input:
         unpack(patch_inputs),
     output:

@@ -2,6 +2,7 @@
 
 
 rule split:
+    """Assemble domains A (snow-free) and B (snowy); whole areas held out for testing."""
     input:
         shards=expand(R("patches/{aoi}/{season}.npz"), aoi=AOIS, season=SEASONS),
     output:

@@ -4,6 +4,7 @@
 
 
 rule train:
+    """Train the cycleGAN; checkpoints and test-set samples at every saved epoch."""
     input:
         train_a=R("dataset/trainA.npz"),
         train_b=R("dataset/trainB.npz"),
