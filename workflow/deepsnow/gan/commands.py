@@ -55,6 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles in pixels (default 64)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    p.add_argument(
+        "--norm", default="scene", choices=["scene", "tile"],
+        help="instance-norm statistics: of the whole scene (default: seam-free, as one whole-scene pass) "
+        "or of each tile (the generator's own behaviour on a tile)",
+    )
+    p.add_argument(
+        "--stats-px", type=int, default=2**21,
+        help="--norm scene: pixels measured for the statistics at most (default 2097152; larger scenes "
+        "are sampled by an evenly spread grid of tiles)",
+    )
     p.add_argument("--rgb-max", type=float, default=1.0, help="reflectance mapped to 255 (scene input; default 1.0)")
     p.add_argument("--rgb-gamma", type=float, default=2.2, help="display gamma (scene input; default 2.2)")
 
@@ -125,7 +135,9 @@ def _generate(args, params) -> list[Made]:
 def _translate(args, params) -> Made:
     """Translate a whole georeferenced scene (tiled, seamless) to a RGB GeoTIFF.
 
-    Translate a scene of any size by overlapping tiles blended with a smooth window. Input: a deepsnow scene
+    Translate a scene of any size by overlapping tiles blended with a smooth window; with --norm scene
+    (the default) every instance-norm layer uses the whole scene's statistics, so the tiles agree with
+    one pass over the whole scene. Input: a deepsnow scene
     GeoTIFF (7 bands, rendered to RGB with --rgb-max/--rgb-gamma as the patches stage) or a 3-band uint8 RGB
     GeoTIFF. Output: a 3-band uint8 RGB GeoTIFF with the input's CRS and transform. The checkpoint may be a
     deepsnow checkpoint (G_A for AtoB, G_B for BtoA) or a reference pytorch-CycleGAN-and-pix2pix
@@ -140,6 +152,8 @@ def _translate(args, params) -> Made:
         "batch_size": args.batch_size,
         "rgb_max": args.rgb_max,
         "rgb_gamma": args.rgb_gamma,
+        "norm": args.norm,
+        "stats_px": args.stats_px,
     }
     summary = translate.translate_scene(args.checkpoint, args.input, args.output, **options)
     return Made([args.output], inputs=[args.checkpoint, args.input], config=options, extra=summary)

@@ -6,9 +6,21 @@ translated by the generator, and the results are blended with a smooth 2-D
 window (a raised-cosine taper over the ``overlap`` band at each side, 1 inside):
 every output pixel is the weighted mean of all windows covering it, weights
 summed and normalised. In the overlap of two neighbours the tapers sum to one,
-so no seam is visible. (The generator's instance normalisation sees each tile's
-own statistics, so a tiled result differs slightly from a single pass over the
-whole image; the blending spreads that difference smoothly.)
+so no seam is visible from the blending itself.
+
+Instance normalisation (``norm``): with ``"tile"`` every tile is normalised by its
+own statistics, as the generator does with any image it is given, so a tiled
+result differs from a single pass over the whole scene (a 300 px scene in 256 px
+tiles: mean 12.6 DN) and neighbouring tiles differ from each other. With
+``"scene"`` (the ``translate`` command's and the synthesize stage's default)
+every instance-norm layer uses the statistics of the whole scene, measured
+exactly by :func:`scene_statistics` before the tiles are translated (see the
+comment above it); tiles then agree with one whole-scene pass to well under
+1 DN. This is an inference-time mechanism only: the networks and training are
+the reference's, unchanged.
+
+Memory is bounded whatever the scene size: the uint8 input and output, and float
+buffers for one row of tiles (scenes are rendered to RGB block by block).
 
 Input: our scene GeoTIFF (7 bands ``B04, B03, B02, B08, B11, SCL, dataMask``;
 rendered to RGB as the patches stage does, ``255 * clip(refl / rgb_max, 0, 1) **
@@ -41,14 +53,18 @@ from deepsnow.io import atomic_output
 log = logging.getLogger("deepsnow.gan")
 
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
+#: how instance norm is applied to a tiled scene: statistics of the whole scene, or of each tile
+NORMS = ("scene", "tile")
 
 
 def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2):
-    """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF."""
+    """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF.
+
+    A scene is rendered block by block (:func:`_render_scene`), so no float copy of it is ever whole.
+    """
     import rasterio
 
-    from deepsnow.data.patches import render_rgb  # the patches stage's rendering, so scenes look like the training data
-    from deepsnow.data.scene import BANDS, read_scene
+    from deepsnow.data.scene import BANDS
 
     path = Path(path)
     if not path.exists():
@@ -56,30 +72,44 @@ def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float =
     try:
         with rasterio.open(path) as src:
             count, dtype, names = src.count, src.dtypes[0], tuple(src.descriptions)
-            crs, transform = src.crs, src.transform
             if count == 3 and dtype == "uint8":
                 rgb = src.read().transpose(1, 2, 0)
                 valid = src.dataset_mask() > 0
-                return np.ascontiguousarray(rgb), valid, crs, transform, "rgb"
+                return np.ascontiguousarray(rgb), valid, src.crs, src.transform, "rgb"
+            if count == len(BANDS) and names == BANDS and dtype == "uint16":
+                if rgb_max <= 0 or rgb_gamma <= 0:
+                    raise DeepsnowError(f"--rgb-max and --rgb-gamma must be positive, got {rgb_max} and {rgb_gamma}")
+                if src.crs is None:
+                    raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
+                rgb, valid = _render_scene(src, rgb_max, rgb_gamma)
+                return rgb, valid, src.crs, src.transform, "scene"
     except DeepsnowError:
         raise
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
-    if count == len(BANDS) and names == BANDS:
-        if rgb_max <= 0 or rgb_gamma <= 0:
-            raise DeepsnowError(f"--rgb-max and --rgb-gamma must be positive, got {rgb_max} and {rgb_gamma}")
-        scene = read_scene(path)
-        return (
-            render_rgb(scene.reflectance, rgb_max, rgb_gamma),
-            scene.data_mask > 0,
-            scene.crs,
-            scene.transform,
-            "scene",
-        )
     raise DeepsnowError(
         f"{path}: expected a deepsnow scene (7 uint16 bands {list(BANDS)}) or a 3-band uint8 RGB GeoTIFF; "
         f"found {count} {dtype} bands {list(names)}"
     )
+
+
+def _render_scene(src, rgb_max: float, rgb_gamma: float, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """RGB as the patches stage renders it (``render_rgb`` of ``read_scene``'s reflectance, bit for bit)
+    and dataMask > 0, read ``rows`` rows at a time."""
+    from rasterio.windows import Window
+
+    from deepsnow.data.patches import render_rgb  # the patches stage's rendering: scenes look like the training data
+    from deepsnow.data.scene import BANDS, SCALE
+
+    h, w = src.height, src.width
+    rgb, valid = np.empty((h, w, 3), np.uint8), np.empty((h, w), bool)
+    idx = [BANDS.index(b) + 1 for b in ("B04", "B03", "B02", "dataMask")]
+    for r in range(0, h, rows):
+        data = src.read(idx, window=Window(0, r, w, min(rows, h - r)))
+        refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(("B04", "B03", "B02"))}
+        rgb[r : r + rows] = render_rgb(refl, rgb_max, rgb_gamma)
+        valid[r : r + rows] = data[3] > 0
+    return rgb, valid
 
 
 def taper(length: int, overlap: int) -> np.ndarray:
@@ -108,6 +138,149 @@ def _ceil4(n: int) -> int:
     return int(math.ceil(n / 4) * 4)
 
 
+def _source_index(start: int, size: int, n: int, reflect: bool) -> np.ndarray:
+    """Rows (or columns) of the image read for ``[start, start + size)`` of the image padded at its
+    end: reflected there as ``torch.nn.functional.pad(mode="reflect")`` does (clamped when the
+    image is too small to reflect)."""
+    i = np.arange(start, start + size)
+    if reflect:
+        i = np.where(i >= n, 2 * (n - 1) - i, i)
+    return np.clip(i, 0, n - 1)
+
+
+def _tile_tensor(rgb: np.ndarray, y: int, x: int, th: int, tw: int) -> torch.Tensor:
+    """``(3, th, tw)`` float tile in [-1, 1] of the uint8 image at ``(y, x)``; only the tile is converted."""
+    h, w = rgb.shape[:2]
+    reflect = min(h, w) > 3
+    rows, cols = _source_index(y, th, h, reflect), _source_index(x, tw, w, reflect)
+    tile = rgb[rows[:, None], cols[None, :]]
+    return torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+
+
+# -- whole-scene instance normalisation ------------------------------------------------------------
+# Instance norm normalises every channel by the mean and variance over the image it is given, so a tile
+# is normalised by its own statistics and a tiled scene differs from one pass over the whole scene
+# (and neighbouring tiles differ from each other: seams). ``--norm scene`` first measures, layer by
+# layer, the statistics each instance-norm layer would see over the whole scene, then translates tile
+# by tile with every norm layer fixed to them: the generator becomes a fixed (translation-equivariant)
+# operator and the tiles agree with each other and with a single whole-scene pass.
+#
+# Measuring is exact, not a thumbnail approximation: the scene is cut into cores (the tile size) that
+# partition it, each read with a ``halo`` of context; all cores run through the generator in lockstep,
+# and at each norm layer the moments of the core pixels (the halo excluded, so tile edges do not bias
+# them) of all cores are pooled into the scene's mean and variance, which then normalise every core
+# before the next layer. A thumbnail pass (Chen et al. 2022) would be cheaper but measures the
+# statistics of a downsampled scene, whose variance is lower than at full resolution (fine texture is
+# lost). Memory is bounded by ``stats_px``: when the cores and halos of the whole scene exceed it
+# (a 10980 px Sentinel-2 tile is 120 Mpx), an evenly spread grid of cores that fits is measured
+# instead, a sample of the scene's statistics.
+
+
+class _FixedNorm(torch.nn.Module):
+    """An affine-free instance norm with given per-channel statistics instead of the input's own."""
+
+    def __init__(self, mean: torch.Tensor, var: torch.Tensor, eps: float):
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())
+        self.register_buffer("rstd", torch.rsqrt(var.reshape(1, -1, 1, 1).float() + eps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) * self.rstd.to(x.dtype)
+
+
+def _steps(net: torch.nn.Module) -> list:
+    """The generator as a flat list of modules, with "push" / "add" around each residual block."""
+    from deepsnow.gan.networks import ResnetBlock
+
+    steps: list = []
+    for m in net.model:
+        if isinstance(m, ResnetBlock):
+            steps += ["push", *m.conv_block, "add"]
+        else:
+            steps.append(m)
+    return steps
+
+
+def stats_cores(ph: int, pw: int, core: int, halo: int, max_px: int) -> list[tuple[int, int, int, int]]:
+    """Cores ``(y, x, ch, cw)`` measured for the scene statistics: all that partition the (padded)
+    ``ph x pw`` scene, or an evenly spread grid of them whose cores and halos total <= ``max_px``."""
+    ys, xs = list(range(0, ph, core)), list(range(0, pw, core))
+    per_core = (core + 2 * halo) ** 2
+    k = max(1, max_px // per_core)
+    if len(ys) * len(xs) > k:
+        ky = max(1, min(len(ys), round(math.sqrt(k * len(ys) / len(xs)))))
+        kx = max(1, min(len(xs), k // ky))
+        ys = [ys[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(ys) - 1, ky)})]
+        xs = [xs[i] for i in sorted({int(round(v)) for v in np.linspace(0, len(xs) - 1, kx)})]
+    return [(y, x, min(core, ph - y), min(core, pw - x)) for y in ys for x in xs]
+
+
+def scene_statistics(
+    net: torch.nn.Module, rgb: np.ndarray, core: int = 256, halo: int = 32, max_px: int = 2**21, device="cpu"
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
+    """Per instance-norm layer ``(mean, var)`` over the whole scene (see above); and the fraction of
+    the scene's cores measured (1.0: exact)."""
+    h, w = rgb.shape[:2]
+    ph, pw = _ceil4(h), _ceil4(w)
+    core, halo = _ceil4(max(core, 4)), _ceil4(halo)
+    cores = stats_cores(ph, pw, core, halo, max_px)
+    xs, regions = [], []
+    for y, x, ch, cw in cores:
+        y0, x0, y1, x1 = max(0, y - halo), max(0, x - halo), min(ph, y + ch + halo), min(pw, x + cw + halo)
+        xs.append(_tile_tensor(rgb, y0, x0, y1 - y0, x1 - x0)[None].to(device))
+        regions.append((y - y0, x - x0, ch, cw, y1 - y0))
+    stats, saved = [], []
+    net.eval()
+    with torch.inference_mode():
+        for step in _steps(net):
+            if step == "push":
+                saved = xs
+            elif step == "add":
+                xs, saved = [s + t for s, t in zip(saved, xs)], []
+            elif isinstance(step, torch.nn.InstanceNorm2d):
+                mean, var = _pooled_moments(xs, regions)
+                stats.append((mean.cpu(), var.cpu()))
+                norm = _FixedNorm(mean, var, step.eps).to(device)
+                xs = [norm(t) for t in xs]
+            else:
+                xs = [step(t) for t in xs]
+    n_all = math.ceil(ph / core) * math.ceil(pw / core)
+    return stats, len(cores) / n_all
+
+
+def _pooled_moments(xs: list[torch.Tensor], regions: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (biased, as instance norm's) variance over the core pixels of all tiles."""
+    total, total_sq, n = 0.0, 0.0, 0
+    for t, (cy, cx, ch, cw, tile_h) in zip(xs, regions):
+        f = t.shape[-2] / tile_h  # this layer's resolution: 1, 1/2 or 1/4 (cores sit on multiples of 4)
+        part = t[0, :, int(cy * f) : int((cy + ch) * f), int(cx * f) : int((cx + cw) * f)].double()
+        total = total + part.sum(dim=(1, 2))
+        total_sq = total_sq + (part * part).sum(dim=(1, 2))
+        n += part.shape[1] * part.shape[2]
+    mean = total / n
+    return mean, (total_sq / n - mean * mean).clamp_min(0.0)
+
+
+def with_scene_norm(net: torch.nn.Module, stats: list) -> torch.nn.Module:
+    """A copy of ``net`` whose instance-norm layers use ``stats`` (in order); ``net`` is untouched."""
+    import copy
+
+    fixed = copy.deepcopy(net)
+    modules = dict(fixed.named_modules())
+    norms = [  # in forward order (named_modules is depth-first, as the steps are)
+        (modules[path.rpartition(".")[0]], path.rpartition(".")[2], m)
+        for path, m in fixed.named_modules()
+        if isinstance(m, torch.nn.InstanceNorm2d)
+    ]
+    if len(norms) != len(stats):
+        raise DeepsnowError(f"generator has {len(norms)} instance-norm layers but {len(stats)} statistics")
+    device = next(fixed.parameters()).device
+    for (parent, name, child), (mean, var) in zip(norms, stats):
+        setattr(parent, name, _FixedNorm(mean, var, child.eps).to(device))
+    return fixed.eval()
+
+
+# -- tiling and blending ---------------------------------------------------------------------------
 def translate_array(
     net: torch.nn.Module,
     rgb: np.ndarray,
@@ -115,40 +288,101 @@ def translate_array(
     overlap: int = 64,
     device: torch.device | str = "cpu",
     batch_size: int = 4,
+    norm: str = "tile",
+    stats_px: int = 2**21,
+    progress: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Translate ``(H,W,3) uint8`` by overlapping tiles blended with :func:`taper`; ``(out uint8, n_tiles)``.
 
-    A side shorter than ``tile`` is processed as one tile (padded by reflection to a multiple of 4).
+    ``norm="scene"``: instance norms use the whole scene's statistics (:func:`scene_statistics`);
+    then the overlap is rounded up to a multiple of 4 so every tile sits on the generator's
+    downsampling grid. A side shorter than ``tile`` is one tile; the image is padded by reflection
+    to a multiple of 4. Memory: the uint8 input and output, and float buffers of one row of tiles.
     """
     if tile % 4 or tile < 4:
         raise DeepsnowError(f"--tile must be a positive multiple of 4, got {tile}")
     if not 0 <= overlap < tile:
         raise DeepsnowError(f"--overlap must be in [0, tile), got {overlap} with tile {tile}")
+    if norm not in NORMS:
+        raise DeepsnowError(f"--norm must be one of {list(NORMS)}, got {norm!r}")
     h, w = rgb.shape[:2]
     if h < 1 or w < 1:
         raise DeepsnowError(f"input image is empty ({h}x{w})")
-    th, tw = min(tile, _ceil4(h)), min(tile, _ceil4(w))
-    ph, pw = max(h, th), max(w, tw)
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
-    if (ph, pw) != (h, w):
-        mode = "reflect" if min(h, w) > 3 else "replicate"
-        x = torch.nn.functional.pad(x[None], (0, pw - w, 0, ph - h), mode=mode)[0]
+    ph, pw = _ceil4(h), _ceil4(w)
+    th, tw = min(tile, ph), min(tile, pw)
+    if norm == "scene":
+        overlap = min(_ceil4(overlap), tile - 4)
+        stats, measured = scene_statistics(net, rgb, core=tile, max_px=stats_px, device=device)
+        log.info("scene statistics of %d norm layers from %.0f%% of the scene", len(stats), 100 * measured)
+        net = with_scene_norm(net, stats)
     ys, xs = positions(ph, th, min(overlap, th - 4)), positions(pw, tw, min(overlap, tw - 4))
     win = torch.from_numpy(np.outer(taper(th, overlap), taper(tw, overlap)).astype(np.float32))
-    acc = torch.zeros((3, ph, pw), dtype=torch.float32)
-    wsum = torch.zeros((ph, pw), dtype=torch.float32)
-    boxes = [(y, xx) for y in ys for xx in xs]
+    out = _blend_rows(net, rgb, (th, tw), ys, xs, win, device, batch_size, progress)
+    return out, len(ys) * len(xs)
+
+
+def _blend_rows(net, rgb, tile_hw, ys, xs, win, device, batch_size, progress) -> np.ndarray:
+    """Translate the tiles row of tiles by row, accumulating weighted outputs in a float buffer that
+    covers only the rows still being written; finished rows go to the uint8 output."""
+    import time
+
+    h, w = rgb.shape[:2]
+    th, tw = tile_hw
+    pw = max(xs) + tw
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    top, acc, wsum = 0, torch.zeros((3, 0, pw)), torch.zeros((0, pw))
+    started, done_tiles = time.monotonic(), 0
     net.eval()
     with torch.inference_mode():
-        for s in range(0, len(boxes), batch_size):
-            chunk = boxes[s : s + batch_size]
-            batch = torch.stack([x[:, y : y + th, xx : xx + tw] for y, xx in chunk]).to(device)
-            out = net(batch).float().cpu()
-            for (y, xx), o in zip(chunk, out):
-                acc[:, y : y + th, xx : xx + tw] += o * win
-                wsum[y : y + th, xx : xx + tw] += win
-    res = (acc / wsum)[:, :h, :w]
-    return to_uint8(res).numpy().transpose(1, 2, 0).copy(), len(boxes)
+        for i, y in enumerate(ys):
+            grow = y + th - (top + acc.shape[1])
+            if grow > 0:
+                acc = torch.cat([acc, torch.zeros((3, grow, pw))], dim=1)
+                wsum = torch.cat([wsum, torch.zeros((grow, pw))], dim=0)
+            for s in range(0, len(xs), batch_size):
+                chunk = xs[s : s + batch_size]
+                batch = torch.stack([_tile_tensor(rgb, y, x, th, tw) for x in chunk]).to(device)
+                for x, o in zip(chunk, net(batch).float().cpu()):
+                    acc[:, y - top : y - top + th, x : x + tw] += o * win
+                    wsum[y - top : y - top + th, x : x + tw] += win
+            done_tiles += len(xs)
+            end = ys[i + 1] if i + 1 < len(ys) else top + acc.shape[1]
+            n = min(end, h) - top
+            if n > 0:
+                out[top : top + n] = to_uint8(acc[:, :n, :w] / wsum[:n, :w]).numpy().transpose(1, 2, 0)
+            acc, wsum, top = acc[:, end - top :].clone(), wsum[end - top :].clone(), end
+            if progress:
+                rate = done_tiles * th * tw / 1e6 / max(time.monotonic() - started, 1e-9)
+                log.info("row %d/%d of tiles done (%d tiles, %.2f Mpx/s)", i + 1, len(ys), done_tiles, rate)
+    return out
+
+
+def seam_score(img: np.ndarray, tile: int, overlap: int) -> float:
+    """Gradient energy across tile borders / within tiles: the mean squared step between neighbouring
+    pixels (averaged over 16 px along the line) on the lines where a tile of
+    :func:`translate_array`'s layout starts or ends, over the
+    same on the other lines of the same phase modulo 4 (the generator's output has a 4 px period
+    from its two stride-2 layers); the larger of rows and columns. 1: borders are invisible."""
+    from scipy.ndimage import uniform_filter1d
+
+    x = img.astype(np.float64)
+    ratios = []
+    for axis in (0, 1):
+        n = img.shape[axis]
+        starts = positions(_ceil4(n), min(tile, _ceil4(n)), overlap)
+        cuts = {s for s in starts if 0 < s < n} | {s + tile for s in starts if 0 < s + tile < n}
+        # steps averaged over 16 px along the line: a seam is coherent along a tile's border, texture
+        # and the generator's pixel noise are not
+        step = uniform_filter1d(np.diff(x, axis=axis), 16, axis=1 - axis) ** 2
+        energy = step.mean(axis=tuple(a for a in range(step.ndim) if a != axis))  # per line, at i | i+1
+        border = np.zeros(n - 1, dtype=bool)
+        border[[c - 1 for c in cuts]] = True
+        phase = np.zeros(n - 1, dtype=bool)
+        phase[[i for i in range(n - 1) if (i % 4) in {(c - 1) % 4 for c in cuts}]] = True
+        inside = phase & ~border
+        if border.any() and inside.any():
+            ratios.append(energy[border].mean() / energy[inside].mean())
+    return float(max(ratios)) if ratios else 1.0
 
 
 def write_rgb(
@@ -195,14 +429,24 @@ def translate_scene(
     rgb_max: float = 1.0,
     rgb_gamma: float = 2.2,
     batch_size: int = 4,
+    norm: str = "tile",
+    stats_px: int = 2**21,
 ) -> dict:
-    """Translate a whole scene with a checkpoint's generator; returns a summary dict."""
+    """Translate a whole scene with a checkpoint's generator; returns a summary dict.
+
+    ``norm``: ``"scene"`` (whole-scene instance-norm statistics, seam-free; the command's default)
+    or ``"tile"`` (each tile's own, as the reference implementation does on any image it is given).
+    """
     if direction not in DIRECTIONS:
         raise DeepsnowError(f"--direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
     if tile % 4 or tile < 4:
         raise DeepsnowError(f"--tile must be a positive multiple of 4, got {tile}")
     if not 0 <= overlap < tile:
         raise DeepsnowError(f"--overlap must be in [0, tile), got {overlap} with tile {tile}")
+    if norm not in NORMS:
+        raise DeepsnowError(f"--norm must be one of {list(NORMS)}, got {norm!r}")
+    if stats_px < 1:
+        raise DeepsnowError(f"--stats-px must be positive, got {stats_px}")
     dev = runtime.resolve_device(device, key="--device")
     net, info = ckpt.load_generator(checkpoint, DIRECTIONS[direction], dev)
     if info["kind"] == "reference" and info.get("generator") and info["generator"] != DIRECTIONS[direction]:
@@ -214,7 +458,7 @@ def translate_scene(
             DIRECTIONS[direction],
         )
     rgb, valid, crs, transform, kind = read_input(input_path, rgb_max, rgb_gamma)
-    out, n_tiles = translate_array(net, rgb, tile, overlap, dev, batch_size)
+    out, n_tiles = translate_array(net, rgb, tile, overlap, dev, batch_size, norm, stats_px, progress=True)
     out[~valid] = 0
     tags = {
         "DEEPSNOW_CHECKPOINT": Path(checkpoint).name,
@@ -222,6 +466,7 @@ def translate_scene(
         "DEEPSNOW_EPOCH": info.get("epoch"),
         "DEEPSNOW_TILE": tile,
         "DEEPSNOW_OVERLAP": overlap,
+        "DEEPSNOW_NORM": norm,
     }
     write_rgb(output_path, out, crs, transform, valid, tags)
     log.info(
@@ -238,6 +483,7 @@ def translate_scene(
         "input_kind": kind,
         "shape": [int(rgb.shape[0]), int(rgb.shape[1])],
         "tiles": n_tiles,
+        "norm": norm,
         "direction": direction,
         "checkpoint_kind": info["kind"],
         "generator": info.get("generator"),
