@@ -313,3 +313,38 @@ def test_failing_job_is_retried_then_fails_the_run_with_its_log(cluster, workdir
         assert last_line and last_line in out, (last_line, out[-5000:])
     finally:
         shutil.move(backup, test_a)
+
+
+def test_an_oversized_profile_is_refused_before_anything_is_submitted(cluster, workdir, tmp_path):
+    """The SLURM preflight (deepsnow.cluster, run by the workflow's onstart) on the real cluster: a
+    profile asking for more CPUs (the eval batch) and memory (train) than the node has stops
+    `snakemake --profile` in seconds, before any sbatch, one line per request naming the rule,
+    what it asks and the partition's limit (from the real sinfo)."""
+    profile = yaml.safe_load((workdir / "slurm" / "config.yaml").read_text())
+    profile["cores"] = 512
+    profile["set-threads"] = {"embed_samples": 512}
+    profile["set-resources"]["train"]["mem_mb"] = 1_000_000_000
+    oversized = tmp_path / "oversized"
+    oversized.mkdir()
+    (oversized / "config.yaml").write_text(yaml.safe_dump(profile))
+    node_mb = int(cluster.run("sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%m").stdout.split()[0])
+    env = cluster.env(env_with_venv())
+    env["SNAKEMAKE_PROFILE"] = ""
+    env.pop("DEEPSNOW_CLUSTER_CHECK", None)
+    cmd = [str(BIN / "snakemake"), "--profile", str(oversized), "--slurm-status-command", "squeue"]
+    cmd += ["--configfile", "configs/test.yaml", "--config", "run=oversized"]
+    before = last_job_id(cluster)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.monotonic() - start
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-5000:]
+    assert "2 SLURM request(s) that no node can ever satisfy; nothing was submitted" in out, out[-5000:]
+    lines = sorted(line.strip() for line in out.splitlines() if " asks for " in line)
+    assert lines[0].startswith("group eval (embed_samples, metrics_epoch) asks for 512 CPUs"), lines
+    assert lines[0].endswith(f"in partition 'gpu': at most {cluster.cpus} CPUs per node (sinfo)"), lines
+    assert lines[1].startswith("rule train asks for 2 CPUs, 1000000000 MB, 1 GPU"), lines
+    assert lines[1].endswith(f"in partition 'gpu': at most {node_mb} MB per node (sinfo)"), lines
+    assert not submitted(out) and last_job_id(cluster) == before, out[-5000:]
+    assert not (workdir / "results" / "oversized" / "scenes").exists()
+    assert seconds < 120, seconds

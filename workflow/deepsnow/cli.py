@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "deepsnow.metrics.commands",
     "deepsnow.figures.commands",
     "deepsnow.provenance.commands",
+    "deepsnow.cluster",
 )
 
 

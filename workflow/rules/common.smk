@@ -91,6 +91,10 @@ onstart:
     # Also when Snakemake is driven through its Python API (executes_jobs cannot tell then);
     # idempotent. Snakemake's own lock is check-then-write: two runs at one moment can pass it.
     hold_run_lock()
+    # SLURM: refuse a request no node can satisfy before the first submission (deepsnow.cluster).
+    from deepsnow.cluster import onstart_check
+
+    onstart_check(workflow)
 
 
 def R(path):
