@@ -225,7 +225,8 @@ def _run(job: TrainJob, state: RunState, model: CycleGAN, data: UnalignedData) -
         len(state.saved),
     )
     t_run = time.perf_counter()
-    for epoch in range(resumed.epoch + 1 if resumed else 1, job.last + 1):
+    first = resumed.epoch + 1 if resumed else 1
+    for epoch in range(first, job.last + 1):
         model.train_mode()
         lr = model.lr
         losses, seconds = _train_epoch(job, state, model, data, epoch, history.iteration)
@@ -235,6 +236,7 @@ def _run(job: TrainJob, state: RunState, model: CycleGAN, data: UnalignedData) -
             state.save_epoch(model, epoch, history.iteration, history.epoch, history.iter)
         history.write(job)
         _log_epoch(job, epoch, ipe, seconds, lr, means, saved=epoch in state.saved)
+        log.info("%s", run_progress(epoch, job.n_total, epoch - first + 1, time.perf_counter() - t_run, ipe))
         if job.on_epoch_end is not None:
             job.on_epoch_end(epoch)
     return _summary(job, state, model, data, history, resumed, time.perf_counter() - t_run)
@@ -314,6 +316,28 @@ def _log_epoch(job: TrainJob, epoch: int, ipe: int, seconds: float, lr: float, m
         lr,
         " ".join(f"{k}={v:.4f}" for k, v in zip(LOSS_NAMES, means.tolist())),
         f", saved {checkpoint_name(epoch)}" if saved else "",
+    )
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as [D days, ]H:MM:SS."""
+    days, rest = divmod(int(round(seconds)), 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{days} day{'s' if days != 1 else ''}, " if days else "") + f"{h}:{m:02d}:{s:02d}"
+
+
+def run_progress(epoch: int, n_total: int, done_this_run: int, elapsed: float, ipe: int, now: float | None = None) -> str:
+    """The whole-run progress line logged after each epoch: epoch k of N, the rate of this run's
+    epochs (training, checkpoints and samples included) and the time left at that rate."""
+    per_epoch = elapsed / max(done_this_run, 1)
+    left = max(n_total - epoch, 0) * per_epoch
+    finish = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((time.time() if now is None else now) + left))
+    eta = f"ETA {_clock(left)} (about {finish})" if epoch < n_total else "done"
+    return (
+        f"run: epoch {epoch} of {n_total} ({100 * epoch / max(n_total, 1):.1f} %), "
+        f"{done_this_run} epoch{'s' if done_this_run != 1 else ''} in {_clock(elapsed)} this run "
+        f"({per_epoch:.1f} s/epoch, {ipe / max(per_epoch, 1e-9):.2f} it/s), {eta}"
     )
 
 
