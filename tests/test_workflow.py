@@ -176,6 +176,36 @@ def test_all_figures_and_the_report(finished_run: Path):
     assert any(n.endswith("report.html") for n in names)
     assert sum(n.endswith(".png") and "figure" in n for n in names) == 8
     assert any(n.endswith("metrics.csv") for n in names)
+    check_report_pages(finished_run, names)
+
+
+def check_report_pages(run: Path, names: list[str]) -> None:
+    """The report shows its tables: one HTML page per table (rule report_pages), the merged config
+    as YAML, and the last epoch's metrics per direction and the dataset counts on the front page."""
+    import csv
+    import html
+    import zipfile
+
+    res = run / "results" / "test"
+    pages = {"metrics", "losses", "artifacts", "dataset", "config", "headline"}
+    assert {Path(n).stem for n in names if n.endswith(".html") and "/data/raw/" in n} == pages, names
+    with open(res / "metrics" / "metrics.csv", newline="") as fh:
+        metrics = list(csv.DictReader(fh))
+    page = (res / "report" / "metrics.html").read_text()
+    assert page.count("<tr>") == len(metrics) + 1 and f"{float(metrics[-1]['fid']):.6g}" in page
+    epochs = (res / "train" / "losses.csv").read_text().strip().count("\n")  # rows below the header
+    assert (res / "report" / "losses.html").read_text().count("<tr>") == 1 + epochs
+    yaml_text = re.search(r"<pre>(.*)</pre>", (res / "report" / "config.html").read_text(), re.S)[1]
+    config = yaml.safe_load(html.unescape(yaml_text))
+    assert config["run"] == "test" and config["gan"]["n_epochs"] + config["gan"]["n_epochs_decay"] == 3
+    with zipfile.ZipFile(run / "results" / "report.zip") as z:
+        front = z.read(next(n for n in names if n.endswith("report.html"))).decode()
+    last = max(int(r["epoch"]) for r in metrics)
+    assert f"epoch {last} (the last saved): metrics per direction" in front
+    for row in (r for r in metrics if int(r["epoch"]) == last):
+        assert f"{float(row['fid']):.6g}" in front, row["direction"]
+    counts = json.loads((res / "dataset" / "summary.json").read_text())["counts"]
+    assert all(f">{n}</td>" in front for n in counts.values()), counts
 
 
 def test_nothing_to_do_after_a_complete_run(finished_run: Path):
@@ -188,9 +218,9 @@ SCENES = "one per scene"  # 2 seasons x the config's areas
 # (None: at least one), rules that must not rerun
 RERUNS = [
     ("metrics", {"metrics": {"rf_repeats": 4}},
-     {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "all"},
+     {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "report_pages", "all"},
      {"metrics_epoch": None, "metrics_table": None}, set()),
-    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "all"}, {"figure": 7, "figure_artifacts": 1}, set()),
+    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 7, "figure_artifacts": 1}, set()),
     ("patches", {"patches": {"max_cloud": 0.05}}, None, {"patches": SCENES, "split": 1}, {"simulate", "mask"}),
     ("mask", {"mask": {"ndsi_min": 0.35}}, None, {"mask": SCENES}, {"simulate"}),
 ]

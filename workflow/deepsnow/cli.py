@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "deepsnow.features.commands",
     "deepsnow.metrics.commands",
     "deepsnow.figures.commands",
+    "deepsnow.figures.report_pages",
     "deepsnow.provenance.commands",
     "deepsnow.cluster",
 )

@@ -201,5 +201,11 @@ def figure_options(wildcards, input):
     return " ".join(options)
 
 
+# The report's pages of the run's tables, config and headline numbers (rule report_pages).
+from deepsnow.figures.report_pages import PAGES as REPORT_PAGE_NAMES
+
+REPORT_PAGES = [R(f"report/{name}.html") for name in REPORT_PAGE_NAMES]
+
+
 def final_outputs():
-    return FIGURES
+    return FIGURES + REPORT_PAGES

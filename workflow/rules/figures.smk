@@ -63,3 +63,59 @@ rule figure_artifacts:
     shell:
         "deepsnow figures --params {params.section:q} --figure 7 --outputs {output.png:q} {output.pdf:q}"
         " {params.inputs} --output-csv {output.table:q} 2> {log:q}"
+
+
+rule report_pages:
+    """Render the run's tables (metrics, losses, artifacts, dataset), its merged config and the
+    headline numbers as HTML pages shown in the report (deepsnow/figures/report_pages.py)."""
+    input:
+        metrics=R("metrics/metrics.csv"),
+        losses=R("train/losses.csv"),
+        artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
+        summary=R("dataset/summary.json"),
+    output:
+        headline=report(
+            R("report/headline.html"), caption="../report/headline.rst", category="Summary"
+        ),
+        metrics=report(
+            R("report/metrics.html"),
+            caption="../report/metrics.rst",
+            category="Metrics",
+            labels={"table": "metrics.csv"},
+        ),
+        losses=report(
+            R("report/losses.html"),
+            caption="../report/losses.rst",
+            category="Training",
+            labels={"table": "losses.csv"},
+        ),
+        artifacts=report(
+            R("report/artifacts.html"),
+            caption="../report/artifacts.rst",
+            category="Figures",
+            labels={"figure": "7 (table, shown)"},
+        ),
+        dataset=report(
+            R("report/dataset.html"),
+            caption="../report/dataset.rst",
+            category="Data",
+            labels={"table": "summary.json"},
+        ),
+        config=report(
+            R("report/config.html"), caption="../report/config.rst", category="Configuration"
+        ),
+    log:
+        R("logs/report_pages.log"),
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        # the whole merged config, on purpose: the report shows it (one page, cheap to redo)
+        config=json.dumps(config, sort_keys=True),
+        code=code("figures"),
+        outdir=output_dir,
+    message:
+        "Rendering the report's tables"
+    shell:
+        "deepsnow report-pages --config-json {params.config:q} --metrics {input.metrics:q}"
+        " --losses {input.losses:q} --artifacts {input.artifacts:q} --summary {input.summary:q}"
+        " --outdir {params.outdir:q} 2> {log:q}"
