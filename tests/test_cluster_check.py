@@ -207,3 +207,12 @@ def test_the_tested_section_counts_the_jobs_the_test_run_submits(work):
     n = sum(stats.values()) - stats["all"] - stats["embed_samples"] - stats["metrics_epoch"] + batches
     tested = (REPO / "docs" / "cluster.md").read_text().split("## Tested", 1)[1]
     assert re.findall(r"(\d+) jobs, each starting its own Snakemake", tested) == [str(n)], n
+
+
+def test_cluster_check_says_why_when_snakemake_cannot_build_the_run(work, tmp_path):
+    fake = fake_sinfo(tmp_path / "bin")
+    cmd = [str(BIN / "deepsnow"), "cluster-check", "--", "--profile", "slurm", "--configfile", "no-such.yaml"]
+    proc = subprocess.run(cmd, cwd=work, env=env_with(fake), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "deepsnow cluster-check: error: snakemake --profile slurm --configfile no-such.yaml failed" in proc.stderr
+    assert "no-such.yaml" in proc.stderr.split("failed", 1)[1]  # Snakemake's own message follows
