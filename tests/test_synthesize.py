@@ -69,3 +69,170 @@ def test_scene_norm_leaves_the_generator_untouched(small_generator):
     assert all(isinstance(m, torch.nn.InstanceNorm2d) for m in small_generator.modules() if "Norm" in type(m).__name__)
     for k, v in small_generator.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+# -- the synthesize stage: products, catalog, bad inputs --------------------------------------------
+import json  # noqa: E402
+
+import rasterio  # noqa: E402
+from rasterio.transform import Affine  # noqa: E402
+
+from deepsnow import DeepsnowError  # noqa: E402
+from deepsnow.cli import main  # noqa: E402
+from test_gan_translate import CRS, TRANSFORM, make_checkpoint, write_scene_file  # noqa: E402
+
+SYNTH = {"device": "cpu", "tile": 64, "overlap": 16}
+
+
+def synthesize(tmp_path, scene, checkpoints, name="area", params=None, extra=()):
+    out = tmp_path / "synthetic" / name
+    argv = [
+        "synthesize", "scene", "--params", json.dumps({**SYNTH, **(params or {})}), "--name", name,
+        "--input", str(scene), "--output", str(out / "snow.tif"), "--summary", str(out / "snow.json"),
+        "--checkpoints", *map(str, checkpoints), *extra,
+    ]
+    return main(argv), out
+
+
+def test_synthesize_writes_a_cog_on_the_input_grid_and_a_valid_stac_catalog(tmp_path):
+    import pystac
+    from rio_cogeo.cogeo import cog_validate
+
+    from deepsnow.gan.translate import read_input
+    from deepsnow.synthesize.catalog import offline_validator
+
+    before = write_scene_file(tmp_path / "snowfree.tif", h=150, w=170, invalid_rows=6)
+    with rasterio.open(before, "r+") as dst:
+        dst.update_tags(DEEPSNOW_DATE="2021-07-04")
+    after = write_scene_file(tmp_path / "snow.tif", h=150, w=170)
+    truth = write_scene_file(tmp_path / "truth.tif", h=150, w=170)
+    ck = make_checkpoint(tmp_path / "epoch_003.pt", ngf=4)
+    refl_path = tmp_path / "synthetic" / "area" / "snow_reflectance.tif"
+    extra = ["--after-real", str(after), "--truth", str(truth), "--reflectance-output", str(refl_path)]
+    rc, out = synthesize(tmp_path, before, [make_checkpoint(tmp_path / "epoch_002.pt", ngf=4), ck],
+                         params={"reflectance": True}, extra=extra)
+    assert rc == 0
+    for product in (out / "snow.tif", refl_path):
+        valid, errors, warnings = cog_validate(str(product))
+        assert valid and not errors, (product, errors, warnings)
+    with rasterio.open(out / "snow.tif") as src, rasterio.open(before) as ref:
+        assert (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape)
+        assert src.count == 3 and src.dtypes == ("uint8",) * 3 and src.descriptions == ("red", "green", "blue")
+        assert src.block_shapes[0] == (512, 512) and src.compression.name == "deflate" and src.overviews(1)
+        mask = src.dataset_mask()
+        assert (mask[:6] == 0).all() and (mask[6:] == 255).all()
+        rgb = src.read()
+        assert src.tags()["DEEPSNOW_EPOCH"] == "3" and src.tags()["DEEPSNOW_NORM"] == "scene"
+    with rasterio.open(refl_path) as src:
+        assert src.dtypes == ("uint16",) * 3 and src.descriptions == ("B04", "B03", "B02") and src.scales[0] == 1e-4
+        rho = src.read().astype(float) / 10000
+    np.testing.assert_allclose(rho[:, 6:], (rgb[:, 6:] / 255.0) ** 2.2, atol=1e-4)  # the rendering's inverse
+    # the pixels are the seam-free translation of the rendered scene, untouched by the COG writing
+    from deepsnow.gan import checkpoint as ckpt
+
+    rendered, *_ = read_input(before)
+    direct, _ = translate_array(ckpt.load_generator(ck)[0], rendered, tile=64, overlap=16, norm="scene")
+    np.testing.assert_array_equal(rgb.transpose(1, 2, 0)[6:], direct[6:])
+    assert (rgb[:, :6] == 0).all() and (out / "snow.tif.prov.json").exists()
+
+    cat_path = tmp_path / "synthetic" / "catalog.json"
+    assert main(["synthesize", "catalog", "--products", str(out / "snow.json"), "--output", str(cat_path)]) == 0
+    pystac.validation.set_validator(offline_validator())
+    catalog = pystac.Catalog.from_file(str(cat_path))
+    catalog.validate_all()  # offline: the extension schemas come from deepsnow/synthesize/stac_schemas
+    (item,) = catalog.get_items()
+    assert item.id == "area" and Path(item.get_self_href()) == tmp_path / "synthetic" / "area" / "area.json"
+    assert set(item.assets) == {"before", "after_real", "after_synthetic", "after_synthetic_reflectance", "truth", "checkpoint"}
+    assert Path(item.assets["after_synthetic"].get_absolute_href()) == out / "snow.tif"
+    assert Path(item.assets["checkpoint"].get_absolute_href()) == ck
+    assert item.properties["proj:code"] == "EPSG:32633" and item.properties["proj:shape"] == [150, 170]
+    assert item.datetime.isoformat() == "2021-07-04T00:00:00+00:00"  # the before scene's DEEPSNOW_DATE
+    assert [b["name"] for b in item.assets["after_synthetic"].extra_fields["eo:bands"]] == ["red", "green", "blue"]
+    provenance = [link for link in item.links if link.rel == "provenance"]
+    assert any("snow.tif.prov.json" in link.href for link in provenance)
+    assert all(Path(link.get_absolute_href()).exists() for link in provenance)
+    assert json.loads(cat_path.read_text())["links"][-1]["href"].startswith("./")  # self-contained, relative
+
+
+from pathlib import Path  # noqa: E402
+
+
+def _write_tif(path, count, dtype, transform=TRANSFORM, crs=CRS):
+    with rasterio.open(path, "w", driver="GTiff", height=40, width=40, count=count, dtype=dtype, crs=crs,
+                       transform=transform) as dst:
+        dst.write(np.full((count, 40, 40), 7, dtype=dtype))
+    return path
+
+
+def _wrong_arch(tmp_path):
+    """A checkpoint whose G_A weights do not fit the architecture it declares."""
+    big = make_checkpoint(tmp_path / "big.pt", ngf=8)
+    payload = torch.load(big, weights_only=True)
+    payload["arch"]["ngf"] = 4
+    torch.save(payload, tmp_path / "epoch_001.pt")
+    return tmp_path / "epoch_001.pt"
+
+
+BAD_INPUTS = {  # case -> (input maker, checkpoint maker, message)
+    "20 m pixels": (lambda p: _write_tif(p / "s20.tif", 3, "uint8", Affine(20, 0, 5e5, 0, -20, 5.2e6)),
+                    None, r"s20\.tif: pixel size 20 x 20 m"),
+    "degrees": (lambda p: _write_tif(p / "geo.tif", 3, "uint8", Affine(1e-4, 0, 10, 0, -1e-4, 46), "EPSG:4326"),
+                None, r"geo\.tif: CRS EPSG:4326 is not projected in metres"),
+    "3-band uint16": (lambda p: _write_tif(p / "u16.tif", 3, "uint16"), None, r"u16\.tif: a 3-band input must be uint8"),
+    "unreadable scene": (lambda p: (p / "trunc.tif").write_bytes(b"II*\x00garbage") and p / "trunc.tif",
+                         None, r"trunc\.tif: not a readable GeoTIFF"),
+    "wrong architecture": (lambda p: write_scene_file(p / "ok.tif", h=40, w=40), _wrong_arch,
+                           r"epoch_001\.pt.*(shape mismatch|size mismatch)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_refused_and_nothing_is_half_written(tmp_path, capsys, case):
+    make_input, make_ck, message = BAD_INPUTS[case]
+    scene = make_input(tmp_path)
+    ck = make_ck(tmp_path) if make_ck else make_checkpoint(tmp_path / "epoch_001.pt", ngf=4)
+    rc, out = synthesize(tmp_path, scene, [ck])
+    assert rc == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err), case
+    assert not out.exists() or not any(out.iterdir())  # no product, no temporary left behind
+
+
+def test_checkpoint_choice(tmp_path):
+    from deepsnow.synthesize.products import choose_checkpoint
+
+    cks = [tmp_path / f"epoch_{e:03d}.pt" for e in (2, 4, 6)]
+    assert choose_checkpoint("last", cks)[0].name == "epoch_006.pt"
+    assert choose_checkpoint(4, cks)[0].name == "epoch_004.pt"
+    metrics = tmp_path / "metrics.csv"
+    rows = ["epoch,direction,frd,fid", "2,AtoB,5.0,9", "2,BtoA,0.1,1", "4,AtoB,3.0,nan", "5,AtoB,4.0,1", "6,AtoB,3.5,2"]
+    metrics.write_text("\n".join(rows) + "\n")
+    path, why = choose_checkpoint("best:frd", cks, metrics)
+    assert path.name == "epoch_004.pt" and "lowest frd" in why  # BtoA rows are not the synthesis direction
+    with pytest.raises(DeepsnowError, match=r"best epoch is 5 .*not kept.*gan.keep_every"):
+        choose_checkpoint("best:fid", cks, metrics)
+    with pytest.raises(DeepsnowError, match="no such checkpoint"):
+        choose_checkpoint(3, cks)
+
+
+def test_epoch_choice_is_checked_when_the_dag_is_built():
+    import yaml
+
+    from conftest import REPO
+    from deepsnow.config import validate_config
+
+    def config(**synth):
+        cfg = yaml.safe_load((REPO / "configs" / "test.yaml").read_text())  # keep_every 2: epochs 2, 3 kept
+        cfg["synthesize"] = synth
+        return cfg
+
+    validate_config(config(epoch=2))
+    with pytest.raises(DeepsnowError, match=r"synthesize.epoch': epoch 1 has no kept checkpoint.*gan.keep_every"):
+        validate_config(config(epoch=1))
+    with pytest.raises(DeepsnowError, match=r"synthesize.epoch': best:frd .*gan.keep_every"):
+        validate_config(config(epoch="best:frd"))
+    with pytest.raises(DeepsnowError, match=r"synthesize.epoch': .*best:<column>"):
+        validate_config(config(epoch="best:rf_auc_mean"))
+    with pytest.raises(DeepsnowError, match=r"synthesize.scenes': names \['sim02'\] are held-out test areas"):
+        validate_config(config(scenes=[{"name": "sim02", "path": "x.tif"}]))

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "deepsnow.gan.commands",
     "deepsnow.features.commands",
     "deepsnow.metrics.commands",
+    "deepsnow.synthesize.commands",
     "deepsnow.figures.commands",
     "deepsnow.figures.report_pages",
     "deepsnow.provenance.commands",

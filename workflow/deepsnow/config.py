@@ -336,6 +336,17 @@ def _check_gan(gan: dict) -> list[str]:
     return problems
 
 
+def _check_synthesize(synth: dict) -> list[str]:
+    problems = []
+    if synth["overlap"] >= synth["tile"]:
+        problems.append(f"key 'synthesize.overlap': {synth['overlap']} must be below synthesize.tile ({synth['tile']})")
+    names = [s["name"] for s in synth["scenes"]]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems.append(f"key 'synthesize.scenes': names {repeated} appear more than once")
+    return problems
+
+
 #: section -> its checker (problems as lines naming the key); run by validate_config and validate_section.
 SECTION_CHECKS = {
     "data": _check_data,
@@ -343,6 +354,7 @@ SECTION_CHECKS = {
     "patches": _check_patches,
     "gan": _check_gan,
     "features": _check_extractor_names,
+    "synthesize": _check_synthesize,
 }
 
 
@@ -378,8 +390,36 @@ def _check_test_areas(config: dict) -> list[str]:
     return []
 
 
+def _check_synthesize_epoch(config: dict) -> list[str]:
+    """synthesize.epoch names a checkpoint the training keeps (gan.keep_every), known at DAG build."""
+    from deepsnow.gan.schedule import kept_epochs, saved_epochs
+
+    synth, gan = config.get("synthesize"), config.get("gan")
+    if not (synth and gan):
+        return []
+    epoch, kept, saved = synth["epoch"], kept_epochs(gan), saved_epochs(gan)
+    if isinstance(epoch, int) and epoch not in kept:
+        return [
+            f"key 'synthesize.epoch': epoch {epoch} has no kept checkpoint (kept with gan.keep_every = "
+            f"{gan['keep_every']}: {kept}); choose one of them or 'last'"
+        ]
+    if isinstance(epoch, str) and epoch.startswith("best:") and kept != saved:
+        return [
+            f"key 'synthesize.epoch': {epoch} picks any saved epoch {saved}, but gan.keep_every = "
+            f"{gan['keep_every']} keeps the checkpoints of {kept} only; set gan.keep_every: 1, or "
+            "choose 'last' or a kept epoch"
+        ]
+    test = set(config.get("split", {}).get("test_aois", []))
+    clash = sorted(test & {s["name"] for s in synth["scenes"]})
+    if clash:
+        return [f"key 'synthesize.scenes': names {clash} are held-out test areas, whose products have those names"]
+    return []
+
+
 #: checks that need more than one section (whole config only).
-CONFIG_CHECKS = (_check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas)
+CONFIG_CHECKS = (
+    _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch
+)
 
 
 def simulated_aoi_names(n: int) -> list[str]:

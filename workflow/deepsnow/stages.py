@@ -17,6 +17,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "train": ("gan", "io.py", "locks.py"),
     "generate": ("gan", "io.py"),
     "translate": ("gan", "io.py"),
+    # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
+    "synthesize": ("synthesize", "gan", "io.py", "data/patches.py", "data/scene.py"),
     "embed": ("features", "io.py", "lazy.py"),
     "metrics": (
         "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"

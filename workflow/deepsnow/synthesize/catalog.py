@@ -1,0 +1,181 @@
+"""The STAC catalog of the synthetic products: ``synthetic/catalog.json`` and one item per scene.
+
+Written with pystac: a self-contained catalog (relative links and asset hrefs, so the
+``results/<run>/`` folder can be moved or served as is), one item per scene at
+``synthetic/<name>/<name>.json`` with the assets
+
+- ``after_synthetic``: the product ``snow.tif`` (COG; roles data, after_synthetic),
+- ``after_synthetic_reflectance``: ``snow_reflectance.tif`` when written,
+- ``before``: the real snow-free scene it was translated from,
+- ``after_real``: the real snow-season scene of the same area (held-out areas),
+- ``truth``: the simulator's true snow-covered scene (simulator data),
+- ``checkpoint``: the generator's checkpoint,
+
+the projection extension on the item (EPSG code, shape, transform: every raster asset is
+on the same grid) and the EO extension's bands on each raster asset. The item's datetime
+is the before scene's acquisition date (its ``DEEPSNOW_DATE`` tag; an interval
+``start/end`` gives start and end datetimes), else the GeoTIFF's ``TIFFTAG_DATETIME``,
+else the time of synthesis (``deepsnow:datetime_source`` says which). Each asset's
+provenance sidecar (``F.prov.json``) is linked from the item (rel ``provenance``).
+
+Validation (:func:`offline_validator`) needs no network: pystac ships the core STAC
+schemas, and the two extension schemas used are kept in ``stac_schemas/`` (copied
+verbatim from stac-extensions/projection v2.0.0 and stac-extensions/eo v1.1.0, Apache-2.0)
+and seeded into the validator's schema cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from deepsnow import DeepsnowError
+from deepsnow.io import atomic_output
+
+SCHEMA_DIR = Path(__file__).with_name("stac_schemas")
+#: asset key -> (title, media type kind, extra roles)
+ASSETS = {
+    "after_synthetic": ("synthetic after-snowfall RGB (cycleGAN)", "cog", ["data"]),
+    "after_synthetic_reflectance": ("synthetic after-snowfall reflectance x 10000 (approximation)", "cog", ["data"]),
+    "before": ("real snow-free scene (input)", "geotiff", ["data", "source"]),
+    "after_real": ("real snow-season scene of the same area", "geotiff", ["data"]),
+    "truth": ("simulator's true snow-covered scene", "geotiff", ["data"]),
+    "checkpoint": ("cycleGAN checkpoint whose G_A translated the scene", "model", ["metadata"]),
+}
+SCENE_BANDS = (("B04", "red"), ("B03", "green"), ("B02", "blue"), ("B08", "nir"), ("B11", "swir16"), ("SCL", None),
+               ("dataMask", None))
+
+
+def offline_validator():
+    """A pystac JSON-schema validator that never fetches: core schemas from pystac, extensions from here."""
+    from pystac.validation import JsonSchemaSTACValidator
+
+    validator = JsonSchemaSTACValidator()
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        schema = json.loads(path.read_text())
+        validator.schema_cache[schema["$id"].rstrip("#")] = schema
+    return validator
+
+
+def scene_datetime(tags: dict) -> tuple[dict, str]:
+    """pystac Item datetime keywords from a GeoTIFF's tags, and where they came from."""
+    date = tags.get("DEEPSNOW_DATE")
+    if date:
+        parts = [dt.datetime.fromisoformat(p).replace(tzinfo=dt.timezone.utc) for p in date.split("/")]
+        if len(parts) == 2:
+            return {"datetime": None, "start_datetime": parts[0], "end_datetime": parts[1]}, "DEEPSNOW_DATE"
+        return {"datetime": parts[0]}, "DEEPSNOW_DATE"
+    stamp = tags.get("TIFFTAG_DATETIME")
+    if stamp:
+        return {"datetime": dt.datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)}, "TIFFTAG_DATETIME"
+    return {"datetime": dt.datetime.now(dt.timezone.utc)}, "synthesis time"
+
+
+def _raster_info(path: Path) -> dict:
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    try:
+        with rasterio.open(path) as src:
+            bbox = list(transform_bounds(src.crs, "EPSG:4326", *src.bounds))
+            return {"crs": src.crs, "transform": list(src.transform)[:6], "shape": [src.height, src.width],
+                    "bbox": bbox, "tags": src.tags(), "names": list(src.descriptions)}
+    except Exception as exc:
+        raise DeepsnowError(f"{path}: not a readable GeoTIFF for the catalog: {exc}") from exc
+
+
+def _bands(asset_key: str, names: list):
+    from pystac.extensions.eo import Band
+
+    if asset_key == "after_synthetic":
+        return [Band.create(name=n, common_name=n) for n in ("red", "green", "blue")]
+    common = dict(SCENE_BANDS)
+    return [Band.create(name=n, common_name=common.get(n)) for n in names if n]
+
+
+def make_item(product: dict, product_path: Path):
+    """One scene's item from its ``snow.json`` (paths in it are as the synthesize command was given them)."""
+    import pystac
+    from pystac.extensions.eo import EOExtension
+    from pystac.extensions.projection import ProjectionExtension
+
+    paths = {k: Path(product[k]) for k in ASSETS if product.get(k)}
+    missing = [f"{k} {p}" for k, p in paths.items() if not p.exists()]
+    if missing:
+        raise DeepsnowError(f"{product_path}: files of its item are missing: {', '.join(missing)}")
+    synth, before = _raster_info(paths["after_synthetic"]), _raster_info(paths["before"])
+    when, source = scene_datetime(before["tags"])
+    lon0, lat0, lon1, lat1 = synth["bbox"]
+    geometry = {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}
+    props = {"deepsnow:datetime_source": source, "deepsnow:epoch": product["epoch"],
+             "deepsnow:checkpoint_choice": product["chosen"], "deepsnow:norm": product["norm"]}
+    item = pystac.Item(id=product["name"], geometry=geometry, bbox=synth["bbox"], properties=props, **when)
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    epsg = synth["crs"].to_epsg()
+    proj.code = f"EPSG:{epsg}" if epsg else None
+    if not epsg:
+        proj.wkt2 = synth["crs"].to_wkt()
+    proj.shape, proj.transform = synth["shape"], synth["transform"]
+    EOExtension.add_to(item)
+    for key, path in paths.items():
+        title, kind, roles = ASSETS[key]
+        media = {"cog": pystac.MediaType.COG, "geotiff": pystac.MediaType.GEOTIFF}.get(kind, "application/octet-stream")
+        asset = pystac.Asset(href=str(path.resolve()), title=title, media_type=media, roles=[key, *roles])
+        item.add_asset(key, asset)
+        if kind != "model":
+            names = synth["names"] if key.startswith("after_synthetic") else _raster_info(path)["names"]
+            EOExtension.ext(asset).bands = _bands(key, names)
+        sidecar = Path(f"{path}.prov.json")
+        if sidecar.exists():
+            item.add_link(pystac.Link("provenance", str(sidecar.resolve()), "application/json", f"provenance of {key}"))
+    return item
+
+
+def write_catalog(products: list, output: str | os.PathLike, run: str = "deepsnow") -> list[Path]:
+    """Build, validate (offline) and write the catalog and its items; returns the files written."""
+    import pystac
+
+    output = Path(output)
+    catalog = pystac.Catalog(
+        id=f"deepsnow-synthetic-{run}",
+        description="Synthetic after-snowfall Sentinel-2-like scenes translated by a cycleGAN (deepsnow), "
+        "with the real scenes they come from.",
+        title=f"deepsnow synthetic products ({run})",
+    )
+    for path in products:
+        try:
+            product = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise DeepsnowError(f"{path}: not a readable product summary (snow.json): {exc}") from exc
+        catalog.add_item(make_item(product, Path(path)))
+    catalog.normalize_hrefs(str(output.parent.resolve()))
+    catalog.make_all_asset_hrefs_relative()
+    for item in catalog.get_items():
+        for link in item.links:
+            if link.rel == "provenance":
+                link.target = os.path.relpath(link.target, Path(item.get_self_href()).parent)
+    validate(catalog)
+    written = []
+    catalog.catalog_type = pystac.CatalogType.SELF_CONTAINED
+    for obj in [*catalog.get_items(), catalog]:  # the catalog last: it exists only once its items do
+        target = Path(obj.get_self_href())
+        with atomic_output(target) as tmp:
+            tmp.write_text(json.dumps(obj.to_dict(include_self_link=False, transform_hrefs=True), indent=2) + "\n")
+        written.append(target)
+    return written
+
+
+def validate(catalog) -> None:
+    """``catalog.validate_all()`` against the STAC and extension schemas, offline."""
+    import pystac.validation
+
+    previous = pystac.validation.RegisteredValidator.get_validator()
+    pystac.validation.set_validator(offline_validator())
+    try:
+        catalog.validate_all()
+    except pystac.errors.STACValidationError as exc:
+        raise DeepsnowError(f"STAC catalog does not validate: {exc}") from exc
+    finally:
+        pystac.validation.set_validator(previous)

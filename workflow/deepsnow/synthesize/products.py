@@ -1,0 +1,211 @@
+"""One scene's synthetic product: checkpoint choice, input checks, translation, COG writing.
+
+``snow.tif`` is a Cloud-Optimized GeoTIFF written with rio-cogeo (``cog_translate``
+from a temporary tiled GeoTIFF): the input's CRS, transform and size, 3 bands uint8
+(red, green, blue), an internal mask from the input's valid data (dataMask, or the
+RGB input's own mask), 512 px tiles, DEFLATE with a horizontal predictor, and
+average-resampled overviews down to about 256 px (at least one level). Every file is
+written to a temporary name and renamed only when complete.
+
+``snow_reflectance.tif`` (``synthesize.reflectance``) inverts the RGB rendering of the
+patches stage: ``rho = rgb_max * (v / 255) ** rgb_gamma`` as uint16 reflectance x 10000
+(band scale 1e-4) for B04, B03, B02. It is an approximation: three bands only, 8-bit
+steps, and saturated pixels (255) come back as ``rgb_max``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.io import atomic_output
+
+log = logging.getLogger("deepsnow.synthesize")
+
+#: the pixel size the generator was trained at (Sentinel-2's 10 m bands)
+PIXEL_SIZE_M = 10.0
+RGB_NAMES = ("red", "green", "blue")
+REFLECTANCE_NAMES = ("B04", "B03", "B02")
+
+
+# -- which checkpoint ------------------------------------------------------------------------------
+def epoch_of(path: str | os.PathLike) -> int:
+    m = re.fullmatch(r"epoch_(\d+)\.pt", Path(path).name)
+    if not m:
+        raise DeepsnowError(f"{path}: expected a checkpoint named epoch_NNN.pt")
+    return int(m.group(1))
+
+
+def choose_checkpoint(choice, checkpoints: list, metrics: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The checkpoint ``synthesize.epoch`` names among the given kept ones, and why it was chosen."""
+    by_epoch = {epoch_of(p): Path(p) for p in checkpoints}
+    if not by_epoch:
+        raise DeepsnowError("--checkpoints: no checkpoint given")
+    if choice == "last":
+        epoch = max(by_epoch)
+        return by_epoch[epoch], f"last epoch ({epoch})"
+    if isinstance(choice, int):
+        if choice not in by_epoch:
+            raise DeepsnowError(
+                f"synthesize.epoch {choice}: no such checkpoint among {sorted(by_epoch)} (kept: gan.keep_every)"
+            )
+        return by_epoch[choice], f"epoch {choice}"
+    column = str(choice).removeprefix("best:")
+    epoch, value = _best_epoch(metrics, column)
+    if epoch not in by_epoch:
+        raise DeepsnowError(
+            f"synthesize.epoch {choice}: the best epoch is {epoch} ({column} = {value:.4g}), whose checkpoint "
+            f"is not kept (kept: {sorted(by_epoch)}; set gan.keep_every: 1)"
+        )
+    return by_epoch[epoch], f"epoch {epoch}, lowest {column} ({value:.4g}) in the AtoB direction"
+
+
+def _best_epoch(metrics: str | os.PathLike | None, column: str) -> tuple[int, float]:
+    if metrics is None:
+        raise DeepsnowError(f"synthesize.epoch best:{column} needs --metrics metrics/metrics.csv")
+    try:
+        with open(metrics, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("direction") == "AtoB"]
+    except OSError as exc:
+        raise DeepsnowError(f"{metrics}: cannot read the metrics table: {exc}") from exc
+    values = []
+    for r in rows:
+        if column not in r:
+            raise DeepsnowError(f"{metrics}: no column {column!r} (synthesize.epoch best:{column})")
+        v = float(r[column]) if r[column] not in ("", "nan", "NaN") else math.nan
+        if math.isfinite(v):
+            values.append((v, int(r["epoch"])))
+    if not values:
+        raise DeepsnowError(f"{metrics}: no finite {column!r} value in the AtoB rows (synthesize.epoch best:{column})")
+    value, epoch = min(values)
+    return epoch, value
+
+
+# -- the input -------------------------------------------------------------------------------------
+def check_input(path: str | os.PathLike) -> dict:
+    """The input's grid, refusing what the generator cannot translate: pixels other than 10 m (the
+    model is resolution-bound; any projected CRS in metres is fine), 3 bands that are not uint8."""
+    import rasterio
+
+    path = Path(path)
+    if not path.exists():
+        raise DeepsnowError(f"{path}: input scene not found")
+    try:
+        with rasterio.open(path) as src:
+            crs, transform, count, dtypes = src.crs, src.transform, src.count, src.dtypes
+            shape, tags = (src.height, src.width), src.tags()
+    except Exception as exc:
+        raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+    if crs is None:
+        raise DeepsnowError(f"{path}: no CRS; expected a projected CRS in metres with 10 m pixels")
+    if not crs.is_projected or (crs.linear_units or "").lower() not in ("metre", "meter", "m"):
+        raise DeepsnowError(
+            f"{path}: CRS {crs.to_string()} is not projected in metres; reproject to 10 m pixels (e.g. its UTM zone)"
+        )
+    size = (abs(transform.a), abs(transform.e))
+    if transform.b or transform.d or any(abs(s - PIXEL_SIZE_M) > 1e-6 * PIXEL_SIZE_M for s in size):
+        raise DeepsnowError(
+            f"{path}: pixel size {size[0]:g} x {size[1]:g} m (rotation {transform.b:g}, {transform.d:g}); the generator "
+            f"was trained on {PIXEL_SIZE_M:g} m north-up pixels: resample the scene to {PIXEL_SIZE_M:g} m first"
+        )
+    if count == 3 and dtypes[0] != "uint8":
+        raise DeepsnowError(f"{path}: a 3-band input must be uint8 RGB (0-255), found {dtypes[0]} bands")
+    return {"crs": crs, "transform": transform, "shape": shape, "tags": tags}
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def overview_levels(h: int, w: int) -> int:
+    """Overview levels (factors 2, 4, ...) until the longer side is at most about 256 px; at least one."""
+    return max(1, math.ceil(math.log2(max(h, w) / 256))) if max(h, w) > 256 else 1
+
+
+def write_cog(path, bands: np.ndarray, crs, transform, valid: np.ndarray, names, tags: dict, scale=None) -> None:
+    """A COG of ``bands`` ``(count, H, W)`` via rio-cogeo, internal mask from ``valid``; atomically."""
+    import rasterio
+    from rio_cogeo.cogeo import cog_translate
+    from rio_cogeo.profiles import cog_profiles
+
+    count, h, w = bands.shape
+    profile = {
+        "driver": "GTiff", "height": h, "width": w, "count": count, "dtype": bands.dtype.name, "crs": crs,
+        "transform": transform, "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+        "zlevel": 1,
+    }
+    if count == 3 and bands.dtype == np.uint8:
+        profile["photometric"] = "RGB"
+    cog = cog_profiles.get("deflate")
+    cog.update(predictor=2, blockxsize=512, blockysize=512)
+    with atomic_output(path, suffix=".tif") as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        source = tmp.with_name(tmp.name + ".src.tif")
+        try:
+            with rasterio.open(source, "w", **profile) as dst:
+                dst.write(bands)
+                for i, name in enumerate(names, start=1):
+                    dst.set_band_description(i, name)
+                if scale is not None:
+                    dst.scales = (scale,) * count
+                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+            with rasterio.open(source) as src:
+                cog_translate(
+                    src, str(tmp), cog, overview_level=overview_levels(h, w), overview_resampling="average",
+                    additional_cog_metadata={k: str(v) for k, v in tags.items()}, quiet=True,
+                    use_cog_driver=False, allow_intermediate_compression=True,
+                )
+        finally:
+            source.unlink(missing_ok=True)
+
+
+def reflectance_from_rgb(rgb: np.ndarray, rgb_max: float, rgb_gamma: float) -> np.ndarray:
+    """``(3, H, W) uint16`` reflectance x 10000 from ``(H, W, 3) uint8``: the rendering's inverse, by lookup."""
+    from deepsnow.data.scene import SCALE
+
+    lut = np.rint(np.clip(rgb_max * (np.arange(256) / 255.0) ** rgb_gamma * SCALE, 0, 65535)).astype(np.uint16)
+    return np.stack([lut[rgb[..., i]] for i in range(3)])
+
+
+def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_output=None, rgb=(1.0, 2.2)) -> dict:
+    """Translate one scene with ``checkpoint``'s G_A (AtoB) and write its product(s); a summary dict."""
+    from deepsnow.gan import checkpoint as ckpt
+    from deepsnow.gan import runtime, translate
+
+    grid = check_input(input_path)
+    device = runtime.resolve_device(params["device"], key="synthesize.device")
+    net, info = ckpt.load_generator(checkpoint, "G_A", device)
+    rgb_in, valid, crs, transform, kind = translate.read_input(input_path, *rgb)
+    started = time.monotonic()
+    out, n_tiles = translate.translate_array(
+        net, rgb_in, params["tile"], params["overlap"], device, params["batch_size"], params["norm"],
+        params["stats_px"], progress=True,
+    )
+    seconds = time.monotonic() - started
+    del rgb_in
+    out[~valid] = 0
+    tags = {
+        "DEEPSNOW_CHECKPOINT": Path(checkpoint).name, "DEEPSNOW_EPOCH": info.get("epoch"),
+        "DEEPSNOW_DIRECTION": "AtoB", "DEEPSNOW_NORM": params["norm"], "DEEPSNOW_TILE": params["tile"],
+        "DEEPSNOW_OVERLAP": params["overlap"], "DEEPSNOW_SOURCE_SCENE": Path(input_path).name,
+    }
+    tags.update({k: v for k, v in grid["tags"].items() if k in ("DEEPSNOW_AOI", "DEEPSNOW_DATE", "DEEPSNOW_SOURCE")})
+    write_cog(output, out.transpose(2, 0, 1), crs, transform, valid, RGB_NAMES, tags)
+    if reflectance_output is not None:
+        refl = reflectance_from_rgb(out, *rgb)
+        refl[:, ~valid] = 0
+        write_cog(reflectance_output, refl, crs, transform, valid, REFLECTANCE_NAMES,
+                  dict(tags, DEEPSNOW_REFLECTANCE="rho = rgb_max * (v/255)**rgb_gamma, x10000 (approximation)"),
+                  scale=1e-4)
+    h, w = out.shape[:2]
+    log.info("synthesized %s (%dx%d %s, %d tiles, %.2f Mpx/s) -> %s", input_path, w, h, kind, n_tiles,
+             h * w / 1e6 / max(seconds, 1e-9), output)
+    return {
+        "input_kind": kind, "shape": [h, w], "tiles": n_tiles, "norm": params["norm"], "epoch": info.get("epoch"),
+        "arch": info["arch"], "valid_fraction": float(valid.mean()), "seconds": round(seconds, 3),
+        "mpx_per_s": round(h * w / 1e6 / max(seconds, 1e-9), 4),
+    }
