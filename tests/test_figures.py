@@ -238,9 +238,42 @@ def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
 NEEDS = {n: fig.inputs for n, fig in FIGURES.items()}
 
 
+def _write_catalog(d):
+    """A synthetic products' catalog (Figure 9): one area's scenes, its product COG and checkpoint."""
+    from rasterio.transform import Affine
+
+    from deepsnow.data.scene import write_scene
+    from deepsnow.synthesize.catalog import write_catalog
+    from deepsnow.synthesize.products import write_cog
+
+    rng, h, w = np.random.default_rng(5), 120, 140
+    crs, transform = "EPSG:32632", Affine(10, 0, 600000, 0, -10, 5150000)
+    scenes = {}
+    for name, level in (("snowfree", 0.1), ("snow", 0.6), ("truth", 0.7)):
+        refl = {b: np.clip(level + 0.1 * rng.standard_normal((h, w)), 0, 1).astype(np.float32)
+                for b in ("B04", "B03", "B02", "B08", "B11")}
+        scenes[name] = d / f"scenes/a/{name}.tif"
+        write_scene(scenes[name], refl, np.full((h, w), 4, np.uint8), np.ones((h, w), np.uint8), crs, transform,
+                    tags={"DEEPSNOW_SOURCE": "simulator", "DEEPSNOW_DATE": "2021-07-01"})
+    product = d / "synthetic/a/snow.tif"
+    rgb = np.clip(200 + 30 * rng.standard_normal((3, h, w)), 0, 255).astype(np.uint8)
+    write_cog(product, rgb, crs, transform, np.ones((h, w), bool), ("red", "green", "blue"), {})
+    (d / "train").mkdir(parents=True, exist_ok=True)
+    (d / "train/epoch_003.pt").write_bytes(b"checkpoint")
+    summary = d / "synthetic/a/snow.summary.json"
+    summary.write_text(json.dumps({
+        "name": "a", "after_synthetic": str(product), "before": str(scenes["snowfree"]),
+        "after_real": str(scenes["snow"]), "truth": str(scenes["truth"]), "checkpoint": str(d / "train/epoch_003.pt"),
+        "chosen": "last epoch (3)", "epoch": 3, "norm": "scene", "rgb_max": 1.0, "rgb_gamma": 2.2,
+    }))
+    write_catalog([summary], d / "synthetic/catalog.json", run="figs")
+    return d / "synthetic/catalog.json"
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return _write_run(tmp_path_factory.mktemp("figs"))
+    d = tmp_path_factory.mktemp("figs")
+    return {**_write_run(d), "catalog": _write_catalog(d)}
 
 
 def _argv(n, files, out, params=PARAMS):
@@ -433,19 +466,19 @@ def test_a_new_figure_is_one_row_and_its_builder(run, tmp_path, monkeypatch):
     from deepsnow.cli import main
     from deepsnow.figures import common, table
 
-    def build_figure9(params, metrics):
+    def build_figure10(params, metrics):
         rows = common.read_csv(metrics, common.METRICS_REQUIRED, "metrics table")
         fig = common.new_figure(3, 2)
         fig.subplots().plot(rows["epoch"], rows["fid"])
         return common.Drawn(fig, [Path(metrics)], {"epochs": rows["epoch"].tolist()})
 
-    monkeypatch.setitem(table.FIGURES, 9, table.Figure("FID alone", ("metrics",), build_figure9))
+    monkeypatch.setitem(table.FIGURES, 10, table.Figure("FID alone", ("metrics",), build_figure10))
     out = tmp_path / "out"
-    argv = ["figures", "--params", json.dumps(PARAMS), "--figure", "9", "--outputs", str(out / "f.png"), str(out / "f.pdf")]
+    argv = ["figures", "--params", json.dumps(PARAMS), "--figure", "10", "--outputs", str(out / "f.png"), str(out / "f.pdf")]
     assert main(argv) == 2  # its input is required
     assert main([*argv, "--metrics", str(run["metrics"])]) == 0
     side = json.loads((out / "f.png.prov.json").read_text())
-    assert side["extra"] == {"figure": 9, "epochs": [1, 1, 2, 2, 3, 3]}
+    assert side["extra"] == {"figure": 10, "epochs": [1, 1, 2, 2, 3, 3]}
 
 
 # ----------------------------------------------------------------------------- where the data came from

@@ -88,7 +88,7 @@ def synthesize(tmp_path, scene, checkpoints, name="area", params=None, extra=())
     out = tmp_path / "synthetic" / name
     argv = [
         "synthesize", "scene", "--params", json.dumps({**SYNTH, **(params or {})}), "--name", name,
-        "--input", str(scene), "--output", str(out / "snow.tif"), "--summary", str(out / "snow.json"),
+        "--input", str(scene), "--output", str(out / "snow.tif"), "--summary", str(out / "snow.summary.json"),
         "--checkpoints", *map(str, checkpoints), *extra,
     ]
     return main(argv), out
@@ -136,7 +136,7 @@ def test_synthesize_writes_a_cog_on_the_input_grid_and_a_valid_stac_catalog(tmp_
     assert (rgb[:, :6] == 0).all() and (out / "snow.tif.prov.json").exists()
 
     cat_path = tmp_path / "synthetic" / "catalog.json"
-    assert main(["synthesize", "catalog", "--products", str(out / "snow.json"), "--output", str(cat_path)]) == 0
+    assert main(["synthesize", "catalog", "--products", str(out / "snow.summary.json"), "--output", str(cat_path)]) == 0
     pystac.validation.set_validator(offline_validator())
     catalog = pystac.Catalog.from_file(str(cat_path))
     catalog.validate_all()  # offline: the extension schemas come from deepsnow/synthesize/stac_schemas
@@ -152,6 +152,14 @@ def test_synthesize_writes_a_cog_on_the_input_grid_and_a_valid_stac_catalog(tmp_
     assert any("snow.tif.prov.json" in link.href for link in provenance)
     assert all(Path(link.get_absolute_href()).exists() for link in provenance)
     assert json.loads(cat_path.read_text())["links"][-1]["href"].startswith("./")  # self-contained, relative
+
+    # Figure 9 is drawn from the catalog: before, synthetic after, real after, truth, with a zoom
+    png, pdf = tmp_path / "figure9.png", tmp_path / "figure9.pdf"
+    assert main(["figures", "--figure", "9", "--params", "{}", "--outputs", str(png), str(pdf), "--catalog", str(cat_path)]) == 0
+    prov = json.loads((tmp_path / "figure9.png.prov.json").read_text())
+    assert png.stat().st_size > 10_000 and prov["extra"]["items"] == ["area"]
+    col, row, w, h = prov["extra"]["zoom_windows"]["area"]
+    assert w == h == 75 and 0 <= row <= 150 - h and 0 <= col <= 170 - w
 
 
 from pathlib import Path  # noqa: E402

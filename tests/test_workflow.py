@@ -162,7 +162,7 @@ def test_all_figures_and_the_report(finished_run: Path):
     import matplotlib.image
 
     res = finished_run / "results" / "test"
-    for n in range(1, 9):
+    for n in range(1, 10):
         png = res / "figures" / f"figure{n}.png"
         img = matplotlib.image.imread(png)
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, (n, img.shape)
@@ -174,7 +174,7 @@ def test_all_figures_and_the_report(finished_run: Path):
     with zipfile.ZipFile(finished_run / "results" / "report.zip") as z:
         names = z.namelist()
     assert any(n.endswith("report.html") for n in names)
-    assert sum(n.endswith(".png") and "figure" in n for n in names) == 8
+    assert sum(n.endswith(".png") and "figure" in n for n in names) == 9
     assert any(n.endswith("metrics.csv") for n in names)
     check_report_pages(finished_run, names)
 
@@ -208,6 +208,27 @@ def check_report_pages(run: Path, names: list[str]) -> None:
     assert all(f">{n}</td>" in front for n in counts.values()), counts
 
 
+def test_synthetic_products_are_cogs_on_the_scene_grid_with_a_valid_catalog(finished_run: Path):
+    """#15: the held-out area's whole scene translated to a valid COG on its grid, in a STAC catalog
+    that validates offline with the before, real after, synthetic after, truth and checkpoint assets."""
+    import pystac
+    from rio_cogeo.cogeo import cog_validate
+
+    from deepsnow.synthesize.catalog import offline_validator
+
+    res = finished_run / "results" / "test"
+    cog = res / "synthetic" / "sim02" / "snow.tif"
+    assert cog_validate(str(cog))[0]
+    with rasterio.open(cog) as src, rasterio.open(res / "scenes" / "sim02" / "snowfree.tif") as ref:
+        assert (src.crs, src.transform, src.shape, src.count) == (ref.crs, ref.transform, ref.shape, 3)
+    pystac.validation.set_validator(offline_validator())
+    catalog = pystac.Catalog.from_file(str(res / "synthetic" / "catalog.json"))
+    catalog.validate_all()
+    (item,) = catalog.get_items()
+    assert set(item.assets) == {"before", "after_real", "after_synthetic", "truth", "checkpoint"}
+    assert item.properties["deepsnow:epoch"] == 3 and item.datetime is not None
+
+
 def test_nothing_to_do_after_a_complete_run(finished_run: Path):
     proc = snakemake(finished_run, "-n", "--configfile", "configs/test.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -220,7 +241,9 @@ RERUNS = [
     ("metrics", {"metrics": {"rf_repeats": 4}},
      {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "report_pages", "all"},
      {"metrics_epoch": None, "metrics_table": None}, set()),
-    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 7, "figure_artifacts": 1}, set()),
+    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 8, "figure_artifacts": 1}, set()),
+    ("synthesize", {"synthesize": {"overlap": 32}}, {"synthesize", "synthetic_catalog", "figure", "report_pages", "all"},
+     {"synthesize": 1, "synthetic_catalog": 1, "figure": 1}, set()),
     ("patches", {"patches": {"max_cloud": 0.05}}, None, {"patches": SCENES, "split": 1}, {"simulate", "mask"}),
     ("mask", {"mask": {"ndsi_min": 0.35}}, None, {"mask": SCENES}, {"simulate"}),
 ]

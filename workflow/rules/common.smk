@@ -207,5 +207,44 @@ from deepsnow.figures.report_pages import PAGES as REPORT_PAGE_NAMES
 REPORT_PAGES = [R(f"report/{name}.html") for name in REPORT_PAGE_NAMES]
 
 
+# Synthetic products (rules in synthesize.smk): every held-out test area's snow-free scene, and the
+# scenes the config lists, each translated by one job with the checkpoint(s) synthesize.epoch needs.
+SYNTH = config["synthesize"]
+SYNTH_SCENES = {
+    **{aoi: R(f"scenes/{aoi}/snowfree.tif") for aoi in config["split"]["test_aois"]},
+    **{s["name"]: s["path"] for s in SYNTH["scenes"]},
+}
+SYNTH_CATALOG = R("synthetic/catalog.json")
+
+
+def synthesize_inputs(wildcards):
+    """The scene, the checkpoint synthesize.epoch names (all kept ones for best:, with the metrics)."""
+    epoch = SYNTH["epoch"]
+    inputs = {"scene": SYNTH_SCENES[wildcards.name]}
+    if isinstance(epoch, str) and epoch.startswith("best:"):
+        inputs["checkpoints"] = [R(f"train/checkpoints/epoch_{e:03d}.pt") for e in KEPT]
+        inputs["metrics"] = R("metrics/metrics.csv")
+    else:
+        inputs["checkpoints"] = R(f"train/checkpoints/epoch_{KEPT[-1] if epoch == 'last' else epoch:03d}.pt")
+    return inputs
+
+
+def synthesize_companions(name):
+    """A held-out area's real snow-season scene and (simulator) true snow scene, for the catalog."""
+    if name not in config["split"]["test_aois"]:
+        return {}
+    companions = {"after_real": R(f"scenes/{name}/snow.tif")}
+    if SIMULATED:
+        companions["truth"] = R(f"truth/{name}/snow.tif")
+    return companions
+
+
+def synthesize_options(wildcards, input, output):
+    """--metrics, --reflectance-output, --after-real, --truth as the scene has them."""
+    given = {k: input.get(k) for k in ("metrics",)} | {"reflectance_output": output.get("reflectance")}
+    given |= synthesize_companions(wildcards.name)
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)
+
+
 def final_outputs():
-    return FIGURES + REPORT_PAGES
+    return FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from deepsnow import DeepsnowError
-from deepsnow.figures import common, generator_artifacts, pca, training, translations
+from deepsnow.figures import common, generator_artifacts, pca, synthetic, training, translations
 
 log = logging.getLogger("deepsnow.figures")
 
@@ -36,6 +36,7 @@ INPUTS = {
     "correlations": "metrics/correlations.csv",
     "pca": "metrics/pca.csv",
     "pca_summary": "metrics/pca.json",
+    "catalog": "synthetic/catalog.json",
 }
 
 
@@ -64,6 +65,7 @@ FIGURES: dict[int, Figure] = {
         outputs={"output_csv": "figures/artifacts.csv"},
     ),
     8: Figure("paired ground-truth error beside the unpaired metrics", ("metrics", "correlations"), training.build_figure8),
+    9: Figure("synthetic change products at scene scale, with a zoomed window", ("catalog",), synthetic.build_figure9),
 }
 
 

@@ -96,7 +96,7 @@ def _bands(asset_key: str, names: list):
 
 
 def make_item(product: dict, product_path: Path):
-    """One scene's item from its ``snow.json`` (paths in it are as the synthesize command was given them)."""
+    """One scene's item from its ``snow.summary.json`` (paths in it are as the synthesize command was given them)."""
     import pystac
     from pystac.extensions.eo import EOExtension
     from pystac.extensions.projection import ProjectionExtension
@@ -110,7 +110,10 @@ def make_item(product: dict, product_path: Path):
     lon0, lat0, lon1, lat1 = synth["bbox"]
     geometry = {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}
     props = {"deepsnow:datetime_source": source, "deepsnow:epoch": product["epoch"],
-             "deepsnow:checkpoint_choice": product["chosen"], "deepsnow:norm": product["norm"]}
+             "deepsnow:checkpoint_choice": product["chosen"], "deepsnow:norm": product["norm"],
+             "deepsnow:rgb_max": product["rgb_max"], "deepsnow:rgb_gamma": product["rgb_gamma"]}
+    if before["tags"].get("DEEPSNOW_SOURCE"):
+        props["deepsnow:data_source"] = before["tags"]["DEEPSNOW_SOURCE"]
     item = pystac.Item(id=product["name"], geometry=geometry, bbox=synth["bbox"], properties=props, **when)
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     epsg = synth["crs"].to_epsg()
@@ -148,7 +151,7 @@ def write_catalog(products: list, output: str | os.PathLike, run: str = "deepsno
         try:
             product = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
-            raise DeepsnowError(f"{path}: not a readable product summary (snow.json): {exc}") from exc
+            raise DeepsnowError(f"{path}: not a readable product summary (snow.summary.json): {exc}") from exc
         catalog.add_item(make_item(product, Path(path)))
     catalog.normalize_hrefs(str(output.parent.resolve()))
     catalog.make_all_asset_hrefs_relative()

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "synthesize",
         help="Synthetic after-snowfall products: whole scenes translated to snow as COGs, and their STAC catalog.",
         description="'scene' translates one scene with a chosen checkpoint into a Cloud-Optimized GeoTIFF on "
-        "exactly the input's grid (synthetic/<name>/snow.tif and snow.json); 'catalog' writes the STAC "
+        "exactly the input's grid (synthetic/<name>/snow.tif and snow.summary.json); 'catalog' writes the STAC "
         "catalog of all products (synthetic/catalog.json).",
     )
     ssub = s.add_subparsers(dest="synthesize_command", metavar="SUBCOMMAND", required=True)
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p,
         input="the snow-free scene: a deepsnow scene GeoTIFF (7 bands) or a 3-band uint8 RGB GeoTIFF, 10 m pixels",
         output="synthetic/<name>/snow.tif (COG)",
-        summary="synthetic/<name>/snow.json (what was made from what, read by 'catalog')",
+        summary="synthetic/<name>/snow.summary.json (what was made from what, read by 'catalog')",
     )
     path_options(
         p,
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rgb-max", type=float, default=1.0, help="patches.rgb_max: reflectance rendered as 255 (default 1.0)")
     p.add_argument("--rgb-gamma", type=float, default=2.2, help="patches.rgb_gamma: display gamma (default 2.2)")
     p = command("catalog", _catalog, stage="synthesize_catalog")
-    path_options(p, nargs="+", products="synthetic/<name>/snow.json of every product")
+    path_options(p, nargs="+", products="synthetic/<name>/snow.summary.json of every product")
     path_options(p, output="synthetic/catalog.json (items go to synthetic/<name>/<name>.json)")
     p.add_argument("--run", default="deepsnow", help="run name, part of the catalog's id and title")
 
@@ -74,6 +74,7 @@ def _scene(args, params) -> Made:
         "after_synthetic_reflectance": str(args.reflectance_output) if args.reflectance_output else None,
         "after_real": str(args.after_real) if args.after_real else None,
         "truth": str(args.truth) if args.truth else None, "checkpoint": str(checkpoint), "chosen": chosen,
+        "rgb_max": args.rgb_max, "rgb_gamma": args.rgb_gamma,
         **summary,
     }
     with atomic_output(args.summary) as tmp:
@@ -86,7 +87,7 @@ def _scene(args, params) -> Made:
 def _catalog(args, params) -> Made:
     """Write the STAC catalog of the synthetic products (pystac; validated offline before it is written).
 
-    One item per product (from its snow.json) with the assets after_synthetic, before, after_real (when
+    One item per product (from its snow.summary.json) with the assets after_synthetic, before, after_real (when
     there is one), truth (simulator data) and checkpoint, the proj and eo extensions, datetimes from the
     scene tags and links to each asset's provenance sidecar. The items are written first, the catalog
     last, each atomically."""
