@@ -260,3 +260,61 @@ def test_cli_mask_writes_outputs_and_provenance(tmp_path):
     assert res.returncode != 0
     assert str(bad) in res.stderr
     assert not (tmp_path / "b.tif").exists() and not (tmp_path / "b.json").exists()
+
+
+# --- windowed processing: the same result whatever the window -------------------------------------
+
+
+def _naive_mask(scene_path, params):
+    """The whole-scene classification, as the stage did before it read by windows."""
+    from deepsnow.data.mask import classify, summarize
+    from deepsnow.data.scene import read_scene
+
+    scene = read_scene(scene_path)
+    classes = classify(scene.reflectance, scene.scl, scene.data_mask, params)
+    return classes, summarize(classes)
+
+
+@pytest.mark.parametrize("shape", [(200, 300), (600, 300)])  # strips (< 256 px), 256 px tiles
+def test_windowed_mask_equals_whole_scene(tmp_path, params, shape):
+    from random_scene import random_scene
+
+    scene = random_scene(tmp_path / "s.tif", *shape, seed=7)
+    classes, stats = _naive_mask(scene, params)
+    out = {}
+    for rows in (64, 100, shape[0]):  # 64 and 100 rows per window, and the whole scene in one window
+        tif, js = tmp_path / f"m{rows}.tif", tmp_path / f"m{rows}.json"
+        summary = mask_scene(scene, params, tif, js, window_rows=rows)
+        assert np.array_equal(read_classes(tif), classes)
+        assert {k: summary[k] for k in stats} == stats
+        out[rows] = (tif.read_bytes(), js.read_text())
+    assert out[64] == out[shape[0]] and out[100] == out[shape[0]]  # byte-identical files
+    with rasterio.open(tmp_path / "m64.tif") as src:
+        assert src.compression is not None and (src.block_shapes[0] == (256, 256)) == (min(shape) >= 256)
+        assert src.descriptions == ("class",) and src.tags(1)["CLASS_3"] == "snow"
+
+
+def test_window_rows_from_environment(tmp_path, params, monkeypatch):
+    from random_scene import random_scene
+
+    from deepsnow.data.scene import window_rows
+
+    monkeypatch.setenv("DEEPSNOW_WINDOW_ROWS", "16")
+    assert window_rows() == 16 and window_rows(8) == 8
+    scene = random_scene(tmp_path / "s.tif", 70, 50, seed=1)
+    mask_scene(scene, params, tmp_path / "m.tif", tmp_path / "m.json")
+    assert np.array_equal(read_classes(tmp_path / "m.tif"), _naive_mask(scene, params)[0])
+    for bad in ("0", "many"):
+        monkeypatch.setenv("DEEPSNOW_WINDOW_ROWS", bad)
+        with pytest.raises(DeepsnowError, match="DEEPSNOW_WINDOW_ROWS"):
+            mask_scene(scene, params, tmp_path / "x" / "m.tif", tmp_path / "x" / "m.json")
+        assert outputs_absent(tmp_path / "x")
+
+
+def test_error_found_in_a_later_window_leaves_nothing(tmp_path, params):
+    """An all-cloud scene is known only after the last window: nothing is left behind."""
+    cover = np.full((90, 40), "cloud", dtype="<U8")
+    scene = write_cover_scene(tmp_path / "s.tif", cover)
+    with pytest.raises(DeepsnowError, match="all-cloud"):
+        mask_scene(scene, params, tmp_path / "m" / "mask.tif", tmp_path / "m" / "mask.json", window_rows=16)
+    assert outputs_absent(tmp_path / "m")

@@ -275,3 +275,83 @@ def test_cli_patches_and_bad_scene(tmp_path):
     )
     assert res.returncode != 0 and str(bad) in res.stderr
     assert not (tmp_path / "x.npz").exists() and not (tmp_path / "x.csv").exists()
+
+
+# --- windowed processing: the same shard whatever the window --------------------------------------
+
+
+def _naive_shard(scene_path, mask_path, p, truth_path=None):
+    """The kept patches cut from whole in-memory rasters, window by window (the pre-windowed stage)."""
+    from deepsnow.data.mask import WATER, read_mask
+    from deepsnow.data.patches import label_windows, render_rgb, window_stats
+    from deepsnow.data.scene import read_scene
+
+    scene, (classes, _, _) = read_scene(scene_path), read_mask(mask_path)
+    size = p["size"]
+    win = window_stats(classes, size, p["stride"])
+    kept = np.flatnonzero(label_windows(win, p, scene.tags["DEEPSNOW_SEASON"]).kept)
+    out = {"row": win.row[kept], "col": win.col[kept], "snow_fraction": win.snow_f[kept].astype(np.float32)}
+    images = {"rgb": render_rgb(scene.reflectance, p["rgb_max"], p["rgb_gamma"]), "water": classes == WATER}
+    if truth_path is not None:
+        images["truth"] = render_rgb(read_scene(truth_path).reflectance, p["rgb_max"], p["rgb_gamma"])
+    for key, img in images.items():
+        out[key] = np.array([img[r : r + size, c : c + size] for r, c in zip(out["row"], out["col"])]).reshape(
+            (len(kept), size, size) + img.shape[2:]
+        )
+    return out
+
+
+@pytest.mark.parametrize("size,stride", [(32, 32), (32, 24), (32, 40), (48, 16)])
+def test_windowed_patches_equal_whole_scene(tmp_path, size, stride):
+    """64-row reads of a 200 x 300 scene: the same arrays and table as one whole-scene read and as a
+    naive whole-array cut; windows overlapping (stride < size) or apart (stride > size)."""
+    from random_scene import random_scene
+
+    scene = random_scene(tmp_path / "a" / "snowfree.tif", 200, 300, seed=3, aoi="a")
+    truth = random_scene(tmp_path / "a" / "truth.tif", 200, 300, seed=4, aoi="a")
+    mask = tmp_path / "a" / "mask.tif"
+    mask_scene(scene, validate_section("mask", {}), mask, tmp_path / "a" / "mask.json")
+    p = params(size=size, stride=stride)
+    ref = _naive_shard(scene, mask, p, truth)
+    assert len(ref["row"]) > 3  # some windows are kept, others rejected
+    got = {}
+    for rows in (64, 75, 200):
+        npz, table = tmp_path / f"w{rows}" / "p.npz", tmp_path / f"w{rows}" / "p.csv"
+        summary = cut_patches(scene, mask, p, npz, table, truth_path=truth, window_rows=rows)
+        got[rows] = (load(npz), table.read_bytes(), summary)
+    for rows in (64, 75):
+        arrays, table, summary = got[rows]
+        whole, whole_table, whole_summary = got[200]
+        assert table == whole_table and summary == whole_summary
+        assert sorted(arrays) == sorted(whole)
+        for key in whole:
+            assert arrays[key].dtype == whole[key].dtype and np.array_equal(arrays[key], whole[key]), key
+        for key in ref:
+            assert np.array_equal(arrays[key], ref[key]), key
+    assert summary["kept"] < summary["candidates"]
+
+
+def test_row_bands_hold_every_window_once():
+    from deepsnow.data.patches import row_bands
+
+    for height, size, stride, rows in [(200, 32, 32, 64), (200, 32, 24, 64), (200, 32, 40, 100), (97, 32, 8, 20)]:
+        bands = row_bands(height, size, stride, rows)
+        n = (height - size) // stride + 1
+        assert [i for i0, i1, _, _ in bands for i in range(i0, i1)] == list(range(n))
+        for i0, i1, r0, r1 in bands:
+            assert r0 == i0 * stride and r1 == (i1 - 1) * stride + size <= height
+            assert r1 - r0 <= max(rows, size)
+
+
+def test_streamed_shard_reads_like_save_npz(tmp_path):
+    from deepsnow.io import NpzArray, load_npz, save_npz, save_npz_stream
+
+    rgb = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    ids = np.array(["a", "bb", "ccc", "d", "e"])
+    save_npz(tmp_path / "a.npz", rgb=rgb, ids=ids)
+    save_npz_stream(tmp_path / "b.npz", {"rgb": NpzArray(np.uint8, rgb.shape, (rgb[:2], rgb[2:])), "ids": ids})
+    a, b = load_npz(tmp_path / "a.npz"), load_npz(tmp_path / "b.npz")
+    assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+    with pytest.raises(ValueError, match=r"chunks hold 72 elements, shape \(2, 4, 4, 3\) needs 96"):
+        save_npz_stream(tmp_path / "c.npz", {"rgb": NpzArray(np.uint8, (2, 4, 4, 3), (rgb[:1], rgb[1:2, :2]))})
+    assert not (tmp_path / "c.npz").exists() and not list(tmp_path.glob(".c.npz*"))

@@ -97,6 +97,53 @@ def save_npz(path: str | os.PathLike, **arrays) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
+class NpzArray:
+    """An array of a streamed ``.npz`` (:func:`save_npz_stream`): its dtype, shape and C-order chunks.
+
+    ``chunks`` is an iterable of arrays whose C-order elements, one after the other, are
+    the array's; they are produced while the file is written, so the whole array is never
+    in memory.
+    """
+
+    def __init__(self, dtype, shape, chunks):
+        self.dtype, self.shape, self.chunks = np.dtype(dtype), tuple(int(n) for n in shape), chunks
+
+
+def save_npz_stream(path: str | os.PathLike, arrays: dict) -> None:
+    """Save arrays to a compressed ``.npz`` as :func:`save_npz` does, atomically, never pickling;
+    a value may be an :class:`NpzArray`, written chunk by chunk. ``np.load`` reads back the same
+    arrays as from ``save_npz(path, **arrays)`` with the chunks concatenated."""
+    import zipfile
+
+    for key, value in arrays.items():
+        dtype = value.dtype if isinstance(value, NpzArray) else np.asarray(value).dtype
+        if dtype == object:
+            raise TypeError(f"array {key!r} has dtype object; refusing to pickle it into {path}")
+    with atomic_output(path, suffix=".npz") as tmp:
+        with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for key, value in arrays.items():
+                with zf.open(key + ".npy", "w", force_zip64=True) as fh:
+                    if isinstance(value, NpzArray):
+                        _write_npy_chunks(fh, key, value, path)
+                    else:
+                        np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+
+
+def _write_npy_chunks(fh, key: str, value: NpzArray, path) -> None:
+    """The ``.npy`` header, then the chunks; their element count must match the shape."""
+    header = {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False, "shape": value.shape}
+    np.lib.format.write_array_header_1_0(fh, header)
+    expected, n = int(np.prod(value.shape, dtype=np.int64)), 0
+    for chunk in value.chunks:
+        chunk = np.ascontiguousarray(chunk, dtype=value.dtype)
+        n += chunk.size
+        if n > expected:
+            break
+        fh.write(chunk.tobytes())
+    if n != expected:
+        raise ValueError(f"array {key!r} of {path}: chunks hold {n} elements, shape {value.shape} needs {expected}")
+
+
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Load a ``.npz`` written by :func:`save_npz`; never unpickles.
 

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from deepsnow import DeepsnowError
-from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, read_scene
+from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, Progress, SceneFile, aligned_rows
+from deepsnow.data.scene import window_rows as window_rows_of
 from deepsnow.io import atomic_output, write_json
 
 log = logging.getLogger(__name__)
@@ -95,8 +97,16 @@ def classify(
 
 def summarize(classes: np.ndarray) -> dict:
     """Counts and fractions (of all pixels) by class name, plus shares of the valid pixels."""
-    counts_arr = np.bincount(classes.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
-    total = int(classes.size)
+    return summarize_counts(class_counts(classes), int(classes.size))
+
+
+def class_counts(classes: np.ndarray) -> np.ndarray:
+    """Pixels per class code (``len(CLASS_NAMES)`` counts) of a class array or one window of it."""
+    return np.bincount(classes.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
+
+
+def summarize_counts(counts_arr: np.ndarray, total: int) -> dict:
+    """:func:`summarize` from the class counts (:func:`class_counts`, summed over windows) and the pixel total."""
     counts = {CLASS_NAMES[c]: int(counts_arr[c]) for c in CLASS_NAMES}
     valid = total - counts["invalid"]
     cloudy = counts["cloud"] + counts["cloud_shadow"]
@@ -115,12 +125,17 @@ def mask_scene(
     params: dict,
     out_tif: str | os.PathLike,
     out_json: str | os.PathLike,
+    window_rows: int | None = None,
 ) -> dict:
     """Classify every pixel of a scene; write the class GeoTIFF and a JSON summary.
 
     ``params`` is the validated ``mask`` config section (``ndsi_min``,
-    ``nir_min``, ``cloud_classes``, ``invalid_classes``). Both outputs are
-    written atomically, and only once all checks passed.
+    ``nir_min``, ``cloud_classes``, ``invalid_classes``). The scene is read,
+    classified and written in full-width row bands of about ``window_rows``
+    rows (default ``$DEEPSNOW_WINDOW_ROWS`` or 1024, rounded to whole output
+    blocks), so memory does not grow with the scene's height; the result is the
+    same as classifying the whole scene at once. Both outputs are written
+    atomically, and appear only once all checks passed.
 
     Raises :class:`DeepsnowError` naming the scene when it cannot be read (see
     :func:`deepsnow.data.scene.read_scene`), has no valid pixel, or when all
@@ -132,9 +147,62 @@ def mask_scene(
     ``snow_fraction_of_valid`` and ``thresholds`` (the params used).
     """
     scene_path = Path(scene_path)
-    scene = read_scene(scene_path)
-    classes = classify(scene.reflectance, scene.scl, scene.data_mask, params)
-    stats = summarize(classes)
+    rows = window_rows_of(window_rows)
+    with SceneFile(scene_path) as scene, atomic_output(out_tif, suffix=".tif") as tmp:
+        h, w = scene.shape
+        with rasterio.open(tmp, "w", **_class_profile(h, w, scene.crs, scene.transform)) as dst:
+            counts = _classify_windows(scene, dst, params, aligned_rows(rows, dst.block_shapes[0][0]))
+            dst.set_band_description(1, "class")
+            dst.update_tags(1, **{f"CLASS_{c}": n for c, n in CLASS_NAMES.items()})
+        stats = summarize_counts(counts, h * w)
+        _check_classes(scene_path, stats, params)
+        summary = {
+            "scene": str(scene_path),
+            "shape": [int(h), int(w)],
+            "classes": {str(c): n for c, n in CLASS_NAMES.items()},
+            **stats,
+            "thresholds": {
+                "ndsi_min": params["ndsi_min"],
+                "nir_min": params["nir_min"],
+                "cloud_classes": list(params["cloud_classes"]),
+                "invalid_classes": list(params["invalid_classes"]),
+            },
+        }
+        # The JSON goes in place just before the GeoTIFF; a failure here leaves neither.
+        write_json(out_json, summary)
+    log.info(
+        "%s: %d x %d px, valid %.1f%%, snow %.1f%% and cloud %.1f%% of valid",
+        scene_path,
+        h,
+        w,
+        100 * summary["valid_fraction"],
+        100 * summary["snow_fraction_of_valid"],
+        100 * summary["cloud_fraction_of_valid"],
+    )
+    return summary
+
+
+#: The scene bands the classification reads.
+MASK_BANDS = ("B03", "B08", "B11", "SCL", "dataMask")
+
+
+def _classify_windows(scene: SceneFile, dst, params: dict, rows: int) -> np.ndarray:
+    """Classify ``scene`` in row bands of ``rows`` rows into the open class GeoTIFF ``dst``; the class counts."""
+    h, w = scene.shape
+    counts = np.zeros(len(CLASS_NAMES), dtype=np.int64)
+    progress = Progress(log, f"{scene.path}: mask", h, w)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        bands = scene.read_bands(r0, r1, MASK_BANDS)
+        classes = classify(bands, bands["SCL"], bands["dataMask"], params)
+        dst.write(classes, 1, window=Window(0, r0, w, r1 - r0))
+        counts += class_counts(classes)
+        progress.step(r1)
+    return counts
+
+
+def _check_classes(scene_path: Path, stats: dict, params: dict) -> None:
+    """A scene without a valid pixel, or whose valid pixels are all cloud, is an error."""
     if stats["valid_pixels"] == 0:
         raise DeepsnowError(
             f"{scene_path}: scene has no valid pixel (dataMask is 0 or SCL in "
@@ -145,34 +213,10 @@ def mask_scene(
             f"{scene_path}: all-cloud scene: every one of its {stats['valid_pixels']} valid pixels is cloud "
             f"or cloud shadow (SCL in mask.cloud_classes {list(params['cloud_classes'])}); choose another date"
         )
-    summary = {
-        "scene": str(scene_path),
-        "shape": [int(n) for n in classes.shape],
-        "classes": {str(c): n for c, n in CLASS_NAMES.items()},
-        **stats,
-        "thresholds": {
-            "ndsi_min": params["ndsi_min"],
-            "nir_min": params["nir_min"],
-            "cloud_classes": list(params["cloud_classes"]),
-            "invalid_classes": list(params["invalid_classes"]),
-        },
-    }
-    _write_classes(out_tif, classes, scene.crs, scene.transform, json_path=out_json, summary=summary)
-    log.info(
-        "%s: %d x %d px, valid %.1f%%, snow %.1f%% and cloud %.1f%% of valid",
-        scene_path,
-        classes.shape[0],
-        classes.shape[1],
-        100 * summary["valid_fraction"],
-        100 * summary["snow_fraction_of_valid"],
-        100 * summary["cloud_fraction_of_valid"],
-    )
-    return summary
 
 
-def _write_classes(path, classes, crs, transform, json_path, summary) -> None:
-    """Write the class GeoTIFF and, inside the same atomic block, the JSON summary."""
-    h, w = classes.shape
+def _class_profile(h: int, w: int, crs, transform) -> dict:
+    """The class GeoTIFF's profile: deflate, 256 px tiles (strips when smaller)."""
     profile = {
         "driver": "GTiff",
         "height": h,
@@ -185,13 +229,49 @@ def _write_classes(path, classes, crs, transform, json_path, summary) -> None:
     }
     if h >= 256 and w >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_output(path, suffix=".tif") as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(classes, 1)
-            dst.set_band_description(1, "class")
-            dst.update_tags(1, **{f"CLASS_{c}": n for c, n in CLASS_NAMES.items()})
-        # The JSON goes in place just before the GeoTIFF; a failure here leaves neither.
-        write_json(json_path, summary)
+    return profile
+
+
+class MaskFile:
+    """A class GeoTIFF written by :func:`mask_scene`, opened and checked, read by row bands.
+
+    ``shape``, ``crs`` and ``transform`` come from the header; :meth:`read` checks
+    the class values of what it reads. Errors are :class:`DeepsnowError` naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = path = Path(path)
+        if not path.exists():
+            raise DeepsnowError(f"{path}: mask file not found")
+        try:
+            self._src = rasterio.open(path)
+        except Exception as exc:
+            raise DeepsnowError(f"{path}: not a readable mask GeoTIFF (truncated or corrupt?): {exc}") from exc
+        src = self._src
+        if src.count != 1 or src.dtypes[0] != "uint8":
+            src.close()
+            raise DeepsnowError(
+                f"{path}: expected a 1-band uint8 class GeoTIFF from 'deepsnow mask', "
+                f"found {src.count} band(s) of {src.dtypes[0]}"
+            )
+        self.shape, self.crs, self.transform = (src.height, src.width), src.crs, src.transform
+
+    def __enter__(self) -> "MaskFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._src.close()
+
+    def read(self, row0: int = 0, row1: int | None = None) -> np.ndarray:
+        """The classes of rows ``row0 .. row1`` (``uint8``)."""
+        row1 = self.shape[0] if row1 is None else row1
+        try:
+            classes = self._src.read(1, window=Window(0, row0, self.shape[1], row1 - row0))
+        except Exception as exc:
+            raise DeepsnowError(f"{self.path}: not a readable mask GeoTIFF (truncated or corrupt?): {exc}") from exc
+        if classes.size and int(classes.max()) > max(CLASS_NAMES):
+            raise DeepsnowError(f"{self.path}: class values above {max(CLASS_NAMES)} found; not a deepsnow mask")
+        return classes
 
 
 def read_mask(path: str | os.PathLike):
@@ -200,22 +280,5 @@ def read_mask(path: str | os.PathLike):
     Raises :class:`DeepsnowError` naming the file when it is missing, unreadable
     or not a 1-band ``uint8`` class raster.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DeepsnowError(f"{path}: mask file not found")
-    try:
-        with rasterio.open(path) as src:
-            if src.count != 1 or src.dtypes[0] != "uint8":
-                raise DeepsnowError(
-                    f"{path}: expected a 1-band uint8 class GeoTIFF from 'deepsnow mask', "
-                    f"found {src.count} band(s) of {src.dtypes[0]}"
-                )
-            classes = src.read(1)
-            crs, transform = src.crs, src.transform
-    except DeepsnowError:
-        raise
-    except Exception as exc:
-        raise DeepsnowError(f"{path}: not a readable mask GeoTIFF (truncated or corrupt?): {exc}") from exc
-    if classes.size and int(classes.max()) > max(CLASS_NAMES):
-        raise DeepsnowError(f"{path}: class values above {max(CLASS_NAMES)} found; not a deepsnow mask")
-    return classes, crs, transform
+    with MaskFile(path) as mask:
+        return mask.read(), mask.crs, mask.transform

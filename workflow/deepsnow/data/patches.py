@@ -25,6 +25,7 @@ is 0.6-0.9, to flat white and erase exactly the texture the GAN must learn;
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
@@ -36,9 +37,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from rasterio.transform import Affine
 
 from deepsnow import DeepsnowError
-from deepsnow.data.mask import CLOUD, SHADOW, SNOW, WATER, INVALID, read_mask
-from deepsnow.data.scene import SEASONS, read_scene
-from deepsnow.io import atomic_output, save_npz
+from deepsnow.data.mask import CLOUD, SHADOW, SNOW, WATER, INVALID, MaskFile
+from deepsnow.data.scene import SEASONS, Progress, SceneFile
+from deepsnow.data.scene import window_rows as window_rows_of
+from deepsnow.io import NpzArray, atomic_output, save_npz_stream
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ def cut_patches(
     out_npz: str | os.PathLike,
     out_csv: str | os.PathLike,
     truth_path: str | os.PathLike | None = None,
+    window_rows: int | None = None,
 ) -> dict:
     """Cut, label and filter the patches of one scene; write the ``.npz`` shard and ``.csv`` table.
 
@@ -135,6 +138,13 @@ def cut_patches(
     ``DEEPSNOW_AOI`` tag, or, when that tag is absent, the scene's parent folder
     name (``scenes/<aoi>/<season>.tif``). ``truth_path`` is an optional scene on
     the same grid whose RGB is cut with the same windows (array ``truth``).
+
+    The rasters are read in full-width row bands (:func:`row_bands`: whole grid
+    rows of windows, about ``window_rows`` pixel rows, default
+    ``$DEEPSNOW_WINDOW_ROWS`` or 1024), so a window never straddles two reads and
+    memory does not grow with the scene: a first pass over the mask gives every
+    window's statistics and label, a second streams the kept patches into the
+    shard. The result is the same as cutting the whole scene at once.
 
     Zero kept patches is not an error: the shard then holds empty arrays of the
     right shapes. Both files are written atomically and only after all checks.
@@ -145,19 +155,20 @@ def cut_patches(
     """
     scene_path, mask_path = Path(scene_path), Path(mask_path)
     size, stride = int(params["size"]), int(params["stride"])
-    scene, season, aoi = _read_scene_checked(scene_path, size)
-    classes = _read_mask_on_grid(mask_path, scene_path, scene)
-    truth = _read_truth_on_grid(Path(truth_path), scene_path, scene) if truth_path is not None else None
-
-    win = window_stats(classes, size, stride)
-    labels = label_windows(win, params, season)
-    ids = np.array([f"{aoi}_{season}_r{r}_c{c}" for r, c in zip(win.row, win.col)], dtype=str).astype("U")
-    arrays = cut_kept(scene, truth, classes, win, labels.kept, ids, size, params)
-
-    # The CSV goes in place inside the npz's atomic block: both files or neither.
-    with atomic_output(out_npz, suffix=".npz") as tmp:
-        save_npz(tmp, **arrays)
-        _write_table(out_csv, ids, aoi, season, size, win, labels)
+    rows = window_rows_of(window_rows)
+    with contextlib.ExitStack() as stack:
+        scene, season, aoi = _open_scene_checked(stack, scene_path, size)
+        mask = _open_on_grid(stack, MaskFile, mask_path, scene, "mask")
+        truth = _open_on_grid(stack, SceneFile, Path(truth_path), scene, "truth scene") if truth_path else None
+        bands = row_bands(scene.shape[0], size, stride, rows)
+        win = window_stats_banded(mask, bands, size, stride)
+        labels = label_windows(win, params, season)
+        ids = np.array([f"{aoi}_{season}_r{r}_c{c}" for r, c in zip(win.row, win.col)], dtype=str).astype("U")
+        arrays = kept_arrays(scene, truth, mask, bands, win, labels.kept, ids, size, params)
+        # The CSV goes in place inside the npz's atomic block: both files or neither.
+        with atomic_output(out_npz, suffix=".npz") as tmp:
+            save_npz_stream(tmp, arrays)
+            _write_table(out_csv, ids, aoi, season, size, win, labels)
 
     summary = _summary(scene_path, aoi, season, size, stride, labels)
     log.info(
@@ -171,9 +182,9 @@ def cut_patches(
     return summary
 
 
-def _read_scene_checked(scene_path: Path, size: int):
-    """The scene, its season (``DEEPSNOW_SEASON`` tag) and area; the patch must fit in it."""
-    scene = read_scene(scene_path)
+def _open_scene_checked(stack: contextlib.ExitStack, scene_path: Path, size: int) -> tuple[SceneFile, str, str]:
+    """The opened scene, its season (``DEEPSNOW_SEASON`` tag) and area; the patch must fit in it."""
+    scene = stack.enter_context(SceneFile(scene_path))
     h, w = scene.shape
     if size > h or size > w:
         raise DeepsnowError(
@@ -196,28 +207,29 @@ def _read_scene_checked(scene_path: Path, size: int):
     return scene, season, aoi
 
 
-def _read_mask_on_grid(mask_path: Path, scene_path: Path, scene) -> np.ndarray:
-    classes, crs, transform = read_mask(mask_path)
+def _open_on_grid(stack: contextlib.ExitStack, opener, path: Path, scene: SceneFile, what: str):
+    """``opener(path)`` (a :class:`MaskFile` or :class:`SceneFile`), checked to lie on the scene's grid."""
+    raster = stack.enter_context(opener(path))
     _same_grid(
-        scene_path, scene.shape, scene.crs, scene.transform, mask_path, classes.shape, crs, transform, "mask"
+        scene.path, scene.shape, scene.crs, scene.transform, path, raster.shape, raster.crs, raster.transform, what
     )
-    return classes
+    return raster
 
 
-def _read_truth_on_grid(truth_path: Path, scene_path: Path, scene):
-    truth = read_scene(truth_path)
-    _same_grid(
-        scene_path,
-        scene.shape,
-        scene.crs,
-        scene.transform,
-        truth_path,
-        truth.shape,
-        truth.crs,
-        truth.transform,
-        "truth scene",
-    )
-    return truth
+def row_bands(height: int, size: int, stride: int, rows: int) -> list[tuple[int, int, int, int]]:
+    """The reads of a scene ``height`` rows high: ``(i0, i1, row0, row1)`` per band.
+
+    Band ``k`` holds the window grid rows ``i0 .. i1`` (window row offsets
+    ``i * stride``) and the pixel rows ``row0 .. row1`` they cover: a multiple of
+    the stride plus what one window needs, at most ``max(rows, size)`` rows. Every
+    window lies in exactly one band, whole.
+    """
+    n = (height - size) // stride + 1 if height >= size else 0
+    per_band = max(1, (rows - size) // stride + 1) if rows >= size else 1
+    return [
+        (i0, min(n, i0 + per_band), i0 * stride, (min(n, i0 + per_band) - 1) * stride + size)
+        for i0 in range(0, n, per_band)
+    ]
 
 
 def window_stats(classes: np.ndarray, size: int, stride: int) -> Windows:
@@ -225,11 +237,38 @@ def window_stats(classes: np.ndarray, size: int, stride: int) -> Windows:
     h, w = classes.shape
     rows = np.arange(0, h - size + 1, stride, dtype=np.int64)
     cols = np.arange(0, w - size + 1, stride, dtype=np.int64)
+    return _stats(rows, cols, _class_window_counts(classes, rows, cols, size), size)
+
+
+def window_stats_banded(mask, bands, size: int, stride: int) -> Windows:
+    """:func:`window_stats` of an opened mask (:class:`~deepsnow.data.mask.MaskFile`), read band by band
+    (:func:`row_bands`); the same numbers, in the same row-major window order."""
+    w = mask.shape[1]
+    cols = np.arange(0, w - size + 1, stride, dtype=np.int64)
+    parts = []
+    progress = Progress(log, f"{mask.path}: window statistics", mask.shape[0], w)
+    for i0, i1, r0, r1 in bands:
+        local = np.arange(i0, i1, dtype=np.int64) * stride - r0
+        parts.append(_class_window_counts(mask.read(r0, r1), local, cols, size))
+        progress.step(r1)
+    counts = tuple(np.concatenate([p[j] for p in parts]) for j in range(4))
+    rows = np.arange(0, (bands[-1][1] if bands else 0), dtype=np.int64) * stride
+    return _stats(rows, cols, counts, size)
+
+
+def _class_window_counts(classes: np.ndarray, rows, cols, size: int) -> tuple[np.ndarray, ...]:
+    """Valid, cloud (and shadow), snow and water pixels of each window, flattened row-major."""
+    return (
+        window_counts(classes != INVALID, rows, cols, size).ravel(),
+        window_counts((classes == CLOUD) | (classes == SHADOW), rows, cols, size).ravel(),
+        window_counts(classes == SNOW, rows, cols, size).ravel(),
+        window_counts(classes == WATER, rows, cols, size).ravel(),
+    )
+
+
+def _stats(rows: np.ndarray, cols: np.ndarray, counts: tuple, size: int) -> Windows:
+    n_valid, n_cloud, n_snow, n_water = counts
     npix = float(size * size)
-    n_valid = window_counts(classes != INVALID, rows, cols, size).ravel()
-    n_cloud = window_counts((classes == CLOUD) | (classes == SHADOW), rows, cols, size).ravel()
-    n_snow = window_counts(classes == SNOW, rows, cols, size).ravel()
-    n_water = window_counts(classes == WATER, rows, cols, size).ravel()
     rr, cc = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
     return Windows(
         row=rr,
@@ -263,25 +302,25 @@ def label_windows(win: Windows, params: dict, season: str) -> Labels:
     return Labels(label=label, reason=reason, kept=reason == "")
 
 
-def cut_kept(scene, truth, classes, win: Windows, kept, ids, size: int, params: dict) -> dict:
-    """The shard's arrays (docs/formats.md, "Patches") for the kept windows."""
+def kept_arrays(scene, truth, mask, bands, win: Windows, kept, ids, size: int, params: dict) -> dict:
+    """The shard's arrays (docs/formats.md, "Patches") for the kept windows; the patches themselves as
+    :class:`~deepsnow.io.NpzArray` streams, cut band by band (:func:`row_bands`) while the shard is written."""
     k = np.flatnonzero(kept)
     kr, kc = win.row[k], win.col[k]
+    n_cols = int(np.unique(win.col).size)
 
-    def cut(img: np.ndarray) -> np.ndarray:
-        # (H, W[, 3]) -> (N, S, S[, 3]); views first, one copy by fancy indexing.
-        view = sliding_window_view(img, (size, size), axis=(0, 1))  # (H-S+1, W-S+1, [3,] S, S)
-        patches = view[kr, kc]
-        return np.moveaxis(patches, 1, -1) if img.ndim == 3 else patches
+    def rgb_of(raster):
+        def read(r0, r1):
+            refl = raster.read_bands(r0, r1, ("B04", "B03", "B02"))
+            return render_rgb(refl, params["rgb_max"], params["rgb_gamma"])
 
-    def cut_rgb(s) -> np.ndarray:
-        rgb = cut(render_rgb(s.reflectance, params["rgb_max"], params["rgb_gamma"]))
-        return np.ascontiguousarray(rgb, dtype=np.uint8).reshape(len(k), size, size, 3)
+        return NpzArray(np.uint8, (len(k), size, size, 3), _band_patches(raster, bands, k, win, n_cols, size, read))
 
-    arrays = {"rgb": cut_rgb(scene)}
+    arrays = {"rgb": rgb_of(scene)}
     if truth is not None:
-        arrays["truth"] = cut_rgb(truth)
-    arrays["water"] = np.ascontiguousarray(cut(classes == WATER), dtype=bool).reshape(len(k), size, size)
+        arrays["truth"] = rgb_of(truth)
+    water = _band_patches(mask, bands, k, win, n_cols, size, lambda r0, r1: mask.read(r0, r1) == WATER)
+    arrays["water"] = NpzArray(bool, (len(k), size, size), water)
     arrays["ids"] = np.asarray(ids[k], dtype="U") if len(k) else np.zeros(0, dtype="<U1")
     arrays["row"] = kr.astype(np.int64)
     arrays["col"] = kc.astype(np.int64)
@@ -295,6 +334,22 @@ def cut_kept(scene, truth, classes, win: Windows, kept, ids, size: int, params: 
     arrays["valid_fraction"] = win.valid_f[k].astype(np.float32)
     arrays["water_fraction"] = win.water_f[k].astype(np.float32)
     return arrays
+
+
+def _band_patches(raster, bands, k: np.ndarray, win: Windows, n_cols: int, size: int, read):
+    """The kept windows' patches, band by band: ``read(row0, row1)`` gives a band's ``(rows, W[, 3])``
+    image (only bands holding a kept window are read), cut into ``(n, S, S[, 3])`` arrays."""
+    progress = Progress(log, f"{raster.path}: patches", raster.shape[0], raster.shape[1])
+    for i0, i1, r0, r1 in bands:
+        lo, hi = np.searchsorted(k, [i0 * n_cols, i1 * n_cols])
+        if lo == hi:
+            continue
+        img = read(r0, r1)
+        # (H, W[, 3]) -> (n, S, S[, 3]); views first, one copy by fancy indexing.
+        view = sliding_window_view(img, (size, size), axis=(0, 1))  # (H-S+1, W-S+1, [3,] S, S)
+        patches = view[win.row[k[lo:hi]] - r0, win.col[k[lo:hi]]]
+        yield np.moveaxis(patches, 1, -1) if img.ndim == 3 else patches
+        progress.step(r1)
 
 
 def _summary(scene_path: Path, aoi: str, season: str, size: int, stride: int, labels: Labels) -> dict:

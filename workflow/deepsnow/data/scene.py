@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from deepsnow import DeepsnowError
 from deepsnow.io import atomic_output
@@ -65,20 +66,125 @@ def scene_stats(scl: np.ndarray, valid: np.ndarray) -> dict:
     any valid no-data ones) and every other count is over valid pixels only.
     """
     valid = np.asarray(valid) > 0
-    n_valid = max(1, int(valid.sum()))
-    counts = np.bincount(np.where(valid, scl, SCL_NODATA).ravel(), minlength=SCL_N_CLASSES)
+    return stats_from_counts(scl_counts(scl, valid), int(valid.sum()), int(valid.size))
+
+
+def scl_counts(scl: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """SCL class counts (``SCL_N_CLASSES`` or more) of one block, invalid pixels counted as SCL 0."""
+    valid = np.asarray(valid) > 0
+    return np.bincount(np.where(valid, scl, SCL_NODATA).ravel(), minlength=SCL_N_CLASSES)
+
+
+def stats_from_counts(counts: np.ndarray, n_valid: int, n_total: int) -> dict:
+    """:func:`scene_stats` from SCL counts (:func:`scl_counts`, summed over blocks) and pixel counts."""
+    counts = np.asarray(counts)
+    n_valid_share = max(1, int(n_valid))
 
     def share(*classes: int) -> float:
-        return round(float(sum(counts[c] for c in classes)) / n_valid, 5)
+        return round(float(sum(counts[c] for c in classes)) / n_valid_share, 5)
 
     return {
-        "valid_fraction": round(float(valid.mean()), 5),
+        "valid_fraction": round(float(n_valid) / n_total, 5) if n_total else float("nan"),
         "snow_fraction": share(SCL_SNOW),
         "cloud_fraction": share(*SCL_CLOUDS),
         "shadow_fraction": share(SCL_CLOUD_SHADOW),
         "water_fraction": share(SCL_WATER),
         "scl_counts": {str(c): int(counts[c]) for c in range(SCL_N_CLASSES) if counts[c]},
     }
+
+
+# --------------------------------------------------------------------------- windows
+
+
+#: Environment variable: rows per read/write window of the windowed stages (mask, patches,
+#: download writing); the default keeps a full Sentinel-2 tile (10,980 px wide) well under 2 GB.
+WINDOW_ROWS_ENV = "DEEPSNOW_WINDOW_ROWS"
+DEFAULT_WINDOW_ROWS = 1024
+
+
+def window_rows(rows: int | None = None) -> int:
+    """Rows per window: ``rows`` if given, else ``$DEEPSNOW_WINDOW_ROWS``, else ``DEFAULT_WINDOW_ROWS``."""
+    if rows is None:
+        text = os.environ.get(WINDOW_ROWS_ENV, "").strip()
+        if not text:
+            return DEFAULT_WINDOW_ROWS
+        try:
+            rows = int(text)
+        except ValueError:
+            raise DeepsnowError(f"{WINDOW_ROWS_ENV}={text!r}: expected a whole number of rows (e.g. 1024)") from None
+        if rows < 1:
+            raise DeepsnowError(f"{WINDOW_ROWS_ENV}={text!r}: expected at least 1 row")
+    if int(rows) < 1:
+        raise DeepsnowError(f"window rows = {rows}: expected at least 1")
+    return int(rows)
+
+
+def aligned_rows(rows: int, block: int) -> int:
+    """``rows`` rounded down to a multiple of ``block`` (at least one block)."""
+    block = max(1, int(block))
+    return max(block, (int(rows) // block) * block)
+
+
+class Progress:
+    """Log lines with rates for long windowed passes: ``what: rows a-b of h (x Mpx/s)``."""
+
+    def __init__(self, log, what: str, height: int, width: int):
+        import time
+
+        self.log, self.what, self.h, self.w = log, what, height, width
+        self.t0 = self.last = time.monotonic()
+        self.quiet = height * width < 4096 * 4096  # small scenes: one summary line is enough
+
+    def step(self, row1: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.quiet or (now - self.last < 5.0 and row1 < self.h):
+            return
+        self.last = now
+        rate = row1 * self.w / max(now - self.t0, 1e-9) / 1e6
+        self.log.info("%s: rows 0-%d of %d (%.0f %%, %.1f Mpx/s)", self.what, row1, self.h, 100 * row1 / self.h, rate)
+
+
+def encode_scene(reflectance: dict, scl: np.ndarray, data_mask: np.ndarray, where="scene") -> np.ndarray:
+    """The ``(7, h, w) uint16`` stack of a scene's bands (reflectance x 10000, rounded and clipped)."""
+    missing = [b for b in REFLECTANCE_BANDS if b not in reflectance]
+    if missing:
+        raise DeepsnowError(f"write_scene {where}: missing reflectance bands {missing}")
+    h, w = scl.shape
+    stack = np.empty((len(BANDS), h, w), dtype=np.uint16)
+    for i, b in enumerate(REFLECTANCE_BANDS):
+        arr = np.asarray(reflectance[b], dtype=np.float64)
+        if arr.shape != (h, w):
+            raise DeepsnowError(f"write_scene {where}: band {b} has shape {arr.shape}, expected {(h, w)}")
+        stack[i] = np.clip(np.rint(arr * SCALE), 0, 65535).astype(np.uint16)
+    stack[5] = scl.astype(np.uint16)
+    stack[6] = data_mask.astype(np.uint16)
+    return stack
+
+
+def scene_profile(height: int, width: int, crs, transform: Affine) -> dict:
+    """The GeoTIFF profile of a scene: deflate with predictor, 256 px tiles (strips when smaller)."""
+    profile = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": len(BANDS),
+        "dtype": "uint16",
+        "crs": CRS.from_user_input(crs),
+        "transform": transform,
+        "compress": "deflate",
+        "predictor": 2,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "interleave": "band",
+    }
+    if height < 256 or width < 256:
+        profile.update(tiled=False)
+        profile.pop("blockxsize")
+        profile.pop("blockysize")
+    return profile
 
 
 def write_scene(
@@ -91,75 +197,156 @@ def write_scene(
     tags: dict | None = None,
 ) -> None:
     """Write a scene GeoTIFF atomically. ``reflectance`` values are reflectances (0..1+)."""
-    missing = [b for b in REFLECTANCE_BANDS if b not in reflectance]
-    if missing:
-        raise DeepsnowError(f"write_scene {path}: missing reflectance bands {missing}")
+    stack = encode_scene(reflectance, scl, data_mask, where=path)
     h, w = scl.shape
-    stack = np.empty((len(BANDS), h, w), dtype=np.uint16)
-    for i, b in enumerate(REFLECTANCE_BANDS):
-        arr = np.asarray(reflectance[b], dtype=np.float64)
-        if arr.shape != (h, w):
-            raise DeepsnowError(f"write_scene {path}: band {b} has shape {arr.shape}, expected {(h, w)}")
-        stack[i] = np.clip(np.rint(arr * SCALE), 0, 65535).astype(np.uint16)
-    stack[5] = scl.astype(np.uint16)
-    stack[6] = data_mask.astype(np.uint16)
-    profile = {
-        "driver": "GTiff",
-        "height": h,
-        "width": w,
-        "count": len(BANDS),
-        "dtype": "uint16",
-        "crs": CRS.from_user_input(crs),
-        "transform": transform,
-        "compress": "deflate",
-        "predictor": 2,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "interleave": "band",
-    }
-    if h < 256 or w < 256:
-        profile.update(tiled=False)
-        profile.pop("blockxsize")
-        profile.pop("blockysize")
     with atomic_output(path, suffix=".tif") as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with rasterio.open(tmp, "w", **scene_profile(h, w, crs, transform)) as dst:
             dst.write(stack)
-            for i, b in enumerate(BANDS, start=1):
-                dst.set_band_description(i, b)
-            dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+            _describe(dst, tags)
+
+
+def _describe(dst, tags: dict | None) -> None:
+    for i, b in enumerate(BANDS, start=1):
+        dst.set_band_description(i, b)
+    dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+
+
+class SceneWriter:
+    """Write a scene GeoTIFF in full-width row strips, top to bottom, without holding the scene.
+
+    ``with SceneWriter(path, h, w, crs, transform, tags) as out: out.write(row0, refl, scl, mask)``;
+    the strips must follow each other (``row0`` = the rows written so far) and cover the scene.
+    Rows are passed to GDAL in whole 256-row block bands (the rest waits for the next strip), so
+    no compressed block is written twice. The file appears at ``path`` only when the block ends
+    without error and every row was written (temp file, then rename).
+    """
+
+    def __init__(self, path, height: int, width: int, crs, transform: Affine, tags: dict | None = None):
+        self.path, self.h, self.w = Path(path), int(height), int(width)
+        self.profile = scene_profile(self.h, self.w, crs, transform)
+        self.tags = tags
+        self.next_row = 0  # rows received
+        self.done_row = 0  # rows handed to GDAL
+        self._pending = np.zeros((len(BANDS), 0, self.w), dtype=np.uint16)
+
+    def __enter__(self) -> "SceneWriter":
+        import contextlib
+
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_output(self.path, suffix=".tif"))
+        self._dst = self._stack.enter_context(rasterio.open(tmp, "w", **self.profile))
+        self._block = self._dst.block_shapes[0][0]
+        return self
+
+    def write(self, row0: int, reflectance: dict, scl: np.ndarray, data_mask: np.ndarray) -> None:
+        """Rows ``row0 .. row0 + len(scl)`` of every band (reflectances, as :func:`write_scene` takes)."""
+        if row0 != self.next_row or scl.ndim != 2 or scl.shape[1] != self.w:
+            raise DeepsnowError(
+                f"{self.path}: strip at row {row0} of shape {scl.shape} does not follow row {self.next_row} "
+                f"of a scene {self.w} px wide"
+            )
+        stack = encode_scene(reflectance, scl, data_mask, where=self.path)
+        self.next_row += stack.shape[1]
+        if self.next_row > self.h:
+            raise DeepsnowError(f"{self.path}: strip ends at row {self.next_row}, past the scene's {self.h} rows")
+        pending = np.concatenate([self._pending, stack], axis=1) if self._pending.shape[1] else stack
+        n = pending.shape[1] if self.next_row == self.h else (pending.shape[1] // self._block) * self._block
+        if n:
+            self._dst.write(pending[:, :n], window=Window(0, self.done_row, self.w, n))
+            self.done_row += n
+        self._pending = pending[:, n:].copy()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                if self.next_row != self.h:
+                    raise DeepsnowError(f"{self.path}: only {self.next_row} of {self.h} rows were written")
+                _describe(self._dst, self.tags)
+            except BaseException as err:  # nothing appears at the path
+                self._stack.__exit__(type(err), err, err.__traceback__)
+                raise
+        return self._stack.__exit__(exc_type, exc, tb)
+
+
+class SceneFile:
+    """A scene GeoTIFF opened and checked (as :func:`read_scene` does), read by row bands.
+
+    ``with SceneFile(path) as sc: sc.read_bands(r0, r1, ("B03", "SCL"))``; ``shape``, ``crs``,
+    ``transform``, ``tags`` and ``block_rows`` (rows of one GeoTIFF block) come from the header.
+    Raises :class:`DeepsnowError` naming the file on any defect, at opening or at a read.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DeepsnowError(f"{self.path}: scene file not found")
+        try:
+            self._src = rasterio.open(self.path)
+        except Exception as exc:
+            raise DeepsnowError(f"{self.path}: not a readable GeoTIFF scene (truncated or corrupt?): {exc}") from exc
+        try:
+            self._check()
+        except BaseException:
+            self._src.close()
+            raise
+        src = self._src
+        self.crs, self.transform, self.tags = src.crs, src.transform, src.tags()
+        self.shape = (src.height, src.width)
+        self.block_rows = src.block_shapes[0][0]
+
+    def _check(self) -> None:
+        src, path = self._src, self.path
+        if src.driver != "GTiff":
+            raise DeepsnowError(f"{path}: expected a GeoTIFF scene, got a {src.driver} file")
+        if src.crs is None:
+            raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
+        names = list(src.descriptions)
+        if src.count != len(BANDS) or tuple(names) != BANDS:
+            raise DeepsnowError(f"{path}: expected {len(BANDS)} bands {list(BANDS)}, found {src.count} bands {names}")
+        if src.dtypes[0] != "uint16":
+            raise DeepsnowError(f"{path}: expected uint16 bands, found {src.dtypes[0]}")
+
+    def __enter__(self) -> "SceneFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._src.close()
+
+    def read_bands(self, row0: int = 0, row1: int | None = None, names=BANDS) -> dict[str, np.ndarray]:
+        """Bands ``names`` of rows ``row0 .. row1``: reflectance float32 (0..~1.5), SCL and dataMask uint8."""
+        row1 = self.shape[0] if row1 is None else row1
+        window = Window(0, row0, self.shape[1], row1 - row0)
+        try:
+            data = self._src.read([BANDS.index(n) + 1 for n in names], window=window)
+        except Exception as exc:  # RasterioError, CPLE_* from GDAL on truncated files
+            raise DeepsnowError(
+                f"{self.path}: not a readable GeoTIFF scene (truncated or corrupt?) at rows {row0}-{row1}: {exc}"
+            ) from exc
+        return {n: _decode(n, data[i]) for i, n in enumerate(names)}
+
+    def read(self, row0: int = 0, row1: int | None = None) -> Scene:
+        """All bands of rows ``row0 .. row1`` as a :class:`Scene` (its transform is that of ``row0``)."""
+        bands = self.read_bands(row0, row1)
+        return Scene(
+            reflectance={b: bands[b] for b in REFLECTANCE_BANDS},
+            scl=bands["SCL"],
+            data_mask=bands["dataMask"],
+            crs=self.crs,
+            transform=self.transform @ Affine.translation(0, row0) if row0 else self.transform,
+            tags=dict(self.tags),
+        )
+
+
+def _decode(name: str, band: np.ndarray) -> np.ndarray:
+    if name in REFLECTANCE_BANDS:
+        return band.astype(np.float32) / SCALE
+    return band.astype(np.uint8)
 
 
 def read_scene(path: str | os.PathLike) -> Scene:
     """Read and check a scene GeoTIFF; raise :class:`DeepsnowError` naming the file on any defect."""
-    path = Path(path)
-    if not path.exists():
-        raise DeepsnowError(f"{path}: scene file not found")
-    try:
-        with rasterio.open(path) as src:
-            if src.driver != "GTiff":
-                raise DeepsnowError(f"{path}: expected a GeoTIFF scene, got a {src.driver} file")
-            if src.crs is None:
-                raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
-            names = list(src.descriptions)
-            if src.count != len(BANDS) or tuple(names) != BANDS:
-                raise DeepsnowError(
-                    f"{path}: expected {len(BANDS)} bands {list(BANDS)}, found {src.count} bands {names}"
-                )
-            if src.dtypes[0] != "uint16":
-                raise DeepsnowError(f"{path}: expected uint16 bands, found {src.dtypes[0]}")
-            data = src.read()
-            crs, transform, tags = src.crs, src.transform, src.tags()
-    except DeepsnowError:
-        raise
-    except Exception as exc:  # RasterioError, CPLE_* from GDAL on truncated files
-        raise DeepsnowError(f"{path}: not a readable GeoTIFF scene (truncated or corrupt?): {exc}") from exc
-    refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(REFLECTANCE_BANDS)}
-    return Scene(
-        reflectance=refl,
-        scl=data[5].astype(np.uint8),
-        data_mask=data[6].astype(np.uint8),
-        crs=crs,
-        transform=transform,
-        tags=tags,
-    )
+    with SceneFile(path) as sc:
+        return sc.read()

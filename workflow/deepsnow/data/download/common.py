@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
@@ -276,24 +276,47 @@ def scene_tags(source: str, area: Area, season: str, date: str, **extra) -> dict
 
 def write_dn_scene(
     path, dn: dict[str, np.ndarray], scl: np.ndarray, data_mask: np.ndarray, grid: Grid, tags: dict
-) -> None:
-    """Write a scene from reflectance x 10000 values (``dn``, offset already removed), via ``write_scene``.
+) -> dict:
+    """Write a scene from reflectance x 10000 values (``dn``, offset already removed), in row strips.
 
-    Pixels with ``data_mask == 0`` get 0 in every band.
+    Pixels with ``data_mask == 0`` get 0 in every band. ``dn`` values may be arrays or anything
+    sliced by rows to arrays (``dn[b][r0:r1]``). Returns the counts of :func:`write_dn_strips`.
     """
-    from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCL_NODATA, write_scene
+    return write_dn_strips(path, whole_strips(dn, scl, data_mask), grid, tags)
 
-    valid = data_mask.astype(bool)
-    refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS}
-    write_scene(
-        path,
-        refl,
-        np.where(valid, scl, SCL_NODATA).astype(np.uint8),
-        valid.astype(np.uint8),
-        grid.crs,
-        grid.transform,
-        tags=tags,
-    )
+
+def whole_strips(dn: dict, scl: np.ndarray, mask: np.ndarray, rows: int | None = None):
+    """Row strips ``(row0, dn, scl, mask)`` of whole-grid arrays, ``rows`` rows each (:func:`window_rows`)."""
+    from deepsnow.data.scene import window_rows
+
+    step = window_rows(rows)
+    for r0 in range(0, scl.shape[0], step):
+        r1 = min(scl.shape[0], r0 + step)
+        yield r0, {b: v[r0:r1] for b, v in dn.items()}, scl[r0:r1], mask[r0:r1]
+
+
+def write_dn_strips(path, strips, grid: Grid, tags: dict, check=None) -> dict:
+    """Write a scene strip by strip (:class:`~deepsnow.data.scene.SceneWriter`) from ``(row0, dn, scl, mask)``
+    full-width row strips in order (``dn``: reflectance x 10000; ``mask`` non-zero where valid).
+
+    Returns ``{"scl": SCL counts of the valid pixels (invalid ones as 0), "valid": n, "total": n}``.
+    ``check(counts)``, when given, runs before the file is put in place and may raise to leave nothing.
+    """
+    from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCL_N_CLASSES, SCL_NODATA, SceneWriter, scl_counts
+
+    counts = {"scl": np.zeros(SCL_N_CLASSES, dtype=np.int64), "valid": 0, "total": 0}
+    with SceneWriter(path, grid.height, grid.width, grid.crs, grid.transform, tags=tags) as out:
+        for r0, dn, scl, mask in strips:
+            valid = np.asarray(mask).astype(bool)
+            refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS}
+            scl8 = np.where(valid, scl, SCL_NODATA).astype(np.uint8)
+            out.write(r0, refl, scl8, valid.astype(np.uint8))
+            counts["scl"] += scl_counts(scl, valid)[:SCL_N_CLASSES]
+            counts["valid"] += int(valid.sum())
+            counts["total"] += valid.size
+        if check is not None:
+            check(counts)
+    return counts
 
 
 #: The keys of :func:`deepsnow.data.scene.scene_stats` a download summary reports.
@@ -308,22 +331,37 @@ def download_stats(scl: np.ndarray, data_mask: np.ndarray) -> dict:
     return {k: stats[k] for k in DOWNLOAD_STATS}
 
 
+def download_stats_of(counts: dict) -> dict:
+    """:func:`download_stats` from the counts :func:`write_dn_strips` returns."""
+    from deepsnow.data.scene import stats_from_counts
+
+    stats = stats_from_counts(counts["scl"], counts["valid"], counts["total"])
+    return {k: stats[k] for k in DOWNLOAD_STATS}
+
+
 # --------------------------------------------------------------------------- the download skeleton
 
 
 @dataclass
 class Pixels:
-    """What a source read for one area and season, ready to be written as a scene."""
+    """What a source read for one area and season, ready to be written as a scene.
 
-    dn: dict  # band -> reflectance x 10000, offset already removed
-    scl: np.ndarray
-    mask: np.ndarray  # bool: valid pixels (the scene's dataMask)
+    Either whole-grid arrays (``dn``, ``scl``, ``mask``) or ``strips``: full-width row strips
+    ``(row0, dn, scl, mask)`` in order, produced while the scene is written (a mosaic goes
+    straight into the GeoTIFF). ``no_valid``: the error when no pixel turns out valid.
+    """
+
+    dn: dict | None  # band -> reflectance x 10000, offset already removed (or row-sliceable)
+    scl: np.ndarray | None
+    mask: np.ndarray | None  # bool: valid pixels (the scene's dataMask)
     grid: Grid
     tags: dict
     requests: dict  # request counts, reported in the summary
     facts: dict = field(default_factory=dict)  # the source's own record of the read, for its summary
     origin: str = ""  # what the pixels came from, for the log line (" from <item> of <date>")
-    note: str = ""  # appended to the log line
+    note: str | Callable[[], str] = ""  # appended to the log line (a callable: asked after writing)
+    strips: Iterable | None = None
+    no_valid: str = ""
 
 
 class Source(Protocol):
@@ -358,8 +396,13 @@ def fetch_scene(source: Source, output) -> dict:
     found, from_cache = source.search()
     chosen = source.choose(found)
     px = source.read(chosen)
-    write_dn_scene(output, px.dn, px.scl, px.mask.astype(np.uint8), px.grid, px.tags)
-    stats = download_stats(px.scl, px.mask)
+    strips = px.strips if px.strips is not None else whole_strips(px.dn, px.scl, px.mask)
+
+    def check(counts: dict) -> None:
+        if px.no_valid and counts["valid"] == 0:
+            raise DownloadError(area.name, season, px.no_valid)
+
+    stats = download_stats_of(write_dn_strips(output, strips, px.grid, px.tags, check=check))
     # "SCL snow" is SCL class 11 alone: the mask stage's snow (SCL 11 or NDSI) is often much larger
     source.log.info(
         "%s/%s: wrote %s%s (valid %.1f %%, cloud %.1f %%, SCL snow %.1f %%)%s",
@@ -370,7 +413,7 @@ def fetch_scene(source: Source, output) -> dict:
         100 * stats["valid_fraction"],
         100 * stats["cloud_fraction"],
         100 * stats["snow_fraction"],
-        px.note,
+        px.note() if callable(px.note) else px.note,
     )
     return {
         "source": source.name,

@@ -512,18 +512,12 @@ class SentinelHubSource:
         return ok
 
     def read(self, ok: list[dict]) -> Pixels:
-        """The least-cloudy mosaic of the window over the area's grid, tile by tile (Process API)."""
+        """The least-cloudy mosaic of the window over the area's grid, tile by tile (Process API), as row
+        strips written straight into the scene: one row of tiles in memory at a time."""
         area, season, grid = self.area, self.season, self.grid
         start, end = area.window(season)
-        stack, tiles, counts = self._mosaic()
-        mask = stack[6] > 0
-        if not mask.any():
-            raise _fail(
-                area,
-                season,
-                f"the Process API returned no valid pixel between {start} and {end} (no acquisition with cloud "
-                f"cover <= {self.max_cc:g} % covers the area)",
-            )
+        tiles = split_grid(grid, int(self.sh["max_tile_px"]))
+        counts = {"process_requests": 0, "cache_hits": 0}
         best = ok[0]
         tags = scene_tags(
             "sentinelhub",
@@ -533,40 +527,53 @@ class SentinelHubSource:
             least_cloudy=f"{(best['datetime'] or '')[:10]} {best['id']} ({best['cloud_cover']:g} %)",
         )
         return Pixels(
-            dn=dict(zip(REFLECTANCE_BANDS, stack[:5])),
-            scl=stack[5],
-            mask=mask,
+            dn=None,
+            scl=None,
+            mask=None,
             grid=grid,
             tags=tags,
             requests=counts,
             facts={"tiles": len(tiles)},
-            note=f"; {counts['process_requests']} Process request(s), {counts['cache_hits']} from the cache",
+            note=lambda: f"; {counts['process_requests']} Process request(s), {counts['cache_hits']} from the cache",
+            strips=self._mosaic(tiles, counts),
+            no_valid=(
+                f"the Process API returned no valid pixel between {start} and {end} (no acquisition with cloud "
+                f"cover <= {self.max_cc:g} % covers the area)"
+            ),
         )
 
-    def _mosaic(self) -> tuple[np.ndarray, list, dict]:
-        """The (7, h, w) stack of the area's grid from one Process request per tile; tiles; request counts."""
+    def _mosaic(self, tiles: list, counts: dict):
+        """Full-width row strips ``(row0, dn, scl, mask)`` of the area's grid, one per row of tiles, each
+        from one Process request per tile; ``counts`` counts the requests."""
         grid = self.grid
-        tiles = split_grid(grid, int(self.sh["max_tile_px"]))
-        counts = {"process_requests": 0, "cache_hits": 0}
-        stack = np.zeros((N_BANDS, grid.height, grid.width), dtype=np.uint16)
-        for i, (r0, r1, c0, c1) in enumerate(tiles):
-            sub = grid.sub(r0, r1, c0, c1)
-            log.info(
-                "%s/%s: tile %d/%d, %d x %d px", self.area.name, self.season, i + 1, len(tiles), sub.width, sub.height
-            )
-            stack[:, r0:r1, c0:c1] = fetch_tile(
-                self.cfg,
-                self.sh_collection,
-                sub,
-                self.area,
-                self.season,
-                self.max_cc,
-                self.sh["mosaicking_order"],
-                self.cache,
-                counts,
-                self._log_in,
-            )
-        return stack, tiles, counts
+        for r0, r1 in sorted({(t[0], t[1]) for t in tiles}):
+            strip = np.zeros((N_BANDS, r1 - r0, grid.width), dtype=np.uint16)
+            for i, (t0, t1, c0, c1) in enumerate(tiles):
+                if (t0, t1) != (r0, r1):
+                    continue
+                sub = grid.sub(t0, t1, c0, c1)
+                log.info(
+                    "%s/%s: tile %d/%d, %d x %d px",
+                    self.area.name,
+                    self.season,
+                    i + 1,
+                    len(tiles),
+                    sub.width,
+                    sub.height,
+                )
+                strip[:, :, c0:c1] = fetch_tile(
+                    self.cfg,
+                    self.sh_collection,
+                    sub,
+                    self.area,
+                    self.season,
+                    self.max_cc,
+                    self.sh["mosaicking_order"],
+                    self.cache,
+                    counts,
+                    self._log_in,
+                )
+            yield r0, dict(zip(REFLECTANCE_BANDS, strip[:5])), strip[5], strip[6] > 0
 
     def details(self, scenes: list[dict], from_cache: bool, ok: list[dict], px: Pixels) -> dict:
         return {

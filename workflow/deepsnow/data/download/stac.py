@@ -520,8 +520,24 @@ def _reflectance_dn(item: dict, raw: dict, mode: str) -> tuple[dict, dict]:
         _, asset = _asset(item, b)
         scale, offset, why = scale_offset(item, asset, mode)
         offsets[b] = {"scale": scale, "offset": offset, "why": why}
-        dn[b] = raw[b].astype(np.float64) * (scale * 10000.0) + offset * 10000.0
+        dn[b] = ScaledDN(raw[b], scale * 10000.0, offset * 10000.0)
     return dn, offsets
+
+
+class ScaledDN:
+    """``raw * factor + add`` in float64, computed only for the rows sliced (``dn[r0:r1]``), so the
+    scene writer never holds a whole float64 copy of a band."""
+
+    def __init__(self, raw: np.ndarray, factor: float, add: float):
+        self.raw, self.factor, self.add = raw, factor, add
+        self.shape = raw.shape
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.raw[rows].astype(np.float64) * self.factor + self.add
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
 
 
 def _read_candidate(item, area, season, res, epsg, st, cache):

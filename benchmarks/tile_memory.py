@@ -1,0 +1,249 @@
+"""Peak memory and wall time of the data stages on a full Sentinel-2 tile (10,980 x 10,980 px) and a 2048² scene.
+
+1. Simulates one small area (``deepsnow simulate``, ``--base`` px) and mirror-tiles its snow-free scene
+   and its true snow scene into scenes of each ``--sizes`` side, in the project's scene format
+   (``scenes/<aoi>/snowfree.tif`` and ``truth/<aoi>/snow.tif`` under ``--work``), strip by strip.
+2. Writes a tiny cycleGAN checkpoint (``--ngf``, ``--n-blocks``) for ``deepsnow translate``.
+3. Runs ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
+   ``deepsnow translate`` on each scene as child processes, and prints each one's peak RSS
+   (``os.wait4``: the child's own ``ru_maxrss``) and wall time, the sizes side by side, so that memory
+   growth with area shows (it should be flat). A child whose RSS passes ``--max-rss-gb`` is killed
+   (reported as such) so that the benchmark cannot exhaust a shared machine.
+
+The builders run in child processes too, so the benchmark's own process stays small (a child forked
+from a large parent would report the parent's pages as its own peak).
+
+Usage: python benchmarks/tile_memory.py [--work /tmp/tile_memory] [--sizes 2048 10980] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+AOI = "tile00"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- children
+
+
+def run_measured(cmd: list[str], max_rss_gb: float, log_path: Path) -> dict:
+    """Run ``cmd``; its peak RSS (GB, from ``wait4``), wall time (s), exit status; killed past ``max_rss_gb``."""
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    t0 = time.perf_counter()
+    with open(log_path, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        killed = threading.Event()
+        stop = threading.Event()
+
+        def watch() -> None:
+            status = Path(f"/proc/{proc.pid}/status")
+            while not stop.wait(0.25):
+                try:
+                    line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+                except (OSError, StopIteration):
+                    return
+                if int(line.split()[1]) * 1024 > max_rss_gb * 1e9:
+                    killed.set()
+                    os.kill(proc.pid, signal.SIGKILL)
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        stop.set()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    return {
+        "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9,  # Linux: kilobytes
+        "wall_s": wall,
+        "rc": proc.returncode,
+        "killed_over_limit": killed.is_set(),
+    }
+
+
+def deepsnow(*args: str) -> list[str]:
+    return [sys.executable, "-m", "deepsnow.cli", *args]
+
+
+# --------------------------------------------------------------------------- builders (run as children)
+
+
+def mirror_index(n_out: int, n_in: int):
+    """Indices ``0 .. n_out`` folded back and forth into ``0 .. n_in`` (mirror tiling: no seams)."""
+    import numpy as np
+
+    j = np.arange(n_out) % (2 * n_in)
+    return np.where(j < n_in, j, 2 * n_in - 1 - j)
+
+
+def build_scene(base: Path, out: Path, size: int) -> None:
+    """Mirror-tile the scene ``base`` into a ``size`` x ``size`` scene ``out`` (same format, tags, origin)."""
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    from deepsnow.data.scene import BANDS, scene_profile
+    from deepsnow.io import atomic_output
+
+    with rasterio.open(base) as src:
+        data, crs, transform, tags = src.read(), src.crs, src.transform, src.tags()
+    _, h, w = data.shape
+    cols = mirror_index(size, w)
+    tags["DEEPSNOW_NOTE"] = f"mirror-tiled from {base.name} ({h} x {w} px) by benchmarks/tile_memory.py"
+    with atomic_output(out, suffix=".tif") as tmp:
+        with rasterio.open(tmp, "w", **scene_profile(size, size, crs, transform)) as dst:
+            for r0 in range(0, size, 1024):
+                r1 = min(size, r0 + 1024)
+                rows = mirror_index(r1, h)[r0:r1]
+                dst.write(np.ascontiguousarray(data[:, rows][:, :, cols]), window=Window(0, r0, size, r1 - r0))
+            for i, b in enumerate(BANDS, start=1):
+                dst.set_band_description(i, b)
+            dst.update_tags(**tags)
+
+
+def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
+    """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
+    import torch
+
+    from deepsnow.gan import checkpoint as ckpt
+    from deepsnow.gan import networks
+
+    torch.manual_seed(0)
+    arch = networks.Architecture(ngf=ngf, ndf=4, n_blocks=n_blocks)
+    payload = {
+        "format": ckpt.FORMAT,
+        "version": ckpt.VERSION,
+        "epoch": 1,
+        "iteration": 1,
+        "arch": arch.as_dict(),
+        "config": {"ngf": ngf, "n_blocks": n_blocks},
+        "G_A": networks.build_generator(arch).state_dict(),
+        "G_B": networks.build_generator(arch).state_dict(),
+        "D_A": networks.build_discriminator(arch).state_dict(),
+        "D_B": networks.build_discriminator(arch).state_dict(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.save(payload, out)
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def prepare(args, work: Path) -> tuple[Path, Path, Path]:
+    """The simulated base scenes and the checkpoint (made once, kept in ``work``)."""
+    base = work / "base"
+    sf, truth = base / "snowfree.tif", base / "truth.tif"
+    if not (sf.exists() and truth.exists()):
+        log(f"simulating a {args.base} x {args.base} px area")
+        data = {"simulator": {"size": args.base, "seed": 5, "cloudy_scene_fraction": 1.0, "cloud_cover": 0.1}}
+        subprocess.run(
+            deepsnow("simulate", "--params", json.dumps(data), "--aoi", "sim00", "--snowfree", str(sf),
+                     "--snow", str(base / "snow.tif"), "--truth", str(truth)),
+            check=True,
+        )  # fmt: skip
+    ckpt = work / "checkpoint" / "epoch_001.pt"
+    if not ckpt.exists():
+        subprocess.run([sys.executable, __file__, "_checkpoint", str(ckpt), str(args.ngf), str(args.n_blocks)], check=True)
+    return sf, truth, ckpt
+
+
+def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
+    scene, truth = d / "scenes" / AOI / "snowfree.tif", d / "truth" / AOI / "snow.tif"
+    patches = json.dumps({"size": args.patch_size, "stride": args.stride})
+    return {
+        "mask": deepsnow("mask", "--scene", str(scene), "--output", str(d / "masks" / AOI / "snowfree.tif"),
+                         "--summary", str(d / "masks" / AOI / "snowfree.json")),
+        "patches": deepsnow("patches", "--params", patches, "--scene", str(scene),
+                            "--mask", str(d / "masks" / AOI / "snowfree.tif"), "--truth", str(truth),
+                            "--output", str(d / "patches" / AOI / "snowfree.npz"),
+                            "--table", str(d / "patches" / AOI / "snowfree.csv")),
+        "translate": deepsnow("translate", "--checkpoint", str(ckpt), "--input", str(scene), "--device", "cpu",
+                              "--output", str(d / "translated" / AOI / "snowy.tif")),
+    }  # fmt: skip
+
+
+def run_size(args, work: Path, size: int, sf: Path, truth: Path, ckpt: Path) -> dict:
+    d = work / f"s{size}"
+    for src, dst in ((sf, d / "scenes" / AOI / "snowfree.tif"), (truth, d / "truth" / AOI / "snow.tif")):
+        if not dst.exists():
+            log(f"building {dst} ({size} x {size} px, mirror-tiled)")
+            t = run_measured([sys.executable, __file__, "_build", str(src), str(dst), str(size)], 1e9, work / "build.log")
+            if t["rc"] != 0:
+                raise SystemExit(f"building {dst} failed; see {work / 'build.log'}")
+            log(f"built in {t['wall_s']:.0f} s ({size * size / t['wall_s'] / 1e6:.1f} Mpx/s)")
+    out = {}
+    for stage, cmd in stage_commands(args, d, ckpt).items():
+        if stage in args.skip:
+            continue
+        log(f"{size} px: {stage} ...")
+        r = run_measured(cmd, args.max_rss_gb, d / f"{stage}.log")
+        r["mpx_per_s"] = size * size / r["wall_s"] / 1e6
+        out[stage] = r
+        what = "KILLED over --max-rss-gb" if r["killed_over_limit"] else f"exit {r['rc']}"
+        log(f"{size} px: {stage}: peak RSS {r['peak_rss_gb']:.2f} GB, {r['wall_s']:.1f} s "
+            f"({r['mpx_per_s']:.2f} Mpx/s), {what}; log {d / (stage + '.log')}")  # fmt: skip
+    return out
+
+
+def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_build":
+        build_scene(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_checkpoint":
+        build_checkpoint(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/tile_memory"), help="scratch folder (scenes are kept)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 10980], help="scene sides in px")
+    ap.add_argument("--base", type=int, default=512, help="side of the simulated area that is mirror-tiled")
+    ap.add_argument("--patch-size", type=int, default=256, help="patches.size (the paper's 256)")
+    ap.add_argument("--stride", type=int, default=256, help="patches.stride")
+    ap.add_argument("--ngf", type=int, default=4, help="generator width of the translate checkpoint")
+    ap.add_argument("--n-blocks", type=int, default=1, help="residual blocks of the translate checkpoint")
+    ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage whose RSS passes this")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["mask", "patches", "translate"], help="stages to skip")
+    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    sf, truth, ckpt = prepare(args, args.work)
+    results = {size: run_size(args, args.work, size, sf, truth, ckpt) for size in args.sizes}
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2) + "\n")
+    bad = [(s, st) for s, r in results.items() for st, x in r.items() if x["rc"] != 0]
+    return 1 if bad else 0
+
+
+def print_table(results: dict) -> None:
+    sizes = list(results)
+    head = "stage".ljust(10) + "".join(f"| {f'{s} x {s}':>24} " for s in sizes)
+    print("\n" + head + "\n" + "-" * len(head))
+    stages = sorted({st for r in results.values() for st in r}, key=["mask", "patches", "translate"].index)
+    for st in stages:
+        cells = []
+        for s in sizes:
+            x = results[s].get(st)
+            if x is None:
+                cells.append("| " + "-".rjust(24) + " ")
+                continue
+            flag = "!" if x["rc"] else ""
+            cells.append(f"| {x['peak_rss_gb']:6.2f} GB {x['wall_s']:7.1f} s{flag:>1}   ")
+        print(st.ljust(10) + "".join(cells))
+    print("(peak RSS of each child process, wall time; ! = failed or killed over --max-rss-gb)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
