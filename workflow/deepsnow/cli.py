@@ -21,6 +21,7 @@ log = logging.getLogger("deepsnow")
 
 #: Modules whose ``register(subparsers)`` add subcommands, in workflow order.
 COMMAND_MODULES = (
+    "deepsnow.plan",
     "deepsnow.data.commands",
     "deepsnow.gan.commands",
     "deepsnow.features.commands",
