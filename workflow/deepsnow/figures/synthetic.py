@@ -1,6 +1,6 @@
 """Figure 9: the synthetic change products at scene scale, from the STAC catalog of the synthesize stage.
 
-For every product (catalog item): the real snow-free scene (before), the synthetic after-snowfall
+For every product (catalog item; the first MAX_ITEMS of them): the real snow-free scene (before), the synthetic after-snowfall
 scene, the real snow-season scene of the area (when there is one) and the simulator's true snow
 scene (simulator data), each at scene scale (decimated reads, overviews where the file has them),
 and below them the same zoomed window at full resolution (its box drawn on the scene panels).
@@ -21,6 +21,8 @@ from deepsnow.figures import common
 PANELS = {"before": "before (real)", "after_synthetic": "synthetic after", "after_real": "real after", "truth": "truth (simulator)"}
 PREVIEW_PX = 480
 ZOOM_PX = 96
+#: products shown at most (a run may synthesize thousands; the catalog lists them all)
+MAX_ITEMS = 6
 
 
 def read_items(catalog) -> list[dict]:
@@ -92,7 +94,8 @@ def build_figure9(params: dict, catalog) -> common.Drawn:
     """Figure 9 from the synthetic products' STAC catalog."""
     import rasterio
 
-    items = read_items(catalog)
+    every = read_items(catalog)
+    items = every[:MAX_ITEMS]
     panels = []
     for it in items:
         window = zoom_window(it["assets"]["before"], it["rgb"])
@@ -105,13 +108,13 @@ def build_figure9(params: dict, catalog) -> common.Drawn:
         panels.append((it["id"], row, window))
     sources = {it["source"] for it in items if it["source"]}
     data = common.data_label("+".join(sorted(sources)) if sources else None)
-    fig = figure9(panels, data)
+    fig = figure9(panels, data, shown=f"{len(items)} of {len(every)} products: " if len(every) > len(items) else "")
     inputs = [Path(catalog)] + [p for it in items for p in it["assets"].values()]
     extra = {"items": [it["id"] for it in items], "zoom_windows": {p[0]: list(p[2]) for p in panels}}
     return common.Drawn(fig, inputs, extra)
 
 
-def figure9(panels, data: str = common.UNKNOWN_DATA):
+def figure9(panels, data: str = common.UNKNOWN_DATA, shown: str = ""):
     """Rows of scene-scale panels, each followed by the zoomed window; ``panels`` = [(id, {key: (scene,
     zoom, factor)}, (col, row, w, h))]."""
     from matplotlib.patches import Rectangle
@@ -136,5 +139,5 @@ def figure9(panels, data: str = common.UNKNOWN_DATA):
             top.set_title(f"{name}: {PANELS[keys[j]]}")
             bottom.imshow(zoom, interpolation="nearest")
             bottom.set_title(f"zoom {w}x{h} px at ({r}, {c})", fontsize=7.5)
-    fig.suptitle(f"Figure 9: synthetic change products at scene scale ({data})")
+    fig.suptitle(f"Figure 9: synthetic change products at scene scale ({shown}{data})")
     return fig

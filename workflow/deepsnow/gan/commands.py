@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or of each tile (the generator's own behaviour on a tile)",
     )
     p.add_argument(
-        "--stats-px", type=int, default=2**21,
-        help="--norm scene: pixels measured for the statistics at most (default 2097152; larger scenes "
+        "--stats-px", type=int, default=2**20,
+        help="--norm scene: pixels measured for the statistics at most (default 1048576; larger scenes "
         "are sampled by an evenly spread grid of tiles)",
     )
     p.add_argument("--rgb-max", type=float, default=1.0, help="reflectance mapped to 255 (scene input; default 1.0)")
