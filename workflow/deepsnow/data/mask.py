@@ -35,7 +35,8 @@ import rasterio
 from rasterio.windows import Window
 
 from deepsnow import DeepsnowError
-from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, Progress, SceneFile, aligned_rows
+from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, Progress, SceneFile
+from deepsnow.data.scene import aligned_rows, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
 from deepsnow.io import atomic_output, write_json
 
@@ -148,7 +149,7 @@ def mask_scene(
     """
     scene_path = Path(scene_path)
     rows = window_rows_of(window_rows)
-    with SceneFile(scene_path) as scene, atomic_output(out_tif, suffix=".tif") as tmp:
+    with raster_env(), SceneFile(scene_path) as scene, atomic_output(out_tif, suffix=".tif") as tmp:
         h, w = scene.shape
         with rasterio.open(tmp, "w", **_class_profile(h, w, scene.crs, scene.transform)) as dst:
             counts = _classify_windows(scene, dst, params, aligned_rows(rows, dst.block_shapes[0][0]))

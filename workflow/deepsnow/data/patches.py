@@ -38,7 +38,7 @@ from rasterio.transform import Affine
 
 from deepsnow import DeepsnowError
 from deepsnow.data.mask import CLOUD, SHADOW, SNOW, WATER, INVALID, MaskFile
-from deepsnow.data.scene import SEASONS, Progress, SceneFile
+from deepsnow.data.scene import SEASONS, Progress, SceneFile, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
 from deepsnow.io import NpzArray, atomic_output, save_npz_stream
 
@@ -157,6 +157,7 @@ def cut_patches(
     size, stride = int(params["size"]), int(params["stride"])
     rows = window_rows_of(window_rows)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(raster_env())
         scene, season, aoi = _open_scene_checked(stack, scene_path, size)
         mask = _open_on_grid(stack, MaskFile, mask_path, scene, "mask")
         truth = _open_on_grid(stack, SceneFile, Path(truth_path), scene, "truth scene") if truth_path else None

@@ -119,6 +119,19 @@ def window_rows(rows: int | None = None) -> int:
     return int(rows)
 
 
+#: GDAL's block cache for the windowed stages, in MB, unless ``GDAL_CACHEMAX`` is set: GDAL's
+#: default (5 % of the machine's memory) would fill up with blocks each read once and dominate
+#: the peak memory on a large scene.
+GDAL_CACHE_MB = 128
+
+
+def raster_env():
+    """A ``rasterio.Env`` for the windowed stages: GDAL's block cache bounded (``GDAL_CACHE_MB``)."""
+    if os.environ.get("GDAL_CACHEMAX"):
+        return rasterio.Env()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+
+
 def aligned_rows(rows: int, block: int) -> int:
     """``rows`` rounded down to a multiple of ``block`` (at least one block)."""
     block = max(1, int(block))

@@ -302,10 +302,11 @@ def write_dn_strips(path, strips, grid: Grid, tags: dict, check=None) -> dict:
     Returns ``{"scl": SCL counts of the valid pixels (invalid ones as 0), "valid": n, "total": n}``.
     ``check(counts)``, when given, runs before the file is put in place and may raise to leave nothing.
     """
-    from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCL_N_CLASSES, SCL_NODATA, SceneWriter, scl_counts
+    from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCL_N_CLASSES, SCL_NODATA, SceneWriter
+    from deepsnow.data.scene import raster_env, scl_counts
 
     counts = {"scl": np.zeros(SCL_N_CLASSES, dtype=np.int64), "valid": 0, "total": 0}
-    with SceneWriter(path, grid.height, grid.width, grid.crs, grid.transform, tags=tags) as out:
+    with raster_env(), SceneWriter(path, grid.height, grid.width, grid.crs, grid.transform, tags=tags) as out:
         for r0, dn, scl, mask in strips:
             valid = np.asarray(mask).astype(bool)
             refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS}
