@@ -215,6 +215,10 @@ SYNTH_SCENES = {
     **{s["name"]: s["path"] for s in SYNTH["scenes"]},
 }
 SYNTH_CATALOG = R("synthetic/catalog.json")
+# synthesize.reflectance: the approximate reflectance product beside the RGB one
+SYNTH_REFLECTANCE = (
+    {"reflectance": R("synthetic/{name}/snow_reflectance.tif")} if SYNTH["reflectance"] else {}
+)
 
 
 def synthesize_inputs(wildcards):
@@ -225,7 +229,8 @@ def synthesize_inputs(wildcards):
         inputs["checkpoints"] = [R(f"train/checkpoints/epoch_{e:03d}.pt") for e in KEPT]
         inputs["metrics"] = R("metrics/metrics.csv")
     else:
-        inputs["checkpoints"] = R(f"train/checkpoints/epoch_{KEPT[-1] if epoch == 'last' else epoch:03d}.pt")
+        chosen = KEPT[-1] if epoch == "last" else epoch
+        inputs["checkpoints"] = R(f"train/checkpoints/epoch_{chosen:03d}.pt")
     return inputs
 
 
@@ -241,7 +246,7 @@ def synthesize_companions(name):
 
 def synthesize_options(wildcards, input, output):
     """--metrics, --reflectance-output, --after-real, --truth as the scene has them."""
-    given = {k: input.get(k) for k in ("metrics",)} | {"reflectance_output": output.get("reflectance")}
+    given = {"metrics": input.get("metrics"), "reflectance_output": output.get("reflectance")}
     given |= synthesize_companions(wildcards.name)
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)
 

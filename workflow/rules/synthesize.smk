@@ -8,9 +8,9 @@ rule synthesize:
     input:
         unpack(synthesize_inputs),
     output:
+        **SYNTH_REFLECTANCE,
         cog=R("synthetic/{name}/snow.tif"),
         summary=R("synthetic/{name}/snow.summary.json"),
-        **({"reflectance": R("synthetic/{name}/snow_reflectance.tif")} if SYNTH["reflectance"] else {}),
     log:
         R("logs/synthesize/{name}.log"),
     benchmark:
