@@ -4,7 +4,8 @@
    and its true snow scene into scenes of each ``--sizes`` side, in the project's scene format
    (``scenes/<aoi>/snowfree.tif`` and ``truth/<aoi>/snow.tif`` under ``--work``), strip by strip.
 2. Writes a tiny cycleGAN checkpoint (``--ngf``, ``--n-blocks``) for ``deepsnow translate``.
-3. Runs ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
+3. Runs the download writer (the scene's pixels rewritten through ``write_dn_strips`` in strips of
+   2500 rows, as a Sentinel Hub mosaic arrives), ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
    ``deepsnow translate`` on each scene as child processes, and prints each one's peak RSS
    (``os.wait4``: the child's own ``ru_maxrss``) and wall time, the sizes side by side, so that memory
    growth with area shows (it should be flat). A child whose RSS passes ``--max-rss-gb`` is killed
@@ -30,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AOI = "tile00"
+STAGES = ["download-write", "mask", "patches", "translate"]
 
 
 def log(msg: str) -> None:
@@ -114,6 +116,28 @@ def build_scene(base: Path, out: Path, size: int) -> None:
             dst.update_tags(**tags)
 
 
+def write_like_a_download(scene: Path, out: Path, strip_rows: int) -> None:
+    """The download writer on a full grid: ``scene``'s pixels as reflectance x 10000 in strips of
+    ``strip_rows`` rows (a row of Sentinel Hub Process API tiles is at most 2500), through
+    :func:`deepsnow.data.download.common.write_dn_strips`, as a download writes them."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from deepsnow.data.download.common import Grid, write_dn_strips
+    from deepsnow.data.scene import REFLECTANCE_BANDS
+
+    with rasterio.open(scene) as src:
+        h, w, t = src.height, src.width, src.transform
+        grid = Grid(src.crs.to_epsg(), t.c, t.f, w, h, t.a)
+
+        def strips():  # uint16 strips of all 7 bands, as the Sentinel Hub mosaic yields them
+            for r0 in range(0, h, strip_rows):
+                stack = src.read(window=Window(0, r0, w, min(h, r0 + strip_rows) - r0))
+                yield r0, dict(zip(REFLECTANCE_BANDS, stack[:5])), stack[5], stack[6] > 0
+
+        write_dn_strips(out, strips(), grid, src.tags())
+
+
 def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
     """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
     import torch
@@ -164,6 +188,7 @@ def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
     scene, truth = d / "scenes" / AOI / "snowfree.tif", d / "truth" / AOI / "snow.tif"
     patches = json.dumps({"size": args.patch_size, "stride": args.stride})
     return {
+        "download-write": [sys.executable, __file__, "_write", str(scene), str(d / "downloaded.tif"), "2500"],
         "mask": deepsnow("mask", "--scene", str(scene), "--output", str(d / "masks" / AOI / "snowfree.tif"),
                          "--summary", str(d / "masks" / AOI / "snowfree.json")),
         "patches": deepsnow("patches", "--params", patches, "--scene", str(scene),
@@ -202,6 +227,9 @@ def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_build":
         build_scene(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
         return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_write":
+        write_like_a_download(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_checkpoint":
         build_checkpoint(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
         return 0
@@ -214,7 +242,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ngf", type=int, default=4, help="generator width of the translate checkpoint")
     ap.add_argument("--n-blocks", type=int, default=1, help="residual blocks of the translate checkpoint")
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage whose RSS passes this")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["mask", "patches", "translate"], help="stages to skip")
+    ap.add_argument("--skip", nargs="*", default=[], choices=STAGES, help="stages to skip")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -229,9 +257,9 @@ def main(argv=None) -> int:
 
 def print_table(results: dict) -> None:
     sizes = list(results)
-    head = "stage".ljust(10) + "".join(f"| {f'{s} x {s}':>24} " for s in sizes)
+    head = "stage".ljust(15) + "".join(f"| {f'{s} x {s}':>24} " for s in sizes)
     print("\n" + head + "\n" + "-" * len(head))
-    stages = sorted({st for r in results.values() for st in r}, key=["mask", "patches", "translate"].index)
+    stages = sorted({st for r in results.values() for st in r}, key=STAGES.index)
     for st in stages:
         cells = []
         for s in sizes:
@@ -241,7 +269,7 @@ def print_table(results: dict) -> None:
                 continue
             flag = "!" if x["rc"] else ""
             cells.append(f"| {x['peak_rss_gb']:6.2f} GB {x['wall_s']:7.1f} s{flag:>1}   ")
-        print(st.ljust(10) + "".join(cells))
+        print(st.ljust(15) + "".join(cells))
     print("(peak RSS of each child process, wall time; ! = failed or killed over --max-rss-gb)")
 
 

@@ -308,13 +308,18 @@ def write_dn_strips(path, strips, grid: Grid, tags: dict, check=None) -> dict:
     counts = {"scl": np.zeros(SCL_N_CLASSES, dtype=np.int64), "valid": 0, "total": 0}
     with raster_env(), SceneWriter(path, grid.height, grid.width, grid.crs, grid.transform, tags=tags) as out:
         for r0, dn, scl, mask in strips:
-            valid = np.asarray(mask).astype(bool)
-            refl = {b: np.where(valid, np.asarray(dn[b], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS}
-            scl8 = np.where(valid, scl, SCL_NODATA).astype(np.uint8)
-            out.write(r0, refl, scl8, valid.astype(np.uint8))
-            counts["scl"] += scl_counts(scl, valid)[:SCL_N_CLASSES]
-            counts["valid"] += int(valid.sum())
-            counts["total"] += valid.size
+            # a strip (a row of Process API tiles: up to 2500 rows) is converted 256 rows at a time
+            for a in range(0, scl.shape[0], 256):
+                sl = slice(a, a + 256)
+                valid = np.asarray(mask[sl]).astype(bool)
+                refl = {
+                    b: np.where(valid, np.asarray(dn[b][sl], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS
+                }
+                scl8 = np.where(valid, scl[sl], SCL_NODATA).astype(np.uint8)
+                out.write(r0 + a, refl, scl8, valid.astype(np.uint8))
+                counts["scl"] += scl_counts(scl[sl], valid)[:SCL_N_CLASSES]
+                counts["valid"] += int(valid.sum())
+                counts["total"] += valid.size
         if check is not None:
             check(counts)
     return counts
