@@ -14,7 +14,9 @@ For one area and season:
    over the window, ``maxCloudCoverage`` = ``data.max_cloud_cover``, bands
    B04 B03 B02 B08 B11 SCL dataMask in DN as one UINT16 GeoTIFF (B11 resampled
    to 10 m by the service, nearest neighbour by default). The tiles are
-   mosaicked into the area's grid and written in the scene format with
+   mosaicked into the area's grid one row of tiles at a time, each row
+   written straight into the scene GeoTIFF (only that row in memory:
+   a full Sentinel-2 tile stays near 1.2 GB), in the scene format with
    ``DEEPSNOW_DATE`` = the window ``start/end`` (leastCC may take different
    pixels from different acquisitions; the least-cloudy catalogue scene is
    recorded as ``DEEPSNOW_LEAST_CLOUDY``).
