@@ -41,6 +41,11 @@ def test_scene_norm_tiles_agree_with_one_whole_scene_pass(small_generator):
     assert np.abs(per_tile.astype(float) - whole).mean() > 3 * diff.mean() + 2.0
     assert seam_score(scene, 128, 64) <= 1.05
     assert seam_score(hard, 128, 0) > 1.15
+    # statistics from a sample of the scene (over the pixel budget): still one normalisation for every
+    # tile, so still seam-free, and closer to the whole-scene pass than per-tile statistics
+    sampled, _ = translate_array(small_generator, rgb, tile=128, overlap=64, norm="scene", stats_px=2**16)
+    assert seam_score(sampled, 128, 64) <= 1.05
+    assert np.abs(sampled.astype(float) - whole).mean() < np.abs(per_tile.astype(float) - whole).mean()
     # a whole-scene pass through the scene-norm path is the plain pass (exact statistics)
     one, _ = translate_array(small_generator, rgb, tile=512, overlap=0, norm="scene")
     assert np.abs(one.astype(int) - whole).max() <= 1
