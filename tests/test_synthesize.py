@@ -249,3 +249,25 @@ def test_epoch_choice_is_checked_when_the_dag_is_built():
         validate_config(config(epoch="best:rf_auc_mean"))
     with pytest.raises(DeepsnowError, match=r"synthesize.scenes': names \['sim02'\] are held-out test areas"):
         validate_config(config(scenes=[{"name": "sim02", "path": "x.tif"}]))
+
+
+def test_a_scene_list_of_any_length_is_one_job_per_scene(tmp_path):
+    """synthesize.scenes adds one synthesize job per listed scene (no per-scene code), all in the
+    catalog and the default targets; the held-out area keeps its own."""
+    import yaml
+
+    from conftest import copy_workflow, snakemake
+    from test_workflow import job_counts
+
+    work = copy_workflow(tmp_path / "wf")
+    scenes = [{"name": f"user{i}", "path": str(_write_tif(tmp_path / f"user{i}.tif", 3, "uint8"))} for i in range(3)]
+    cfg = yaml.safe_load((work / "configs" / "test.yaml").read_text())
+    cfg["synthesize"] = {"scenes": scenes}
+    (work / "many.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "-n", "-p", "--configfile", "many.yaml")
+    out = proc.stdout + proc.stderr
+    counts = job_counts(out)
+    assert counts["synthesize"] == 4 and counts["synthetic_catalog"] == 1, counts
+    for name in ("sim02", "user0", "user1", "user2"):
+        assert f"results/test/synthetic/{name}/snow.summary.json" in out
+    assert f"--input {tmp_path / 'user2.tif'}" in out and "--truth results/test/truth/sim02/snow.tif" in out
