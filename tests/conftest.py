@@ -39,6 +39,20 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def copy_run(run: Path, dest: Path, forget: tuple[str, ...] = ()) -> Path:
+    """Copy a finished run (workflow, results and Snakemake's .snakemake records, file times kept)
+    into ``dest``, then delete the results matching the ``forget`` globs (relative to ``dest``):
+    the next run redoes those and what depends on them, as after a user deleted them."""
+    shutil.copytree(run, dest, symlinks=True)
+    for pattern in forget:
+        for path in sorted(dest.glob(pattern)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    return dest
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run snakemake in ``workdir`` with this venv's tools on PATH."""
     cmd = [str(BIN / "snakemake"), "--cores", "2", *args]
@@ -79,3 +93,13 @@ def merged_config(*files) -> dict:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def test_config_run(tmp_path_factory) -> Path:
+    """configs/test.yaml run once, undisturbed, to its final targets, shared by every test module
+    that reads a finished run (test_workflow, test_faults_runs, test_slurm). Read it, and run only
+    commands that leave its results as they are (dry runs, --report); to change a run, copy_run()."""
+    work = copy_workflow(tmp_path_factory.mktemp("test-config-run"))
+    snakemake(work, "--configfile", "configs/test.yaml")
+    return work

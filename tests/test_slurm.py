@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import BIN, REPO, copy_workflow, env_with_venv, snakemake
+from conftest import BIN, REPO, copy_workflow, env_with_venv
 from slurm_cluster import SlurmCluster, SlurmUnavailable, install, is_root
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-GPU_RULES = {"train", "embed_real", "embed_samples"}
+GPU_RULES = {"train", "embed_real", "embed_samples", "synthesize"}
 # metrics_epoch is CPU work, but it runs batched with embed_samples (group "eval"),
 # and one SLURM job has one partition: the profile sends it to the GPU partition too.
 GPU_PARTITION_RULES = GPU_RULES | {"metrics_epoch"}
@@ -138,10 +138,9 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> Path:
-    work = copy_workflow(tmp_path_factory.mktemp("local-wf"))
-    snakemake(work, "--configfile", "configs/test.yaml")
-    return work
+def local_run(test_config_run) -> Path:
+    """configs/test.yaml run locally (the suite's shared run, only read here)."""
+    return test_config_run
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,10 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """The test config run once to its final targets in a scratch copy of the workflow."""
-    work = copy_workflow(tmp_path_factory.mktemp("wf"))
-    snakemake(work, "--configfile", "configs/test.yaml")
-    return work
+def finished_run(test_config_run) -> Path:
+    """The test config run once to its final targets in a scratch copy of the workflow (the
+    suite's shared run: this module's tests only read it, dry-run it or write its report)."""
+    return test_config_run
 
 
 def test_demo_dry_run_builds_the_dag(tmp_path: Path):
