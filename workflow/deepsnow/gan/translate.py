@@ -57,6 +57,19 @@ DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 NORMS = ("scene", "tile")
 
 
+def gdal_env(**options):
+    """A ``rasterio.Env`` with ``options`` and GDAL's block cache bounded as in the windowed stages
+    (``deepsnow.data.scene.GDAL_CACHE_MB`` unless ``GDAL_CACHEMAX`` is set): its default, 5 % of the
+    machine's memory, fills with blocks written or read once (1.1 GB of a full tile's peak)."""
+    import rasterio
+
+    from deepsnow.data.scene import GDAL_CACHE_MB
+
+    if not os.environ.get("GDAL_CACHEMAX"):
+        options.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
+    return rasterio.Env(**options)
+
+
 def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2):
     """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF.
 
@@ -70,7 +83,7 @@ def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float =
     if not path.exists():
         raise DeepsnowError(f"{path}: input file not found")
     try:
-        with rasterio.open(path) as src:
+        with gdal_env(), rasterio.open(path) as src:
             count, dtype, names = src.count, src.dtypes[0], tuple(src.descriptions)
             if count == 3 and dtype == "uint8":
                 rgb = src.read().transpose(1, 2, 0)
@@ -418,13 +431,13 @@ def write_rgb(
     if h >= 256 and w >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     with atomic_output(path, suffix=".tif") as tmp:
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with gdal_env(GDAL_TIFF_INTERNAL_MASK=True):
             with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(rgb.transpose(2, 0, 1))
                 for i, name in enumerate(("red", "green", "blue"), start=1):
+                    dst.write(np.ascontiguousarray(rgb[..., i - 1]), i)  # a band at a time: no whole copy
                     dst.set_band_description(i, name)
                 if valid is not None and not valid.all():
-                    dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+                    dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
                 dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
 
 

@@ -143,16 +143,18 @@ def write_cog(path, bands: np.ndarray, crs, transform, valid: np.ndarray, names,
         profile["photometric"] = "RGB"
     cog = cog_profiles.get("deflate")
     cog.update(predictor=2, blockxsize=512, blockysize=512)
-    with atomic_output(path, suffix=".tif") as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+    from deepsnow.gan.translate import gdal_env
+
+    with atomic_output(path, suffix=".tif") as tmp, gdal_env(GDAL_TIFF_INTERNAL_MASK=True):
         source = tmp.with_name(tmp.name + ".src.tif")
         try:
             with rasterio.open(source, "w", **profile) as dst:
-                dst.write(bands)
                 for i, name in enumerate(names, start=1):
+                    dst.write(np.ascontiguousarray(bands[i - 1]), i)  # a band at a time: no whole copy
                     dst.set_band_description(i, name)
                 if scale is not None:
                     dst.scales = (scale,) * count
-                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+                dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
             with rasterio.open(source) as src:
                 cog_translate(
                     src, str(tmp), cog, overview_level=overview_levels(h, w), overview_resampling="average",
