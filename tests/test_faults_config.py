@@ -375,6 +375,7 @@ UNQUOTED_OK = {
     "wildcards.n",  # constrained to [1-68] in common.smk
     "params.truth",  # truth_option(): built with shlex.quote
     "params.inputs",  # figure_options(): built with shlex.quote
+    "params.options",  # synthesize_options(): built with shlex.quote
 }
 
 

@@ -66,8 +66,7 @@ rule figure_artifacts:
 
 
 rule report_pages:
-    """Render the run's tables (metrics, losses, artifacts, dataset), its merged config and the
-    headline numbers as HTML pages shown in the report (deepsnow/figures/report_pages.py)."""
+    """Render the run's tables, merged config and headline numbers as HTML report pages."""
     input:
         metrics=R("metrics/metrics.csv"),
         losses=R("train/losses.csv"),

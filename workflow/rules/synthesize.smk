@@ -38,7 +38,7 @@ rule synthesize:
     shell:
         "deepsnow synthesize scene --params {params.section:q} --name {wildcards.name:q}"
         " --input {input.scene:q} --checkpoints {input.checkpoints:q} --output {output.cog:q}"
-        " --summary {output.summary:q} --rgb-max {params.rgb_max} --rgb-gamma {params.rgb_gamma}"
+        " --summary {output.summary:q} --rgb-max {params.rgb_max:q} --rgb-gamma {params.rgb_gamma:q}"
         " {params.options} 2> {log:q}"
 
 
