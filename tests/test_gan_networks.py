@@ -189,6 +189,75 @@ def test_other_architecture_state_dict_is_refused(tmp_path):
         ckpt.load_generator(tmp_path / "bad_net_G_A.pth")
 
 
+def test_resize_conv_has_the_transpose_parameter_count_at_paper_size(paper_nets):
+    g_transpose, _ = paper_nets
+    g_resize = networks.build_generator(networks.Architecture(upsample="resize_conv"))
+    assert networks.count_parameters(g_resize) == networks.count_parameters(g_transpose) == 11_378_179
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g_resize.modules())
+    ups = [m for m in g_resize.modules() if isinstance(m, networks.ResizeConv)]
+    assert [(m.conv.in_channels, m.conv.out_channels) for m in ups] == [(256, 128), (128, 64)]
+    # every other layer is the reference's, at the reference's position
+    t, r = g_transpose.state_dict(), g_resize.state_dict()
+    up1 = 10 + 9
+    moved = {f"model.{up1}.weight", f"model.{up1}.bias", f"model.{up1 + 3}.weight", f"model.{up1 + 3}.bias"}
+    assert {k: v.shape for k, v in t.items() if k not in moved} == {
+        k: v.shape for k, v in r.items() if ".conv." not in k
+    }
+    assert r[f"model.{up1}.conv.weight"].shape == (128, 256, 3, 3)  # a convolution's (out, in, k, k)
+
+
+def test_resize_conv_is_nearest_upsampling_reflection_pad_and_3x3_conv():
+    torch.manual_seed(3)
+    layer = networks.init_weights(networks.ResizeConv(6, 4))
+    assert layer.conv.weight.std().item() > 0  # initialised as the reference's convolutions
+    x = torch.randn(2, 6, 5, 7)
+    up = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # nearest x2, written out
+    padded = torch.nn.functional.pad(up, (1, 1, 1, 1), mode="reflect")
+    expected = torch.nn.functional.conv2d(padded, layer.conv.weight, layer.conv.bias)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), expected, atol=1e-6)
+    g = networks.build_generator(networks.Architecture(ngf=4, n_blocks=1, upsample="resize_conv"))
+    y = g(torch.rand(1, 3, 32, 24) * 2 - 1)
+    assert y.shape == (1, 3, 32, 24) and y.abs().max() <= 1
+
+
+def test_resize_conv_maps_a_flat_image_to_a_flat_image_where_transpose_makes_a_checkerboard():
+    torch.manual_seed(0)
+    flat = torch.ones(1, 8, 6, 6)
+    with torch.no_grad():
+        resized = networks.upsampling_layer(8, 4, "resize_conv")(flat)
+        transposed = networks.upsampling_layer(8, 4, "transpose")(flat)
+    assert resized.shape == transposed.shape == (1, 4, 12, 12)
+    assert torch.allclose(resized, resized[:, :, :1, :1].expand_as(resized), atol=1e-6)
+    inner = transposed[:, :, 2:-2, 2:-2]  # the stride-2 kernel overlap repeats with period 2
+    assert torch.allclose(inner[:, :, ::2, ::2], inner[:, :, :1, :1].expand_as(inner[:, :, ::2, ::2]), atol=1e-6)
+    assert (inner[:, :, 0, 0] - inner[:, :, 1, 1]).abs().max() > 1e-3
+    with pytest.raises(DeepsnowError, match="upsample must be one of transpose, resize_conv, got 'bilinear'"):
+        networks.upsampling_layer(8, 4, "bilinear")
+
+
+def test_upsample_in_config_architecture_and_checkpoints(tmp_path):
+    assert validate_section("gan", {})["upsample"] == "transpose"
+    with pytest.raises(DeepsnowError, match=r"key 'gan.upsample'.*'bilinear' is not one of"):
+        validate_section("gan", {"upsample": "bilinear"})
+    arch = networks.Architecture.from_params(dict(TINY, upsample="resize_conv"))
+    assert arch.upsample == "resize_conv"
+    assert networks.Architecture.from_params(TINY).upsample == "transpose"
+    # checkpoints written before the key existed hold the reference's transpose generator
+    old = {k: v for k, v in networks.Architecture().as_dict().items() if k != "upsample"}
+    assert networks.Architecture.from_dict(old).upsample == "transpose"
+    with pytest.raises(DeepsnowError, match="unsupported architecture"):
+        networks.Architecture.from_dict(dict(old, upsample="bilinear"))
+    # a bare resize-conv generator state dict is recognised and loads
+    net = networks.build_generator(networks.Architecture(ngf=4, n_blocks=2, upsample="resize_conv"))
+    torch.save(net.state_dict(), tmp_path / "rc_net_G_A.pth")
+    assert networks.infer_generator_arch(net.state_dict()).upsample == "resize_conv"
+    loaded, _ = ckpt.load_generator(tmp_path / "rc_net_G_A.pth", "G_A")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+
+
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_lr_schedule_values():
     # constant for n_epochs, then linear decay: lr_l = 1 - max(0, k + 1 - n_epochs) / (n_epochs_decay + 1), k 0-based

@@ -10,11 +10,18 @@ The module layout (a ``Sequential`` called ``model``; residual blocks holding a
 the reference (``<epoch>_net_G_A.pth``) load directly into :class:`ResnetGenerator`.
 At the paper's sizes (ngf = ndf = 64, 9 blocks) the generator has 11,378,179 and
 the discriminator 2,764,737 parameters.
+
+``upsample="resize_conv"`` (not the reference) replaces each transposed convolution of the
+generator by nearest x2 upsampling, reflection padding and a 3x3 convolution: the reference
+FAQ's fix for checkerboard artifacts (Odena et al. 2016, "Deconvolution and Checkerboard
+Artifacts"). The convolution has the transposed one's weights, transposed (out, in, 3, 3), and
+its bias, so the parameter count is the same; ``transpose`` (the default) is the reference.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,6 +32,9 @@ from deepsnow.gan.sizes import discriminator_norm_sizes, min_discriminator_size 
 
 #: Norm-layer buffers that old reference checkpoints may carry (PyTorch < 0.4); never used.
 _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+
+#: The generator's x2 upsampling layers: the reference's transposed convolution, or resize-convolution.
+UPSAMPLE_MODES = ("transpose", "resize_conv")
 
 
 def norm_layer(channels: int) -> nn.Module:
@@ -50,17 +60,46 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+class ResizeConv(nn.Sequential):
+    """Nearest x2 upsampling, reflection padding 1, 3x3 convolution: a transposed convolution's
+    stand-in without its uneven kernel overlap (the checkerboard's cause, Odena et al. 2016)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            OrderedDict(
+                upsample=nn.Upsample(scale_factor=2, mode="nearest"),
+                pad=nn.ReflectionPad2d(1),
+                conv=nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=0, bias=True),
+            )
+        )
+
+
+def upsampling_layer(in_channels: int, out_channels: int, mode: str) -> nn.Module:
+    """One x2 upsampling convolution of the generator (see :data:`UPSAMPLE_MODES`)."""
+    if mode == "transpose":  # the reference's
+        return nn.ConvTranspose2d(
+            in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1, bias=True
+        )
+    if mode == "resize_conv":
+        return ResizeConv(in_channels, out_channels)
+    raise DeepsnowError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
+
+
 class ResnetGenerator(nn.Module):
     """Reference ``ResnetGenerator`` (c7s1-ngf, d2ngf, d4ngf, n x R4ngf, u2ngf, ungf, c7s1-3, tanh).
 
     Input and output are images in [-1, 1]; height and width should be multiples of 4.
+    ``upsample`` chooses the two upsampling convolutions (:data:`UPSAMPLE_MODES`).
     """
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9):
+    def __init__(
+        self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9, upsample: str = "transpose"
+    ):
         super().__init__()
         if n_blocks < 0:
             raise DeepsnowError(f"n_blocks must be >= 0, got {n_blocks}")
         self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
+        self.upsample = upsample
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=True),
@@ -80,9 +119,7 @@ class ResnetGenerator(nn.Module):
         for i in range(n_down):
             mult = 2 ** (n_down - i)
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1, output_padding=1, bias=True
-                ),
+                upsampling_layer(ngf * mult, int(ngf * mult / 2), upsample),
                 norm_layer(int(ngf * mult / 2)),
                 nn.ReLU(True),
             ]
@@ -159,6 +196,8 @@ class Architecture:
     netG: str = "resnet"
     netD: str = "basic"
     norm: str = "instance"
+    #: absent from checkpoints written before it existed: those are the reference's transpose
+    upsample: str = "transpose"
 
     @classmethod
     def from_params(cls, params: dict) -> "Architecture":
@@ -167,6 +206,7 @@ class Architecture:
             ndf=int(params["ndf"]),
             n_blocks=int(params["n_blocks"]),
             n_layers_d=int(params["n_layers_d"]),
+            upsample=str(params.get("upsample", "transpose")),
         )
 
     @classmethod
@@ -176,7 +216,12 @@ class Architecture:
         if unknown:
             raise DeepsnowError(f"{source}: unknown architecture keys {unknown}")
         arch = cls(**d)
-        if arch.netG != "resnet" or arch.netD != "basic" or arch.norm != "instance":
+        if (
+            arch.netG != "resnet"
+            or arch.netD != "basic"
+            or arch.norm != "instance"
+            or arch.upsample not in UPSAMPLE_MODES
+        ):
             raise DeepsnowError(f"{source}: unsupported architecture {asdict(arch)}")
         return arch
 
@@ -185,7 +230,7 @@ class Architecture:
 
 
 def build_generator(arch: Architecture, init: bool = True, gain: float = 0.02) -> ResnetGenerator:
-    net = ResnetGenerator(arch.input_nc, arch.output_nc, arch.ngf, arch.n_blocks)
+    net = ResnetGenerator(arch.input_nc, arch.output_nc, arch.ngf, arch.n_blocks, arch.upsample)
     return init_weights(net, gain) if init else net
 
 
@@ -238,7 +283,11 @@ def infer_generator_arch(state: dict, source: str = "state dict") -> Architectur
         raise DeepsnowError(
             f"{source}: not a ResnetGenerator state dict: final convolution 'model.{10 + n_blocks + 7}.weight' missing"
         )
-    return Architecture(ngf=ngf, n_blocks=n_blocks, input_nc=input_nc, output_nc=int(last.shape[0]))
+    # a resize-convolution generator's first upsampling layer holds its convolution as '.conv'
+    upsample = "resize_conv" if f"model.{10 + n_blocks}.conv.weight" in state else "transpose"
+    return Architecture(
+        ngf=ngf, n_blocks=n_blocks, input_nc=input_nc, output_nc=int(last.shape[0]), upsample=upsample
+    )
 
 
 def load_state_strict(net: nn.Module, state: dict, source: str, what: str) -> None:
