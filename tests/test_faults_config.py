@@ -374,6 +374,7 @@ UNQUOTED_OK = {
     "threads",  # an integer
     "wildcards.n",  # constrained to [1-68] in common.smk
     "params.truth",  # truth_option(): built with shlex.quote
+    "params.landcover",  # landcover_option(): built with shlex.quote
     "params.inputs",  # figure_options(): built with shlex.quote
     "params.options",  # synthesize_options(): built with shlex.quote
 }

@@ -9,10 +9,10 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 """
 
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "simulate": ("data/simulate.py", "data/scene.py", "io.py"),
+    "simulate": ("data/simulate.py", "data/landcover.py", "data/scene.py", "io.py"),
     "download": ("data/download", "data/scene.py", "io.py"),
     "mask": ("data/mask.py", "data/scene.py", "io.py"),
-    "patches": ("data/patches.py", "data/scene.py", "io.py"),
+    "patches": ("data/patches.py", "data/landcover.py", "data/scene.py", "io.py"),
     "split": ("data/split.py", "io.py"),
     "train": ("gan", "io.py", "locks.py"),
     "generate": ("gan", "io.py"),

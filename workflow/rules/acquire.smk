@@ -2,11 +2,12 @@
 
 
 rule simulate:
-    """Simulate one area's snow-free and snow scenes and the true snow-covered scene."""
+    """Simulate one area's snow-free and snow scenes, the true snow-covered scene and its land cover."""
     output:
         snowfree=R("scenes/{aoi}/snowfree.tif"),
         snow=R("scenes/{aoi}/snow.tif"),
         truth=R("truth/{aoi}/snow.tif"),
+        landcover=R("truth/{aoi}/landcover.tif"),
     log:
         R("logs/simulate/{aoi}.log"),
     benchmark:
@@ -21,6 +22,7 @@ rule simulate:
     shell:
         "deepsnow simulate --params {params.section:q} --aoi {wildcards.aoi:q}"
         " --snowfree {output.snowfree:q} --snow {output.snow:q} --truth {output.truth:q}"
+        " --landcover {output.landcover:q}"
         " 2> {log:q}"
 
 

@@ -119,11 +119,17 @@ def patch_inputs(wildcards):
     }
     if SIMULATED and wildcards.season == "snowfree":
         inputs["truth"] = R(f"truth/{wildcards.aoi}/snow.tif")
+    if SIMULATED:  # the simulator's labels: per-patch class fractions (both seasons)
+        inputs["landcover"] = R(f"truth/{wildcards.aoi}/landcover.tif")
     return inputs
 
 
 def truth_option(wildcards, input):
     return f"--truth {shlex.quote(input.truth)}" if "truth" in input.keys() else ""
+
+
+def landcover_option(wildcards, input):
+    return f"--landcover {shlex.quote(input.landcover)}" if "landcover" in input.keys() else ""
 
 
 def output_dir(wildcards, output):

@@ -18,6 +18,7 @@ rule patches:
         section=section("patches"),
         code=code("patches"),
         truth=truth_option,
+        landcover=landcover_option,
     shell:
         "deepsnow patches --params {params.section:q} --scene {input.scene:q} --mask {input.mask:q}"
-        " {params.truth} --output {output.shard:q} --table {output.table:q} 2> {log:q}"
+        " {params.truth} {params.landcover} --output {output.shard:q} --table {output.table:q} 2> {log:q}"

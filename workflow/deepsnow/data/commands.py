@@ -25,6 +25,9 @@ def _simulate_command(sub: argparse._SubParsersAction) -> None:
         snow="output GeoTIFF of the snow season",
         truth="output GeoTIFF: the snow-free scene after snowfall",
     )
+    path_options(
+        p, required=False, landcover="output 2-band uint8 GeoTIFF: land-cover class and snow fraction (optional)"
+    )
 
 
 def _download_command(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +70,9 @@ def _patches_command(sub: argparse._SubParsersAction) -> None:
         table="output .csv of all candidate windows",
     )
     path_options(p, required=False, truth="optional true snow-covered scene (simulator)")
+    path_options(
+        p, required=False, landcover="optional land-cover GeoTIFF (simulator): per-patch class and snow fractions"
+    )
 
 
 def _split_command(sub: argparse._SubParsersAction) -> None:
@@ -79,12 +85,13 @@ def _simulate(args, params) -> Made:
     """Simulate one area's snow-free and snow-season Sentinel-2 L2A scenes (offline source).
 
     Write a georeferenced 7-band scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask) for the snow-free and the
-    snow season of one simulated area, plus the true snow-covered version of the snow-free scene.
-    Deterministic for a given seed."""
+    snow season of one simulated area, plus the true snow-covered version of the snow-free scene and, with
+    --landcover, the land-cover labels (class per pixel, snow fraction). Deterministic for a given seed."""
     from deepsnow.data import simulate
 
-    summary = simulate.simulate_area(args.aoi, params, args.snowfree, args.snow, args.truth)
-    return Made([args.snowfree, args.snow, args.truth], seed=summary.get("seed"), extra=summary)
+    summary = simulate.simulate_area(args.aoi, params, args.snowfree, args.snow, args.truth, args.landcover)
+    outputs = [args.snowfree, args.snow, args.truth] + ([args.landcover] if args.landcover else [])
+    return Made(outputs, seed=summary.get("seed"), extra=summary)
 
 
 def _download(args, params) -> Made:
@@ -120,8 +127,10 @@ def _patches(args, params) -> Made:
     kept patches and a .csv of every candidate window with the reason for rejection."""
     from deepsnow.data import patches
 
-    summary = patches.cut_patches(args.scene, args.mask, params, args.output, args.table, truth_path=args.truth)
-    inputs = [args.scene, args.mask] + ([args.truth] if args.truth else [])
+    summary = patches.cut_patches(
+        args.scene, args.mask, params, args.output, args.table, truth_path=args.truth, landcover_path=args.landcover
+    )
+    inputs = [args.scene, args.mask] + [p for p in (args.truth, args.landcover) if p]
     return Made([args.output, args.table], inputs=inputs, extra=summary)
 
 

@@ -37,6 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from rasterio.transform import Affine
 
 from deepsnow import DeepsnowError
+from deepsnow.data.landcover import TARGETS, LandcoverFile, patch_fractions
 from deepsnow.data.mask import CLOUD, SHADOW, SNOW, WATER, INVALID, MaskFile
 from deepsnow.data.scene import SEASONS, Progress, SceneFile, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
@@ -130,6 +131,7 @@ def cut_patches(
     out_csv: str | os.PathLike,
     truth_path: str | os.PathLike | None = None,
     window_rows: int | None = None,
+    landcover_path: str | os.PathLike | None = None,
 ) -> dict:
     """Cut, label and filter the patches of one scene; write the ``.npz`` shard and ``.csv`` table.
 
@@ -137,7 +139,10 @@ def cut_patches(
     comes from its ``DEEPSNOW_SEASON`` tag (required); its area from the
     ``DEEPSNOW_AOI`` tag, or, when that tag is absent, the scene's parent folder
     name (``scenes/<aoi>/<season>.tif``). ``truth_path`` is an optional scene on
-    the same grid whose RGB is cut with the same windows (array ``truth``).
+    the same grid whose RGB is cut with the same windows (array ``truth``);
+    ``landcover_path`` an optional land-cover GeoTIFF on the same grid
+    (:mod:`deepsnow.data.landcover`) whose class and snow fractions per kept
+    window become the arrays ``landcover`` and ``landcover_targets``.
 
     The rasters are read in full-width row bands (:func:`row_bands`: whole grid
     rows of windows, about ``window_rows`` pixel rows, default
@@ -161,11 +166,14 @@ def cut_patches(
         scene, season, aoi = _open_scene_checked(stack, scene_path, size)
         mask = _open_on_grid(stack, MaskFile, mask_path, scene, "mask")
         truth = _open_on_grid(stack, SceneFile, Path(truth_path), scene, "truth scene") if truth_path else None
+        cover = _open_on_grid(stack, LandcoverFile, Path(landcover_path), scene, "land cover") if landcover_path else None
         bands = row_bands(scene.shape[0], size, stride, rows)
         win = window_stats_banded(mask, bands, size, stride)
         labels = label_windows(win, params, season)
         ids = np.array([f"{aoi}_{season}_r{r}_c{c}" for r, c in zip(win.row, win.col)], dtype=str).astype("U")
         arrays = kept_arrays(scene, truth, mask, bands, win, labels.kept, ids, size, params)
+        if cover is not None:
+            arrays |= landcover_arrays(cover, bands, win, labels.kept, size, season)
         # The CSV goes in place inside the npz's atomic block: both files or neither.
         with atomic_output(out_npz, suffix=".npz") as tmp:
             save_npz_stream(tmp, arrays)
@@ -335,6 +343,19 @@ def kept_arrays(scene, truth, mask, bands, win: Windows, kept, ids, size: int, p
     arrays["valid_fraction"] = win.valid_f[k].astype(np.float32)
     arrays["water_fraction"] = win.water_f[k].astype(np.float32)
     return arrays
+
+
+def landcover_arrays(cover, bands, win: Windows, kept, size: int, season: str) -> dict:
+    """``landcover`` (n, len(TARGETS)) float32: each kept window's class shares and mean snow fraction
+    (0 in the snow-free season), read band by band; ``landcover_targets``: what its columns are."""
+    k = np.flatnonzero(kept)
+    n_cols = int(np.unique(win.col).size)
+    parts = [
+        patch_fractions(p, snow_season=season == "snow")
+        for p in _band_patches(cover, bands, k, win, n_cols, size, cover.read)
+    ]
+    fractions = np.concatenate(parts) if parts else np.zeros((0, len(TARGETS)), dtype=np.float32)
+    return {"landcover": fractions, "landcover_targets": np.array(TARGETS, dtype=str)}
 
 
 def _band_patches(raster, bands, k: np.ndarray, win: Windows, n_cols: int, size: int, read):

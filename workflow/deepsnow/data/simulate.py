@@ -111,6 +111,11 @@ Truth
     differs from the snow-season scene only by clouds, shadows, nodata and
     sensor noise, and from the snow-free scene by snow, season and sun.
 
+Land-cover labels
+    With a land-cover path, the class of every pixel and the snow-season snow
+    fraction are written beside the truth (``truth/<aoi>/landcover.tif``,
+    :mod:`deepsnow.data.landcover`): the labels the ``simcover`` extractor learns.
+
 Determinism
     The area seed is ``SeedSequence([data.simulator.seed, i]).generate_state(1)``
     for area index ``i``; every model component draws from its own stream
@@ -135,6 +140,7 @@ from scipy import ndimage
 
 from deepsnow import DeepsnowError
 from deepsnow.config import simulated_aoi_names
+from deepsnow.data.landcover import CLASSES, write_landcover
 from deepsnow.data.scene import (
     REFLECTANCE_BANDS,
     SCL_CIRRUS,
@@ -160,7 +166,7 @@ AREAS_PER_ROW = 4
 
 # Land-cover classes.
 WATER, FOREST, MEADOW, CROP, CEREAL, SOIL, ROCK, URBAN, ROAD = range(9)
-LAND_COVER = ("water", "forest", "meadow", "crop", "cereal", "bare_soil", "rock", "urban", "road")
+LAND_COVER = CLASSES  # the names the land-cover labels carry (deepsnow.data.landcover)
 
 #: Surface reflectance per class, snow-free season: B04, B03, B02, B08, B11.
 SUMMER = np.array(
@@ -871,8 +877,9 @@ def acquisition_dates(lat: float, seed: int) -> dict[str, dt.date]:
 # --------------------------------------------------------------------------- entry point
 
 
-def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path) -> dict:
-    """Simulate one area: write the snow-free, snow-season and truth scenes; return a summary.
+def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path, landcover_path=None) -> dict:
+    """Simulate one area: write the snow-free, snow-season and truth scenes (and, with
+    ``landcover_path``, the land-cover labels of :mod:`deepsnow.data.landcover`); return a summary.
 
     ``params`` is the validated ``data`` config section. The summary (JSON-
     serialisable) holds the area seed, EPSG code, transform, bounds, terrain
@@ -903,6 +910,9 @@ def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path) 
         name: _write_acquisition(name, path, land, seasons, sim, seed, crs, transform, base_tags)
         for name, path in paths.items()
     }
+    if landcover_path is not None:
+        write_landcover(landcover_path, land.cover, seasons.fsnow, crs, transform, base_tags)
+        log.info("%s: wrote land cover %s", aoi, landcover_path)
     summary = _area_summary(aoi, index, seed, sim, epsg, transform, land, seasons.snow_info, scenes)
     log.info("%s: done in %.1f s", aoi, time.perf_counter() - t0)
     return summary

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SETS = ("trainA", "trainB", "testA", "testB")
 DOMAIN_OF_SEASON = {"snowfree": "A", "snow": "B"}
-#: Arrays every shard must have (``truth`` is optional).
+#: Arrays every shard must have (``truth`` and ``landcover`` + ``landcover_targets`` are optional).
 SHARD_ARRAYS = (
     "rgb",
     "water",
@@ -51,6 +51,8 @@ SHARD_ARRAYS = (
 )
 #: Per-patch arrays concatenated along the first axis.
 PER_PATCH = tuple(a for a in SHARD_ARRAYS if a != "crs")
+#: Optional per-patch arrays: kept in a set when every shard of it has them.
+OPTIONAL_PER_PATCH = ("truth", "landcover")
 MANIFEST_COLUMNS = ("patch_id", "aoi", "season", "domain", "split", "row", "col")
 
 
@@ -74,7 +76,7 @@ def _load_shard(path: Path) -> dict:
         raise DeepsnowError(
             f"{path}: 'rgb' must be (N, S, S, 3) uint8, found {arrays['rgb'].shape} {arrays['rgb'].dtype}"
         )
-    bad = [k for k in PER_PATCH + (("truth",) if "truth" in arrays else ()) if arrays[k].shape[:1] != (n,)]
+    bad = [k for k in PER_PATCH + tuple(o for o in OPTIONAL_PER_PATCH if o in arrays) if arrays[k].shape[:1] != (n,)]
     if bad:
         raise DeepsnowError(f"{path}: arrays {bad} do not have one entry per patch ({n} patches in 'rgb')")
     prefix = f"{aoi}_{season}_"
@@ -111,13 +113,16 @@ def choose_test_areas(areas: list[str], params: dict) -> list[str]:
 
 
 def _concat(shards: list[dict], size: int) -> dict:
-    """Concatenate shard arrays; ``truth`` only when every shard has it."""
+    """Concatenate shard arrays; ``truth`` and ``landcover`` only when every shard has them."""
     out = {}
     for key in PER_PATCH:
         parts = [s["arrays"][key] for s in shards]
         out[key] = np.concatenate(parts, axis=0)
-    if shards and all("truth" in s["arrays"] for s in shards):
-        out["truth"] = np.concatenate([s["arrays"]["truth"] for s in shards], axis=0)
+    for key in OPTIONAL_PER_PATCH:
+        if shards and all(key in s["arrays"] for s in shards):
+            out[key] = np.concatenate([s["arrays"][key] for s in shards], axis=0)
+    if "landcover" in out:
+        out["landcover_targets"] = _common_targets(shards)
     out["crs"] = (
         np.concatenate([s["crs"] for s in shards]).astype(str) if shards else np.zeros(0, dtype="<U1")
     )
@@ -126,6 +131,19 @@ def _concat(shards: list[dict], size: int) -> dict:
     ).astype(str)
     out["ids"] = out["ids"].astype(str)
     return out
+
+
+def _common_targets(shards: list[dict]) -> np.ndarray:
+    """The ``landcover_targets`` all shards share (their ``landcover`` columns must mean the same)."""
+    first = shards[0]["arrays"].get("landcover_targets")
+    for s in shards:
+        t = s["arrays"].get("landcover_targets")
+        if t is None or first is None or list(t.astype(str)) != list(first.astype(str)):
+            raise DeepsnowError(
+                f"{s['path']}: 'landcover_targets' {None if t is None else list(t)} differ from those of "
+                f"{shards[0]['path']} ({None if first is None else list(first)}); cut all shards with one deepsnow version"
+            )
+    return first.astype(str)
 
 
 def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict:
