@@ -51,13 +51,13 @@ def textured_rgb(h, w, seed=0):
     return np.clip(128 + 40 * img, 0, 255).astype(np.uint8)
 
 
-def write_scene_file(path, h=70, w=90, invalid_rows=0):
+def write_scene_file(path, h=70, w=90, invalid_rows=0, tags=None):
     rng = np.random.default_rng(1)
     refl = {b: rng.uniform(0.02, 0.6, (h, w)).astype(np.float32) for b in ("B04", "B03", "B02", "B08", "B11")}
     scl = np.full((h, w), 4, np.uint8)
     mask = np.ones((h, w), np.uint8)
     mask[:invalid_rows] = 0
-    write_scene(path, refl, scl, mask, CRS, TRANSFORM, tags={"DEEPSNOW_SOURCE": "simulator"})
+    write_scene(path, refl, scl, mask, CRS, TRANSFORM, tags={"DEEPSNOW_SOURCE": "simulator", **(tags or {})})
     return path
 
 

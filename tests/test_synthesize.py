@@ -106,9 +106,8 @@ def test_synthesize_writes_a_cog_on_the_input_grid_and_a_valid_stac_catalog(tmp_
     from deepsnow.gan.translate import read_input
     from deepsnow.synthesize.catalog import offline_validator
 
-    before = write_scene_file(tmp_path / "snowfree.tif", h=150, w=170, invalid_rows=6)
-    with rasterio.open(before, "r+") as dst:
-        dst.update_tags(DEEPSNOW_DATE="2021-07-04")
+    before = write_scene_file(tmp_path / "snowfree.tif", h=150, w=170, invalid_rows=6,
+                              tags={"DEEPSNOW_DATE": "2021-07-04"})
     after = write_scene_file(tmp_path / "snow.tif", h=150, w=170)
     truth = write_scene_file(tmp_path / "truth.tif", h=150, w=170)
     ck = make_checkpoint(tmp_path / "epoch_003.pt", ngf=4)

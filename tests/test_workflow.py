@@ -228,6 +228,27 @@ def test_synthetic_products_are_cogs_on_the_scene_grid_with_a_valid_catalog(fini
     assert item.properties["deepsnow:epoch"] == 3 and item.datetime is not None
 
 
+def test_every_raster_of_the_run_is_a_gis_ready_cog(finished_run: Path):
+    """#15 item 7: scenes, truth, class masks and synthetic products are valid COGs with overviews and an
+    internal mask; scenes carry the reflectance scale, class masks a colour table and a QGIS style."""
+    from rio_cogeo.cogeo import cog_validate
+
+    res = finished_run / "results" / "test"
+    rasters = sorted(res.rglob("*.tif"))
+    kinds = {p.relative_to(res).parts[0] for p in rasters}
+    assert {"scenes", "truth", "masks", "synthetic"} <= kinds, kinds
+    for path in rasters:
+        ok, errors, warnings = cog_validate(str(path), strict=True)
+        assert ok, (path, errors, warnings)
+        with rasterio.open(path) as src:
+            assert src.overviews(1) and src.mask_flag_enums[0] == [rasterio.enums.MaskFlags.per_dataset], path
+            if src.count == 7:  # a scene or truth: mask = dataMask, scale 1e-4 on the reflectance bands
+                assert np.array_equal(src.read_masks(1) > 0, src.read(7) > 0), path
+                assert src.scales[:5] == (1e-4,) * 5, path
+            if path.parts[-3] == "masks":
+                assert src.colormap(1)[3][:3] == (235, 250, 255) and path.with_suffix(".qml").exists(), path
+
+
 def test_nothing_to_do_after_a_complete_run(finished_run: Path):
     proc = snakemake(finished_run, "-n", "--configfile", "configs/test.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr

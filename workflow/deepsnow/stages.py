@@ -9,16 +9,16 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 """
 
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "simulate": ("data/simulate.py", "data/landcover.py", "data/scene.py", "io.py"),
-    "download": ("data/download", "data/scene.py", "io.py"),
-    "mask": ("data/mask.py", "data/scene.py", "io.py"),
-    "patches": ("data/patches.py", "data/landcover.py", "data/scene.py", "io.py"),
+    "simulate": ("data/simulate.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),
+    "download": ("data/download", "data/scene.py", "cog.py", "io.py"),
+    "mask": ("data/mask.py", "data/scene.py", "cog.py", "io.py"),
+    "patches": ("data/patches.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),
     "split": ("data/split.py", "io.py"),
     "train": ("gan", "io.py", "locks.py"),
     "generate": ("gan", "io.py"),
-    "translate": ("gan", "io.py"),
+    "translate": ("gan", "cog.py", "io.py"),
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
-    "synthesize": ("synthesize", "gan", "io.py", "data/patches.py", "data/scene.py"),
+    "synthesize": ("synthesize", "gan", "cog.py", "io.py", "data/patches.py", "data/scene.py"),
     "embed": ("features", "io.py", "lazy.py"),
     "metrics": (
         "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"
@@ -27,6 +27,6 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # source from its provenance chain
     "figures": (
         "figures", "io.py", "lazy.py", "metrics/__init__.py", "metrics/table.py", "provenance/__init__.py",
-        "data/patches.py", "data/scene.py",  # Figure 9 renders the scenes as the patches stage does
+        "data/patches.py", "data/scene.py", "cog.py",  # Figure 9 renders the scenes as the patches stage does
     ),
 }

@@ -36,9 +36,10 @@ from rasterio.windows import Window
 
 from deepsnow import DeepsnowError
 from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, Progress, SceneFile
+from deepsnow.cog import class_colormap, cog_output, write_class_style
 from deepsnow.data.scene import aligned_rows, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
-from deepsnow.io import atomic_output, write_json
+from deepsnow.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,17 @@ CLASS_NAMES = {
     CLOUD: "cloud",
     SHADOW: "cloud_shadow",
 }
+#: The colour table of the class GeoTIFF and its QGIS style: ``code: (r, g, b, alpha)``.
+CLASS_COLOURS = {
+    INVALID: (0, 0, 0, 0),
+    CLEAR: (190, 170, 120, 255),
+    WATER: (30, 90, 200, 255),
+    SNOW: (235, 250, 255, 255),
+    CLOUD: (160, 160, 160, 255),
+    SHADOW: (70, 70, 70, 255),
+}
+#: Name and colour of each class, for :mod:`deepsnow.cog`'s colour table, category names and QGIS style.
+CLASS_STYLE = {c: (CLASS_NAMES[c], CLASS_COLOURS[c]) for c in CLASS_NAMES}
 
 
 def ndsi(b03: np.ndarray, b11: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,28 +161,17 @@ def mask_scene(
     """
     scene_path = Path(scene_path)
     rows = window_rows_of(window_rows)
-    with raster_env(), SceneFile(scene_path) as scene, atomic_output(out_tif, suffix=".tif") as tmp:
+    with raster_env(), SceneFile(scene_path) as scene:
         h, w = scene.shape
-        with rasterio.open(tmp, "w", **_class_profile(h, w, scene.crs, scene.transform)) as dst:
+        with cog_output(out_tif, _class_profile(h, w, scene.crs, scene.transform), resampling="nearest") as dst:
             counts = _classify_windows(scene, dst, params, aligned_rows(rows, dst.block_shapes[0][0]))
-            dst.set_band_description(1, "class")
-            dst.update_tags(1, **{f"CLASS_{c}": n for c, n in CLASS_NAMES.items()})
-        stats = summarize_counts(counts, h * w)
-        _check_classes(scene_path, stats, params)
-        summary = {
-            "scene": str(scene_path),
-            "shape": [int(h), int(w)],
-            "classes": {str(c): n for c, n in CLASS_NAMES.items()},
-            **stats,
-            "thresholds": {
-                "ndsi_min": params["ndsi_min"],
-                "nir_min": params["nir_min"],
-                "cloud_classes": list(params["cloud_classes"]),
-                "invalid_classes": list(params["invalid_classes"]),
-            },
-        }
-        # The JSON goes in place just before the GeoTIFF; a failure here leaves neither.
-        write_json(out_json, summary)
+            _describe_classes(dst)
+            stats = summarize_counts(counts, h * w)
+            _check_classes(scene_path, stats, params)
+            summary = _summary(scene_path, (h, w), stats, params)
+            # The JSON goes in place just before the GeoTIFF; a failure here leaves neither.
+            write_json(out_json, summary)
+    write_class_style(out_tif, CLASS_STYLE)
     log.info(
         "%s: %d x %d px, valid %.1f%%, snow %.1f%% and cloud %.1f%% of valid",
         scene_path,
@@ -181,6 +182,29 @@ def mask_scene(
         100 * summary["cloud_fraction_of_valid"],
     )
     return summary
+
+
+def _summary(scene_path: Path, shape: tuple, stats: dict, params: dict) -> dict:
+    """The JSON summary of a class GeoTIFF (see :func:`mask_scene`)."""
+    return {
+        "scene": str(scene_path),
+        "shape": [int(shape[0]), int(shape[1])],
+        "classes": {str(c): n for c, n in CLASS_NAMES.items()},
+        **stats,
+        "thresholds": {
+            "ndsi_min": params["ndsi_min"],
+            "nir_min": params["nir_min"],
+            "cloud_classes": list(params["cloud_classes"]),
+            "invalid_classes": list(params["invalid_classes"]),
+        },
+    }
+
+
+def _describe_classes(dst) -> None:
+    """Band name, class names as band tags (``CLASS_<code>``) and the colour table."""
+    dst.set_band_description(1, "class")
+    dst.update_tags(1, **{f"CLASS_{c}": n for c, n in CLASS_NAMES.items()})
+    dst.write_colormap(1, class_colormap(CLASS_STYLE))
 
 
 #: The scene bands the classification reads.
@@ -196,7 +220,9 @@ def _classify_windows(scene: SceneFile, dst, params: dict, rows: int) -> np.ndar
         r1 = min(h, r0 + rows)
         bands = scene.read_bands(r0, r1, MASK_BANDS)
         classes = classify(bands, bands["SCL"], bands["dataMask"], params)
-        dst.write(classes, 1, window=Window(0, r0, w, r1 - r0))
+        window = Window(0, r0, w, r1 - r0)
+        dst.write(classes, 1, window=window)
+        dst.write_mask((bands["dataMask"] > 0).view(np.uint8) * np.uint8(255), window=window)
         counts += class_counts(classes)
         progress.step(r1)
     return counts
@@ -217,20 +243,9 @@ def _check_classes(scene_path: Path, stats: dict, params: dict) -> None:
 
 
 def _class_profile(h: int, w: int, crs, transform) -> dict:
-    """The class GeoTIFF's profile: deflate, 256 px tiles (strips when smaller)."""
-    profile = {
-        "driver": "GTiff",
-        "height": h,
-        "width": w,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": crs,
-        "transform": transform,
-        "compress": "deflate",
-    }
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    return profile
+    """The class GeoTIFF's profile: one uint8 band, 256 px blocks (a COG, see :mod:`deepsnow.cog`)."""
+    return {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "uint8", "crs": crs,
+            "transform": transform, "blockxsize": 256, "photometric": "palette"}
 
 
 class MaskFile:

@@ -17,7 +17,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from deepsnow import DeepsnowError
-from deepsnow.io import atomic_output
+from deepsnow.cog import cog_output, gdal_env
 
 BANDS = ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
 REFLECTANCE_BANDS = ("B04", "B03", "B02", "B08", "B11")
@@ -119,17 +119,9 @@ def window_rows(rows: int | None = None) -> int:
     return int(rows)
 
 
-#: GDAL's block cache for the windowed stages, in MB, unless ``GDAL_CACHEMAX`` is set: GDAL's
-#: default (5 % of the machine's memory) would fill up with blocks each read once and dominate
-#: the peak memory on a large scene.
-GDAL_CACHE_MB = 128
-
-
 def raster_env():
-    """A ``rasterio.Env`` for the windowed stages: GDAL's block cache bounded (``GDAL_CACHE_MB``)."""
-    if os.environ.get("GDAL_CACHEMAX"):
-        return rasterio.Env()
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+    """A ``rasterio.Env`` for the windowed stages: GDAL's block cache bounded (``deepsnow.cog.GDAL_CACHE_MB``)."""
+    return gdal_env()
 
 
 def aligned_rows(rows: int, block: int) -> int:
@@ -177,8 +169,9 @@ def encode_scene(reflectance: dict, scl: np.ndarray, data_mask: np.ndarray, wher
 
 
 def scene_profile(height: int, width: int, crs, transform: Affine) -> dict:
-    """The GeoTIFF profile of a scene: deflate with predictor, 256 px tiles (strips when smaller)."""
-    profile = {
+    """The GeoTIFF profile of a scene: 7 uint16 bands, band-interleaved, 256 px blocks (a COG, see
+    :mod:`deepsnow.cog`)."""
+    return {
         "driver": "GTiff",
         "height": height,
         "width": width,
@@ -186,18 +179,9 @@ def scene_profile(height: int, width: int, crs, transform: Affine) -> dict:
         "dtype": "uint16",
         "crs": CRS.from_user_input(crs),
         "transform": transform,
-        "compress": "deflate",
-        "predictor": 2,
-        "tiled": True,
         "blockxsize": 256,
-        "blockysize": 256,
         "interleave": "band",
     }
-    if height < 256 or width < 256:
-        profile.update(tiled=False)
-        profile.pop("blockxsize")
-        profile.pop("blockysize")
-    return profile
 
 
 def write_scene(
@@ -209,19 +193,19 @@ def write_scene(
     transform: Affine,
     tags: dict | None = None,
 ) -> None:
-    """Write a scene GeoTIFF atomically. ``reflectance`` values are reflectances (0..1+)."""
-    stack = encode_scene(reflectance, scl, data_mask, where=path)
+    """Write a scene GeoTIFF (a COG) atomically. ``reflectance`` values are reflectances (0..1+)."""
     h, w = scl.shape
-    with atomic_output(path, suffix=".tif") as tmp:
-        with rasterio.open(tmp, "w", **scene_profile(h, w, crs, transform)) as dst:
-            dst.write(stack)
-            _describe(dst, tags)
+    with SceneWriter(path, h, w, crs, transform, tags) as out:
+        out.write(0, reflectance, scl, data_mask)
 
 
 def _describe(dst, tags: dict | None) -> None:
+    """Band names, tags, and the scale turning the stored integers into reflectance (GDAL's ``scale``)."""
+    dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
     for i, b in enumerate(BANDS, start=1):
         dst.set_band_description(i, b)
-    dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+    dst.scales = tuple(1.0 / SCALE if b in REFLECTANCE_BANDS else 1.0 for b in BANDS)
+    dst.offsets = (0.0,) * len(BANDS)
 
 
 class SceneWriter:
@@ -230,8 +214,9 @@ class SceneWriter:
     ``with SceneWriter(path, h, w, crs, transform, tags) as out: out.write(row0, refl, scl, mask)``;
     the strips must follow each other (``row0`` = the rows written so far) and cover the scene.
     Rows are passed to GDAL in whole 256-row block bands (the rest waits for the next strip), so
-    no compressed block is written twice. The file appears at ``path`` only when the block ends
-    without error and every row was written (temp file, then rename).
+    no compressed block is written twice; ``dataMask`` becomes the internal mask. The file, a
+    Cloud-Optimized GeoTIFF (:func:`deepsnow.cog.cog_output`), appears at ``path`` only when the
+    block ends without error and every row was written (temp file, then rename).
     """
 
     def __init__(self, path, height: int, width: int, crs, transform: Affine, tags: dict | None = None):
@@ -246,8 +231,7 @@ class SceneWriter:
         import contextlib
 
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_output(self.path, suffix=".tif"))
-        self._dst = self._stack.enter_context(rasterio.open(tmp, "w", **self.profile))
+        self._dst = self._stack.enter_context(cog_output(self.path, self.profile, resampling="nearest"))
         self._block = self._dst.block_shapes[0][0]
         return self
 
@@ -265,7 +249,9 @@ class SceneWriter:
         pending = np.concatenate([self._pending, stack], axis=1) if self._pending.shape[1] else stack
         n = pending.shape[1] if self.next_row == self.h else (pending.shape[1] // self._block) * self._block
         if n:
-            self._dst.write(pending[:, :n], window=Window(0, self.done_row, self.w, n))
+            window = Window(0, self.done_row, self.w, n)
+            self._dst.write(pending[:, :n], window=window)
+            self._dst.write_mask((pending[BANDS.index("dataMask"), :n] > 0).view(np.uint8) * np.uint8(255), window=window)
             self.done_row += n
         self._pending = pending[:, n:].copy()
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from deepsnow import DeepsnowError
+from deepsnow.cog import gdal_env
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import runtime
 from deepsnow.gan.data import to_uint8
@@ -55,19 +56,6 @@ log = logging.getLogger("deepsnow.gan")
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 #: how instance norm is applied to a tiled scene: statistics of the whole scene, or of each tile
 NORMS = ("scene", "tile")
-
-
-def gdal_env(**options):
-    """A ``rasterio.Env`` with ``options`` and GDAL's block cache bounded as in the windowed stages
-    (``deepsnow.data.scene.GDAL_CACHE_MB`` unless ``GDAL_CACHEMAX`` is set): its default, 5 % of the
-    machine's memory, fills with blocks written or read once (1.1 GB of a full tile's peak)."""
-    import rasterio
-
-    from deepsnow.data.scene import GDAL_CACHE_MB
-
-    if not os.environ.get("GDAL_CACHEMAX"):
-        options.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
-    return rasterio.Env(**options)
 
 
 def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2):
@@ -411,34 +399,22 @@ def seam_score(img: np.ndarray, tile: int, overlap: int) -> float:
 def write_rgb(
     path: str | os.PathLike, rgb: np.ndarray, crs, transform, valid: np.ndarray | None = None, tags=None
 ) -> None:
-    """3-band uint8 RGB GeoTIFF (bands red, green, blue), atomically; ``valid`` False -> 0 and masked."""
-    import rasterio
+    """3-band uint8 RGB COG (bands red, green, blue; :mod:`deepsnow.cog`), atomically; ``valid`` False ->
+    masked. ``rgb`` is ``(H, W, 3)``."""
+    from deepsnow.cog import cog_output
 
     h, w = rgb.shape[:2]
     profile = {
-        "driver": "GTiff",
-        "height": h,
-        "width": w,
-        "count": 3,
-        "dtype": "uint8",
-        "crs": crs,
-        "transform": transform,
-        "compress": "deflate",
-        "predictor": 2,
-        "photometric": "RGB",
-        "interleave": "pixel",
+        "driver": "GTiff", "height": h, "width": w, "count": 3, "dtype": "uint8", "crs": crs,
+        "transform": transform, "photometric": "RGB", "blockxsize": 256,
     }
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_output(path, suffix=".tif") as tmp:
-        with gdal_env(GDAL_TIFF_INTERNAL_MASK=True):
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for i, name in enumerate(("red", "green", "blue"), start=1):
-                    dst.write(np.ascontiguousarray(rgb[..., i - 1]), i)  # a band at a time: no whole copy
-                    dst.set_band_description(i, name)
-                if valid is not None and not valid.all():
-                    dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
-                dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+    with cog_output(path, profile, resampling="average") as dst:
+        for i, name in enumerate(("red", "green", "blue"), start=1):
+            dst.write(np.ascontiguousarray(rgb[..., i - 1]), i)  # a band at a time: no whole copy
+            dst.set_band_description(i, name)
+        if valid is not None and not valid.all():
+            dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
+        dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
 
 
 def translate_scene(

@@ -9,7 +9,7 @@ chosen checkpoint's generator, on exactly the input's grid.
 - :mod:`deepsnow.synthesize.products`: choosing the checkpoint (``synthesize.epoch``),
   checking the input, translating it seam-free (whole-scene instance norm,
   :mod:`deepsnow.gan.translate`) and writing ``snow.tif`` (a Cloud-Optimized GeoTIFF
-  written with rio-cogeo) and optionally ``snow_reflectance.tif``.
+  written by GDAL's COG driver, deepsnow.cog) and optionally ``snow_reflectance.tif``.
 - :mod:`deepsnow.synthesize.catalog`: the STAC catalog (pystac) of every product, with
   the before / real after / truth scenes and the checkpoint as assets, validated offline.
 """

@@ -1,7 +1,7 @@
 """One scene's synthetic product: checkpoint choice, input checks, translation, COG writing.
 
-``snow.tif`` is a Cloud-Optimized GeoTIFF written with rio-cogeo (``cog_translate``
-from a temporary tiled GeoTIFF): the input's CRS, transform and size, 3 bands uint8
+``snow.tif`` is a Cloud-Optimized GeoTIFF written by GDAL's COG driver from a
+temporary tiled GeoTIFF (:mod:`deepsnow.cog`): the input's CRS, transform and size, 3 bands uint8
 (red, green, blue), an internal mask from the input's valid data (dataMask, or the
 RGB input's own mask), 512 px tiles, DEFLATE with a horizontal predictor, and
 average-resampled overviews down to about 256 px (at least one level). Every file is
@@ -122,47 +122,26 @@ def check_input(path: str | os.PathLike) -> dict:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def overview_levels(h: int, w: int) -> int:
-    """Overview levels (factors 2, 4, ...) until the longer side is at most about 256 px; at least one."""
-    return max(1, math.ceil(math.log2(max(h, w) / 256))) if max(h, w) > 256 else 1
-
-
 def write_cog(path, bands: np.ndarray, crs, transform, valid: np.ndarray, names, tags: dict, scale=None) -> None:
-    """A COG of ``bands`` ``(count, H, W)`` via rio-cogeo, internal mask from ``valid``; atomically."""
-    import rasterio
-    from rio_cogeo.cogeo import cog_translate
-    from rio_cogeo.profiles import cog_profiles
+    """A COG of ``bands`` ``(count, H, W)`` (:func:`deepsnow.cog.cog_output`), internal mask from ``valid``;
+    average-resampled overviews, 512 px blocks; atomically."""
+    from deepsnow.cog import cog_output
 
     count, h, w = bands.shape
     profile = {
         "driver": "GTiff", "height": h, "width": w, "count": count, "dtype": bands.dtype.name, "crs": crs,
-        "transform": transform, "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
-        "zlevel": 1,
+        "transform": transform, "blockxsize": 512,
     }
     if count == 3 and bands.dtype == np.uint8:
         profile["photometric"] = "RGB"
-    cog = cog_profiles.get("deflate")
-    cog.update(predictor=2, blockxsize=512, blockysize=512)
-    from deepsnow.gan.translate import gdal_env
-
-    with atomic_output(path, suffix=".tif") as tmp, gdal_env(GDAL_TIFF_INTERNAL_MASK=True):
-        source = tmp.with_name(tmp.name + ".src.tif")
-        try:
-            with rasterio.open(source, "w", **profile) as dst:
-                for i, name in enumerate(names, start=1):
-                    dst.write(np.ascontiguousarray(bands[i - 1]), i)  # a band at a time: no whole copy
-                    dst.set_band_description(i, name)
-                if scale is not None:
-                    dst.scales = (scale,) * count
-                dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
-            with rasterio.open(source) as src:
-                cog_translate(
-                    src, str(tmp), cog, overview_level=overview_levels(h, w), overview_resampling="average",
-                    additional_cog_metadata={k: str(v) for k, v in tags.items()}, quiet=True,
-                    use_cog_driver=False, allow_intermediate_compression=True,
-                )
-        finally:
-            source.unlink(missing_ok=True)
+    with cog_output(path, profile, resampling="average") as dst:
+        for i, name in enumerate(names, start=1):
+            dst.write(np.ascontiguousarray(bands[i - 1]), i)  # a band at a time: no whole copy
+            dst.set_band_description(i, name)
+        if scale is not None:
+            dst.scales = (scale,) * count
+        dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
+        dst.update_tags(**{k: str(v) for k, v in tags.items()})
 
 
 def reflectance_from_rgb(rgb: np.ndarray, rgb_max: float, rgb_gamma: float) -> np.ndarray:

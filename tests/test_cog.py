@@ -1,0 +1,110 @@
+"""Every raster the workflow writes is a GIS-ready COG (#15 item 7): deepsnow.cog and its writers."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_validate
+
+from deepsnow.cog import cog_output, style_paths
+
+TRANSFORM = from_origin(500000, 5200000, 10, 10)
+
+
+def _profile(h, w, count=2, dtype="uint16"):
+    return {"driver": "GTiff", "height": h, "width": w, "count": count, "dtype": dtype, "crs": "EPSG:32633",
+            "transform": TRANSFORM, "blockxsize": 256}
+
+
+@pytest.mark.parametrize("shape", [(100, 130), (700, 530)])  # smaller than one block; several blocks
+def test_cog_output_keeps_pixels_mask_and_metadata(tmp_path, shape):
+    """Pixels exact under the internal mask (rio-cogeo's warped-VRT path zeroed them and lost the
+    mask), the mask, scales, offsets, tags, descriptions; overviews even below one block."""
+    h, w = shape
+    data = (np.arange(2 * h * w) % 65536).astype(np.uint16).reshape(2, h, w)
+    mask = np.full((h, w), 255, np.uint8)
+    mask[:7] = 0
+    path = tmp_path / "out.tif"
+    with cog_output(path, _profile(h, w)) as dst:
+        for r0 in range(0, h, 256):  # by windows, as the windowed stages write
+            win = Window(0, r0, w, min(256, h - r0))
+            dst.write(data[:, r0 : r0 + 256], window=win)
+            dst.write_mask(mask[r0 : r0 + 256], window=win)
+        dst.scales, dst.offsets = (1e-4, 1.0), (0.0, 0.5)
+        dst.set_band_description(1, "B04")
+        dst.update_tags(DEEPSNOW_SOURCE="simulator")
+        dst.update_tags(2, CLASS_0="invalid")
+    ok, errors, warnings = cog_validate(str(path), strict=True)
+    assert ok, (errors, warnings)
+    with rasterio.open(path) as src:
+        assert np.array_equal(src.read(), data)
+        assert np.array_equal(src.read_masks(1), mask)
+        assert (src.scales, src.offsets) == ((1e-4, 1.0), (0.0, 0.5))
+        assert src.descriptions[0] == "B04" and src.tags()["DEEPSNOW_SOURCE"] == "simulator"
+        assert src.tags(2)["CLASS_0"] == "invalid"
+        assert src.overviews(1) and (src.crs.to_epsg(), src.transform) == (32633, TRANSFORM)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]  # no intermediate left
+
+
+def test_cog_output_leaves_nothing_on_error(tmp_path):
+    path = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError, match="midway"):
+        with cog_output(path, _profile(50, 50)) as dst:
+            dst.write(np.ones((2, 50, 50), np.uint16))
+            raise RuntimeError("midway")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scene_is_a_cog_with_reflectance_scale_and_a_datamask_mask(tmp_path):
+    from deepsnow.data.scene import BANDS, REFLECTANCE_BANDS, read_scene, write_scene
+
+    h, w = 300, 270
+    rng = np.random.default_rng(3)
+    refl = {b: rng.uniform(0, 1, (h, w)).astype(np.float32) for b in REFLECTANCE_BANDS}
+    scl = rng.integers(0, 12, (h, w)).astype(np.uint8)
+    valid = np.ones((h, w), np.uint8)
+    valid[:, :20] = 0
+    path = tmp_path / "scene.tif"
+    write_scene(path, refl, scl, valid, "EPSG:32633", TRANSFORM, tags={"DEEPSNOW_DATE": "2021-07-04"})
+    assert cog_validate(str(path), strict=True)[0]
+    with rasterio.open(path) as src:
+        assert src.descriptions == BANDS
+        assert src.scales == (1e-4,) * 5 + (1.0, 1.0) and src.offsets == (0.0,) * 7
+        assert np.array_equal(src.read_masks(1) > 0, valid > 0)  # QGIS hides the dataMask = 0 area
+        dn = src.read(1)
+    assert np.array_equal(dn, np.rint(refl["B04"].astype(np.float64) * 10000).astype(np.uint16))  # DN x scale = refl.
+    back = read_scene(path)
+    assert np.array_equal(back.scl, scl) and back.tags["DEEPSNOW_DATE"] == "2021-07-04"
+
+
+def test_class_mask_has_colours_category_names_and_a_qgis_style(tmp_path):
+    from random_scene import random_scene
+
+    from deepsnow.config import validate_section
+    from deepsnow.data.mask import CLASS_COLOURS, CLASS_NAMES, mask_scene
+
+    scene = random_scene(tmp_path / "s.tif", 200, 240, seed=2)
+    params = validate_section("mask", {})  # the defaults
+    tif = tmp_path / "mask.tif"
+    mask_scene(scene, params, tif, tmp_path / "mask.json")
+    assert cog_validate(str(tif), strict=True)[0]
+    with rasterio.open(tif) as src, rasterio.open(scene) as sc:
+        cmap = src.colormap(1)
+        assert all(cmap[c][:3] == CLASS_COLOURS[c][:3] for c in CLASS_NAMES)  # (a TIFF palette has no alpha)
+        assert np.array_equal(src.read_masks(1) > 0, sc.read(7) > 0)  # the mask is the scene's dataMask
+    aux, qml = style_paths(tif)
+    assert qml.name == "mask.qml"
+    names = [c.text or "" for c in ET.parse(aux).getroot().find("PAMRasterBand").find("CategoryNames")]
+    assert names == [CLASS_NAMES[c] for c in range(len(CLASS_NAMES))]
+    style = ET.parse(qml).getroot()
+    renderer = style.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "paletted" and renderer.get("band") == "1"
+    entries = {int(e.get("value")): (e.get("label"), e.get("color")) for e in renderer.iter("paletteEntry")}
+    assert entries == {c: (CLASS_NAMES[c], "#%02x%02x%02x" % CLASS_COLOURS[c][:3]) for c in CLASS_NAMES}
+    with rasterio.open(tif) as src:  # GDAL reads the file with its .aux.xml next to it
+        assert src.tags(1)["CLASS_3"] == "snow"
