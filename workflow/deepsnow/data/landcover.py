@@ -36,26 +36,30 @@ def encode_snow(fsnow: np.ndarray) -> np.ndarray:
     return np.rint(SNOW_SCALE * np.clip(fsnow, 0.0, 1.0)).astype(np.uint8)
 
 
-def write_landcover(path: str | os.PathLike, cover: np.ndarray, fsnow: np.ndarray, crs, transform, tags: dict) -> None:
-    """Write the 2-band land-cover GeoTIFF atomically (deflate; 256 px tiles when large enough)."""
-    import rasterio
+#: Colours of the classes (colour table of band 1 and the QGIS style), in :data:`CLASSES` order.
+COLOURS = ((30, 90, 200), (30, 110, 40), (140, 200, 90), (220, 200, 90), (200, 170, 60), (150, 110, 70),
+           (130, 130, 130), (200, 60, 60), (60, 60, 60))
+#: Name and colour of each class code, for :mod:`deepsnow.cog`.
+STYLE = {i: (name, (*COLOURS[i], 255)) for i, name in enumerate(CLASSES)}
 
-    from deepsnow.io import atomic_output
+
+def write_landcover(path: str | os.PathLike, cover: np.ndarray, fsnow: np.ndarray, crs, transform, tags: dict) -> None:
+    """Write the 2-band land-cover COG atomically (:mod:`deepsnow.cog`): a colour table, category names
+    and a QGIS style for the classes; band 2's GDAL scale ``1 / SNOW_SCALE`` gives the snow fraction."""
+    from deepsnow.cog import class_colormap, cog_output, write_class_style
 
     h, w = cover.shape
-    profile = {
-        "driver": "GTiff", "height": h, "width": w, "count": 2, "dtype": "uint8",
-        "crs": crs, "transform": transform, "compress": "deflate",
-    }
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_output(path, suffix=".tif") as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(np.stack([cover.astype(np.uint8), encode_snow(fsnow)]))
-            for i, name in enumerate(BAND_NAMES, start=1):
-                dst.set_band_description(i, name)
-            dst.update_tags(DEEPSNOW_CLASSES=",".join(CLASSES), DEEPSNOW_SNOW_SCALE=SNOW_SCALE,
-                            **{k: str(v) for k, v in tags.items()})
+    profile = {"driver": "GTiff", "height": h, "width": w, "count": 2, "dtype": "uint8", "crs": crs,
+               "transform": transform, "blockxsize": 256}
+    with cog_output(path, profile, resampling="nearest") as dst:
+        dst.write(np.stack([cover.astype(np.uint8), encode_snow(fsnow)]))
+        for i, name in enumerate(BAND_NAMES, start=1):
+            dst.set_band_description(i, name)
+        dst.scales, dst.offsets = (1.0, 1.0 / SNOW_SCALE), (0.0, 0.0)
+        dst.write_colormap(1, class_colormap(STYLE))
+        dst.update_tags(DEEPSNOW_CLASSES=",".join(CLASSES), DEEPSNOW_SNOW_SCALE=SNOW_SCALE,
+                        **{k: str(v) for k, v in tags.items()})
+    write_class_style(path, STYLE)
 
 
 class LandcoverFile:
