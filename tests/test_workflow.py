@@ -76,7 +76,10 @@ def test_run_produces_dataset_with_provenance(finished_run: Path):
     for f in res.rglob("*"):
         internal = {"logs", "benchmarks"} & set(f.parts) or any(p.startswith("state-") for p in f.parts)
         if f.is_file() and not f.name.endswith(".prov.json") and not internal:
-            assert provenance.sidecar_path(f).exists(), f"{f} has no provenance sidecar"
+            # a class raster's GIS style files (<x>.tif.aux.xml, <x>.qml) go with the raster's sidecar
+            companion = {".xml": f.with_suffix("").with_suffix(""), ".qml": f.with_suffix(".tif")}.get(f.suffix, f)
+            assert companion.suffix != ".tif" or companion.exists(), f"{f}: no raster {companion}"
+            assert provenance.sidecar_path(companion).exists(), f"{f} has no provenance sidecar"
 
 
 def test_run_trains_generates_and_measures(finished_run: Path):
