@@ -1,0 +1,163 @@
+"""Change-detection testbed (#16): detectors against their formulas, implants, known cases."""
+
+import numpy as np
+import pytest
+
+from deepsnow import DeepsnowError
+from deepsnow.change import detectors as det
+from deepsnow.change.implant import check_fraction, implant_mask, pixel_swap
+
+
+def _correlated(n=4000, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(d, d))
+    x = rng.normal(size=(n, d)) @ a + 5.0
+    m = rng.normal(size=(d, d))
+    y = x @ m + 0.3 * rng.normal(size=(n, d)) @ a - 2.0
+    return x, y
+
+
+def _q(v, s):
+    v = v - v.mean(axis=0)
+    return np.array([vi @ np.linalg.solve(s, vi) for vi in v])
+
+
+def _cov(v):
+    return np.cov(v, rowvar=False, bias=True)
+
+
+def _isqrt(s):
+    w, u = np.linalg.eigh(s)
+    return u @ np.diag(w**-0.5) @ u.T
+
+
+@pytest.fixture(params=["no_ridge", "ridge"])
+def rtol(request, monkeypatch):
+    """Exact formulas with the ridge off; within 1e-6 with the documented ridge on."""
+    if request.param == "no_ridge":
+        monkeypatch.setattr(det, "RIDGE", 0.0)
+        return 1e-8
+    return 1e-6
+
+
+def _tol(rtol):
+    """Absolute tolerance for a score that is a difference of quadratic forms (~d each)."""
+    return 10 * rtol
+
+
+def test_rx_difference_matches_formula(rtol):
+    x, y = _correlated()
+    e = y - x
+    assert np.allclose(det.rx_difference(x, y, chunk=777), _q(e, _cov(e)), rtol=rtol)
+
+
+def test_chronochrome_matches_formula(rtol):
+    x, y = _correlated()
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    X, Y, C = xc.T @ xc / len(x), yc.T @ yc / len(x), yc.T @ xc / len(x)
+    r = yc - xc @ (C @ np.linalg.inv(X)).T
+    R = Y - C @ np.linalg.inv(X) @ C.T
+    assert np.allclose(det.chronochrome(x, y, chunk=500), _q(r, R), rtol=rtol)
+
+
+def test_covariance_equalization_matches_formula(rtol):
+    x, y = _correlated()
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    e = yc @ _isqrt(_cov(y)) - xc @ _isqrt(_cov(x))
+    assert np.allclose(det.covariance_equalization(x, y, chunk=999), _q(e, _cov(e)), rtol=rtol)
+
+
+def test_hyperbolic_matches_formula(rtol):
+    x, y = _correlated()
+    z = np.concatenate([x, y], axis=1)
+    want = _q(z, _cov(z)) - _q(x, _cov(x)) - _q(y, _cov(y))
+    got = det.hyperbolic_acd(x, y, chunk=1234)
+    assert np.allclose(got, want, rtol=rtol, atol=_tol(rtol))
+
+
+def test_chunking_does_not_change_scores():
+    x, y = _correlated(n=3001)
+    for fn in det.DETECTORS.values():
+        assert np.allclose(fn(x, y, chunk=100), fn(x, y), rtol=1e-9, atol=1e-9)
+
+
+def test_uint8_inputs_accepted():
+    x, y = _correlated()
+    xu = np.clip(x * 20 + 100, 0, 255).astype(np.uint8)
+    yu = np.clip(y * 20 + 100, 0, 255).astype(np.uint8)
+    for fn in det.DETECTORS.values():
+        want = fn(xu.astype(np.float64), yu.astype(np.float64))
+        assert np.allclose(fn(xu, yu, chunk=333), want, rtol=1e-8)
+
+
+def test_identical_images_rx_difference_handled():
+    x, _ = _correlated()
+    scores = det.rx_difference(x, x.copy())
+    assert np.all(np.isfinite(scores)) and np.all(scores == 0.0)
+    assert np.all(np.isfinite(det.covariance_equalization(x, x.copy())))
+
+
+def test_linear_change_chronochrome_zero_except_implants():
+    rng = np.random.default_rng(3)
+    h = w = 60
+    before = rng.normal(size=(3, h, w)) * np.array([1.0, 2.0, 0.5])[:, None, None]
+    a = rng.normal(size=(3, 3))
+    after = np.einsum("ij,jhw->ihw", a, before) + np.array([1.0, -2.0, 3.0])[:, None, None]
+    x, y = before.reshape(3, -1).T, after.reshape(3, -1).T
+    assert np.max(det.chronochrome(x, y)) < 1e-6  # exact linear change: nothing anomalous (~d)
+    valid = np.ones((h, w), bool)
+    mask = implant_mask(valid, 0.01, 3, seed=1)
+    implanted = pixel_swap(after, mask, valid, seed=1)
+    x = before.reshape(3, -1).T
+    y = implanted.reshape(3, -1).T
+    s = det.chronochrome(x, y)
+    m = mask.ravel()
+    # y = Ax + b exactly outside the implants: the residual there is ~0 next to the
+    # implants' (the statistics include the implants, which perturb the fit a little)
+    assert np.median(s[~m]) < 1e-2 * np.median(s[m])
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(m, s) > 0.99
+
+
+def test_constant_band_stays_finite():
+    x, y = _correlated()
+    x[:, 1] = 7.0
+    y[:, 2] = 0.0
+    for fn in det.DETECTORS.values():
+        assert np.all(np.isfinite(fn(x, y)))
+
+
+def test_shape_errors():
+    with pytest.raises(DeepsnowError, match="equal N"):
+        det.chronochrome(np.zeros((5, 3)), np.zeros((4, 3)))
+    with pytest.raises(DeepsnowError, match="same bands"):
+        det.rx_difference(np.zeros((5, 3)), np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize("bad", [0, 0.5, -0.1, 0.7])
+def test_fraction_outside_interval(bad):
+    with pytest.raises(DeepsnowError, match=r"implant_fraction must be in \(0, 0.5\)"):
+        check_fraction(bad)
+
+
+def test_implant_mask_seeded_within_valid():
+    valid = np.ones((50, 40), bool)
+    valid[:, :10] = False
+    m1 = implant_mask(valid, 0.1, 4, seed=7)
+    assert np.array_equal(m1, implant_mask(valid, 0.1, 4, seed=7))
+    assert not np.array_equal(m1, implant_mask(valid, 0.1, 4, seed=8))
+    assert not (m1 & ~valid).any()
+    assert abs(m1.sum() - 0.1 * valid.sum()) <= 16
+
+
+def test_pixel_swap_takes_after_values_from_elsewhere():
+    rng = np.random.default_rng(0)
+    after = rng.integers(0, 255, size=(3, 30, 30)).astype(np.uint8)
+    valid = np.ones((30, 30), bool)
+    mask = implant_mask(valid, 0.1, 3, seed=2)
+    out = pixel_swap(after, mask, valid, seed=2)
+    assert np.array_equal(out[:, ~mask], after[:, ~mask])
+    donors = {tuple(p) for p in after[:, ~mask].T}
+    assert all(tuple(p) in donors for p in out[:, mask].T)
+    assert not np.array_equal(out[:, mask], after[:, mask])
