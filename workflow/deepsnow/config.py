@@ -156,7 +156,16 @@ def validate_config(config: dict, source: str = "config") -> dict:
     for check in CONFIG_CHECKS:
         problems += check(config)
     _raise_problems(problems, source)
+    if config.get("sweep") is not None:
+        variants_of(config)  # every variant validated too, before any job
     return config
+
+
+def variants_of(config: dict) -> dict[str, dict]:
+    """The variants of a validated config's ``sweep`` (deepsnow.sweep.expand), each validated; {} without."""
+    from deepsnow.sweep import expand
+
+    return expand(config, validate_config)
 
 
 def validate_section(name: str, section: dict | None, source: str = "--params") -> dict:
