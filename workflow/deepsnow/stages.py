@@ -19,7 +19,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "translate": ("gan", "cog.py", "io.py"),
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
     "synthesize": ("synthesize", "gan", "cog.py", "io.py", "data/patches.py", "data/scene.py"),
-    "embed": ("features", "io.py", "lazy.py"),
+    "train_simcover": ("features/simcover.py", "features/simcover_train.py", "gan/checkpoint.py", "io.py"),
+    "embed": ("features", "gan/checkpoint.py", "io.py", "lazy.py"),
     "metrics": (
         "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"
     ),

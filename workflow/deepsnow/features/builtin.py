@@ -156,3 +156,13 @@ def build_inception(options: dict, seed: int) -> Extractor:
         known_sha256={"pytorch-fid FID Inception": FID_WEIGHTS_SHA256_PREFIX},
         preprocessing=f"bilinear resize to {FID_INPUT_SIZE} (align_corners=False, no antialias), 2x-1 (pytorch-fid)",
     )
+
+
+# simcover: trained by 'deepsnow train-simcover' on the simulator's land-cover labels
+register_extractor("simcover")(lambda options, seed: _simcover().build_simcover(options, seed))
+
+
+def _simcover():
+    from deepsnow.features import simcover
+
+    return simcover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Iterator
 
 from deepsnow import DeepsnowError, provenance
@@ -36,6 +37,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images-key", default="rgb", help="array holding the images in --images / --real-a / --real-b (default rgb)")
     p.add_argument("--output", help="output .npz for --real-a/--real-b or --images")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
+    p.add_argument(
+        "--weights-path",
+        type=Path,
+        default=None,
+        help="weights file of the (one) extractor run, in place of its features.<name>.weights_path "
+        "(simcover: a simcover.pt from 'deepsnow train-simcover')",
+    )
+    _register_train_simcover(sub)
+
+
+def _register_train_simcover(sub: argparse._SubParsersAction) -> None:
+    p = stage_command(sub, "train-simcover", _train_simcover, section="simcover", stage="train_simcover")
+    path_options(
+        p,
+        train_a="dataset/trainA.npz (with landcover: a simulator run)",
+        train_b="dataset/trainB.npz (with landcover)",
+        output="weights file to write (simcover.pt)",
+        summary="JSON summary to write: held-out errors of the fractions, training-mean baseline, loss history",
+    )
 
 
 def _check_mode(args) -> bool:
@@ -76,6 +96,7 @@ def _embed(args, params) -> Iterator[Made]:
     threads = args.threads if args.threads is not None else params["threads"]
     if threads:
         torch.set_num_threads(int(threads))
+    params = _with_weights_path(params, names, args.weights_path)
     for name in names:
         started = provenance.now()
         ext = embed.build_from_params(name, params)
@@ -95,3 +116,44 @@ def _embed(args, params) -> Iterator[Made]:
                 one_started = provenance.now()
                 (summary,) = embed.embed_samples([src], [dst], ext, params)
                 yield Made([dst], inputs=[src], extra={**meta, **summary}, started=one_started)
+
+
+def _with_weights_path(params: dict, names: list[str], weights_path) -> dict:
+    """``params`` with ``--weights-path`` as the weights file of the one extractor run."""
+    if weights_path is None:
+        return params
+    if len(names) != 1:
+        raise DeepsnowError(f"--weights-path goes with one extractor, got {len(names)} ({', '.join(names)})")
+    from deepsnow.features import embed
+
+    (name,) = names
+    options = {**embed.extractor_options(params, name), "weights_path": str(weights_path)}
+    if name != "simcover":
+        options["weights"] = "path"
+    if name in embed.BUILTIN_OPTION_SECTIONS:
+        return {**params, name: options}
+    return {**params, "extra": {**params["extra"], name: options}}
+
+
+def _train_simcover(args, params) -> Iterator[Made]:
+    """Train the simcover extractor on a simulator run's training patches (both domains).
+
+    A torchvision resnet18 (seeded random initialisation) learns each patch's land-cover class
+    fractions and snow fraction (the split's 'landcover' arrays); its 512-d penultimate layer is the
+    'simcover' feature. A seeded share (simcover.holdout) of the training patches is held out: the
+    summary JSON (and the log) give its mean absolute error of the class and snow fractions and its
+    dominant-class accuracy, next to those of always predicting the training mean. Test patches are never
+    read. The weights file is read back with torch.load(weights_only=True)."""
+    import torch
+
+    from deepsnow.features.simcover_train import train_simcover
+    from deepsnow.gan.checkpoint import save
+    from deepsnow.io import write_json
+
+    if params["threads"]:
+        torch.set_num_threads(int(params["threads"]))
+    payload, summary = train_simcover([args.train_a, args.train_b], params)
+    save(payload, args.output)
+    write_json(args.summary, summary)
+    yield Made([args.output, args.summary], inputs=[args.train_a, args.train_b],
+               extra={"n_train": summary["n_train"], "n_heldout": summary["n_heldout"], **summary["heldout"]})

@@ -29,7 +29,7 @@ log = logging.getLogger("deepsnow.features")
 META_KEYS = ("extractor", "weights", "pretrained", "dim", "preprocessing")
 
 #: built-in per-extractor config keys; any other extractor takes features.extra.<name>
-BUILTIN_OPTION_SECTIONS = ("inception", "resnet50")
+BUILTIN_OPTION_SECTIONS = ("inception", "resnet50", "simcover")
 
 
 def resolve_device(device: str = "auto"):

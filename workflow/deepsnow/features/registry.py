@@ -55,7 +55,7 @@ WEIGHT_KINDS = ("auto", "imagenet", "path", "random")
 EXTRACTORS: dict[str, Callable] = {}
 
 #: The extractors of this package (registered by ``deepsnow.features.builtin``).
-BUILTIN_EXTRACTORS = ("inception", "resnet50")
+BUILTIN_EXTRACTORS = ("inception", "resnet50", "simcover")
 
 #: Entry-point group through which installed packages provide extractors (name = extractor name).
 ENTRY_POINT_GROUP = "deepsnow.extractors"
