@@ -473,7 +473,7 @@ def test_unknown_extractor_name_is_refused_and_nothing_is_imported(tmp_path, plu
     for args in (["--extractor", "evilmod"], ["--params", json.dumps({"extractors": ["evilmod"]})]):
         p = run_cli(env, "embed", *args, "--images", images, "--output", tmp_path / "f_{extractor}.npz")
         assert p.returncode == 2, p.stderr[-3000:]
-        assert "unknown" in p.stderr and "'evilmod'" in p.stderr and "brokenplug, inception, resnet50, tinyplug" in p.stderr, p.stderr
+        assert "unknown" in p.stderr and "'evilmod'" in p.stderr and "brokenplug, inception, resnet50, simcover, tinyplug" in p.stderr, p.stderr
     # the workflow's validation, with the plugins on this process's path
     monkeypatch.syspath_prepend(str(plugin_path))
     validation_refuses(tmp_path, {"features": {"extractors": ["inception", "resnet50", "evilmod"]}},
