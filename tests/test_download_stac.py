@@ -229,7 +229,7 @@ def test_truncated_cog_fails_cleanly(stac, ben, tmp_path):
     msg = str(err.value)
     assert "area 'area1', season 'snowfree'" in msg and "S2A_1" in msg and "3 attempt" in msg, msg
     assert not (out_dir / "snowfree.tif").exists() and no_temp_files(tmp_path)
-    assert not list((tmp_path / "cache").rglob("*.npz"))
+    assert not list((tmp_path / "cache").rglob("*.npy")) and not list((tmp_path / "cache").rglob("grid.json"))
 
 
 def test_empty_catalogue_is_a_clear_error(stac, ben, tmp_path):
@@ -281,6 +281,37 @@ def test_snowy_item_in_the_snowfree_season_is_refused(stac, ben, tmp_path):
 
 
 # --------------------------------------------------------------------------- cache and command line
+
+
+@pytest.mark.parametrize("name", [AUSTRIA, FINLAND_SNOW])  # B11 bilinear from 20 m; reprojected from the next zone
+def test_reads_in_row_windows_equal_one_whole_read(stac, ben, tmp_path, monkeypatch, name):
+    """The assets are read onto the grid 7 rows at a time (a full tile: 1024) into band files on disk:
+    the scene equals one whole-grid read, and no scratch file stays beside it."""
+    src = ben[name]
+    stac.add_item(src, "S2X_1", cloud_cover=1.0, datetime=SUMMER)
+    params = params_for(stac, inner_bbox(src))
+    scenes = []
+    for rows in ("7", "100000"):
+        monkeypatch.setenv("DEEPSNOW_WINDOW_ROWS", rows)
+        out = tmp_path / rows / "s.tif"
+        download_scene(params, "area1", "snowfree", out)
+        scenes.append(rasterio.open(out).read())
+        assert [p.name for p in out.parent.iterdir()] == ["s.tif"]
+    assert scenes[0].shape[1] > 7 * 3
+    np.testing.assert_array_equal(scenes[0], scenes[1])
+
+
+def test_damaged_pixel_cache_entry_is_read_again(stac, ben, tmp_path):
+    src = ben[AUSTRIA]
+    stac.add_item(src, "S2A_1", cloud_cover=3.0, datetime=SUMMER)
+    cache = tmp_path / "cache"
+    params = params_for(stac, inner_bbox(src))
+    download_scene(params, "area1", "snowfree", tmp_path / "a.tif", cache=cache)
+    (band,) = (cache / "pixels").glob("*/B08.npy")
+    band.write_bytes(band.read_bytes()[:200])
+    second = download_scene(params, "area1", "snowfree", tmp_path / "b.tif", cache=cache)
+    assert second["requests"] == {"items_read": 1, "from_cache": 0}
+    np.testing.assert_array_equal(rasterio.open(tmp_path / "a.tif").read(), rasterio.open(tmp_path / "b.tif").read())
 
 
 def test_rerun_with_cache_makes_no_request(stac, ben, tmp_path):

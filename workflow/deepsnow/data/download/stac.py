@@ -23,7 +23,13 @@ For one area and season:
    neighbour, B11 by ``data.stac.resampling`` (bilinear by default: nearest
    would leave 2 x 2 blocks; bilinear never mixes nodata in, GDAL skips it).
    If the item covers less than ``data.stac.min_valid_fraction`` of the area
-   (swath edge), the next item is tried (up to ``max_candidates``).
+   (swath edge), the next item is tried (up to ``max_candidates``). The reads
+   go a window of ``$DEEPSNOW_WINDOW_ROWS`` rows at a time into one ``.npy``
+   file per band (:mod:`~deepsnow.data.download.rawstore`: the pixel cache
+   entry, or a scratch folder beside the output removed at the end), and the
+   scene is written from there strip by strip: a full tile's raw bands are
+   never whole in memory. GDAL's resampling scale is fixed to the resolution
+   ratio (``XSCALE``/``YSCALE``), so the pixels do not depend on the windows.
 3. **Scale and offset**: reflectance = DN x scale + offset, output
    reflectance x 10000. With ``data.stac.boa_offset: auto`` the offset is 0
    when the item says ``earthsearch:boa_offset_applied: true`` (Element 84
@@ -44,7 +50,8 @@ Retries: the search retries 429/5xx and connection errors (urllib3,
 for those files off, up to ``data.stac.max_attempts`` times in all.
 
 Cache: with ``--cache DIR`` the search results (``DIR/search/``) and the
-pixels read (``DIR/pixels/``) are kept, so a rerun makes no request. A search
+pixels read (``DIR/pixels/<key>/``: ``<band>.npy`` and ``grid.json``, written
+last) are kept, so a rerun makes no request. A search
 result of which no item passes the query is not cached: the next run asks
 again and sees new acquisitions of the window.
 """
@@ -75,6 +82,8 @@ from deepsnow.data.download.common import (
     utm_epsg,
     write_cached_json,
 )
+from deepsnow.data.download import rawstore
+from deepsnow.data.download.rawstore import RawBands
 
 log = logging.getLogger("deepsnow.download.stac")
 
@@ -240,31 +249,35 @@ def _gdal_env(st: dict, non_cached: list[str] | None = None) -> dict:
     return env
 
 
-def read_item(item: dict, grid, st: dict) -> tuple[dict, dict]:
-    """Raw band arrays (uint16, on ``grid``) of an item and facts about the reads."""
+def read_item(item: dict, grid, st: dict, store) -> dict:
+    """Read an item's raw bands (uint16, on ``grid``) into ``store`` (a :class:`RawBands`, zero-filled);
+    facts about the reads."""
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioError, RasterioIOError
 
     resampling = Resampling[st["resampling"]]
-    out, facts = {}, {}
+    facts = {}
     for band in ASSET_KEYS:
         key, asset = _asset(item, band)
         href = _href(item, asset)
         try:
-            out[band], facts[band] = _read_band(band, key, href, grid, resampling)
+            facts[band] = _read_band(band, key, href, grid, resampling, store)
         except (RasterioError, OSError) as exc:
             cause = f" ({exc.__cause__})" if exc.__cause__ else ""
             raise RasterioIOError(f"asset {key} ({href}): {exc}{cause}") from exc
-    return out, facts
+    return facts
 
 
-def _read_band(band: str, key: str, href: str, grid, resampling) -> tuple[np.ndarray, dict]:
-    """One asset read onto ``grid``: only the blocks under the area's window are fetched."""
+def _read_band(band: str, key: str, href: str, grid, resampling, store) -> dict:
+    """One asset read onto ``grid`` into ``store``, in full-width row windows (``$DEEPSNOW_WINDOW_ROWS``):
+    only the blocks under the area's window are fetched, and only a window of rows is in memory."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds
-    from rasterio.windows import from_bounds
+    from rasterio.windows import Window, from_bounds
+
+    from deepsnow.data.scene import window_rows
 
     with rasterio.open(href) as src:
         if src.crs is None:
@@ -288,8 +301,10 @@ def _read_band(band: str, key: str, href: str, grid, resampling) -> tuple[np.nda
             "resampling": r.name,
         }
         if not overlap:
-            return np.zeros((grid.height, grid.width), dtype=np.uint16), fact
+            return fact  # the store is zero-filled: nodata
         nodata = src.nodata if src.nodata is not None else 0
+        scale = str(min(1.0, src.res[0] / grid.res))
+        step = window_rows()
         with WarpedVRT(
             src,
             crs=grid.crs,
@@ -299,11 +314,20 @@ def _read_band(band: str, key: str, href: str, grid, resampling) -> tuple[np.nda
             resampling=r,
             src_nodata=nodata,
             nodata=0,
+            # GDAL widens a downsampling kernel by the scale it measures on each chunk it warps
+            # (about 1 +- the rotation between zones here): fixed to the resolution ratio, the
+            # pixels do not depend on the window read (or on GDAL's own chunking of a whole read)
+            XSCALE=scale,
+            YSCALE=scale,
         ) as vrt:
-            return vrt.read(1).astype(np.uint16), fact
+            for r0 in range(0, grid.height, step):
+                n = min(step, grid.height - r0)
+                store.write(band, r0, vrt.read(1, window=Window(0, r0, grid.width, n)).astype(np.uint16))
+        return fact
 
 
-def read_item_retrying(item: dict, grid, st: dict, area: Area, season: str) -> tuple[dict, dict]:
+def read_item_retrying(item: dict, grid, st: dict, area: Area, season: str, folder) -> tuple[RawBands, dict]:
+    """The item's raw bands in a new :class:`RawBands` at ``folder`` (a failed attempt's files are removed)."""
     import rasterio
     from rasterio.errors import RasterioError
 
@@ -311,14 +335,17 @@ def read_item_retrying(item: dict, grid, st: dict, area: Area, season: str) -> t
     hrefs = [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS]
     last = None
     for attempt in range(attempts):
+        rawstore.remove(folder)
+        store = RawBands.create(folder, ASSET_KEYS, (grid.height, grid.width))
         try:
             with rasterio.Env(**_gdal_env(st, hrefs if attempt else None)):
-                return read_item(item, grid, st)
+                return store, read_item(item, grid, st, store)
         except (RasterioError, OSError) as exc:  # RasterioIOError, CPLE_* (GDAL errors)
             last = exc
             log.warning("reading item %s failed (attempt %d/%d): %s", item.get("id"), attempt + 1, attempts, exc)
             if attempt + 1 < attempts:
                 time.sleep(float(st["retry_delay"]) * 3**attempt)
+    rawstore.remove(folder)
     raise DownloadError(
         area.name,
         season,
@@ -347,8 +374,14 @@ def _item_epsg(item: dict) -> int | None:
 
 
 def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
-    """Fetch one area and season from a STAC API and write the scene; return a JSON-able summary."""
-    return fetch_scene(StacSource(params, area, season, cache), output)
+    """Fetch one area and season from a STAC API and write the scene; return a JSON-able summary.
+
+    Without a cache the raw bands go to a scratch folder beside ``output``, removed at the end."""
+    source = StacSource(params, area, season, cache, scratch=Path(output).parent)
+    try:
+        return fetch_scene(source, output)
+    finally:
+        source.cleanup()
 
 
 @dataclass
@@ -357,9 +390,8 @@ class _Candidate:
 
     item: dict
     grid: Grid
-    raw: dict  # band -> uint16 DN
+    raw: RawBands  # band -> uint16 DN, on disk
     facts: dict  # what was read, from where
-    mask: np.ndarray  # valid pixels
     frac: float  # valid fraction of the area
 
 
@@ -369,8 +401,10 @@ class StacSource:
     name = "stac"
     log = log
 
-    def __init__(self, params: dict, area: Area, season: str, cache=None):
+    def __init__(self, params: dict, area: Area, season: str, cache=None, scratch=None):
         self.params, self.area, self.season = params, area, season
+        self.scratch = None if cache else Path(scratch if scratch is not None else ".")
+        self.scratch_folders: list[Path] = []
         self.st = params["stac"]
         self.endpoint, self.collection = self.st["url"], self.st["collection"]
         self.res = float(params["resolution"])
@@ -436,16 +470,17 @@ class StacSource:
         ok, _ = chosen
         best, tried, counts = self._best_candidate(ok)
         item = best.item
-        dn, offsets = _reflectance_dn(item, best.raw, self.st["boa_offset"])
+        offsets = _scale_offsets(item, self.st["boa_offset"])
         props = item.get("properties") or {}
         date = _item_date(item)
         tags = scene_tags(
             "stac", self.area, self.season, date, scene=item.get("id"), cloud_cover=props.get("eo:cloud_cover")
         )
         return Pixels(
-            dn=dn,
-            scl=best.raw["SCL"],
-            mask=best.mask,
+            dn=None,
+            scl=None,
+            mask=None,
+            strips=raw_strips(best.raw, offsets),
             grid=best.grid,
             tags=tags,
             requests=counts,
@@ -460,16 +495,12 @@ class StacSource:
         tried, best = [], None
         counts = {"items_read": 0, "from_cache": 0}
         for item in ok[: int(st["max_candidates"])]:
-            grid, raw, facts, hit = _read_candidate(item, area, season, self.res, self.epsg, st, self.cache)
+            grid, raw, facts, hit = _read_candidate(item, area, season, self.res, self.epsg, st, self._folder)
             counts["from_cache" if hit else "items_read"] += 1
-            # 0 is nodata in every band of a Sentinel-2 L2A COG (module docstring, 4).
-            mask = np.ones((grid.height, grid.width), dtype=bool)
-            for b in ASSET_KEYS:
-                mask &= raw[b] > 0
-            frac = float(mask.mean())
+            frac = valid_fraction(raw)
             tried.append({"id": item.get("id"), "valid_fraction": round(frac, 5)})
             if best is None or frac > best.frac:
-                best = _Candidate(item, grid, raw, facts, mask, frac)
+                best = _Candidate(item, grid, raw, facts, frac)
             if frac >= float(st["min_valid_fraction"]):
                 break
             log.warning(
@@ -490,6 +521,24 @@ class StacSource:
                 100 * best.frac,
             )
         return best, tried, counts
+
+    def _folder(self, key: str) -> tuple[Path, bool]:
+        """Where an item's raw bands go: its pixel cache entry (kept), else a scratch folder (removed at
+        the end); and whether it is a cache entry."""
+        if self.cache:
+            return self.cache / "pixels" / key, True
+        import tempfile
+
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".stac-raw-", dir=self.scratch)) / "bands"
+        self.scratch_folders.append(folder.parent)
+        return folder, False
+
+    def cleanup(self) -> None:
+        """Remove the scratch folders of the raw bands read without a cache."""
+        for f in self.scratch_folders:
+            rawstore.remove(f)
+        self.scratch_folders.clear()
 
     def details(self, items: list[dict], from_cache: bool, chosen, px: Pixels) -> dict:
         ok, rejected = chosen
@@ -513,15 +562,49 @@ class StacSource:
         }
 
 
-def _reflectance_dn(item: dict, raw: dict, mode: str) -> tuple[dict, dict]:
-    """Reflectance x 10000 per band (DN x scale + offset, module docstring 3) and the scale/offset used."""
-    dn, offsets = {}, {}
+def _scale_offsets(item: dict, mode: str) -> dict:
+    """Per reflectance band, the scale and offset of DN -> reflectance (module docstring 3) and why."""
+    offsets = {}
     for b in REFLECTANCE:
         _, asset = _asset(item, b)
         scale, offset, why = scale_offset(item, asset, mode)
         offsets[b] = {"scale": scale, "offset": offset, "why": why}
-        dn[b] = ScaledDN(raw[b], scale * 10000.0, offset * 10000.0)
-    return dn, offsets
+    return offsets
+
+
+def valid_fraction(raw: RawBands, rows: int | None = None) -> float:
+    """Fraction of the grid where every band is non-zero (0 is nodata in every Sentinel-2 L2A COG,
+    module docstring 4), counted a window of rows at a time."""
+    from deepsnow.data.scene import window_rows
+
+    h, w = raw.shape
+    step, valid = window_rows(rows), 0
+    for r0 in range(0, h, step):
+        valid += int(_valid_rows(raw, r0, min(h, r0 + step)).sum())
+    return valid / float(h * w) if h * w else 0.0
+
+
+def _valid_rows(raw: RawBands, r0: int, r1: int) -> np.ndarray:
+    mask = np.ones((r1 - r0, raw.shape[1]), dtype=bool)
+    for b in ASSET_KEYS:
+        mask &= raw.read(b, r0, r1) > 0
+    return mask
+
+
+def raw_strips(raw: RawBands, offsets: dict, rows: int | None = None):
+    """Full-width row strips ``(row0, dn, scl, mask)`` of a :class:`RawBands` for
+    :func:`~deepsnow.data.download.common.write_dn_strips`: reflectance x 10000 = DN x scale x 10000 +
+    offset x 10000, computed a strip at a time."""
+    from deepsnow.data.scene import window_rows
+
+    h = raw.shape[0]
+    step = window_rows(rows)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        dn = {
+            b: ScaledDN(raw.read(b, r0, r1), o["scale"] * 10000.0, o["offset"] * 10000.0) for b, o in offsets.items()
+        }
+        yield r0, dn, raw.read("SCL", r0, r1), _valid_rows(raw, r0, r1)
 
 
 class ScaledDN:
@@ -540,49 +623,51 @@ class ScaledDN:
         return out if dtype is None else out.astype(dtype)
 
 
-def _read_candidate(item, area, season, res, epsg, st, cache):
-    """Grid and raw bands of one item (from the pixel cache when there)."""
+def _read_candidate(item, area, season, res, epsg, st, folder_for):
+    """Grid, raw bands (:class:`RawBands`), read facts of one item, and whether they came from the
+    pixel cache; ``folder_for(key)`` says where the bands go (:meth:`StacSource._folder`)."""
+    key = cache_key(
+        "stac-pixels",
+        item.get("id"),
+        [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS],
+        list(area.bbox),
+        res,
+        epsg,
+        st["resampling"],
+    )
+    folder, cached = folder_for(key)
+    if cached and (folder / rawstore.GRID_FILE).exists():
+        try:
+            g = rawstore.read_grid(folder)
+            grid = Grid(int(g["epsg"]), g["left"], g["top"], int(g["width"]), int(g["height"]), g["res"])
+            raw = RawBands.open(folder, ASSET_KEYS, (grid.height, grid.width))
+            log.info("%s/%s: pixels of %s read from the cache", area.name, season, item.get("id"))
+            return grid, raw, {"cached": str(folder)}, True
+        except (DeepsnowError, KeyError, TypeError, ValueError) as exc:
+            log.warning("%s/%s: damaged cache entry %s (%s); reading the pixels again", area.name, season, folder, exc)
+    grid = area_grid(area.bbox, res, epsg=epsg, origin=_grid_origin(item, epsg, st))
+    raw, facts = read_item_retrying(item, grid, st, area, season, folder)
+    if cached:
+        rawstore.write_grid(
+            folder,
+            {"epsg": grid.epsg, "left": grid.left, "top": grid.top, "width": grid.width, "height": grid.height,
+             "res": grid.res},
+        )
+    return grid, raw, facts, False
+
+
+def _grid_origin(item: dict, epsg: int, st: dict) -> tuple[float, float]:
+    """The item's 10 m grid origin when it is in the area's UTM zone (the output grid aligns to it), else (0, 0)."""
     import rasterio
 
-    from deepsnow.io import load_npz, save_npz
-
-    origin = (0.0, 0.0)
     _, ref = _asset(item, "B04")
     ref_href = _href(item, ref)
-    item_epsg = _item_epsg(item)
-    grid = None
-    key = None
-    if cache:
-        # The grid only depends on the item's 10 m origin; remember it with the pixels.
-        key = cache_key(
-            "stac-pixels",
-            item.get("id"),
-            [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS],
-            list(area.bbox),
-            res,
-            epsg,
-            st["resampling"],
-        )
-        f = Path(cache) / "pixels" / f"{key}.npz"
-        if f.exists():
-            try:
-                z = load_npz(f, required=tuple(ASSET_KEYS) + ("grid",))
-                g = z["grid"].tolist()
-                grid = Grid(int(g[0]), g[1], g[2], int(g[3]), int(g[4]), g[5])
-                log.info("%s/%s: pixels of %s read from the cache", area.name, season, item.get("id"))
-                return grid, {b: z[b] for b in ASSET_KEYS}, {"cached": str(f)}, True
-            except DeepsnowError as exc:
-                log.warning("%s/%s: damaged cache entry %s (%s); reading the pixels again", area.name, season, f, exc)
-    if item_epsg in (None, epsg):
-        try:
-            with rasterio.Env(**_gdal_env(st)), rasterio.open(ref_href) as src:
-                if src.crs is not None and src.crs.to_epsg() == epsg:
-                    origin = (src.transform.c, src.transform.f)
-        except Exception as exc:  # noqa: BLE001 - the retrying read below reports it properly
-            log.debug("could not open %s for its grid origin: %s", ref_href, exc)
-    grid = area_grid(area.bbox, res, epsg=epsg, origin=origin)
-    raw, facts = read_item_retrying(item, grid, st, area, season)
-    if cache:
-        g = np.array([grid.epsg, grid.left, grid.top, grid.width, grid.height, grid.res], dtype=np.float64)
-        save_npz(Path(cache) / "pixels" / f"{key}.npz", grid=g, **raw)
-    return grid, raw, facts, False
+    if _item_epsg(item) not in (None, epsg):
+        return (0.0, 0.0)
+    try:
+        with rasterio.Env(**_gdal_env(st)), rasterio.open(ref_href) as src:
+            if src.crs is not None and src.crs.to_epsg() == epsg:
+                return (src.transform.c, src.transform.f)
+    except Exception as exc:  # noqa: BLE001 - the retrying read reports it properly
+        log.debug("could not open %s for its grid origin: %s", ref_href, exc)
+    return (0.0, 0.0)
