@@ -5,7 +5,9 @@
    (``scenes/<aoi>/snowfree.tif`` and ``truth/<aoi>/snow.tif`` under ``--work``), strip by strip.
 2. Writes a tiny cycleGAN checkpoint (``--ngf``, ``--n-blocks``) for ``deepsnow translate``.
 3. Runs the download writer (the scene's pixels rewritten through ``write_dn_strips`` in strips of
-   2500 rows, as a Sentinel Hub mosaic arrives), ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
+   2500 rows, as a Sentinel Hub mosaic arrives), a STAC download's read and write of one item (the
+   scene's bands as single-band 10 m / 20 m GeoTIFFs read onto the grid in row windows, without the
+   search; files instead of HTTP), ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
    ``deepsnow translate`` on each scene as child processes, and prints each one's peak RSS
    (``os.wait4``: the child's own ``ru_maxrss``) and wall time, the sizes side by side, so that memory
    growth with area shows (it should be flat). A child whose RSS passes ``--max-rss-gb`` is killed
@@ -31,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AOI = "tile00"
-STAGES = ["download-write", "mask", "patches", "translate"]
+STAGES = ["download-write", "stac-read-write", "mask", "patches", "translate"]
 
 
 def log(msg: str) -> None:
@@ -138,6 +140,58 @@ def write_like_a_download(scene: Path, out: Path, strip_rows: int) -> None:
         write_dn_strips(out, strips(), grid, src.tags())
 
 
+def build_assets(scene: Path, folder: Path) -> None:
+    """The scene's bands as single-band tiled GeoTIFFs like a Sentinel-2 L2A item's COGs: B04 B03 B02
+    B08 at 10 m, B11 and SCL at 20 m (every other pixel), uint16, nodata 0 where dataMask is 0."""
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    from deepsnow.data.scene import BANDS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(scene) as src:
+        h, w, t = src.height, src.width, src.transform
+        for i, band in enumerate(BANDS[:6], start=1):
+            step = 2 if band in ("B11", "SCL") else 1
+            prof = dict(driver="GTiff", width=w // step, height=h // step, count=1, dtype="uint16", crs=src.crs,
+                        transform=t * t.scale(step), nodata=0, tiled=True, blockxsize=512, blockysize=512,
+                        compress="deflate")  # fmt: skip
+            with rasterio.open(folder / f"{band}.tif.part", "w", **prof) as dst:
+                for r0 in range(0, h - h % step, 2048):
+                    win = Window(0, r0, w, min(h - h % step, r0 + 2048) - r0)
+                    a = src.read(i, window=win)[::step, ::step] * (src.read(7, window=win)[::step, ::step] > 0)
+                    dst.write(a[:, : w // step].astype(np.uint16), 1, window=Window(0, r0 // step, w // step, a.shape[0]))
+            os.replace(folder / f"{band}.tif.part", folder / f"{band}.tif")
+
+
+def read_like_a_stac_download(folder: Path, out: Path) -> None:
+    """A STAC download's read and write of one item on the scene's grid (no search): the assets read
+    a window of rows at a time into band files (``read_item_retrying``), the valid fraction counted,
+    then the scene written strip by strip (``raw_strips`` -> ``write_dn_strips``), as
+    ``deepsnow download --source stac`` does."""
+    import shutil
+
+    import rasterio
+
+    from deepsnow.data.download.common import Area, Grid, write_dn_strips
+    from deepsnow.data.download.stac import raw_strips, read_item_retrying, valid_fraction
+
+    with rasterio.open(folder / "B04.tif") as ref:
+        t = ref.transform
+        grid = Grid(ref.crs.to_epsg(), t.c, t.f, ref.width, ref.height, t.a)
+    keys = {"B04": "red", "B03": "green", "B02": "blue", "B08": "nir", "B11": "swir16", "SCL": "scl"}
+    item = {"id": "tile", "assets": {k: {"href": str(folder / f"{b}.tif")} for b, k in keys.items()}}
+    st = {"resampling": "bilinear", "max_attempts": 1, "retry_delay": 0, "timeout": 10}
+    raw_dir = out.parent / "raw"
+    shutil.rmtree(raw_dir, ignore_errors=True)
+    raw, _ = read_item_retrying(item, grid, st, Area("tile", (0, 0, 1, 1), {}), "snowfree", raw_dir)
+    log(f"valid fraction {valid_fraction(raw):.3f}")
+    offsets = {b: {"scale": 1e-4, "offset": 0.0} for b in ("B04", "B03", "B02", "B08", "B11")}
+    write_dn_strips(out, raw_strips(raw, offsets), grid, {"DEEPSNOW_SOURCE": "stac"})
+    shutil.rmtree(raw_dir)
+
+
 def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
     """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
     import torch
@@ -189,6 +243,7 @@ def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
     patches = json.dumps({"size": args.patch_size, "stride": args.stride})
     return {
         "download-write": [sys.executable, __file__, "_write", str(scene), str(d / "downloaded.tif"), "2500"],
+        "stac-read-write": [sys.executable, __file__, "_stac", str(d / "assets"), str(d / "stac" / "downloaded.tif")],
         "mask": deepsnow("mask", "--scene", str(scene), "--output", str(d / "masks" / AOI / "snowfree.tif"),
                          "--summary", str(d / "masks" / AOI / "snowfree.json")),
         "patches": deepsnow("patches", "--params", patches, "--scene", str(scene),
@@ -209,6 +264,13 @@ def run_size(args, work: Path, size: int, sf: Path, truth: Path, ckpt: Path) -> 
             if t["rc"] != 0:
                 raise SystemExit(f"building {dst} failed; see {work / 'build.log'}")
             log(f"built in {t['wall_s']:.0f} s ({size * size / t['wall_s'] / 1e6:.1f} Mpx/s)")
+    if "stac-read-write" not in args.skip and not (d / "assets" / "SCL.tif").exists():
+        log(f"writing {d / 'assets'}: the scene as an item's single-band COGs (10 m and 20 m)")
+        t = run_measured([sys.executable, __file__, "_assets", str(d / "scenes" / AOI / "snowfree.tif"), str(d / "assets")],
+                         1e9, work / "build.log")  # fmt: skip
+        if t["rc"] != 0:
+            raise SystemExit(f"writing {d / 'assets'} failed; see {work / 'build.log'}")
+    (d / "stac").mkdir(parents=True, exist_ok=True)
     out = {}
     for stage, cmd in stage_commands(args, d, ckpt).items():
         if stage in args.skip:
@@ -229,6 +291,12 @@ def main(argv=None) -> int:
         return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_write":
         write_like_a_download(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_assets":
+        build_assets(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_stac":
+        read_like_a_stac_download(Path(sys.argv[2]), Path(sys.argv[3]))
         return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_checkpoint":
         build_checkpoint(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
