@@ -23,6 +23,7 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/synthesize.smk"
+include: "workflow/rules/change.smk"
 
 
 rule all:

@@ -161,3 +161,97 @@ def test_pixel_swap_takes_after_values_from_elsewhere():
     donors = {tuple(p) for p in after[:, ~mask].T}
     assert all(tuple(p) in donors for p in out[:, mask].T)
     assert not np.array_equal(out[:, mask], after[:, mask])
+
+
+# --------------------------------------------------------------------------- the stage, end to end
+
+DETECTOR_NAMES = {"rx_difference", "chronochrome", "covariance_equalization", "hyperbolic_acd"}
+
+
+def test_workflow_writes_change_summary_and_figure10(test_config_run):
+    """configs/test.yaml: the four detectors x real, synthetic, truth per held-out area, Figure 10."""
+    import csv
+    import json
+
+    res = test_config_run / "results" / "test"
+    rows = list(csv.DictReader((res / "change" / "summary.csv").open()))
+    assert {r["detector"] for r in rows} == DETECTOR_NAMES
+    assert {r["pair"] for r in rows} == {"real", "synthetic", "truth"}
+    assert len(rows) == 4 * 3 * len({r["area"] for r in rows})
+    for r in rows:
+        assert 0.0 <= float(r["auc"]) <= 1.0 and int(r["n_implanted"]) > 0
+        assert int(r["n_pixels"]) > int(r["n_implanted"])
+        if r["pair"] == "real":  # the threshold is set on the real pair's untouched pixels
+            assert float(r["far_at_real_threshold"]) <= 0.011
+    summary = json.loads((res / "change" / "summary.json").read_text())
+    gaps = summary["gaps"]["rgb"]["detectors"]
+    for d, g in gaps.items():
+        assert g["gap_synthetic_real"] == pytest.approx(abs(g["auc"]["synthetic"] - g["auc"]["real"]))
+    assert "|AUC_synthetic - AUC_real|" in summary["sentences"]["rgb"]
+    assert (res / "change" / "summary.html").read_text().count("<tr>") == len(rows) + 1
+    assert (res / "figures" / "figure10.png").stat().st_size > 10_000
+    prov = json.loads((res / "change" / "summary.csv.prov.json").read_text())
+    assert prov["stage"] == "change_summary"
+
+
+def _area_args(res, area, **override):
+    files = {
+        "--before": res / f"scenes/{area}/snowfree.tif",
+        "--before-mask": res / f"masks/{area}/snowfree.tif",
+        "--real": res / f"scenes/{area}/snow.tif",
+        "--real-mask": res / f"masks/{area}/snow.tif",
+        "--synthetic": res / f"synthetic/{area}/snow.tif",
+        "--truth": res / f"truth/{area}/snow.tif",
+    }
+    files.update(override)
+    return ["change", "area", "--area", area] + [str(v) for kv in files.items() for v in kv]
+
+
+def _write_product(path, like, transform=None, fill=None, valid=True):
+    import rasterio
+
+    with rasterio.open(like) as src:
+        profile = src.profile | {"driver": "GTiff", "transform": transform or src.transform}
+        data = src.read()
+    if fill is not None:
+        data[fill] = 77
+    with rasterio.open(path, "w", **{k: v for k, v in profile.items() if k != "compress"}) as dst:
+        dst.write(data)
+        dst.write_mask(np.full(data.shape[1:], 255 if valid else 0, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("case", ["grid", "constant", "empty", "fraction"])
+def test_change_area_bad_input(test_config_run, tmp_path, capsys, case):
+    """Different grids, a constant band, no valid pixels, an implant fraction outside (0, 0.5):
+    exit 2, a message naming the area and the file, no output."""
+    from affine import Affine
+
+    from deepsnow.cli import main
+
+    res = test_config_run / "results" / "test"
+    area = sorted(p.name for p in (res / "change").glob("*.json") if p.stem != "summary")[0][: -len(".json")]
+    synthetic = res / f"synthetic/{area}/snow.tif"
+    out = tmp_path / "out.json"
+    params, override, expect = "{}", {}, ""
+    if case == "grid":
+        import rasterio
+
+        t = rasterio.open(synthetic).transform
+        bad = _write_product(tmp_path / "shifted.tif", synthetic, transform=t * Affine.translation(3, 0))
+        override, expect = {"--synthetic": bad}, "is not on the grid of"
+    elif case == "constant":
+        bad = _write_product(tmp_path / "flat.tif", synthetic, fill=1)
+        override, expect = {"--synthetic": bad}, "constant at 77"
+    elif case == "empty":
+        bad = _write_product(tmp_path / "masked.tif", synthetic, valid=False)
+        override, expect = {"--synthetic": bad}, "pixels valid in every image"
+    else:
+        params, expect = '{"implant_fraction": 0.6}', "implant_fraction"
+    args = _area_args(res, area, **override) + ["--output", str(out), "--params", params]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert expect in err
+    if case != "fraction":  # the fraction is refused with the --params section, before any file
+        assert f"area {area}" in err and override["--synthetic"].name in err
+    assert not out.exists() and not list(tmp_path.glob(".out.json*"))

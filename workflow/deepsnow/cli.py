@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "deepsnow.features.commands",
     "deepsnow.metrics.commands",
     "deepsnow.synthesize.commands",
+    "deepsnow.change.commands",
     "deepsnow.figures.commands",
     "deepsnow.figures.report_pages",
     "deepsnow.provenance.commands",

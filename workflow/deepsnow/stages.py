@@ -20,6 +20,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
     "synthesize": ("synthesize", "gan", "cog.py", "io.py", "data/patches.py", "data/scene.py"),
     "train_simcover": ("features/simcover.py", "features/simcover_train.py", "gan/checkpoint.py", "io.py"),
+    # the change testbed reads scenes (data/scene.py), renders them as the patches stage does
+    "change": ("change", "data/scene.py", "data/patches.py", "cog.py", "io.py"),
     "embed": ("features", "gan/checkpoint.py", "io.py", "lazy.py"),
     "metrics": (
         "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"

@@ -258,4 +258,38 @@ def synthesize_options(wildcards, input, output):
 
 
 def final_outputs():
-    return FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
+    return (
+        FIGURES
+        + REPORT_PAGES
+        + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
+        + ([CHANGE_SUMMARY] if CHANGE_AREAS else [])
+    )
+
+
+# Change-detection testbed (rules in change.smk): every held-out test area's before scene against
+# its real, synthetic and (simulator) true after-scenes.
+CHANGE_AREAS = list(config["split"]["test_aois"])
+CHANGE_SUMMARY = R("change/summary.csv")
+
+
+def change_inputs(wildcards):
+    """One area's before / real after scenes and masks, synthetic product(s) and (simulator) truth."""
+    aoi = wildcards.aoi
+    inputs = {
+        "before": R(f"scenes/{aoi}/snowfree.tif"),
+        "before_mask": R(f"masks/{aoi}/snowfree.tif"),
+        "real": R(f"scenes/{aoi}/snow.tif"),
+        "real_mask": R(f"masks/{aoi}/snow.tif"),
+        "synthetic": R(f"synthetic/{aoi}/snow.tif"),
+    }
+    if SYNTH["reflectance"]:
+        inputs["synthetic_reflectance"] = R(f"synthetic/{aoi}/snow_reflectance.tif")
+    if SIMULATED:
+        inputs["truth"] = R(f"truth/{aoi}/snow.tif")
+    return inputs
+
+
+def change_options(wildcards, input):
+    """--synthetic-reflectance and --truth when the area has them."""
+    given = {k: input.get(k) for k in ("synthetic_reflectance", "truth")}
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)

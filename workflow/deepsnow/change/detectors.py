@@ -22,9 +22,10 @@ images, or the chronochrome residual of an exact ``y = A x + b``), has no scale 
 all: its quadratic form is defined as 0 for every pixel (nothing is anomalous about a
 change that is the same everywhere).
 
-Statistics are accumulated over row chunks (``chunk`` pixels at a time) and the
-scores computed chunk by chunk, so memory is O(chunk * d) beyond the inputs and the
-output. Callers with uint8/uint16 rasters can pass them as they are; values are cast
+Statistics come from one pass over row chunks (``chunk`` pixels at a time: the joint
+mean and covariance of ``[x; y]``, from which every detector's covariances follow in
+closed form), and the scores from a second, so memory is O(chunk * d) beyond the
+inputs and the output. Callers with uint8/uint16 rasters can pass them as they are; values are cast
 to float64 per chunk.
 """
 
@@ -52,20 +53,6 @@ def _check(x, y, same_dim=False) -> tuple[np.ndarray, np.ndarray]:
             f"this detector needs the same bands before and after; got {x.shape[1]} and {y.shape[1]}"
         )
     return x, y
-
-
-def moments(v, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and covariance (d, d) of rows of ``v`` (float64, chunked, 1/N)."""
-    n, d = v.shape
-    total = np.zeros(d)
-    for s in range(0, n, chunk):
-        total += v[s : s + chunk].sum(axis=0, dtype=np.float64)
-    mean = total / n
-    cov = np.zeros((d, d))
-    for s in range(0, n, chunk):
-        c = v[s : s + chunk].astype(np.float64) - mean
-        cov += c.T @ c
-    return mean, cov / n
 
 
 def regularised_inverse(cov: np.ndarray, scale: float = 0.0) -> np.ndarray | None:
@@ -96,7 +83,7 @@ def _quad(v: np.ndarray, inv: np.ndarray | None) -> np.ndarray:
     """Row-wise ``v_i^T inv v_i``; zeros when ``inv`` is None (zero-scale covariance)."""
     if inv is None:
         return np.zeros(v.shape[0])
-    return np.einsum("ij,jk,ik->i", v, inv, v, optimize=True)
+    return np.sum((v @ inv) * v, axis=1)
 
 
 def _apply(n: int, chunk: int, score_chunk) -> np.ndarray:
@@ -106,83 +93,89 @@ def _apply(n: int, chunk: int, score_chunk) -> np.ndarray:
     return out
 
 
-def _transformed_moments(n, chunk, transform) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance (1/N) of ``transform(slice)`` rows, chunk by chunk.
+def _joint(x, y, sl) -> np.ndarray:
+    return np.concatenate([x[sl].astype(np.float64), y[sl].astype(np.float64)], axis=1)
 
-    Sums are taken about the first chunk's mean (a shifted one-pass estimate), which
-    keeps the float64 covariance accurate when the mean is large against the spread.
+
+def joint_moments(x, y, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (1/N) of the joint pixels ``[x; y]``, in one pass over row chunks.
+
+    Sums are taken about the first chunk's mean (a shifted one-pass estimate), which keeps
+    the float64 covariance accurate when the mean is large against the spread. Every
+    detector's statistics (``X``, ``Y``, ``C`` and those of differences) follow from these.
     """
-    first = transform(slice(0, min(n, chunk)))
+    n = x.shape[0]
+    first = _joint(x, y, slice(0, min(n, chunk)))
     shift = first.mean(axis=0)
     d = first.shape[1]
     total, outer = np.zeros(d), np.zeros((d, d))
     for s in range(0, n, chunk):
-        t = (first if s == 0 else transform(slice(s, min(n, s + chunk)))) - shift
+        t = (first if s == 0 else _joint(x, y, slice(s, min(n, s + chunk)))) - shift
         total += t.sum(axis=0)
         outer += t.T @ t
     centred = total / n
-    return shift + centred, outer / n - np.outer(centred, centred)
+    cov = outer / n - np.outer(centred, centred)
+    return shift + centred, 0.5 * (cov + cov.T)
+
+
+def _blocks(mean, cov, dx):
+    """(mx, my, X, C, Y) with ``C = <y x^T>`` from the joint moments."""
+    return mean[:dx], mean[dx:], cov[:dx, :dx], cov[dx:, :dx], cov[dx:, dx:]
 
 
 def rx_difference(x, y, chunk: int = CHUNK) -> np.ndarray:
-    """RX (Mahalanobis norm) of the difference ``y - x``."""
+    """RX (Mahalanobis norm) of the difference ``y - x``: ``E = X + Y - C - C^T``."""
     x, y = _check(x, y, same_dim=True)
-    n = x.shape[0]
+    mx, my, X, C, Y = _blocks(*joint_moments(x, y, chunk), x.shape[1])
+    inv = regularised_inverse(X + Y - C - C.T, np.trace(X) + np.trace(Y))
+    me = my - mx
 
-    def diff(sl):
-        return y[sl].astype(np.float64) - x[sl]
+    def score(sl):
+        return _quad(y[sl].astype(np.float64) - x[sl] - me, inv)
 
-    mean, cov = _transformed_moments(n, chunk, diff)
-    scale = np.trace(moments(x, chunk)[1]) + np.trace(moments(y, chunk)[1])
-    inv = regularised_inverse(cov, scale)
-    return _apply(n, chunk, lambda sl: _quad(diff(sl) - mean, inv))
+    return _apply(x.shape[0], chunk, score)
 
 
 def chronochrome(x, y, chunk: int = CHUNK) -> np.ndarray:
     """Residual of the least-squares prediction of ``y`` from ``x``, Mahalanobis-normed."""
     x, y = _check(x, y)
-    n, dx = x.shape
-    mean, cov = _transformed_moments(n, chunk, lambda sl: _joint(x, y, sl))
-    mx, my = mean[:dx], mean[dx:]
-    X, C, Y = cov[:dx, :dx], cov[dx:, :dx], cov[dx:, dx:]
+    mx, my, X, C, Y = _blocks(*joint_moments(x, y, chunk), x.shape[1])
     xinv = regularised_inverse(X)
-    gain = np.zeros((Y.shape[0], dx)) if xinv is None else C @ xinv
+    gain = np.zeros_like(C) if xinv is None else C @ xinv
     R = Y - gain @ C.T
     rinv = regularised_inverse(0.5 * (R + R.T), np.trace(X) + np.trace(Y))
 
-    def residual(sl):
-        return (y[sl].astype(np.float64) - my) - (x[sl].astype(np.float64) - mx) @ gain.T
+    def score(sl):
+        return _quad((y[sl].astype(np.float64) - my) - (x[sl].astype(np.float64) - mx) @ gain.T, rinv)
 
-    return _apply(n, chunk, lambda sl: _quad(residual(sl), rinv))
+    return _apply(x.shape[0], chunk, score)
 
 
 def covariance_equalization(x, y, chunk: int = CHUNK) -> np.ndarray:
-    """Difference of the whitened images, Mahalanobis-normed."""
+    """Difference of the whitened images ``e = Wy y - Wx x``, Mahalanobis-normed.
+
+    ``E = Wy Y Wy + Wx X Wx - M - M^T`` with ``M = Wy C Wx`` (each term ~I for whitened images).
+    """
     x, y = _check(x, y, same_dim=True)
-    n, d = x.shape
-    mx, X = moments(x, chunk)
-    my, Y = moments(y, chunk)
+    d = x.shape[1]
+    mx, my, X, C, Y = _blocks(*joint_moments(x, y, chunk), d)
     wx, wy = inverse_sqrt(X), inverse_sqrt(Y)
     wx = np.zeros((d, d)) if wx is None else wx
     wy = np.zeros((d, d)) if wy is None else wy
+    m = wy @ C @ wx
+    inv = regularised_inverse(wy @ Y @ wy + wx @ X @ wx - m - m.T, 2.0 * d)
 
-    def diff(sl):
-        return (y[sl].astype(np.float64) - my) @ wy - (x[sl].astype(np.float64) - mx) @ wx
+    def score(sl):
+        return _quad((y[sl].astype(np.float64) - my) @ wy - (x[sl].astype(np.float64) - mx) @ wx, inv)
 
-    mean, cov = _transformed_moments(n, chunk, diff)
-    inv = regularised_inverse(cov, 2.0 * d)
-    return _apply(n, chunk, lambda sl: _quad(diff(sl) - mean, inv))
-
-
-def _joint(x, y, sl) -> np.ndarray:
-    return np.concatenate([x[sl].astype(np.float64), y[sl].astype(np.float64)], axis=1)
+    return _apply(x.shape[0], chunk, score)
 
 
 def hyperbolic_acd(x, y, chunk: int = CHUNK) -> np.ndarray:
     """Joint RX of ``[x; y]`` minus the RX of ``x`` and of ``y``."""
     x, y = _check(x, y)
-    n, dx = x.shape
-    mean, Z = _transformed_moments(n, chunk, lambda sl: _joint(x, y, sl))
+    dx = x.shape[1]
+    mean, Z = joint_moments(x, y, chunk)
     zinv = regularised_inverse(Z)
     xinv = regularised_inverse(Z[:dx, :dx])
     yinv = regularised_inverse(Z[dx:, dx:])
@@ -191,7 +184,7 @@ def hyperbolic_acd(x, y, chunk: int = CHUNK) -> np.ndarray:
         z = _joint(x, y, sl) - mean
         return _quad(z, zinv) - _quad(z[:, :dx], xinv) - _quad(z[:, dx:], yinv)
 
-    return _apply(n, chunk, score)
+    return _apply(x.shape[0], chunk, score)
 
 
 DETECTORS = {

@@ -54,18 +54,32 @@ def implant_mask(valid: np.ndarray, fraction: float, blob_px: int, seed: int) ->
     return mask
 
 
-def pixel_swap(after: np.ndarray, mask: np.ndarray, valid: np.ndarray, seed: int) -> np.ndarray:
-    """Copy of ``after`` (bands, H, W) whose ``mask`` pixels hold after-values of donors.
+def donor_indices(targets: np.ndarray, mask: np.ndarray, valid: np.ndarray, seed: int) -> np.ndarray:
+    """Flat donor index per flat target index: valid pixels outside ``mask``, drawn with replacement.
 
-    Donors are valid pixels outside ``mask``, drawn with replacement.
+    Drawn by rejection (uniform flat indices, kept when valid and not implanted), so memory is
+    O(len(targets)) even on a full tile; the same (seed, targets, mask, valid) give the same donors.
     """
-    donors = np.flatnonzero(np.asarray(valid, bool).ravel() & ~mask.ravel())
-    targets = np.flatnonzero(mask.ravel())
-    if donors.size == 0:
+    ok = np.asarray(valid, bool).ravel() & ~np.asarray(mask, bool).ravel()
+    n_ok = int(ok.sum())
+    if n_ok == 0:
         raise DeepsnowError("no valid pixels outside the implanted blobs to take donors from")
     rng = np.random.default_rng([seed, 1])
-    pick = donors[rng.integers(0, donors.size, size=targets.size)]
+    donors = np.empty(len(targets), dtype=np.int64)
+    todo = np.arange(len(targets))
+    while todo.size:
+        draw = rng.integers(0, ok.size, size=max(todo.size * ok.size // n_ok + 16, 16))
+        draw = draw[ok[draw]][: todo.size]
+        donors[todo[: draw.size]] = draw
+        todo = todo[draw.size :]
+    return donors
+
+
+def pixel_swap(after: np.ndarray, mask: np.ndarray, valid: np.ndarray, seed: int) -> np.ndarray:
+    """Copy of ``after`` (bands, H, W) whose ``mask`` pixels hold the after-values of donors."""
+    targets = np.flatnonzero(np.asarray(mask, bool).ravel())
+    donors = donor_indices(targets, mask, valid, seed)
     out = np.array(after, copy=True)
     flat = out.reshape(out.shape[0], -1)
-    flat[:, targets] = flat[:, pick]
+    flat[:, targets] = flat[:, donors]
     return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from deepsnow import DeepsnowError
-from deepsnow.figures import common, generator_artifacts, pca, synthetic, training, translations
+from deepsnow.figures import change, common, generator_artifacts, pca, synthetic, training, translations
 
 log = logging.getLogger("deepsnow.figures")
 
@@ -37,6 +37,7 @@ INPUTS = {
     "pca": "metrics/pca.csv",
     "pca_summary": "metrics/pca.json",
     "catalog": "synthetic/catalog.json",
+    "change_summary": "change/summary.json",
 }
 
 
@@ -66,6 +67,11 @@ FIGURES: dict[int, Figure] = {
     ),
     8: Figure("paired ground-truth error beside the unpaired metrics", ("metrics", "correlations"), training.build_figure8),
     9: Figure("synthetic change products at scene scale, with a zoomed window", ("catalog",), synthetic.build_figure9),
+    10: Figure(
+        "change detectors on real vs synthetic vs true after-images: ROC curves, score histograms",
+        ("change_summary",),
+        change.build_figure10,
+    ),
 }
 
 

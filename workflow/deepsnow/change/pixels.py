@@ -1,0 +1,174 @@
+"""Reading an area's images for the change testbed, window by window.
+
+An area has up to four images on one grid: ``before`` (the real snow-free scene),
+``real`` (the real snow-season scene), ``synthetic`` (the synthesize stage's product of
+the before scene) and ``truth`` (the simulator's true snow scene). Scenes are the
+project's 7-band scene GeoTIFFs; the synthetic product is a 3-band uint8 RGB COG (and
+optionally a 3-band uint16 reflectance x 10000 COG), valid where its internal mask is.
+
+Band sets: ``rgb``, the scenes rendered as the patches stage renders them
+(:func:`deepsnow.data.patches.render_rgb`, ``patches.rgb_max`` / ``rgb_gamma``) beside the
+synthetic RGB product; ``reflectance``, B04, B03, B02 reflectance beside the synthetic
+reflectance product (``synthesize.reflectance``).
+
+Everything is read in row windows (:func:`deepsnow.data.scene.window_rows`): a validity
+pass builds the (H, W) valid mask, then a gather pass takes the values of chosen flat
+pixel indices only, so memory is O(H x W) bits plus O(pixels kept x bands).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+
+log = logging.getLogger("deepsnow.change")
+
+RGB = ("B04", "B03", "B02")
+#: mask classes (deepsnow.data.mask) a pixel may have in the masks to be used: clear, water, snow
+USABLE_CLASSES = (1, 2, 3)
+
+
+@dataclass
+class Image:
+    """One image of an area: its role, file, kind (``scene`` or ``product``), and scene mask file."""
+
+    role: str
+    path: Path
+    kind: str
+    mask: Path | None = None
+    reflectance: Path | None = None
+
+
+class Opened:
+    """An :class:`Image` opened for window reads of its validity and its band sets."""
+
+    def __init__(self, stack: contextlib.ExitStack, image: Image, rgb: tuple[float, float]):
+        import rasterio
+
+        from deepsnow.data.scene import SceneFile
+
+        self.image, self.rgb = image, rgb
+        if image.kind == "scene":
+            self.scene = stack.enter_context(SceneFile(image.path))
+            self.grid = (self.scene.shape, self.scene.crs, self.scene.transform)
+        else:
+            self.src = stack.enter_context(_open(rasterio, image.path))
+            if self.src.count != 3 or self.src.dtypes[0] != "uint8":
+                raise DeepsnowError(f"{image.path}: expected a 3-band uint8 RGB product, found "
+                                    f"{self.src.count} {self.src.dtypes[0]} bands")
+            self.grid = ((self.src.height, self.src.width), self.src.crs, self.src.transform)
+        self.mask = stack.enter_context(_open(rasterio, image.mask)) if image.mask else None
+        self.refl = stack.enter_context(_open(rasterio, image.reflectance)) if image.reflectance else None
+
+    def valid(self, r0: int, r1: int) -> np.ndarray:
+        """Valid pixels of rows r0..r1: dataMask (scenes) or the internal mask, and usable mask classes."""
+        win = _window(self.grid[0][1], r0, r1)
+        if self.image.kind == "scene":
+            ok = self.scene.read_bands(r0, r1, ("dataMask",))["dataMask"] == 1
+        else:
+            ok = _read(self.src, self.image.path, win, masks=True)[0] > 0
+        if self.mask is not None:
+            ok &= np.isin(_read(self.mask, self.image.mask, win, bands=[1])[0], USABLE_CLASSES)
+        return ok
+
+    def bands(self, r0: int, r1: int, which: str) -> np.ndarray:
+        """``(d, rows, W)`` values of band set ``which`` (``rgb`` uint8, ``reflectance`` float32)."""
+        from deepsnow.data.patches import render_rgb
+
+        win = _window(self.grid[0][1], r0, r1)
+        if self.image.kind == "scene":
+            refl = self.scene.read_bands(r0, r1, RGB)
+            if which == "reflectance":
+                return np.stack([refl[b] for b in RGB])
+            return np.moveaxis(render_rgb(refl, *self.rgb), -1, 0)
+        if which == "reflectance":
+            return _read(self.refl, self.image.reflectance, win).astype(np.float32) / 10000.0
+        return _read(self.src, self.image.path, win)
+
+
+def _open(rasterio, path: Path):
+    if not Path(path).exists():
+        raise DeepsnowError(f"{path}: file not found")
+    try:
+        return rasterio.open(path)
+    except Exception as exc:
+        raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+
+
+def _window(width: int, r0: int, r1: int):
+    from rasterio.windows import Window
+
+    return Window(0, r0, width, r1 - r0)
+
+
+def _read(src, path, win, bands=None, masks=False) -> np.ndarray:
+    try:
+        return src.read_masks(window=win) if masks else src.read(bands, window=win)
+    except Exception as exc:
+        raise DeepsnowError(f"{path}: unreadable at rows {win.row_off}-{win.row_off + win.height}: {exc}") from exc
+
+
+def check_grids(area: str, opened: dict[str, Opened]) -> tuple[int, int]:
+    """Every image (and its mask / reflectance file) on the before image's grid; returns (H, W)."""
+    ref = opened["before"]
+    shape, crs, transform = ref.grid
+    others = [(o.image.path, o.grid) for o in opened.values()]
+    for o in opened.values():
+        for extra in (o.mask, o.refl):
+            if extra is not None:
+                others.append((Path(extra.name), ((extra.height, extra.width), extra.crs, extra.transform)))
+    for path, (s, c, t) in others:
+        problems = []
+        if tuple(s) != tuple(shape):
+            problems.append(f"shape {tuple(s)} vs {tuple(shape)}")
+        if c != crs:
+            problems.append(f"CRS {c} vs {crs}")
+        if not t.almost_equals(transform):
+            problems.append(f"transform {tuple(t)[:6]} vs {tuple(transform)[:6]}")
+        if problems:
+            raise DeepsnowError(f"area {area}: {path} is not on the grid of {ref.image.path}: " + "; ".join(problems))
+    return shape
+
+
+def valid_mask(opened: dict[str, Opened], shape: tuple[int, int], rows: int) -> np.ndarray:
+    """(H, W) pixels valid in every image of the area."""
+    h, w = shape
+    valid = np.ones((h, w), dtype=bool)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        for o in opened.values():
+            valid[r0:r1] &= o.valid(r0, r1)
+    return valid
+
+
+def gather(o: Opened, which: str, flat: np.ndarray, shape: tuple[int, int], rows: int) -> np.ndarray:
+    """``(len(flat), d)`` values of band set ``which`` at flat pixel indices ``flat`` (any order)."""
+    h, w = shape
+    uniq, back = np.unique(flat, return_inverse=True)
+    out = None
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        lo, hi = np.searchsorted(uniq, [r0 * w, r1 * w])
+        if lo == hi:
+            continue
+        block = o.bands(r0, r1, which)
+        block = block.reshape(block.shape[0], -1)
+        if out is None:
+            out = np.empty((uniq.size, block.shape[0]), dtype=block.dtype)
+        out[lo:hi] = block[:, uniq[lo:hi] - r0 * w].T
+    return out[back]
+
+
+def open_images(stack: contextlib.ExitStack, images: list[Image], rgb) -> dict[str, Opened]:
+    return {im.role: Opened(stack, im, rgb) for im in images}
+
+
+def describe(images: list[Image]) -> dict[str, str]:
+    return {im.role: os.fspath(im.path) for im in images}
