@@ -270,10 +270,28 @@ def _write_catalog(d):
     return d / "synthetic/catalog.json"
 
 
+def _write_change(d):
+    """The change testbed's summary (Figure 10) of _write_catalog's area: real, synthetic, truth pairs."""
+    from deepsnow.change.evaluate import evaluate_area
+    from deepsnow.change.pixels import Image
+    from deepsnow.cli import main
+    from deepsnow.config import parse_params
+    from deepsnow.io import write_json
+
+    images = [Image("before", d / "scenes/a/snowfree.tif", "scene"), Image("real", d / "scenes/a/snow.tif", "scene"),
+              Image("synthetic", d / "synthetic/a/snow.tif", "product"), Image("truth", d / "scenes/a/truth.tif", "scene")]
+    record = evaluate_area("a", images, parse_params("{}", "change"), ["rgb"], (1.0, 2.2), rows=50)
+    write_json(d / "change/a.json", record)
+    out = d / "change/summary"
+    assert main(["change", "summary", "--areas", str(d / "change/a.json"), "--output", f"{out}.csv",
+                 "--output-json", f"{out}.json", "--output-html", f"{out}.html"]) == 0
+    return d / "change/summary.json"
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("figs")
-    return {**_write_run(d), "catalog": _write_catalog(d)}
+    return {**_write_run(d), "catalog": _write_catalog(d), "change_summary": _write_change(d)}
 
 
 def _argv(n, files, out, params=PARAMS):

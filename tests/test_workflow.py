@@ -164,7 +164,7 @@ def test_all_figures_and_the_report(finished_run: Path):
     import matplotlib.image
 
     res = finished_run / "results" / "test"
-    for n in range(1, 10):
+    for n in range(1, 11):
         png = res / "figures" / f"figure{n}.png"
         img = matplotlib.image.imread(png)
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, (n, img.shape)
@@ -176,7 +176,7 @@ def test_all_figures_and_the_report(finished_run: Path):
     with zipfile.ZipFile(finished_run / "results" / "report.zip") as z:
         names = z.namelist()
     assert any(n.endswith("report.html") for n in names)
-    assert sum(n.endswith(".png") and "figure" in n for n in names) == 9
+    assert sum(n.endswith(".png") and "figure" in n for n in names) == 10
     assert any(n.endswith("metrics.csv") for n in names)
     check_report_pages(finished_run, names)
 
@@ -189,7 +189,7 @@ def check_report_pages(run: Path, names: list[str]) -> None:
     import zipfile
 
     res = run / "results" / "test"
-    pages = {"metrics", "losses", "artifacts", "dataset", "config", "headline"}
+    pages = {"metrics", "losses", "artifacts", "dataset", "config", "headline", "summary"}  # summary: change/
     assert {Path(n).stem for n in names if n.endswith(".html") and "/data/raw/" in n} == pages, names
     with open(res / "metrics" / "metrics.csv", newline="") as fh:
         metrics = list(csv.DictReader(fh))
@@ -269,9 +269,12 @@ RERUNS = [
     ("metrics", {"metrics": {"rf_repeats": 4}},
      {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "report_pages", "all"},
      {"metrics_epoch": None, "metrics_table": None}, set()),
-    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 8, "figure_artifacts": 1}, set()),
-    ("synthesize", {"synthesize": {"overlap": 32}}, {"synthesize", "synthetic_catalog", "figure", "report_pages", "all"},
-     {"synthesize": 1, "synthetic_catalog": 1, "figure": 1}, set()),
+    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 9, "figure_artifacts": 1}, set()),
+    ("synthesize", {"synthesize": {"overlap": 32}},
+     {"synthesize", "synthetic_catalog", "change", "change_summary", "figure", "report_pages", "all"},
+     {"synthesize": 1, "synthetic_catalog": 1, "change": 1, "change_summary": 1, "figure": 2}, set()),
+    ("change", {"change": {"blob_px": 2}}, {"change", "change_summary", "figure", "all"},
+     {"change": 1, "change_summary": 1, "figure": 1}, {"synthesize", "train"}),
     ("patches", {"patches": {"max_cloud": 0.05}}, None, {"patches": SCENES, "split": 1}, {"simulate", "mask"}),
     ("mask", {"mask": {"ndsi_min": 0.35}}, None, {"mask": SCENES}, {"simulate"}),
 ]
