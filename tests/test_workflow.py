@@ -273,7 +273,7 @@ RERUNS = [
     ("synthesize", {"synthesize": {"overlap": 32}},
      {"synthesize", "synthetic_catalog", "change", "change_summary", "figure", "report_pages", "all"},
      {"synthesize": 1, "synthetic_catalog": 1, "change": 1, "change_summary": 1, "figure": 2}, set()),
-    ("change", {"change": {"blob_px": 2}}, {"change", "change_summary", "figure", "all"},
+    ("change", {"change": {"blob_px": 2}}, {"change", "change_summary", "figure", "report_pages", "all"},
      {"change": 1, "change_summary": 1, "figure": 1}, {"synthesize", "train"}),
     ("patches", {"patches": {"max_cloud": 0.05}}, None, {"patches": SCENES, "split": 1}, {"simulate", "mask"}),
     ("mask", {"mask": {"ndsi_min": 0.35}}, None, {"mask": SCENES}, {"simulate"}),
