@@ -105,6 +105,11 @@ def _plan(area, opened, params, rows):
     mask = implant.implant_mask(valid, params["implant_fraction"], params["blob_px"], params["seed"])
     used = choose_pixels(valid, params["max_pixels"], params["seed"])
     implanted = mask.ravel()[used]
+    if not 0 < int(implanted.sum()) < used.size:
+        raise DeepsnowError(
+            f"area {area}: {int(implanted.sum())} implanted among the {used.size} pixels used: an ROC needs "
+            "both; raise change.implant_fraction or change.max_pixels"
+        )
     source = used.copy()
     source[implanted] = implant.donor_indices(used[implanted], mask, valid, params["seed"])
     return shape, n_valid, used, implanted, source
