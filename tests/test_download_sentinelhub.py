@@ -510,6 +510,7 @@ def test_workflow_download_rule_against_the_mock(serve, ben, tmp_path):
     cfg = {
         "run": "mock",
         "split": {"test_aois": []},
+        "features": {"extractors": ["inception", "resnet50"]},  # the demo's simcover needs simulator labels
         "data": {
             "source": "sentinelhub",
             "aois": [{"name": "lake", "bbox": inner_bbox(src)}],

@@ -240,7 +240,8 @@ def test_input_paths_may_be_relative_or_absolute(tmp_path):
     weights.write_bytes(b"not read by a dry run")
     for aoi_file in ("areas.geojson", str(work / "areas.geojson")):
         cfg = {"data": {"source": "stac", "aoi_file": aoi_file}, "split": {"test_aois": ["alps_b"]},
-               "features": {"resnet50": {"weights": "path", "weights_path": str(weights)}}}
+               "features": {"extractors": ["inception", "resnet50"],  # simcover needs simulator labels
+                            "resnet50": {"weights": "path", "weights_path": str(weights)}}}
         (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg))
         proc = snakemake(work, "-n", "--configfile", str(tmp_path / "ok.yaml"), check=False)
         out = proc.stdout + proc.stderr
@@ -509,3 +510,14 @@ def test_entry_point_that_fails_to_load_is_named(tmp_path, plugin_path, images):
     assert p.returncode == 2
     assert "entry point 'brokenplug = no_such_module:build' of tinyplug" in p.stderr and "failed to load" in p.stderr, p.stderr
     assert not list(tmp_path.glob("f_*"))
+
+
+def test_simcover_on_downloaded_data_needs_a_weights_file(tmp_path):
+    """The demo's extractors on Sentinel data: simcover has no labels to learn there (#18)."""
+    stac = {"data": {"source": "stac", "aois": [{"name": "alps", "bbox": [10.0, 46.0, 10.1, 46.1]}]},
+            "split": {"test_aois": []}}
+    validation_refuses(tmp_path, stac, "key 'features.extractors': simcover on data.source 'stac' needs "
+                       "features.simcover.weights_path", "land-cover labels")
+    missing = {**stac, "features": {"simcover": {"weights_path": "no/such/simcover.pt"}}}
+    (tmp_path / "b").mkdir()
+    validation_refuses(tmp_path / "b", missing, "key 'features.simcover.weights_path'", "'no/such/simcover.pt' not found")

@@ -182,6 +182,8 @@ def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
                     "frd": 300.0 - 40 * i,
                     "crd": 0.1 - 0.02 * i,
                     "crd_dot": 5.0,
+                    "fd_simcover": 40.0 - 6 * i,
+                    "cd_simcover": 0.2 - 0.03 * i,
                     "kid_mean": 0.05 - 0.01 * i,
                     "kid_std": 0.01,
                     "rf_logloss_mean": 0.2 + 0.1 * i,
@@ -203,7 +205,7 @@ def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
     metrics.to_csv(d / "metrics/metrics.csv", index=False)
     corr = []
     for p in ("paired_l1", "paired_ssim", "paired_l1_water"):
-        for m in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean"):
+        for m in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean", "fd_simcover", "cd_simcover"):
             rho = (1.0 if m != "rf_logloss_mean" else -1.0) * (1 if p != "paired_ssim" else -1)
             corr.append(
                 {"metric": m, "paired": p, "direction": "AtoB", "spearman_rho": rho if truth else None,
@@ -572,3 +574,18 @@ def test_figure4_falls_back_to_first_middle_last_when_the_run_is_shorter(run):
     text = _texts(built.figure)
     assert "epochs [10, 50] not in this run" in text and "first/middle/last" in text
     assert select_epochs([1, 3], [1, 2, 3]) == ([1, 3], "")
+
+
+def test_figure8_has_a_row_for_the_per_extractor_distances(tmp_path):
+    """fd_/cd_<extractor> of an extractor beside the paper's two: a third row of panels, and rows of the ρ table."""
+    from deepsnow.figures.training import build_figure8
+
+    d = _write_run(tmp_path)
+    fig = build_figure8({}, d["metrics"], d["correlations"]).figure
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert any(t.startswith("(g) FD simcover vs paired L1") for t in titles), titles
+    assert any(t.startswith("(h) CD simcover vs paired L1") for t in titles), titles
+    table = next(c for ax in fig.axes for c in ax.get_children() if type(c).__name__ == "Table")
+    cells = {cell.get_text().get_text() for cell in table.get_celld().values()}
+    assert {"FD simcover", "CD simcover", "FID"} <= cells
+    assert fig.get_size_inches()[1] > 9

@@ -148,6 +148,21 @@ def test_metrics_table(run):
     assert fid_l1["n_epochs"] == "3" and -1 <= float(fid_l1["spearman_rho"]) <= 1
 
 
+def test_per_extractor_distances(run):
+    """fd_<x>/cd_<x> for every extractor given, after crd_dot; for the paper's two they are FID, FRD, CRD."""
+    with open(run / "metrics/metrics.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    i = header.index("crd_dot")
+    assert header[i + 1 : i + 5] == ["fd_inception", "cd_inception", "fd_resnet50", "cd_resnet50"]
+    for r in _rows(run / "metrics/metrics.csv"):
+        assert (r["fd_inception"], r["fd_resnet50"], r["cd_resnet50"]) == (r["fid"], r["frd"], r["crd"])
+        assert 0 <= float(r["cd_inception"]) <= 2
+    corr = {(c["metric"], c["paired"]): c for c in _rows(run / "metrics/correlations.csv")}
+    for m in ("fd_inception", "cd_inception", "fd_resnet50", "cd_resnet50"):
+        assert corr[(m, "paired_l1")]["n_epochs"] == "3" and corr[(m, "paired_l1")]["expected_sign"] == "1"
+    assert corr[("fd_resnet50", "paired_l1")]["spearman_rho"] == corr[("frd", "paired_l1")]["spearman_rho"]
+
+
 def test_pca_outputs(run):
     rows = _rows(run / "metrics/pca.csv")
     assert list(rows[0]) == ["source", "epoch", "direction", "id", "pc1", "pc2", "pc3"]

@@ -221,6 +221,7 @@ def test_workflow_leaves_no_secret_anywhere(mock_sh, creds, tmp_path, how):
     cfg = {
         "run": "leak",
         "split": {"test_aois": []},
+        "features": {"extractors": ["inception", "resnet50"]},  # the demo's simcover needs simulator labels
         "patches": {"size": 32, "stride": 32},
         "data": data_section(sh, **sentinelhub),
     }

@@ -12,7 +12,7 @@ import rasterio
 import yaml
 
 from deepsnow import provenance
-from deepsnow.io import load_npz
+from deepsnow.io import load_npz, sha256_file
 from conftest import REPO, copy_workflow, deepsnow, merge_config, snakemake
 
 pytestmark = pytest.mark.slow
@@ -124,6 +124,30 @@ def test_run_trains_generates_and_measures(finished_run: Path):
     prov = provenance.load(res / "samples" / "epoch_001.npz")
     assert prov["stage"] == "train" and prov["extra"]["epoch"] == 1
     assert {Path(i["path"]).name for i in prov["inputs"]} == {"trainA.npz", "trainB.npz", "testA.npz", "testB.npz"}
+
+
+def test_run_has_simcover_distances(finished_run: Path):
+    """#18: simcover trained on the training patches only, its features recorded by weights hash,
+    fd_/cd_<extractor> of every extractor in metrics.csv, correlated in correlations.csv."""
+    import csv
+
+    res = finished_run / "results" / "test"
+    weights = res / "features" / "simcover.pt"
+    prov = provenance.load(weights)
+    assert prov["stage"] == "train_simcover"
+    assert {Path(i["path"]).name for i in prov["inputs"]} == {"trainA.npz", "trainB.npz"}
+    summary = json.loads((res / "features" / "simcover.json").read_text())
+    assert summary["n_heldout"] >= 1 and 0 <= summary["heldout"]["class_fraction_mae"] <= 1
+    real = load_npz(res / "features" / "real_simcover.npz")
+    assert str(real["weights"]) == f"simcover:{sha256_file(weights)[:16]}" and real["A"].shape[1] == 512
+    with open(res / "metrics" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for x in ("inception", "resnet50", "simcover"):
+        assert all(float(r[f"fd_{x}"]) >= 0 and 0 <= float(r[f"cd_{x}"]) <= 2 for r in rows), x
+    with open(res / "metrics" / "correlations.csv") as fh:
+        corr = {(c["metric"], c["paired"]) for c in csv.DictReader(fh)}
+    assert {("fd_simcover", "paired_l1"), ("cd_simcover", "paired_l1")} <= corr
+    assert "simcover extractor: held-out" in (res / "report" / "headline.html").read_text()
 
 
 AS_USER = """

@@ -425,9 +425,27 @@ def _check_synthesize_epoch(config: dict) -> list[str]:
     return []
 
 
+def _check_simcover(config: dict) -> list[str]:
+    """simcover needs weights: a given file, or the simulator's land-cover labels to train them on."""
+    feats, data = config.get("features"), config.get("data")
+    if not (feats and data) or "simcover" not in feats["extractors"]:
+        return []
+    path = feats["simcover"]["weights_path"]
+    if path and not Path(path).is_file():
+        return [f"key 'features.simcover.weights_path': weights file {path!r} not found (absolute, or relative to {Path.cwd()})"]
+    if not path and data["source"] != "simulator":
+        return [
+            f"key 'features.extractors': simcover on data.source {data['source']!r} needs "
+            "features.simcover.weights_path (a simcover.pt from 'deepsnow train-simcover'): it is trained on the "
+            "simulator's land-cover labels, which downloaded data does not have"
+        ]
+    return []
+
+
 #: checks that need more than one section (whole config only).
 CONFIG_CHECKS = (
-    _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch
+    _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
+    _check_simcover,
 )
 
 

@@ -154,8 +154,36 @@ INCEPTION = config["metrics"]["inception_extractor"]
 RESNET = config["metrics"]["resnet_extractor"]
 
 
+# simcover's weights: a given file (features.simcover.weights_path), else trained by rule
+# train_simcover on this run's training patches (simulator runs; config.py refuses others).
+SIMCOVER_GIVEN = config["features"]["simcover"]["weights_path"]
+SIMCOVER_TRAINED = R("features/simcover.pt")
+SIMCOVER_SUMMARY = R("features/simcover.json")
+SIMCOVER_TRAINS = "simcover" in EXTRACTORS and not SIMCOVER_GIVEN
+
+
+def extractor_weights(wildcards):
+    """The weights file an embed job reads: simcover's (given or trained here); none for the others."""
+    if wildcards.extractor != "simcover":
+        return []
+    return SIMCOVER_GIVEN or SIMCOVER_TRAINED
+
+
+def weights_option(wildcards, input):
+    return f"--weights-path {shlex.quote(input.weights)}" if input.get("weights") else ""
+
+
+def report_simcover_inputs(wildcards):
+    return {"simcover": SIMCOVER_SUMMARY} if SIMCOVER_TRAINS else {}
+
+
+def simcover_option(wildcards, input):
+    return f"--simcover {shlex.quote(input.simcover)}" if input.get("simcover") else ""
+
+
 def metrics_epoch_inputs(wildcards):
-    used = sorted({INCEPTION, RESNET})
+    # every extractor's features: the metrics of the paper's two, and fd_/cd_<extractor> of each
+    used = sorted({INCEPTION, RESNET, *EXTRACTORS})
     inputs = {
         "real": [R(f"features/real_{x}.npz") for x in used],
         "features": [R(f"features/epoch_{wildcards.epoch}_{x}.npz") for x in used],

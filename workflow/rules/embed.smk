@@ -7,6 +7,7 @@ rule embed_real:
     input:
         test_a=R("dataset/testA.npz"),
         test_b=R("dataset/testB.npz"),
+        weights=extractor_weights,
     output:
         features=R("features/real_{extractor}.npz"),
     log:
@@ -23,18 +24,20 @@ rule embed_real:
     params:
         section=section("features"),
         code=code("embed"),
+        weights=weights_option,
     message:
         "Embedding the real test sets with {wildcards.extractor}"
     shell:
         "deepsnow embed --params {params.section:q} --extractor {wildcards.extractor:q}"
         " --real-a {input.test_a:q} --real-b {input.test_b:q} --output {output.features:q}"
-        " --threads {threads} 2> {log:q}"
+        " --threads {threads} {params.weights} 2> {log:q}"
 
 
 rule embed_samples:
     """Embed one epoch's samples with one feature extractor."""
     input:
         samples=R("samples/epoch_{epoch}.npz"),
+        weights=extractor_weights,
     output:
         features=R("features/epoch_{epoch}_{extractor}.npz"),
     log:
@@ -53,8 +56,10 @@ rule embed_samples:
     params:
         section=section("features"),
         code=code("embed"),
+        weights=weights_option,
     message:
         "Embedding the epoch {wildcards.epoch} samples with {wildcards.extractor}"
     shell:
         "deepsnow embed --params {params.section:q} --extractor {wildcards.extractor:q}"
-        " --samples {input.samples:q} --outputs {output.features:q} --threads {threads} 2> {log:q}"
+        " --samples {input.samples:q} --outputs {output.features:q} --threads {threads}"
+        " {params.weights} 2> {log:q}"

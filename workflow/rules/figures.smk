@@ -68,6 +68,7 @@ rule figure_artifacts:
 rule report_pages:
     """Render the run's tables, merged config and headline numbers as HTML report pages."""
     input:
+        unpack(report_simcover_inputs),
         metrics=R("metrics/metrics.csv"),
         losses=R("train/losses.csv"),
         artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
@@ -112,9 +113,10 @@ rule report_pages:
         config=json.dumps(config, sort_keys=True),
         code=code("figures"),
         outdir=output_dir,
+        simcover=simcover_option,
     message:
         "Rendering the report's tables"
     shell:
         "deepsnow report-pages --config-json {params.config:q} --metrics {input.metrics:q}"
         " --losses {input.losses:q} --artifacts {input.artifacts:q} --summary {input.summary:q}"
-        " --outdir {params.outdir:q} 2> {log:q}"
+        " --outdir {params.outdir:q} {params.simcover} 2> {log:q}"

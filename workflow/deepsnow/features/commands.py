@@ -56,6 +56,7 @@ def _register_train_simcover(sub: argparse._SubParsersAction) -> None:
         output="weights file to write (simcover.pt)",
         summary="JSON summary to write: held-out errors of the fractions, training-mean baseline, loss history",
     )
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides simcover.threads)")
 
 
 def _check_mode(args) -> bool:
@@ -150,8 +151,9 @@ def _train_simcover(args, params) -> Iterator[Made]:
     from deepsnow.gan.checkpoint import save
     from deepsnow.io import write_json
 
-    if params["threads"]:
-        torch.set_num_threads(int(params["threads"]))
+    threads = args.threads if args.threads is not None else params["threads"]
+    if threads:
+        torch.set_num_threads(int(threads))
     payload, summary = train_simcover([args.train_a, args.train_b], params)
     save(payload, args.output)
     write_json(args.summary, summary)

@@ -40,6 +40,12 @@ HEADLINE = {
     "rf_auc_mean": "RF AUC",
     "paired_l1": "paired L1 (vs true snow)",
 }
+#: simcover's held-out measures on the headline page: summary key -> label
+SIMCOVER_HEADLINE = {
+    "class_fraction_mae": "class-fraction MAE",
+    "snow_fraction_mae": "snow-fraction MAE",
+    "dominant_class_accuracy": "dominant-class accuracy",
+}
 STYLE = (
     "<style>body{font-family:sans-serif;font-size:13px;margin:8px}"
     "table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}"
@@ -149,7 +155,7 @@ def last_epoch_rows(metrics: Path) -> tuple[int, list[dict]]:
     return last, sorted((r for r in rows if int(r["epoch"]) == last), key=lambda r: r.get("direction", ""))
 
 
-def headline_html(metrics: Path, summary: Path, run: str) -> str:
+def headline_html(metrics: Path, summary: Path, run: str, simcover: Path | None = None) -> str:
     """The last epoch's metrics per direction and the dataset counts, as an HTML fragment."""
     last, rows = last_epoch_rows(metrics)
     columns = [c for c in HEADLINE if any(r.get(c) not in (None, "") for r in rows)]
@@ -174,7 +180,24 @@ def headline_html(metrics: Path, summary: Path, run: str) -> str:
         f"{table_html(header, table, inline=True)}"
         f"<p>Feature weights (Inception/ResNet): {html.escape(', '.join(weights))}{warn}.</p>"
         f"<p><b>Dataset: patches per split and domain</b></p>{table_html(list(counts), [list(counts.values())], inline=True)}"
-        f"<p>A: snow-free, B: snowy; {html.escape(areas)}.</p>{FRAGMENT[1]}"
+        f"<p>A: snow-free, B: snowy; {html.escape(areas)}.</p>{simcover_html(simcover)}{FRAGMENT[1]}"
+    )
+
+
+def simcover_html(path: Path | None) -> str:
+    """simcover's held-out errors of the fractions next to the training-mean baseline (empty without it)."""
+    if path is None:
+        return ""
+    data = read_json(path)
+    try:
+        held, base = data["heldout"], data["baseline_train_mean"]
+        rows = [[label, f"{held[k]:.4f}", f"{base[k]:.4f}"] for k, label in SIMCOVER_HEADLINE.items()]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DeepsnowError(f"{path}: not a summary from 'deepsnow train-simcover' ({type(exc).__name__}: {exc})") from exc
+    return (
+        f"<p><b>simcover extractor: held-out training patches ({int(data.get('n_heldout', 0))} of "
+        f"{int(data.get('n_heldout', 0)) + int(data.get('n_train', 0))})</b></p>"
+        f"{table_html(['measure', 'simcover', 'training-mean baseline'], rows, inline=True)}"
     )
 
 
@@ -197,7 +220,8 @@ def _report_pages(args, params):
         if name == "config":
             texts[name] = config_page(config, title)
         elif name == "headline":
-            texts[name] = page(title, headline_html(args.metrics, args.summary, str(config.get("run", ""))))
+            run = str(config.get("run", ""))
+            texts[name] = page(title, headline_html(args.metrics, args.summary, run, args.simcover))
         elif name == "dataset":
             texts[name] = summary_page(sources[option], title)
         else:
@@ -208,7 +232,8 @@ def _report_pages(args, params):
         with atomic_output(out) as tmp:
             tmp.write_text(text)
         outputs.append(out)
-    return Made(outputs, inputs=list(sources.values()), config=config, section="config")
+    inputs = list(sources.values()) + ([args.simcover] if args.simcover else [])
+    return Made(outputs, inputs=inputs, config=config, section="config")
 
 
 def register(sub) -> None:
@@ -221,4 +246,5 @@ def register(sub) -> None:
         summary="dataset/summary.json",
         outdir="the folder for the HTML pages (results/<run>/report)",
     )
+    path_options(p, required=False, simcover="features/simcover.json: simcover's held-out errors (headline page)")
     p.add_argument("--config-json", required=True, help="the merged config as JSON (the workflow passes its config)")

@@ -216,46 +216,69 @@ def build_figure8(params: dict, metrics, correlations) -> Drawn:
     return Drawn(fig, [Path(metrics), Path(correlations)], extra)
 
 
+def extractor_metrics(rows, inc: str, res: str) -> dict:
+    """Figure 8's panels for the per-extractor distances of the extractors other than ``inc``/``res``
+    (whose Fréchet distance is the FID/FRD): column -> (short name, y label)."""
+    out = {}
+    for col in rows.columns:
+        kind, _, name = str(col).partition("_")
+        if kind in ("fd", "cd") and name and name not in (inc, res):
+            what = "Fréchet, squared units" if kind == "fd" else "1 − mean cosine"
+            out[col] = (f"{kind.upper()} {name}", f"{kind.upper()} {name} ({what})")
+    return out
+
+
+def _fig8_panel(ax, col, name, ylabel, letter, ctx) -> None:
+    """One metric per epoch, beside the paired L1 when there is truth, titled with their ρ."""
+    rows, metrics_path, epochs, paired, corr = ctx
+    if col not in rows.columns:
+        ax.text(0.5, 0.5, f"no '{col}' column in metrics.csv", transform=ax.transAxes, ha="center", va="center")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        panel_label(ax, letter, name)
+        return
+    h1 = _plot_metric(ax, epochs, numeric(rows, col, metrics_path), label=name, color="C0")
+    ax.set_ylabel(ylabel, color="C0")
+    ax.tick_params(axis="y", colors="C0")
+    _epoch_axis(ax)
+    if paired is None:
+        panel_label(ax, letter, name)
+        return
+    ax2 = ax.twinx()
+    h2 = _plot_metric(ax2, epochs, paired, label="paired L1", color="C3", marker="s")
+    if h2 is not None:
+        h2.set_linestyle("--")
+    ax2.set_ylabel(PAIRED_LABEL, color="C3")
+    ax2.tick_params(axis="y", colors="C3")
+    _headroom(ax, 0.3)
+    _headroom(ax2, 0.3)
+    handles = [h for h in (h1, h2) if h is not None]
+    ax.legend(handles=handles, labels=[h.get_label() for h in handles], loc="upper center", ncol=2)
+    panel_label(ax, letter, f"{name} vs paired L1\n{_rho_text(_corr(corr, col, 'paired_l1'))}")
+
+
 def figure8(rows, metrics_path, corr=None):
     """Each unpaired metric per epoch beside the paired ground-truth error, with their rank correlation.
 
-    Without truth (empty paired columns) the last panel says so and only the
-    unpaired metrics are drawn.
+    The paper's five metrics, then (a third row) the per-extractor distances of any other extractor
+    (``fd_<name>``, ``cd_<name>``: simcover's on the demo). Without truth (empty paired columns) the
+    last panel of the first two rows says so and only the unpaired metrics are drawn.
     """
     truth = has_truth(rows, metrics_path)
-    fig = new_figure(10.0, 6.4)
-    axes = fig.subplots(2, 3)
-    flat = axes.ravel()
-    epochs = rows["epoch"].to_numpy()
-    paired = numeric(rows, "paired_l1", metrics_path) if truth else None
     inc = str(rows["inception_extractor"].iloc[0])
     res = str(rows["resnet_extractor"].iloc[0])
+    extra = dict(list(extractor_metrics(rows, inc, res).items())[:3])
+    fig = new_figure(10.0, 9.6 if extra else 6.4)
+    flat = fig.subplots(3 if extra else 2, 3).ravel()
+    paired = numeric(rows, "paired_l1", metrics_path) if truth else None
+    ctx = (rows, metrics_path, rows["epoch"].to_numpy(), paired, corr)
     for ax, (col, (name, ylabel)), letter in zip(flat, FIG8_METRICS.items(), "abcde"):
         ylabel = ylabel.replace("Inception features", f"{inc} features").replace("ResNet-50 features", f"{res} features")
-        if col not in rows.columns:
-            ax.text(0.5, 0.5, f"no '{col}' column in metrics.csv", transform=ax.transAxes, ha="center", va="center")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel)
-            panel_label(ax, letter, name)
-            continue
-        h1 = _plot_metric(ax, epochs, numeric(rows, col, metrics_path), label=name, color="C0")
-        ax.set_ylabel(ylabel, color="C0")
-        ax.tick_params(axis="y", colors="C0")
-        _epoch_axis(ax)
-        if truth:
-            ax2 = ax.twinx()
-            h2 = _plot_metric(ax2, epochs, paired, label="paired L1", color="C3", marker="s")
-            if h2 is not None:
-                h2.set_linestyle("--")
-            ax2.set_ylabel(PAIRED_LABEL, color="C3")
-            ax2.tick_params(axis="y", colors="C3")
-            _headroom(ax, 0.3)
-            _headroom(ax2, 0.3)
-            handles = [h for h in (h1, h2) if h is not None]
-            ax.legend(handles=handles, labels=[h.get_label() for h in handles], loc="upper center", ncol=2)
-            panel_label(ax, letter, f"{name} vs paired L1\n{_rho_text(_corr(corr, col, 'paired_l1'))}")
-        else:
-            panel_label(ax, letter, name)
+        _fig8_panel(ax, col, name, ylabel, letter, ctx)
+    for ax, (col, (name, ylabel)), letter in zip(flat[6:], extra.items(), "ghi"):
+        _fig8_panel(ax, col, name, ylabel, letter, ctx)
+    for ax in flat[6 + len(extra):]:
+        ax.set_axis_off()
     ax = flat[5]
     ax.set_axis_off()
     if not truth:
@@ -265,7 +288,7 @@ def figure8(rows, metrics_path, corr=None):
         )
         panel_label(ax, "f", "paired ground truth")
     else:
-        _corr_table(ax, corr)
+        _corr_table(ax, corr, {**FIG8_METRICS, **per_extractor_names(corr)})
         panel_label(ax, "f", "Spearman ρ across epochs (AtoB)")
     suptitle(fig,
         "Unpaired metrics beside the paired ground-truth error (simulator truth), per epoch"
@@ -274,13 +297,21 @@ def figure8(rows, metrics_path, corr=None):
     return fig
 
 
-def _corr_table(ax, corr) -> None:
+def per_extractor_names(corr) -> dict:
+    """The per-extractor metrics (``fd_<name>``, ``cd_<name>``) correlations.csv holds, as table rows."""
+    if corr is None or corr.empty:
+        return {}
+    names = [m for m in dict.fromkeys(corr["metric"].astype(str)) if m.split("_", 1)[0] in ("fd", "cd") and "_" in m]
+    return {m: (f"{m.split('_', 1)[0].upper()} {m.split('_', 1)[1]}", "") for m in names}
+
+
+def _corr_table(ax, corr, metrics: dict) -> None:
     if corr is None or corr.empty:
         ax.text(0.5, 0.5, "no correlations given", transform=ax.transAxes, ha="center", va="center")
         return
     cols = [("paired_l1", "L1"), ("paired_ssim", "SSIM"), ("paired_l1_water", "L1 water")]
     cells = []
-    for col, (name, _) in FIG8_METRICS.items():
+    for col, (name, _) in metrics.items():
         row = [name]
         for p, _ in cols:
             c = _corr(corr, col, p)
@@ -297,7 +328,7 @@ def _corr_table(ax, corr) -> None:
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     table.auto_set_column_width(list(range(5)))
-    table.scale(1.0, 1.5)
+    table.scale(1.0, 1.5 if len(cells) <= 6 else max(0.9, 9.0 / len(cells)))
     n = _corr(corr, "fid", "paired_l1")
     if n is not None and not math.isfinite(n["rho"]):
         ax.text(0.5, 0.02, f"n/a: {n['n']} epochs (ρ needs ≥ 3)", transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5)

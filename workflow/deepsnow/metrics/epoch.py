@@ -1,6 +1,8 @@
 """The metrics of one epoch: its features (and samples) -> one row per direction -> ``epoch_NNN.json``.
 
-Per direction (see :data:`deepsnow.metrics.load.DIRECTIONS`): the FID and KID
+Per direction (see :data:`deepsnow.metrics.load.DIRECTIONS`): for every extractor
+whose features are given, ``fd_<extractor>`` (Fréchet distance) and ``cd_<extractor>``
+(1 − mean cosine similarity); the FID and KID
 use the ``metrics.inception_extractor`` features (default the FID Inception);
 FRD, CRD and the RF test the ``metrics.resnet_extractor`` features (default
 ResNet-50); the paired errors (AtoB only, simulator data) the generated images
@@ -101,6 +103,18 @@ def _unpaired(xi, yi, xr, yr, params: dict, n_jobs: int) -> dict:
     }
 
 
+def _per_extractor(real: dict, fake: dict, fk: str, rk: str) -> dict:
+    """``fd_<name>`` (Fréchet distance) and ``cd_<name>`` (1 − mean cosine similarity) of every extractor given."""
+    from deepsnow.metrics.distances import cosine_resnet_distance, frechet_distance
+
+    out = {}
+    for name in real:
+        x, y = fake[name][fk], real[name][rk]
+        out[f"fd_{name}"] = frechet_distance(x, y)
+        out[f"cd_{name}"] = cosine_resnet_distance(x, y)
+    return out
+
+
 def _paired(direction: str, paired: dict | None) -> dict:
     """Paired errors against the simulator's true snow images: AtoB only, NaN where there is no truth."""
     nan = float("nan")
@@ -135,7 +149,7 @@ def evaluate_epoch(
 ) -> list[dict]:
     """The two rows (AtoB, BtoA) of one epoch. ``paired``: {"fake", "truth", "water"} images for AtoB."""
     inc, res = params["inception_extractor"], params["resnet_extractor"]
-    _check_extractors(real, fake, (inc, res), epoch)
+    _check_extractors(real, fake, (inc, res, *real), epoch)
     n_jobs = params["n_jobs"] if n_jobs is None else n_jobs
     rows = []
     for direction, (fk, rk) in DIRECTIONS.items():
@@ -149,6 +163,7 @@ def evaluate_epoch(
         row.update(_extractor_columns("resnet", res, real))
         try:
             row.update(_unpaired(xi, yi, xr, yr, params, n_jobs))
+            row.update(_per_extractor(real, fake, fk, rk))
         except DeepsnowError as exc:
             raise DeepsnowError(f"{where} (generated {fk} vs real {rk}): {exc}") from exc
         row.update(_paired(direction, paired))

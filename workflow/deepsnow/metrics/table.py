@@ -57,6 +57,10 @@ UNPAIRED_METRICS = {
     "rf_accuracy_mean": 1,
     "rf_auc_mean": 1,
 }
+#: per-extractor distances (one pair of columns per extractor): both fall as images improve
+PER_EXTRACTOR_PREFIXES = ("fd", "cd")
+#: the per-extractor columns go after this one
+PER_EXTRACTOR_AFTER = "crd_dot"
 #: paired measures and their orientation (+1: lower is better, -1: higher is better)
 PAIRED_METRICS = {"paired_l1": 1, "paired_ssim": -1, "paired_l1_water": 1}
 
@@ -80,6 +84,24 @@ def collect_rows(json_paths) -> list[dict]:
         rows.extend(doc["rows"])
     rows.sort(key=lambda r: (r["epoch"], r["direction"]))
     return rows
+
+
+def per_extractor_columns(rows: list[dict]) -> list[str]:
+    """``fd_<extractor>``, ``cd_<extractor>`` of every extractor the rows hold, in the order they first appear."""
+    prefixes = tuple(f"{p}_" for p in PER_EXTRACTOR_PREFIXES)
+    names = dict.fromkeys(k.split("_", 1)[1] for r in rows for k in r if k.startswith(prefixes))
+    return [f"{p}_{name}" for name in names for p in PER_EXTRACTOR_PREFIXES]
+
+
+def table_columns(rows: list[dict]) -> tuple[str, ...]:
+    """:data:`TABLE_COLUMNS` with the rows' per-extractor distances after ``crd_dot``."""
+    i = TABLE_COLUMNS.index(PER_EXTRACTOR_AFTER) + 1
+    return (*TABLE_COLUMNS[:i], *per_extractor_columns(rows), *TABLE_COLUMNS[i:])
+
+
+def unpaired_metrics(rows: list[dict]) -> dict[str, int]:
+    """The unpaired metrics correlated with the paired errors: :data:`UNPAIRED_METRICS` and the per-extractor ones."""
+    return {**UNPAIRED_METRICS, **{c: 1 for c in per_extractor_columns(rows)}}
 
 
 def _fmt(v):
@@ -135,7 +157,7 @@ def correlations(rows: list[dict]) -> list[dict]:
     out = []
     ab = [r for r in rows if r["direction"] == "AtoB"]
     for paired, porient in PAIRED_METRICS.items():
-        for metric, sign in UNPAIRED_METRICS.items():
+        for metric, sign in unpaired_metrics(rows).items():
             pairs = _finite_pairs(ab, metric, paired)
             rho, p = _spearman(pairs)
             out.append(
@@ -155,7 +177,7 @@ def correlations(rows: list[dict]) -> list[dict]:
 def make_table(json_paths, table_path, correlations_path=None) -> dict:
     """``deepsnow metrics table``: metrics.csv (and correlations.csv) from the epoch JSONs."""
     rows = collect_rows(json_paths)
-    write_csv(table_path, rows, TABLE_COLUMNS)
+    write_csv(table_path, rows, table_columns(rows))
     summary = {"n_rows": len(rows), "epochs": sorted({r["epoch"] for r in rows})}
     if correlations_path is not None:
         corr = correlations(rows)

@@ -1,0 +1,31 @@
+# simcover: the land-cover ResNet-18 extractor, trained on the simulator's labels of the
+# training patches (both domains) when features.extractors names it and no weights file is given.
+
+
+rule train_simcover:
+    """Train the simcover extractor on the training patches' land-cover and snow fractions."""
+    input:
+        train_a=R("dataset/trainA.npz"),
+        train_b=R("dataset/trainB.npz"),
+    output:
+        weights=SIMCOVER_TRAINED,
+        summary=SIMCOVER_SUMMARY,
+    log:
+        R("logs/train_simcover.log"),
+    benchmark:
+        R("benchmarks/train_simcover.tsv")
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        section=section("simcover"),
+        code=code("train_simcover"),
+    message:
+        "Training the simcover extractor on the training patches' land cover"
+    shell:
+        "deepsnow train-simcover --params {params.section:q} --train-a {input.train_a:q}"
+        " --train-b {input.train_b:q} --output {output.weights:q} --summary {output.summary:q}"
+        " --threads {threads} 2> {log:q}"
