@@ -378,6 +378,8 @@ UNQUOTED_OK = {
     "params.landcover",  # landcover_option(): built with shlex.quote
     "params.inputs",  # figure_options(): built with shlex.quote
     "params.options",  # synthesize_options(): built with shlex.quote
+    "params.weights",  # weights_option(): built with shlex.quote
+    "params.simcover",  # simcover_option(): built with shlex.quote
 }
 
 
