@@ -171,20 +171,24 @@ def covariance_equalization(x, y, chunk: int = CHUNK) -> np.ndarray:
     return _apply(x.shape[0], chunk, score)
 
 
+def _or_zero(inv: np.ndarray | None, zero: np.ndarray) -> np.ndarray:
+    """A zero-scale covariance's form contributes 0 (see the module docstring)."""
+    return zero if inv is None else inv
+
+
 def hyperbolic_acd(x, y, chunk: int = CHUNK) -> np.ndarray:
-    """Joint RX of ``[x; y]`` minus the RX of ``x`` and of ``y``."""
+    """Joint RX of ``[x; y]`` minus the RX of ``x`` and of ``y``.
+
+    One quadratic form per pixel: ``A = z^T (Z^-1 - diag(X^-1, Y^-1)) z``.
+    """
     x, y = _check(x, y)
     dx = x.shape[1]
     mean, Z = joint_moments(x, y, chunk)
-    zinv = regularised_inverse(Z)
-    xinv = regularised_inverse(Z[:dx, :dx])
-    yinv = regularised_inverse(Z[dx:, dx:])
-
-    def score(sl):
-        z = _joint(x, y, sl) - mean
-        return _quad(z, zinv) - _quad(z[:, :dx], xinv) - _quad(z[:, dx:], yinv)
-
-    return _apply(x.shape[0], chunk, score)
+    zero = np.zeros_like(Z)
+    q = _or_zero(regularised_inverse(Z), zero).copy()
+    q[:dx, :dx] -= _or_zero(regularised_inverse(Z[:dx, :dx]), zero[:dx, :dx])
+    q[dx:, dx:] -= _or_zero(regularised_inverse(Z[dx:, dx:]), zero[dx:, dx:])
+    return _apply(x.shape[0], chunk, lambda sl: _quad(_joint(x, y, sl) - mean, q))
 
 
 DETECTORS = {
