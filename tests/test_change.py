@@ -255,3 +255,28 @@ def test_change_area_bad_input(test_config_run, tmp_path, capsys, case):
     if case != "fraction":  # the fraction is refused with the --params section, before any file
         assert f"area {area}" in err and override["--synthetic"].name in err
     assert not out.exists() and not list(tmp_path.glob(".out.json*"))
+
+
+def test_change_area_reflectance_band_set(test_config_run, tmp_path):
+    """With the synthetic reflectance product (synthesize.reflectance), a second band set."""
+    import json
+
+    import rasterio
+
+    from deepsnow.cli import main
+    from deepsnow.synthesize.products import reflectance_from_rgb, write_cog
+
+    res = test_config_run / "results" / "test"
+    synthetic = res / "synthetic/sim02/snow.tif"
+    with rasterio.open(synthetic) as src:
+        refl = reflectance_from_rgb(np.moveaxis(src.read(), 0, -1), 1.0, 2.2)
+        write_cog(tmp_path / "refl.tif", refl, src.crs, src.transform, src.read_masks(1) > 0,
+                  ("B04", "B03", "B02"), {}, scale=1e-4)
+    out = tmp_path / "r.json"
+    args = _area_args(res, "sim02") + ["--synthetic-reflectance", str(tmp_path / "refl.tif"), "--output", str(out)]
+    assert main(args) == 0
+    record = json.loads(out.read_text())
+    assert set(record["band_sets"]) == {"rgb", "reflectance"}
+    for res_det in record["band_sets"]["reflectance"].values():
+        assert set(res_det["pairs"]) == {"real", "synthetic", "truth"}
+        assert all(0 <= p["auc"] <= 1 for p in res_det["pairs"].values())
