@@ -25,6 +25,7 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/change.smk"
+include: "workflow/rules/comparison.smk"
 
 
 rule all:

@@ -293,7 +293,32 @@ def _write_change(d):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("figs")
-    return {**_write_run(d), "catalog": _write_catalog(d), "change_summary": _write_change(d)}
+    files = _write_run(d)
+    return {**files, "catalog": _write_catalog(d), "change_summary": _write_change(d),
+            "comparison_summary": _write_comparison(d, files["metrics"])}
+
+
+def _write_comparison(d, metrics):
+    """A sweep's comparison/summary.csv (Figure 11): 2 groups x 2 seeds, the run's metrics perturbed."""
+    import pandas as pd
+
+    from deepsnow.metrics.compare import compare
+
+    rng, base = np.random.default_rng(11), pd.read_csv(metrics)
+    tables, names, groups = [], [], []
+    for group, scale in (("transpose", 1.0), ("resize_conv", 0.8)):
+        for seed in (0, 1):
+            name = f"seed{seed}-{group}"
+            table = base.copy()
+            for col in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean", "paired_l1"):
+                table[col] = table[col] * scale * (1 + 0.05 * rng.standard_normal(len(table)))
+            tables.append(d / f"variants/{name}/metrics.csv")
+            tables[-1].parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(tables[-1], index=False)
+            names.append(name)
+            groups.append(group)
+    compare(tables, names, groups, None, d / "comparison/summary.csv", d / "comparison/final.csv")
+    return d / "comparison/summary.csv"
 
 
 def _argv(n, files, out, params=PARAMS):

@@ -29,6 +29,13 @@ from deepsnow import DeepsnowError
 #: Sections whose keys may be swept: those of the stages after the data split.
 SWEEPABLE = ("gan", "samples", "features", "metrics")
 SEED_KEY = "gan.seed"
+#: keys that shape the DAG or a job's resources, read once from the base config: every variant saves
+#: the same epochs (the comparison is epoch by epoch) and runs the same jobs
+FIXED_KEYS = (
+    "gan.n_epochs", "gan.n_epochs_decay", "gan.save_every", "gan.keep_every", "gan.device", "gan.threads",
+    "gan.gpu_mem_mb", "gan.runtime_min", "features.device", "features.extractors", "metrics.inception_extractor",
+    "metrics.resnet_extractor", "metrics.paired",
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+]")
 
 
@@ -87,6 +94,11 @@ def check_sweep(sweep, sweep_max: int, schema: dict) -> list[str]:
             )
         elif "." not in str(key) or _schema_node(schema, str(key)) is None:
             problems.append(f"key 'sweep.{key}': no such config key {key!r}")
+        elif key in FIXED_KEYS:
+            problems.append(
+                f"key 'sweep.{key}': {key} cannot be swept: it fixes the saved epochs, the jobs or their "
+                "resources, which every variant shares (use separate runs)"
+            )
         if not isinstance(values, list) or not values:
             problems.append(f"key 'sweep.{key}': expected a non-empty list of values, got {values!r}")
     if not problems:

@@ -8,11 +8,11 @@ rule change:
     input:
         unpack(change_inputs),
     output:
-        record=R("change/{aoi}.json"),
+        record=V("change/{aoi}.json"),
     log:
-        R("logs/change/{aoi}.log"),
+        V("logs/change/{aoi}.log"),
     benchmark:
-        R("benchmarks/change/{aoi}.tsv")
+        V("benchmarks/change/{aoi}.tsv")
     wildcard_constraints:
         aoi="|".join(CHANGE_AREAS),
     conda:
@@ -37,15 +37,15 @@ rule change:
 rule change_summary:
     """Tabulate the change detectors of every held-out area; the AUC gap synthetic vs real."""
     input:
-        areas=expand(R("change/{aoi}.json"), aoi=CHANGE_AREAS),
+        areas=expand(V("change/{aoi}.json"), aoi=CHANGE_AREAS, allow_missing=True),
     output:
         table=CHANGE_SUMMARY,
-        summary=R("change/summary.json"),
+        summary=V("change/summary.json"),
         page=report(
-            R("change/summary.html"), caption="../report/change.rst", category="Change detection"
+            V("change/summary.html"), caption="../report/change.rst", category="Change detection"
         ),
     log:
-        R("logs/change/summary.log"),
+        V("logs/change/summary.log"),
     conda:
         "../../envs/eval.yaml"
     params:

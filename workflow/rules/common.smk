@@ -5,14 +5,19 @@ import os
 import shlex
 
 from deepsnow import DeepsnowError
-from deepsnow.config import aoi_names, validate_config
+from deepsnow.config import aoi_names, validate_config, variants_of
 from deepsnow.locks import hold_for_process
 from deepsnow.gan.schedule import kept_epochs, saved_epochs, state_key
 from deepsnow.provenance import code_hash
 from deepsnow.stages import STAGE_CODE
 
-# Fills schema defaults and stops before any job with a message naming the key.
+# Fills schema defaults and stops before any job with a message naming the key (every
+# variant of a sweep too).
 validate_config(config)
+# sweep: (issue #17, docs/sweeps.md): {variant name: its values, group and validated config};
+# {} without a sweep, and then every path and param below is exactly the unswept run's.
+VARIANTS = variants_of(config)
+SWEEP = bool(VARIANTS)
 
 
 def executes_jobs(workflow):
@@ -58,9 +63,13 @@ SIMULATED = config["data"]["source"] == "simulator"
 EPOCHS = saved_epochs(config["gan"])
 # Epochs whose checkpoint stays (gan.keep_every); every saved epoch keeps its samples.
 KEPT = kept_epochs(config["gan"])
+
+
 # Resumable training state (not a Snakemake output, which Snakemake would delete
 # before rerunning a killed job); a changed gan config gets a fresh folder.
-STATE_DIR = f"results/{RUN}/train/state-{state_key(config['gan'])}"
+# Under a sweep one per variant (its gan section), results/<run>/variants/<variant>/train/.
+def state_dir(wildcards):
+    return V(f"train/state-{state_key(vconfig(wildcards)['gan'])}", wildcards)
 
 
 wildcard_constraints:
@@ -68,6 +77,7 @@ wildcard_constraints:
     season="snowfree|snow",
     epoch="[0-9]+",
     extractor="[A-Za-z0-9][A-Za-z0-9_-]*",
+    variant="|".join(VARIANTS) or "-",
 
 
 def hold_run_lock():
@@ -105,6 +115,53 @@ def R(path):
 def section(name):
     """One config section as key-sorted JSON: the only config a rule sees."""
     return json.dumps(config[name], sort_keys=True)
+
+
+# --- variants: every stage after the split runs once per variant, under
+# results/<run>/variants/<variant>/ (a rule's paths carry the {variant} wildcard); the data half
+# and the real embeddings stay shared. Without a sweep, V(path) is R(path) and vsection(name)
+# the plain section string.
+VDIR = "variants/{variant}/" if SWEEP else ""
+# the real test sets' embeddings depend on the features section only: per variant when it is swept
+FEATURES_SWEPT = SWEEP and any(k.startswith("features.") for k in config["sweep"])
+
+
+def V(path, wildcards=None):
+    """A per-variant path: {variant} left for Snakemake, or filled from ``wildcards``."""
+    path = R(VDIR + path)
+    return path.replace("{variant}", wildcards.variant) if SWEEP and wildcards is not None else path
+
+
+def vconfig(wildcards):
+    """The config of the job's variant (the config itself without a sweep)."""
+    return VARIANTS[wildcards.variant]["config"] if SWEEP else config
+
+
+def vsection(name):
+    """section(name) of the job's variant: a param function under a sweep."""
+    if not SWEEP:
+        return section(name)
+    return lambda wildcards: json.dumps(VARIANTS[wildcards.variant]["config"][name], sort_keys=True)
+
+
+def shared_or_variant(path, wildcards=None):
+    """Paths of the real embeddings: shared, or per variant when the features section is swept."""
+    return V(path, wildcards) if FEATURES_SWEPT else R(path)
+
+
+def real_features(extractor, wildcards=None):
+    return shared_or_variant(f"features/real_{extractor}.npz", wildcards)
+
+
+def variant_config_json(wildcards):
+    """The job's variant's whole merged config (the report shows it), key-sorted JSON."""
+    return json.dumps(vconfig(wildcards), sort_keys=True)
+
+
+def each_variant(paths):
+    """Every variant's copy of per-variant ``paths`` (the paths themselves without a sweep)."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    return expand(paths, variant=list(VARIANTS)) if SWEEP else paths
 
 
 def code(stage):
@@ -148,7 +205,7 @@ def gpus_for(name):
 DATASET = [R(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
 
 
-SAMPLES = [R(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]
+SAMPLES = [V(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]
 EXTRACTORS = config["features"]["extractors"]
 INCEPTION = config["metrics"]["inception_extractor"]
 RESNET = config["metrics"]["resnet_extractor"]
@@ -185,9 +242,9 @@ def metrics_epoch_inputs(wildcards):
     # every extractor's features: the metrics of the paper's two, and fd_/cd_<extractor> of each
     used = sorted({INCEPTION, RESNET, *EXTRACTORS})
     inputs = {
-        "real": [R(f"features/real_{x}.npz") for x in used],
-        "features": [R(f"features/epoch_{wildcards.epoch}_{x}.npz") for x in used],
-        "samples": R(f"samples/epoch_{wildcards.epoch}.npz"),
+        "real": [real_features(x, wildcards) for x in used],
+        "features": [V(f"features/epoch_{wildcards.epoch}_{x}.npz", wildcards) for x in used],
+        "samples": V(f"samples/epoch_{wildcards.epoch}.npz", wildcards),
     }
     if SIMULATED and config["metrics"]["paired"]:
         inputs["truth"] = R("dataset/testA.npz")
@@ -203,26 +260,36 @@ from deepsnow.figures import table as figure_table
 def figure_input_paths(name):
     """A figure input's path(s) in this run: one per saved epoch for a per-epoch input (samples)."""
     path = figure_table.INPUTS[name]
+    at = R if path.startswith("dataset/") else V  # the data half is shared by the variants
     if figure_table.per_epoch(name):
-        return [R(path.format(epoch=e)) for e in EPOCHS]
-    return R(path)
+        return [at(path.format(epoch=e)) for e in EPOCHS]
+    return at(path)
 
 
+# Per-variant figures; a sweep's own (Figure 11) are drawn from its comparison (rule comparison_figure).
 FIGURE_INPUTS = {
     str(n): {name: figure_input_paths(name) for name in fig.inputs}
     for n, fig in figure_table.FIGURES.items()
+    if not fig.sweep
 }
 FIGURE_EXTRA_OUTPUTS = {
-    str(n): {name: R(path) for name, path in fig.outputs.items()}
+    str(n): {name: V(path) for name, path in fig.outputs.items()}
     for n, fig in figure_table.FIGURES.items()
+    if not fig.sweep
 }
+SWEEP_FIGURES = [str(n) for n, fig in figure_table.FIGURES.items() if fig.sweep]
 # The {n} of rule figure.
 FIGURE_N = "|".join(n for n, extra in FIGURE_EXTRA_OUTPUTS.items() if not extra)
-FIGURES = [R(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
+FIGURES = [V(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
 
 
 def figure_inputs(wildcards):
-    return FIGURE_INPUTS[wildcards.n]
+    """A figure's inputs in the job's variant (rule inputs given by a function are not formatted)."""
+    fill = lambda p: p.replace("{variant}", wildcards.variant) if SWEEP else p
+    return {
+        name: [fill(p) for p in paths] if isinstance(paths, list) else fill(paths)
+        for name, paths in FIGURE_INPUTS[wildcards.n].items()
+    }
 
 
 def figure_options(wildcards, input):
@@ -238,7 +305,7 @@ def figure_options(wildcards, input):
 # The report's pages of the run's tables, config and headline numbers (rule report_pages).
 from deepsnow.figures.report_pages import PAGES as REPORT_PAGE_NAMES
 
-REPORT_PAGES = [R(f"report/{name}.html") for name in REPORT_PAGE_NAMES]
+REPORT_PAGES = [V(f"report/{name}.html") for name in REPORT_PAGE_NAMES]
 
 
 # Synthetic products (rules in synthesize.smk): every held-out test area's snow-free scene, and the
@@ -248,10 +315,10 @@ SYNTH_SCENES = {
     **{aoi: R(f"scenes/{aoi}/snowfree.tif") for aoi in config["split"]["test_aois"]},
     **{s["name"]: s["path"] for s in SYNTH["scenes"]},
 }
-SYNTH_CATALOG = R("synthetic/catalog.json")
+SYNTH_CATALOG = V("synthetic/catalog.json")
 # synthesize.reflectance: the approximate reflectance product beside the RGB one
 SYNTH_REFLECTANCE = (
-    {"reflectance": R("synthetic/{name}/snow_reflectance.tif")} if SYNTH["reflectance"] else {}
+    {"reflectance": V("synthetic/{name}/snow_reflectance.tif")} if SYNTH["reflectance"] else {}
 )
 
 
@@ -260,11 +327,11 @@ def synthesize_inputs(wildcards):
     epoch = SYNTH["epoch"]
     inputs = {"scene": SYNTH_SCENES[wildcards.name]}
     if isinstance(epoch, str) and epoch.startswith("best:"):
-        inputs["checkpoints"] = [R(f"train/checkpoints/epoch_{e:03d}.pt") for e in KEPT]
-        inputs["metrics"] = R("metrics/metrics.csv")
+        inputs["checkpoints"] = [V(f"train/checkpoints/epoch_{e:03d}.pt", wildcards) for e in KEPT]
+        inputs["metrics"] = V("metrics/metrics.csv", wildcards)
     else:
         chosen = KEPT[-1] if epoch == "last" else epoch
-        inputs["checkpoints"] = R(f"train/checkpoints/epoch_{chosen:03d}.pt")
+        inputs["checkpoints"] = V(f"train/checkpoints/epoch_{chosen:03d}.pt", wildcards)
     return inputs
 
 
@@ -285,19 +352,38 @@ def synthesize_options(wildcards, input, output):
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)
 
 
+# A sweep's comparison of its variants (rules in comparison.smk): metrics per group, Figure 11.
+COMPARISON = [R("comparison/summary.csv"), R("comparison/final.csv")] + [
+    R(f"comparison/figure{n}.png") for n in SWEEP_FIGURES
+]
+
+
+def comparison_inputs(wildcards):
+    return {
+        "tables": [V("metrics/metrics.csv").replace("{variant}", v) for v in VARIANTS],
+        "artifacts": [
+            FIGURE_EXTRA_OUTPUTS["7"]["output_csv"].replace("{variant}", v) for v in VARIANTS
+        ],
+    }
+
+
+def variant_groups(wildcards):
+    """--variants and --groups of deepsnow metrics compare, in the order of the variants."""
+    names = " ".join(shlex.quote(v) for v in VARIANTS)
+    groups = " ".join(shlex.quote(VARIANTS[v]["group"]) for v in VARIANTS)
+    return f"--variants {names} --groups {groups}"
+
+
 def final_outputs():
-    return (
-        FIGURES
-        + REPORT_PAGES
-        + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
-        + ([CHANGE_SUMMARY] if CHANGE_AREAS else [])
-    )
+    per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
+    per_variant += [CHANGE_SUMMARY] if CHANGE_AREAS else []
+    return each_variant(per_variant) + (COMPARISON if SWEEP else [])
 
 
 # Change-detection testbed (rules in change.smk): every held-out test area's before scene against
-# its real, synthetic and (simulator) true after-scenes.
+# its real, synthetic and (simulator) true after-scenes; per variant under a sweep (its products).
 CHANGE_AREAS = list(config["split"]["test_aois"])
-CHANGE_SUMMARY = R("change/summary.csv")
+CHANGE_SUMMARY = V("change/summary.csv")
 
 
 def change_inputs(wildcards):
@@ -308,10 +394,10 @@ def change_inputs(wildcards):
         "before_mask": R(f"masks/{aoi}/snowfree.tif"),
         "real": R(f"scenes/{aoi}/snow.tif"),
         "real_mask": R(f"masks/{aoi}/snow.tif"),
-        "synthetic": R(f"synthetic/{aoi}/snow.tif"),
+        "synthetic": V(f"synthetic/{aoi}/snow.tif", wildcards),
     }
     if SYNTH["reflectance"]:
-        inputs["synthetic_reflectance"] = R(f"synthetic/{aoi}/snow_reflectance.tif")
+        inputs["synthetic_reflectance"] = V(f"synthetic/{aoi}/snow_reflectance.tif", wildcards)
     if SIMULATED:
         inputs["truth"] = R(f"truth/{aoi}/snow.tif")
     return inputs

@@ -9,11 +9,11 @@ rule embed_real:
         test_b=R("dataset/testB.npz"),
         weights=extractor_weights,
     output:
-        features=R("features/real_{extractor}.npz"),
+        features=real_features("{extractor}"),
     log:
-        R("logs/embed/real_{extractor}.log"),
+        shared_or_variant("logs/embed/real_{extractor}.log"),
     benchmark:
-        R("benchmarks/embed/real_{extractor}.tsv")
+        shared_or_variant("benchmarks/embed/real_{extractor}.tsv")
     conda:
         "../../envs/eval.yaml"
     threads: 2
@@ -22,7 +22,7 @@ rule embed_real:
         mem_mb=8000,
         runtime=60,
     params:
-        section=section("features"),
+        section=vsection("features") if FEATURES_SWEPT else section("features"),
         code=code("embed"),
         weights=weights_option,
     message:
@@ -36,14 +36,14 @@ rule embed_real:
 rule embed_samples:
     """Embed one epoch's samples with one feature extractor."""
     input:
-        samples=R("samples/epoch_{epoch}.npz"),
+        samples=V("samples/epoch_{epoch}.npz"),
         weights=extractor_weights,
     output:
-        features=R("features/epoch_{epoch}_{extractor}.npz"),
+        features=V("features/epoch_{epoch}_{extractor}.npz"),
     log:
-        R("logs/embed/epoch_{epoch}_{extractor}.log"),
+        V("logs/embed/epoch_{epoch}_{extractor}.log"),
     benchmark:
-        R("benchmarks/embed/epoch_{epoch}_{extractor}.tsv")
+        V("benchmarks/embed/epoch_{epoch}_{extractor}.tsv")
     group:
         "eval"
     conda:
@@ -54,7 +54,7 @@ rule embed_samples:
         mem_mb=8000,
         runtime=60,
     params:
-        section=section("features"),
+        section=vsection("features"),
         code=code("embed"),
         weights=weights_option,
     message:

@@ -9,14 +9,14 @@ rule figure:
         unpack(figure_inputs),
     output:
         png=report(
-            R("figures/figure{n}.png"),
+            V("figures/figure{n}.png"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{n}"},
         ),
-        pdf=R("figures/figure{n}.pdf"),
+        pdf=V("figures/figure{n}.pdf"),
     log:
-        R("logs/figures/figure{n}.log"),
+        V("logs/figures/figure{n}.log"),
     wildcard_constraints:
         n=FIGURE_N,
     conda:
@@ -38,12 +38,12 @@ rule figure_artifacts:
         **FIGURE_INPUTS["7"],
     output:
         png=report(
-            R("figures/figure7.png"),
+            V("figures/figure7.png"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "7"},
         ),
-        pdf=R("figures/figure7.pdf"),
+        pdf=V("figures/figure7.pdf"),
         table=report(
             FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
             caption="../report/artifacts.rst",
@@ -51,7 +51,7 @@ rule figure_artifacts:
             labels={"figure": "7 (table)"},
         ),
     log:
-        R("logs/figures/figure7.log"),
+        V("logs/figures/figure7.log"),
     conda:
         "../../envs/figures.yaml"
     params:
@@ -69,48 +69,48 @@ rule report_pages:
     """Render the run's tables, merged config and headline numbers as HTML report pages."""
     input:
         unpack(report_simcover_inputs),
-        metrics=R("metrics/metrics.csv"),
-        losses=R("train/losses.csv"),
+        metrics=V("metrics/metrics.csv"),
+        losses=V("train/losses.csv"),
         artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
         summary=R("dataset/summary.json"),
     output:
         headline=report(
-            R("report/headline.html"), caption="../report/headline.rst", category="Summary"
+            V("report/headline.html"), caption="../report/headline.rst", category="Summary"
         ),
         metrics=report(
-            R("report/metrics.html"),
+            V("report/metrics.html"),
             caption="../report/metrics.rst",
             category="Metrics",
             labels={"table": "metrics.csv"},
         ),
         losses=report(
-            R("report/losses.html"),
+            V("report/losses.html"),
             caption="../report/losses.rst",
             category="Training",
             labels={"table": "losses.csv"},
         ),
         artifacts=report(
-            R("report/artifacts.html"),
+            V("report/artifacts.html"),
             caption="../report/artifacts.rst",
             category="Figures",
             labels={"figure": "7 (table, shown)"},
         ),
         dataset=report(
-            R("report/dataset.html"),
+            V("report/dataset.html"),
             caption="../report/dataset.rst",
             category="Data",
             labels={"table": "summary.json"},
         ),
         config=report(
-            R("report/config.html"), caption="../report/config.rst", category="Configuration"
+            V("report/config.html"), caption="../report/config.rst", category="Configuration"
         ),
     log:
-        R("logs/report_pages.log"),
+        V("logs/report_pages.log"),
     conda:
         "../../envs/figures.yaml"
     params:
         # the whole merged config, on purpose: the report shows it (one page, cheap to redo)
-        config=json.dumps(config, sort_keys=True),
+        config=variant_config_json,
         code=code("figures"),
         outdir=output_dir,
         simcover=simcover_option,

@@ -7,11 +7,11 @@ rule metrics_epoch:
     input:
         unpack(metrics_epoch_inputs),
     output:
-        metrics=R("metrics/epoch_{epoch}.json"),
+        metrics=V("metrics/epoch_{epoch}.json"),
     log:
-        R("logs/metrics/epoch_{epoch}.log"),
+        V("logs/metrics/epoch_{epoch}.log"),
     benchmark:
-        R("benchmarks/metrics/epoch_{epoch}.tsv")
+        V("benchmarks/metrics/epoch_{epoch}.tsv")
     group:
         "eval"
     conda:
@@ -21,7 +21,7 @@ rule metrics_epoch:
         mem_mb=4000,
         runtime=120,
     params:
-        section=section("metrics"),
+        section=vsection("metrics"),
         code=code("metrics"),
         truth=truth_option,
     message:
@@ -35,20 +35,20 @@ rule metrics_epoch:
 rule metrics_table:
     """Collect the per-epoch metrics into one table, and their rank correlations."""
     input:
-        epochs=expand(R("metrics/epoch_{epoch:03d}.json"), epoch=EPOCHS),
+        epochs=expand(V("metrics/epoch_{epoch:03d}.json"), epoch=EPOCHS, allow_missing=True),
     output:
         table=report(
-            R("metrics/metrics.csv"),
+            V("metrics/metrics.csv"),
             caption="../report/metrics.rst",
             category="Metrics",
         ),
-        correlations=R("metrics/correlations.csv"),
+        correlations=V("metrics/correlations.csv"),
     log:
-        R("logs/metrics/table.log"),
+        V("logs/metrics/table.log"),
     conda:
         "../../envs/eval.yaml"
     params:
-        section=section("metrics"),
+        section=vsection("metrics"),
         code=code("metrics"),
     message:
         "Collecting the per-epoch metrics into one table"
@@ -60,19 +60,22 @@ rule metrics_table:
 rule metrics_pca:
     """PCA of the real and generated ResNet features (Figure 6)."""
     input:
-        real=R(f"features/real_{RESNET}.npz"),
+        real=real_features(RESNET),
         features=expand(
-            R("features/epoch_{epoch:03d}_{extractor}.npz"), epoch=EPOCHS, extractor=RESNET
+            V("features/epoch_{epoch:03d}_{extractor}.npz"),
+            epoch=EPOCHS,
+            extractor=RESNET,
+            allow_missing=True,
         ),
     output:
-        pca=R("metrics/pca.csv"),
-        summary=R("metrics/pca.json"),
+        pca=V("metrics/pca.csv"),
+        summary=V("metrics/pca.json"),
     log:
-        R("logs/metrics/pca.log"),
+        V("logs/metrics/pca.log"),
     conda:
         "../../envs/eval.yaml"
     params:
-        section=section("metrics"),
+        section=vsection("metrics"),
         code=code("metrics"),
     message:
         "PCA of real and generated ResNet features"

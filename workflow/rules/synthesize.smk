@@ -9,12 +9,12 @@ rule synthesize:
         unpack(synthesize_inputs),
     output:
         **SYNTH_REFLECTANCE,
-        cog=R("synthetic/{name}/snow.tif"),
-        summary=R("synthetic/{name}/snow.summary.json"),
+        cog=V("synthetic/{name}/snow.tif"),
+        summary=V("synthetic/{name}/snow.summary.json"),
     log:
-        R("logs/synthesize/{name}.log"),
+        V("logs/synthesize/{name}.log"),
     benchmark:
-        R("benchmarks/synthesize/{name}.tsv")
+        V("benchmarks/synthesize/{name}.tsv")
     wildcard_constraints:
         name="|".join(SYNTH_SCENES),
     group:
@@ -45,13 +45,15 @@ rule synthesize:
 rule synthetic_catalog:
     """The STAC catalog of every synthetic product, with the real scenes and checkpoints as assets."""
     input:
-        products=expand(R("synthetic/{name}/snow.summary.json"), name=SYNTH_SCENES),
+        products=expand(
+            V("synthetic/{name}/snow.summary.json"), name=SYNTH_SCENES, allow_missing=True
+        ),
         companions=[p for name in SYNTH_SCENES for p in synthesize_companions(name).values()],
     output:
         catalog=SYNTH_CATALOG,
-        stac_items=expand(R("synthetic/{name}/{name}.json"), name=SYNTH_SCENES),
+        stac_items=expand(V("synthetic/{name}/{name}.json"), name=SYNTH_SCENES, allow_missing=True),
     log:
-        R("logs/synthesize/catalog.log"),
+        V("logs/synthesize/catalog.log"),
     conda:
         "../../envs/gan.yaml"
     params:

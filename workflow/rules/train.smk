@@ -11,14 +11,16 @@ rule train:
         test_a=R("dataset/testA.npz"),
         test_b=R("dataset/testB.npz"),
     output:
-        checkpoints=protected(expand(R("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=KEPT)),
+        checkpoints=protected(
+            expand(V("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=KEPT, allow_missing=True)
+        ),
         samples=SAMPLES,
-        losses=report(R("train/losses.csv"), caption="../report/losses.rst", category="Training"),
-        iter_losses=R("train/losses_iter.csv"),
+        losses=report(V("train/losses.csv"), caption="../report/losses.rst", category="Training"),
+        iter_losses=V("train/losses_iter.csv"),
     log:
-        R("logs/train.log"),
+        V("logs/train.log"),
     benchmark:
-        R("benchmarks/train.tsv")
+        V("benchmarks/train.tsv")
     conda:
         "../../envs/gan.yaml"
     threads: config["gan"]["threads"]
@@ -28,13 +30,13 @@ rule train:
         gpu_mem_mb=config["gan"]["gpu_mem_mb"],
         runtime=config["gan"]["runtime_min"],
     params:
-        section=section("gan"),
-        samples=section("samples"),
+        section=vsection("gan"),
+        samples=vsection("samples"),
         code=code("train"),
         epochs=EPOCHS[-1],
         checkpoint_dir=output_dir,
         samples_dir=samples_dir,
-        state_dir=STATE_DIR,
+        state_dir=state_dir,
     message:
         "Training the cycleGAN for {params.epochs} epochs (samples and checkpoints as it goes)"
     shell:

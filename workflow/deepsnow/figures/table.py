@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from deepsnow import DeepsnowError
-from deepsnow.figures import change, common, generator_artifacts, pca, synthetic, training, translations
+from deepsnow.figures import change, common, comparison, generator_artifacts, pca, synthetic, training, translations
 
 log = logging.getLogger("deepsnow.figures")
 
@@ -38,6 +38,7 @@ INPUTS = {
     "pca_summary": "metrics/pca.json",
     "catalog": "synthetic/catalog.json",
     "change_summary": "change/summary.json",
+    "comparison_summary": "comparison/summary.csv",
 }
 
 
@@ -50,6 +51,8 @@ class Figure:
     build: Callable[..., common.Drawn]
     #: extra outputs: option name (``--output-csv``) -> path under results/<run>/
     outputs: dict[str, str] = field(default_factory=dict)
+    #: drawn once per sweep from its comparison (comparison/figureN.png), not per variant
+    sweep: bool = False
 
 
 FIGURES: dict[int, Figure] = {
@@ -71,6 +74,12 @@ FIGURES: dict[int, Figure] = {
         "change detectors on real vs synthetic vs true after-images: ROC curves, score histograms",
         ("change_summary",),
         change.build_figure10,
+    ),
+    11: Figure(
+        "sweep: variant groups' metrics per epoch and at the last epoch, mean ± s.d. over seeds",
+        ("comparison_summary",),
+        comparison.build_figure11,
+        sweep=True,
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Subcommands ``deepsnow metrics epoch|table|pca``."""
+"""Subcommands ``deepsnow metrics epoch|table|pca|compare``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     command = functools.partial(stage_command, msub, section="metrics", code="metrics")
     for add in (_epoch_command, _table_command, _pca_command):
         add(command)
+    _compare_command(msub)
 
 
 def _epoch_command(command) -> None:
@@ -57,6 +58,16 @@ def _pca_command(command) -> None:
     path_options(p, output="metrics/pca.csv", summary="metrics/pca.json (explained variance ratios)")
 
 
+def _compare_command(msub) -> None:
+    # no config section: it compares the variants' finished tables (the sweep names the groups)
+    p = stage_command(msub, "compare", _compare, section=None, stage="comparison", code="metrics")
+    path_options(p, nargs="+", tables="every variant's metrics/metrics.csv")
+    p.add_argument("--variants", nargs="+", required=True, help="the variants' names, in the order of --tables")
+    p.add_argument("--groups", nargs="+", required=True, help="each variant's group (variants differing only in gan.seed)")
+    path_options(p, required=False, nargs="+", artifacts="every variant's figures/artifacts.csv (checkerboard score), same order")
+    path_options(p, summary="comparison/summary.csv", final="comparison/final.csv")
+
+
 def _epoch(args, params) -> list[Made]:
     """Metrics of one or more epochs, one JSON per epoch.
 
@@ -79,6 +90,18 @@ def _table(args, params) -> Made:
     summary = make_table(args.epochs, args.output, args.correlations)
     outs = [args.output] + ([args.correlations] if args.correlations else [])
     return Made(outs, inputs=args.epochs, extra=summary)
+
+
+def _compare(args, params) -> Made:
+    """Mean, standard deviation and n per variant group, epoch, direction and metric; Welch t-tests at the last epoch.
+
+    Reads every variant's metrics.csv (and artifacts.csv, for the checkerboard score) and writes
+    comparison/summary.csv and comparison/final.csv (a two-sided Welch t-test between every pair of
+    groups per metric). Groups: the variants of a sweep that differ only in gan.seed."""
+    from deepsnow.metrics.compare import compare
+
+    summary = compare(args.tables, args.variants, args.groups, args.artifacts, args.summary, args.final)
+    return Made([args.summary, args.final], inputs=[*args.tables, *(args.artifacts or [])], extra=summary)
 
 
 def _pca(args, params) -> Iterator[Made]:

@@ -1,0 +1,55 @@
+# Comparison (sweeps only, issue #17): every variant's metrics per group of variants that differ
+# only in gan.seed, mean, s.d. and n, Welch t-tests at the last epoch; then Figure 11.
+
+
+rule comparison:
+    """Mean, s.d. and n per variant group, epoch, direction and metric; Welch t-tests at the end."""
+    input:
+        unpack(comparison_inputs),
+    output:
+        summary=report(
+            R("comparison/summary.csv"), caption="../report/comparison.rst", category="Comparison"
+        ),
+        final=report(
+            R("comparison/final.csv"), caption="../report/comparison.rst", category="Comparison"
+        ),
+    log:
+        R("logs/comparison.log"),
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        code=code("metrics"),
+        variants=variant_groups,
+    message:
+        "Comparing the sweep's variant groups"
+    shell:
+        "deepsnow metrics compare --tables {input.tables:q} --artifacts {input.artifacts:q}"
+        " {params.variants} --summary {output.summary:q} --final {output.final:q} 2> {log:q}"
+
+
+rule comparison_figure:
+    """Draw a sweep's figure (Figure 11: the groups compared) as PNG and PDF."""
+    input:
+        comparison_summary=R("comparison/summary.csv"),
+    output:
+        png=report(
+            R("comparison/figure{n}.png"),
+            caption="../report/figure.rst",
+            category="Comparison",
+            labels={"figure": "{n}"},
+        ),
+        pdf=R("comparison/figure{n}.pdf"),
+    log:
+        R("logs/comparison/figure{n}.log"),
+    wildcard_constraints:
+        n="|".join(SWEEP_FIGURES),
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        section=section("figures"),
+        code=code("figures"),
+    message:
+        "Drawing Figure {wildcards.n} (the sweep's groups compared)"
+    shell:
+        "deepsnow figures --params {params.section:q} --figure {wildcards.n}"
+        " --outputs {output.png:q} {output.pdf:q} --comparison-summary {input.comparison_summary:q} 2> {log:q}"
