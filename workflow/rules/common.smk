@@ -367,11 +367,8 @@ def comparison_inputs(wildcards):
     }
 
 
-def variant_groups(wildcards):
-    """--variants and --groups of deepsnow metrics compare, in the order of the variants."""
-    names = " ".join(shlex.quote(v) for v in VARIANTS)
-    groups = " ".join(shlex.quote(VARIANTS[v]["group"]) for v in VARIANTS)
-    return f"--variants {names} --groups {groups}"
+# --variants and --groups of deepsnow metrics compare, in the order of the variants
+VARIANT_GROUPS = [VARIANTS[v]["group"] for v in VARIANTS]
 
 
 def final_outputs():

@@ -19,12 +19,13 @@ rule comparison:
         "../../envs/eval.yaml"
     params:
         code=code("metrics"),
-        variants=variant_groups,
+        variants=list(VARIANTS),
+        groups=VARIANT_GROUPS,
     message:
         "Comparing the sweep's variant groups"
     shell:
         "deepsnow metrics compare --tables {input.tables:q} --artifacts {input.artifacts:q}"
-        " {params.variants} --summary {output.summary:q} --final {output.final:q} 2> {log:q}"
+        " --variants {params.variants:q} --groups {params.groups:q} --summary {output.summary:q} --final {output.final:q} 2> {log:q}"
 
 
 rule comparison_figure:
