@@ -50,6 +50,7 @@ def test_names_and_groups_follow_the_documented_rule():
         ({"gan": [1, 2]}, {}, ["sweep.gan", "no such config key"]),
         ({"gan.seed": []}, {}, ["sweep.gan.seed", "non-empty list"]),
         ({"gan.n_epochs": [1, 2]}, {}, ["sweep.gan.n_epochs", "saved epochs"]),
+        ({"features.simcover.weights_path": ["a.pt", "b.pt"]}, {}, ["sweep.features.simcover.weights_path", "cannot be swept"]),
         ({"gan.seed": 3}, {}, ["sweep.gan.seed", "non-empty list"]),
         ({"gan.seed": [0, "one"]}, {}, ["gan.seed", "'one' is not of type 'integer'", "sweep variant gan.seed = \"one\""]),
         ({"gan.upsample": ["transpose", "bilinear"]}, {}, ["gan.upsample", "bilinear"]),

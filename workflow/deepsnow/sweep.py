@@ -30,7 +30,8 @@ from deepsnow import DeepsnowError
 SWEEPABLE = ("gan", "samples", "features", "metrics")
 SEED_KEY = "gan.seed"
 #: keys that shape the DAG or a job's resources, read once from the base config: every variant saves
-#: the same epochs (the comparison is epoch by epoch) and runs the same jobs
+#: the same epochs (the comparison is epoch by epoch) and runs the same jobs; also features.simcover.*
+#: (the simcover extractor is trained once, on the shared data half)
 FIXED_KEYS = (
     "gan.n_epochs", "gan.n_epochs_decay", "gan.save_every", "gan.keep_every", "gan.device", "gan.threads",
     "gan.gpu_mem_mb", "gan.runtime_min", "features.device", "features.extractors", "metrics.inception_extractor",
@@ -94,7 +95,7 @@ def check_sweep(sweep, sweep_max: int, schema: dict) -> list[str]:
             )
         elif "." not in str(key) or _schema_node(schema, str(key)) is None:
             problems.append(f"key 'sweep.{key}': no such config key {key!r}")
-        elif key in FIXED_KEYS:
+        elif key in FIXED_KEYS or str(key).startswith("features.simcover."):
             problems.append(
                 f"key 'sweep.{key}': {key} cannot be swept: it fixes the saved epochs, the jobs or their "
                 "resources, which every variant shares (use separate runs)"
