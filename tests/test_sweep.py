@@ -178,7 +178,9 @@ def test_dry_run_of_a_two_by_two_sweep_plans_four_trainings_on_one_data_half(tmp
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train"] == 4 and counts["split"] == 1 and counts["comparison"] == 1
     assert counts["simulate"] == 3 and counts["mask"] == 6 and counts["patches"] == 6  # the data half once
-    assert counts["embed_real"] == 2  # the real embeddings once per extractor: features not swept
+    extractors = merged_config("configs/test.yaml")["features"]["extractors"]
+    assert counts["embed_real"] == len(extractors)  # the real embeddings once per extractor: features not swept
+    assert counts.get("train_simcover", 0) == ("simcover" in extractors)  # trained once on the shared data
     assert counts["metrics_table"] == 4 and counts["report_pages"] == 4
     out = proc.stdout + proc.stderr
     assert "results/test/comparison/summary.csv" in out and "results/test/comparison/figure11.png" in out
