@@ -622,13 +622,15 @@ def expected_table(work: Path, override: dict) -> dict:
     from deepsnow.config import validate_config
     from deepsnow.gan.schedule import saved_epochs
     from deepsnow.metrics.load import DIRECTIONS
-    from deepsnow.metrics.table import TABLE_COLUMNS
+    from deepsnow.metrics.table import PER_EXTRACTOR_PREFIXES, table_columns
 
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     merge(cfg, yaml.safe_load((work / "configs" / "test.yaml").read_text()))
     cfg = validate_config(merge(cfg, override))
     rows = sorted((e, d) for e in saved_epochs(cfg["gan"]) for d in DIRECTIONS)
-    return {"run": cfg["run"], "columns": list(TABLE_COLUMNS), "rows": rows}
+    # fd_<extractor>, cd_<extractor> of every configured extractor, in the config's order
+    per_extractor = {f"{p}_{x}": None for x in cfg["features"]["extractors"] for p in PER_EXTRACTOR_PREFIXES}
+    return {"run": cfg["run"], "columns": list(table_columns([per_extractor])), "rows": rows}
 
 
 def table_shape(path: Path) -> dict:

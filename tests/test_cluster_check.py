@@ -148,7 +148,7 @@ def test_cluster_check_builds_the_runs_jobs_and_finds_the_batch_too_big_for_a_2_
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if " asks for " in line]
     assert lines == [
-        "group eval (embed_samples, metrics_epoch) asks for 6 CPUs, 12000 MB, 1 GPU, 480 min in partition 'gpu': "
+        "group eval (embed_samples, metrics_epoch) asks for 6 CPUs, 12000 MB, 1 GPU, 660 min in partition 'gpu': "
         "at most 2 CPUs per node (sinfo)",
         "rule train asks for 2 CPUs, 8000 MB, 1 GPU, 2880 min in partition 'gpu': MaxTime 1-00:00:00 (1440 min) (sinfo)",
     ], proc.stderr

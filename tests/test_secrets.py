@@ -283,7 +283,12 @@ def test_failed_workflow_job_shows_the_error_without_secrets(mock_sh, creds, tmp
     sh = mock_sh
     sh.faults["process"] = ["403-echo"]
     work = copy_workflow(tmp_path / "wf")
-    cfg = {"run": "leak", "split": {"test_aois": []}, "data": data_section(sh)}
+    cfg = {
+        "run": "leak",
+        "split": {"test_aois": []},
+        "data": data_section(sh),
+        "features": {"extractors": ["inception", "resnet50"]},  # the demo's simcover needs simulator labels
+    }
     (work / "leak.yaml").write_text(yaml.safe_dump(cfg))
     env = run_env(tmp_path, creds, "env")
     cmd = [str(BIN / "snakemake"), "results/leak/scenes/lake/snowfree.tif", "--cores", "1", "-p", "--verbose"]
