@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsnow import DeepsnowError
+from deepsnow.data.scene import grid_problems
 
 log = logging.getLogger("deepsnow.change")
 
@@ -118,23 +119,16 @@ def _read(src, path, win, bands=None, masks=False) -> np.ndarray:
 def check_grids(area: str, opened: dict[str, Opened]) -> tuple[int, int]:
     """Every image (and its mask / reflectance file) on the before image's grid; returns (H, W)."""
     ref = opened["before"]
-    shape, crs, transform = ref.grid
     others = [(o.image.path, o.grid) for o in opened.values()]
     for o in opened.values():
         for extra in (o.mask, o.refl):
             if extra is not None:
                 others.append((Path(extra.name), ((extra.height, extra.width), extra.crs, extra.transform)))
-    for path, (s, c, t) in others:
-        problems = []
-        if tuple(s) != tuple(shape):
-            problems.append(f"shape {tuple(s)} vs {tuple(shape)}")
-        if c != crs:
-            problems.append(f"CRS {c} vs {crs}")
-        if not t.almost_equals(transform):
-            problems.append(f"transform {tuple(t)[:6]} vs {tuple(transform)[:6]}")
+    for path, grid in others:
+        problems = grid_problems(grid, ref.grid)
         if problems:
             raise DeepsnowError(f"area {area}: {path} is not on the grid of {ref.image.path}: " + "; ".join(problems))
-    return shape
+    return ref.grid[0]
 
 
 def valid_mask(opened: dict[str, Opened], shape: tuple[int, int], rows: int) -> np.ndarray:

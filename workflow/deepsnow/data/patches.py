@@ -39,7 +39,7 @@ from rasterio.transform import Affine
 from deepsnow import DeepsnowError
 from deepsnow.data.landcover import TARGETS, LandcoverFile, patch_fractions
 from deepsnow.data.mask import CLOUD, SHADOW, SNOW, WATER, INVALID, MaskFile
-from deepsnow.data.scene import SEASONS, Progress, SceneFile, raster_env
+from deepsnow.data.scene import SEASONS, Progress, SceneFile, grid_problems, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
 from deepsnow.io import NpzArray, atomic_output, save_npz_stream
 
@@ -87,18 +87,6 @@ def window_counts(indicator: np.ndarray, rows: np.ndarray, cols: np.ndarray, siz
     r0, r1 = rows[:, None], rows[:, None] + size
     c0, c1 = cols[None, :], cols[None, :] + size
     return integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
-
-
-def _same_grid(a_path, a_shape, a_crs, a_transform, b_path, b_shape, b_crs, b_transform, what: str) -> None:
-    problems = []
-    if tuple(a_shape) != tuple(b_shape):
-        problems.append(f"shape {tuple(b_shape)} vs {tuple(a_shape)}")
-    if a_crs != b_crs:
-        problems.append(f"CRS {b_crs} vs {a_crs}")
-    if not b_transform.almost_equals(a_transform):
-        problems.append(f"transform {tuple(b_transform)[:6]} vs {tuple(a_transform)[:6]}")
-    if problems:
-        raise DeepsnowError(f"{b_path}: {what} is not on the grid of scene {a_path}: " + "; ".join(problems))
 
 
 @dataclass
@@ -219,9 +207,9 @@ def _open_scene_checked(stack: contextlib.ExitStack, scene_path: Path, size: int
 def _open_on_grid(stack: contextlib.ExitStack, opener, path: Path, scene: SceneFile, what: str):
     """``opener(path)`` (a :class:`MaskFile` or :class:`SceneFile`), checked to lie on the scene's grid."""
     raster = stack.enter_context(opener(path))
-    _same_grid(
-        scene.path, scene.shape, scene.crs, scene.transform, path, raster.shape, raster.crs, raster.transform, what
-    )
+    problems = grid_problems((raster.shape, raster.crs, raster.transform), (scene.shape, scene.crs, scene.transform))
+    if problems:
+        raise DeepsnowError(f"{path}: {what} is not on the grid of scene {scene.path}: " + "; ".join(problems))
     return raster
 
 

@@ -119,6 +119,19 @@ def window_rows(rows: int | None = None) -> int:
     return int(rows)
 
 
+def grid_problems(grid, ref) -> list[str]:
+    """How raster ``grid`` differs from ``ref``, each a ``(shape, crs, transform)``: [] when on one grid."""
+    (shape, crs, transform), (ref_shape, ref_crs, ref_transform) = grid, ref
+    problems = []
+    if tuple(shape) != tuple(ref_shape):
+        problems.append(f"shape {tuple(shape)} vs {tuple(ref_shape)}")
+    if crs != ref_crs:
+        problems.append(f"CRS {crs} vs {ref_crs}")
+    if not transform.almost_equals(ref_transform):
+        problems.append(f"transform {tuple(transform)[:6]} vs {tuple(ref_transform)[:6]}")
+    return problems
+
+
 def raster_env():
     """A ``rasterio.Env`` for the windowed stages: GDAL's block cache bounded (``deepsnow.cog.GDAL_CACHE_MB``)."""
     return gdal_env()
