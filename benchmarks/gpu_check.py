@@ -605,28 +605,18 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def merge(config: dict, over: dict) -> dict:
-    """``over`` merged into ``config`` in place, as Snakemake merges a --configfile."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            merge(config[key], value)
-        else:
-            config[key] = copy.deepcopy(value)
-    return config
-
-
 def expected_table(work: Path, override: dict) -> dict:
     """The metrics table the config implies: its columns, and one row per saved epoch and direction."""
     import yaml
 
-    from deepsnow.config import validate_config
+    from deepsnow.config import merge_config, validate_config
     from deepsnow.gan.schedule import saved_epochs
     from deepsnow.metrics.load import DIRECTIONS
     from deepsnow.metrics.table import PER_EXTRACTOR_PREFIXES, table_columns
 
     cfg = yaml.safe_load((work / "config.yaml").read_text())
-    merge(cfg, yaml.safe_load((work / "configs" / "test.yaml").read_text()))
-    cfg = validate_config(merge(cfg, override))
+    merge_config(cfg, yaml.safe_load((work / "configs" / "test.yaml").read_text()))
+    cfg = validate_config(merge_config(cfg, override))
     rows = sorted((e, d) for e in saved_epochs(cfg["gan"]) for d in DIRECTIONS)
     # fd_<extractor>, cd_<extractor> of every configured extractor, in the config's order
     per_extractor = {f"{p}_{x}": None for x in cfg["features"]["extractors"] for p in PER_EXTRACTOR_PREFIXES}
@@ -679,8 +669,10 @@ def workflow_run(check: Check, work: Path) -> dict:
     """Run the test config in ``work`` with the GPU sections on this device; compare its table's shape."""
     import yaml
 
+    from deepsnow.config import merge_config
+
     dev = str(check.device)
-    override = merge(copy.deepcopy(check.plan.workflow_override), {"gan": {"device": dev}, "features": {"device": dev}})
+    override = merge_config(copy.deepcopy(check.plan.workflow_override), {"gan": {"device": dev}, "features": {"device": dev}})
     if work.exists() and any(work.iterdir()):
         raise RuntimeError(f"--workdir {work} is not empty: a finished run there would make the timing meaningless")
     copy_workflow(work)

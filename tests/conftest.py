@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import subprocess
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from deepsnow.config import merge_config  # noqa: F401  (the tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -69,17 +70,6 @@ def deepsnow(*args: str, check: bool = False, cwd: Path | None = None) -> subpro
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
-
-
-def merge_config(config: dict, over: dict) -> dict:
-    """Merge ``over`` into ``config`` in place, as Snakemake merges a --configfile: mappings
-    recursively, anything else (lists too) replaced."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            merge_config(config[key], value)
-        else:
-            config[key] = copy.deepcopy(value)
-    return config
 
 
 def merged_config(*files) -> dict:

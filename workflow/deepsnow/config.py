@@ -34,6 +34,17 @@ from deepsnow import DeepsnowError
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 
+def merge_config(config: dict, over: dict) -> dict:
+    """Merge ``over`` into ``config`` in place as ``snakemake --configfile`` does: mappings recursively,
+    anything else (lists too) replaced."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            merge_config(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
 def load_schema() -> dict:
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)

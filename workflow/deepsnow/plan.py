@@ -43,7 +43,6 @@ and noted; over more than two zones (wider than a zone) it is refused.
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import json
 import math
@@ -53,6 +52,7 @@ from pathlib import Path
 import yaml
 
 from deepsnow import DeepsnowError
+from deepsnow.config import merge_config
 
 #: The project root: ``config.yaml`` and the ``Snakefile`` are here.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -75,17 +75,6 @@ DOMAINS = {"snowfree": "a", "snow": "b"}
 
 
 # --------------------------------------------------------------------------- config
-
-
-def merge_config(config: dict, over: dict) -> dict:
-    """Merge ``over`` into ``config`` in place as ``snakemake --configfile`` does: mappings recursively,
-    anything else (lists too) replaced."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            merge_config(config[key], value)
-        else:
-            config[key] = copy.deepcopy(value)
-    return config
 
 
 def _read_yaml(path: Path) -> dict:
