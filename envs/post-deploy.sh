@@ -10,7 +10,7 @@ set -euo pipefail
 mkdir -p "$CONDA_PREFIX/bin"
 cat > "$CONDA_PREFIX/bin/deepsnow" <<'LAUNCHER'
 #!/usr/bin/env python
-"""deepsnow in a Snakemake conda environment (written by envs/*.post-deploy.sh): runs the
+"""deepsnow in a Snakemake conda environment (written by envs/post-deploy.sh): runs the
 deepsnow package of the workflow in the current directory, ./workflow/deepsnow."""
 import os
 import sys

@@ -35,6 +35,7 @@ def test_every_env_has_the_same_script_and_none_installs_a_checkout():
     assert {p.name.split(".")[0] for p in SCRIPTS} == {p.stem for p in (REPO / "envs").glob("*.yaml")}
     texts = {p.read_text() for p in SCRIPTS}
     assert len(texts) == 1
+    assert {p.resolve() for p in SCRIPTS} == {(REPO / "envs" / "post-deploy.sh").resolve()}  # one file, linked
     text = texts.pop()
     assert "pip install" not in text and " -e " not in text
     assert all(os.access(p, os.X_OK) for p in SCRIPTS)
