@@ -498,12 +498,14 @@ def test_table_rows_are_consistent():
     import importlib
     import inspect
 
-    for n, fig in FIGURES.items():
+    rows = [*FIGURES.items(), *((n, fig.groups) for n, fig in FIGURES.items() if fig.groups)]  # sweeps too
+    for n, fig in rows:
         assert set(fig.inputs) <= set(INPUTS), n
         assert list(inspect.signature(fig.build).parameters) == ["params", *fig.inputs], n
         module = importlib.import_module(fig.build.__module__)
         assert module.__name__.startswith("deepsnow.figures.") and hasattr(module, f"figure{n}"), n
         assert not set(fig.outputs) & set(INPUTS), n
+        assert fig.groups is None or (fig.groups.sweep and fig.groups.inputs == ("comparison_summary",)), n
 
 
 def test_a_new_figure_is_one_row_and_its_builder(run, tmp_path, monkeypatch):

@@ -165,6 +165,115 @@ def test_figure11_draws_every_group_from_the_summary(tmp_path: Path):
     assert sum("not measured" in ax.get_title() for ax in drawn.figure.axes) == 3
 
 
+def write_losses(path: Path, rng, epochs=(1, 2, 3)) -> Path:
+    cols = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["epoch", "iterations", "lr", *cols, "seconds", "it_per_s"])
+        w.writeheader()
+        w.writerows({"epoch": e, "iterations": 10, "lr": 2e-4, **{c: rng.uniform() for c in cols}, "seconds": 1,
+                     "it_per_s": 10} for e in epochs)
+    return path
+
+
+def test_compare_carries_the_losses_per_direction_and_the_pretrained_flags(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    names, groups = ["s0", "s1"], ["all", "all"]
+    tables = [write_variant(tmp_path / f"{n}.csv", rng, 0.0) for n in names]
+    for t, pretrained in zip(tables, ("True", "False")):  # the second variant used random ResNet weights
+        rows = read(t)
+        write_csv(t, [{**r, "resnet_pretrained": pretrained} for r in rows], TABLE_COLUMNS)
+    losses = [write_losses(tmp_path / f"{n}-losses.csv", rng) for n in names]
+    compare(tables, names, groups, None, tmp_path / "summary.csv", tmp_path / "final.csv", losses)
+    summary = {(int(r["epoch"]), r["direction"], r["metric"]): r for r in read(tmp_path / "summary.csv")}
+    for e in (1, 2, 3):
+        for loss, direction, col in (("loss_G", "AtoB", "G_A"), ("loss_G", "BtoA", "G_B"), ("loss_cycle", "AtoB", "cycle_A")):
+            want = [float(r[col]) for t in losses for r in read(t) if int(r["epoch"]) == e]
+            got = summary[(e, direction, loss)]
+            assert math.isclose(float(got["mean"]), statistics.mean(want)) and math.isclose(float(got["sd"]), statistics.stdev(want))
+    assert float(summary[(2, "AtoB", "resnet_pretrained")]["mean"]) == 0.5
+    assert summary[(2, "AtoB", "inception_pretrained")]["n"] == "0"  # empty cells: unknown, not counted
+    final = {(r["direction"], r["metric"]): r for r in read(tmp_path / "final.csv")}
+    assert final[("AtoB", "loss_G")]["epoch"] == "3" and final[("AtoB", "fid")]["epoch"] == "2"  # each its last epoch
+    assert not any(m.endswith("_pretrained") for _, m in final)
+    with pytest.raises(DeepsnowError, match="--losses"):
+        compare(tables, names, groups, None, tmp_path / "s.csv", tmp_path / "f.csv", losses[:1])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,G_A\n1,0.5\n")
+    with pytest.raises(DeepsnowError, match=r"bad.csv: no column\(s\).*G_B.*train/losses.csv"):
+        compare(tables, names, groups, None, tmp_path / "s.csv", tmp_path / "f.csv", [bad, bad])
+
+
+def test_compare_correlates_each_metric_with_the_paired_error_over_the_variants(tmp_path: Path):
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(5)
+    names = [f"seed{i}" for i in range(4)]
+    tables = [write_variant(tmp_path / f"{n}.csv", rng, shift) for n, shift in zip(names, (0.0, 3.0, 1.0, 7.0))]
+    compare(tables, names, ["all"] * 4, None, tmp_path / "s.csv", tmp_path / "f.csv",
+            correlations_path=tmp_path / "corr.csv")
+    corr = {(r["scope"], r["metric"], r["paired"]): r for r in read(tmp_path / "corr.csv")}
+    assert {r["scope"] for r in corr.values()} == {"pooled", "epoch 1", "epoch 2"}
+    rows = [r for t in tables for r in read(t) if r["direction"] == "AtoB"]
+    want = spearmanr([float(r["fid"]) for r in rows], [float(r["paired_l1"]) for r in rows])
+    pooled = corr[("pooled", "fid", "paired_l1")]
+    assert pooled["n"] == "8" and math.isclose(float(pooled["spearman_rho"]), want.statistic)
+    at2 = [r for r in rows if r["epoch"] == "2"]  # across the 4 variants at epoch 2
+    want2 = spearmanr([float(r["fid"]) for r in at2], [float(r["paired_l1"]) for r in at2])
+    got2 = corr[("epoch 2", "fid", "paired_l1")]
+    assert got2["n"] == "4" and math.isclose(float(got2["spearman_rho"]), want2.statistic)
+    assert corr[("pooled", "rf_logloss_mean", "paired_l1")]["expected_sign"] == "-1"
+    assert corr[("pooled", "frd", "paired_l1")]["n"] == "0"  # not in these tables: no pairs, no rho
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+def test_figures_3_5_7_per_group_draw_each_groups_mean_and_spread(tmp_path: Path, n: int):
+    from deepsnow.figures.table import make_figure
+
+    rng = np.random.default_rng(4)
+    names, groups = ["s0-t", "s1-t", "s0-r", "s1-r"], ["t", "t", "r", "r"]
+    tables = [write_variant(tmp_path / f"{v}.csv", rng, 0.0 if g == "t" else 4.0) for v, g in zip(names, groups)]
+    for t in tables[2:]:  # the r group's ResNet was random: Figures 3 and 5 flag it
+        write_csv(t, [{**r, "resnet_pretrained": "False"} for r in read(t)], TABLE_COLUMNS)
+    arts = [write_artifacts(tmp_path / f"{v}-a.csv", {1: 1.0 + i, 2: 2.0 + i}) for i, v in enumerate(names)]
+    losses = [write_losses(tmp_path / f"{v}-l.csv", rng, epochs=(1, 2)) for v in names]
+    compare(tables, names, groups, arts, tmp_path / "summary.csv", tmp_path / "final.csv", losses)
+    drawn = make_figure(n, validate_section("figures", {}), comparison_summary=tmp_path / "summary.csv")
+    assert drawn.extra == {"groups": ["r", "t"], "variants_per_group": {"r": 2, "t": 2}}
+    assert drawn.inputs == [tmp_path / "summary.csv"]
+    title = drawn.figure.get_suptitle()
+    assert ("RANDOM (non-pretrained) ResNet" in title) == (n in (3, 5)) and "(r: 2, t: 2)" in title
+    axes = drawn.figure.axes
+    panel = {3: 1, 5: 0, 7: 0}[n]  # FID, RF log loss, checkerboard score
+    metric = {3: "fid", 5: "rf_logloss_mean", 7: "checkerboard_score"}[n]
+    summary = {(r["group"], int(r["epoch"]), r["metric"]): float(r["mean"]) for r in read(tmp_path / "summary.csv")
+               if r["direction"] == "AtoB" and r["mean"] != ""}
+    for line in axes[panel].get_lines():
+        if line.get_label() in ("r", "t"):
+            assert list(line.get_ydata()) == [summary[(line.get_label(), e, metric)] for e in (1, 2)]
+    assert {ln.get_label() for ln in axes[panel].get_lines()} >= {"r", "t"}
+    assert len(axes[panel].collections) == 2  # one ± 1 s.d. band per group
+    if n == 3:  # (a): both groups' G, D and cycle losses, each with its band
+        assert len(axes[0].get_lines()) == 6 and len(axes[0].collections) == 6
+
+
+def test_comparison_figure_captions_describe_each_sweep_figure():
+    import types
+
+    import jinja2
+
+    from deepsnow.figures.table import sweep_figures
+
+    text = (Path(__file__).resolve().parents[1] / "workflow/report/comparison_figure.rst").read_text()
+    assert sorted(sweep_figures()) == [3, 5, 7, 11]
+    for n in map(str, sweep_figures()):
+        snakemake = types.SimpleNamespace(wildcards={"n": n}, config={"sweep": {"gan.seed": [0, 1]}})
+        caption = " ".join(jinja2.Environment().from_string(text).render(snakemake=snakemake).split())
+        want = "Figure 11 (beyond the paper; sweeps)" if n == "11" else f"Figure {n} per variant group (sweeps)"
+        assert caption.startswith(f"**{want}") and "± 1 s.d." in caption, (n, caption)
+    assert "line style: loss" in jinja2.Environment().from_string(text).render(
+        snakemake=types.SimpleNamespace(wildcards={"n": "3"}, config={}))
+
+
 # ------------------------------------------------------------------ the workflow
 
 from conftest import copy_run, copy_workflow, snakemake  # noqa: E402
@@ -183,7 +292,9 @@ def test_dry_run_of_a_two_by_two_sweep_plans_four_trainings_on_one_data_half(tmp
     assert counts.get("train_simcover", 0) == ("simcover" in extractors)  # trained once on the shared data
     assert counts["metrics_table"] == 4 and counts["report_pages"] == 4
     out = proc.stdout + proc.stderr
-    assert "results/test/comparison/summary.csv" in out and "results/test/comparison/figure11.png" in out
+    assert "results/test/comparison/summary.csv" in out
+    for n in (3, 5, 7, 11):  # Figures 3, 5, 7 per group and Figure 11, from the comparison
+        assert f"results/test/comparison/figure{n}.png" in out
     assert "results/test/variants/seed1-resize_conv/train/losses.csv" in out
     assert "results/test/train/losses.csv" not in out  # no unswept copy
 
@@ -195,18 +306,26 @@ def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: 
         "gan: {n_epochs: 1, n_epochs_decay: 0, keep_every: 1, threads: 1}\n"
         "sweep:\n  gan.seed: [0, 1]\n"
     )
-    proc = snakemake(work, "--configfile", "configs/test.yaml", "sweep.yaml", "--", "results/test/comparison/summary.csv")
+    proc = snakemake(work, "--configfile", "configs/test.yaml", "sweep.yaml", "--", "results/test/comparison/summary.csv",
+                     "results/test/comparison/figure3.png")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train"] == 2 and not {"simulate", "split", "embed_real"} & set(counts), counts
     res = work / "results" / "test"
     tables = {v: read(res / "variants" / v / "metrics" / "metrics.csv") for v in ("seed0", "seed1")}
     summary = read(res / "comparison" / "summary.csv")
-    for v in tables:  # Figure 7's checkerboard score (A->B) joins the metrics
+    for v in tables:  # Figure 7's checkerboard score (A->B) and the losses (_A: A->B, _B: B->A) join the metrics
         tables[v] += [{**r, "direction": "AtoB"} for r in read(res / "variants" / v / "figures" / "artifacts.csv")
                       if r["source"] == "epoch"]
+        for r in read(res / "variants" / v / "train" / "losses.csv"):
+            for d, direction in (("A", "AtoB"), ("B", "BtoA")):
+                tables[v].append({"epoch": r["epoch"], "direction": direction,
+                                  **{f"loss_{k}": r[f"{k}_{d}"] for k in ("G", "D", "cycle", "idt")}})
+    def number(cell: str) -> float:  # the pretrained flags are true/false in the table, 1/0 in the summary
+        return {"true": 1.0, "false": 0.0}.get(cell.lower()) if cell.lower() in ("true", "false") else float(cell)
+
     checked = 0
     for row in summary:
-        values = [float(r[row["metric"]]) for t in tables.values() for r in t
+        values = [number(r[row["metric"]]) for t in tables.values() for r in t
                   if r["epoch"] == row["epoch"] and r["direction"] == row["direction"] and r.get(row["metric"], "") != ""]
         assert row["group"] == "all" and int(row["n"]) == len(values)
         if values:
@@ -215,4 +334,9 @@ def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: 
             assert math.isclose(float(row["sd"]), statistics.stdev(values), rel_tol=1e-9, abs_tol=1e-15)
             checked += 1
     assert checked >= 10  # FID, FRD, CRD, KID, RF ... in both directions, the checkerboard score
-    assert {r["metric"] for r in summary} >= {"fid", "frd", "kid_mean", "rf_logloss_mean", "checkerboard_score"}
+    assert {r["metric"] for r in summary} >= {"fid", "frd", "kid_mean", "rf_logloss_mean", "checkerboard_score",
+                                              "loss_G", "loss_cycle", "inception_pretrained"}
+    corr = read(res / "comparison" / "correlations.csv")  # 2 variants x 1 epoch: too few points for a rho
+    assert {(r["scope"], r["n"]) for r in corr if r["metric"] == "fid" and r["paired"] == "paired_l1"} == {
+        ("pooled", "2"), ("epoch 1", "2")}
+    assert (res / "comparison" / "figure3.png").stat().st_size > 10_000  # Figure 3 per group, drawn

@@ -266,7 +266,8 @@ def figure_input_paths(name):
     return at(path)
 
 
-# Per-variant figures; a sweep's own (Figure 11) are drawn from its comparison (rule comparison_figure).
+# Per-variant figures; a sweep's own (Figures 3, 5, 7 per group and 11) are drawn from its comparison
+# (rule comparison_figure, comparison/figureN.png).
 FIGURE_INPUTS = {
     str(n): {name: figure_input_paths(name) for name in fig.inputs}
     for n, fig in figure_table.FIGURES.items()
@@ -277,7 +278,7 @@ FIGURE_EXTRA_OUTPUTS = {
     for n, fig in figure_table.FIGURES.items()
     if not fig.sweep
 }
-SWEEP_FIGURES = [str(n) for n, fig in figure_table.FIGURES.items() if fig.sweep]
+SWEEP_FIGURES = [str(n) for n in figure_table.sweep_figures()]
 # The {n} of rule figure.
 FIGURE_N = "|".join(n for n, extra in FIGURE_EXTRA_OUTPUTS.items() if not extra)
 FIGURES = [V(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
@@ -353,7 +354,7 @@ def synthesize_options(wildcards, input, output):
 
 
 # A sweep's comparison of its variants (rules in comparison.smk): metrics per group, Figure 11.
-COMPARISON = [R("comparison/summary.csv"), R("comparison/final.csv")] + [
+COMPARISON = [R(f"comparison/{name}.csv") for name in ("summary", "final", "correlations")] + [
     R(f"comparison/figure{n}.png") for n in SWEEP_FIGURES
 ]
 
@@ -364,6 +365,7 @@ def comparison_inputs(wildcards):
         "artifacts": [
             FIGURE_EXTRA_OUTPUTS["7"]["output_csv"].replace("{variant}", v) for v in VARIANTS
         ],
+        "losses": [V("train/losses.csv").replace("{variant}", v) for v in VARIANTS],
     }
 
 

@@ -1,5 +1,6 @@
 # Comparison (sweeps only, issue #17): every variant's metrics per group of variants that differ
-# only in gan.seed, mean, s.d. and n, Welch t-tests at the last epoch; then Figure 11.
+# only in gan.seed, mean, s.d. and n, Welch t-tests at the last epoch; then Figures 3, 5, 7 per group
+# and Figure 11.
 
 
 rule comparison:
@@ -13,6 +14,11 @@ rule comparison:
         final=report(
             R("comparison/final.csv"), caption="../report/comparison.rst", category="Comparison"
         ),
+        correlations=report(
+            R("comparison/correlations.csv"),
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
     log:
         R("logs/comparison.log"),
     conda:
@@ -24,18 +30,19 @@ rule comparison:
     message:
         "Comparing the sweep's variant groups"
     shell:
-        "deepsnow metrics compare --tables {input.tables:q} --artifacts {input.artifacts:q}"
-        " --variants {params.variants:q} --groups {params.groups:q} --summary {output.summary:q} --final {output.final:q} 2> {log:q}"
+        "deepsnow metrics compare --tables {input.tables:q} --artifacts {input.artifacts:q} --losses {input.losses:q}"
+        " --variants {params.variants:q} --groups {params.groups:q} --summary {output.summary:q} --final {output.final:q}"
+        " --correlations {output.correlations:q} 2> {log:q}"
 
 
 rule comparison_figure:
-    """Draw a sweep's figure (Figure 11: the groups compared) as PNG and PDF."""
+    """Draw a sweep's figure (3, 5, 7 per group; 11: the groups compared) as PNG and PDF."""
     input:
         comparison_summary=R("comparison/summary.csv"),
     output:
         png=report(
             R("comparison/figure{n}.png"),
-            caption="../report/figure.rst",
+            caption="../report/comparison_figure.rst",
             category="Comparison",
             labels={"figure": "{n}"},
         ),
@@ -50,7 +57,7 @@ rule comparison_figure:
         section=section("figures"),
         code=code("figures"),
     message:
-        "Drawing Figure {wildcards.n} (the sweep's groups compared)"
+        "Drawing Figure {wildcards.n} from the sweep's comparison (its groups, mean ± s.d.)"
     shell:
         "deepsnow figures --params {params.section:q} --figure {wildcards.n}"
         " --outputs {output.png:q} {output.pdf:q} --comparison-summary {input.comparison_summary:q} 2> {log:q}"

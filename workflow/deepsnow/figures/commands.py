@@ -11,7 +11,7 @@ from pathlib import Path
 
 from deepsnow import DeepsnowError
 from deepsnow.commands import Made, stage_command
-from deepsnow.figures.table import FIGURES, INPUTS, extra_outputs, option, per_epoch, shown_path
+from deepsnow.figures.table import FIGURES, INPUTS, extra_outputs, option, per_epoch, shown_path, sweep_figures
 
 log = logging.getLogger("deepsnow.figures")
 
@@ -22,12 +22,16 @@ def _description() -> str:
     )
     return (
         f"The paper's Figures 1-6 and more. {listed}. "
-        "Figures 1, 2 and 4 pick their epochs from the given samples files (give all of them)."
+        "Figures 1, 2 and 4 pick their epochs from the given samples files (give all of them). "
+        f"Under a sweep, Figures {', '.join(map(str, sweep_figures()))} are drawn from its comparison: "
+        "--comparison-summary (Figures 3, 5 and 7 per variant group, mean ± s.d. over seeds)."
     )
 
 
 def _used_by(name: str) -> str:
-    numbers = [str(n) for n, fig in FIGURES.items() if name in fig.inputs or name in fig.outputs]
+    figs = [*FIGURES.items(), *((n, fig.groups) for n, fig in FIGURES.items() if fig.groups)]
+    numbers = sorted({n for n, fig in figs if name in fig.inputs or name in fig.outputs})
+    numbers = [str(n) for n in numbers]
     return ("figure " if len(numbers) == 1 else "figures ") + ", ".join(numbers)
 
 

@@ -1,10 +1,17 @@
-"""Figure 11 (issue #17): a sweep's variant groups compared, with their spread over seeds.
+"""A sweep's figures (issue #17): the variant groups compared, with their spread over seeds.
 
-Drawn from ``comparison/summary.csv`` (per group, epoch, direction and metric: mean, standard
-deviation, n; ``deepsnow metrics compare``). Top row: the per-epoch curves of Figures 3 (FID),
-5 (RF log loss) and 7 (checkerboard score) as each group's mean with a ± 1 s.d. band over its
-variants. Bottom row: the last epoch's FID, FRD, CRD, KID, RF log loss, checkerboard score and
-paired L1 per group, mean with ± 1 s.d. error bars (A->B, the snow direction).
+All are drawn from ``comparison/summary.csv`` (per group, epoch, direction and metric: mean,
+standard deviation, n; ``deepsnow metrics compare``), as ``comparison/figureN.png``:
+
+* Figures 3, 5 and 7 per group: each per-variant figure's per-epoch curves (Figure 3's losses,
+  FID, FRD and CRD; Figure 5's RF log loss; Figure 7's checkerboard score) as each group's mean
+  with a ± 1 s.d. band over its variants (A->B, the snow direction, as the per-variant figures);
+* Figure 11: FID, RF log loss and checkerboard score per epoch (the three above, side by side), and
+  the last epoch's FID, FRD, CRD, KID, RF log loss, checkerboard score and paired L1 per group as
+  mean with ± 1 s.d. error bars.
+
+Every title flags random (non-pretrained) extractor weights when any variant used them (the
+summary's ``*_pretrained`` rows).
 """
 
 from __future__ import annotations
@@ -15,15 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.figures.common import Drawn, new_figure, panel_label, suptitle
+from deepsnow.figures.common import NOT_COMPARABLE, Drawn, new_figure, panel_label, suptitle
 
-#: per-epoch panels: metric -> (the figure it extends, y label)
+DIRECTION = "AtoB"
+LN2 = math.log(2.0)
+#: Figure 11's per-epoch panels: metric -> (the figure it extends, y label)
 BANDS = {
     "fid": ("Figure 3", "FID"),
     "rf_logloss_mean": ("Figure 5", "RF log loss (nats; ln 2 = chance)"),
     "checkerboard_score": ("Figure 7", "checkerboard score"),
 }
-#: final-epoch bars: metric -> label
+#: Figure 11's final-epoch bars: metric -> label
 FINAL = {
     "fid": "FID",
     "frd": "FRD",
@@ -33,56 +42,193 @@ FINAL = {
     "checkerboard_score": "checkerboard",
     "paired_l1": "paired L1",
 }
-DIRECTION = "AtoB"
+#: Figure 3's loss panel: summary metric -> (label, line style); the A->B losses G_A, D_A, cycle_A
+LOSSES = {
+    "loss_G": ("generator G_A", "-"),
+    "loss_D": ("discriminator D_A", "--"),
+    "loss_cycle": ("cycle A→B→A (L1 × λ)", ":"),
+}
+#: which extractor each pretrained flag is about
+PRETRAINED = {"inception_pretrained": "Inception", "resnet_pretrained": "ResNet"}
+
+
+class Summary:
+    """One direction of a comparison/summary.csv: {(group, metric, epoch): row}, its groups and last epoch."""
+
+    def __init__(self, path, direction: str = DIRECTION):
+        from deepsnow.metrics.compare import read_summary
+
+        rows = [r for r in read_summary(path) if r["direction"] == direction]
+        if not rows:
+            raise DeepsnowError(f"{path}: no {direction} rows; expected a comparison/summary.csv of a sweep")
+        self.path = Path(path)
+        self.table = {(r["group"], r["metric"], r["epoch"]): r for r in rows}
+        self.groups = sorted({r["group"] for r in rows})
+        self.n = {g: max(r["n"] for r in rows if r["group"] == g) for g in self.groups}
+
+    def series(self, group: str, metric: str):
+        """Epochs, means and s.d.s of one group's metric, by epoch."""
+        epochs = sorted(e for (g, m, e) in self.table if g == group and m == metric)
+        mean = np.array([self.table[(group, metric, e)]["mean"] for e in epochs], dtype=float)
+        sd = np.array([self.table[(group, metric, e)]["sd"] for e in epochs], dtype=float)
+        return np.array(epochs, dtype=int), mean, sd
+
+    def last(self, metric: str) -> int | None:
+        epochs = [e for (_, m, e) in self.table if m == metric]
+        return max(epochs) if epochs else None
+
+    def has(self, metric: str) -> bool:
+        return any(np.isfinite(self.series(g, metric)[1]).any() for g in self.groups)
+
+    def weights_note(self, flags=tuple(PRETRAINED)) -> str:
+        """The flag of random extractor weights, when any variant used them ("" otherwise)."""
+        random = [PRETRAINED[f] for f in flags
+                  if any(r["mean"] < 1.0 for (_, m, _), r in self.table.items() if m == f and math.isfinite(r["mean"]))]
+        return f"\nRANDOM (non-pretrained) {'/'.join(random)} weights: {NOT_COMPARABLE}" if random else ""
+
+    def drawn(self, fig) -> Drawn:
+        return Drawn(fig, [self.path], {"groups": self.groups, "variants_per_group": self.n})
+
+
+def band(ax, summary: Summary, group: str, metric: str, color: str, label=None, linestyle="-") -> bool:
+    """One group's mean per epoch with a ± 1 s.d. band; False when it has no values."""
+    epochs, mean, sd = summary.series(group, metric)
+    ok = np.isfinite(mean)
+    if not ok.any():
+        return False
+    ax.plot(epochs[ok], mean[ok], marker="o", markersize=3, color=color, linestyle=linestyle, label=label)
+    spread = ok & np.isfinite(sd)
+    if spread.any():
+        ax.fill_between(epochs[spread], (mean - sd)[spread], (mean + sd)[spread], color=color, alpha=0.2, linewidth=0)
+    return True
+
+
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.set_xlabel("epoch")
+
+
+def _groups_panel(ax, summary: Summary, metric: str, ylabel: str, letter: str, title: str) -> None:
+    drawn = [band(ax, summary, g, metric, f"C{k}", label=g) for k, g in enumerate(summary.groups)]
+    if not any(drawn):
+        ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    else:
+        ax.legend(loc="best", fontsize=8)
+    ax.set_ylabel(ylabel)
+    _epoch_axis(ax)
+    panel_label(ax, letter, title)
+
+
+def _spread_title(summary: Summary) -> str:
+    n = ", ".join(f"{g}: {summary.n[g]}" for g in summary.groups)
+    return f"mean ± 1 s.d. over each group's variants ({n})"
+
+
+# ----------------------------------------------------------------------------- Figures 3, 5, 7 per group
+
+
+def build_figure3(params: dict, comparison_summary) -> Drawn:
+    summary = Summary(comparison_summary)
+    return summary.drawn(figure3(summary))
+
+
+def figure3(summary: Summary):
+    fig = new_figure(8.0, 6.4)
+    axes = fig.subplots(2, 2)
+    _loss_panel(axes[0, 0], summary)
+    for ax, metric, letter, title, ylabel in (
+        (axes[0, 1], "fid", "b", "Fréchet Inception Distance", "FID (squared units)"),
+        (axes[1, 0], "frd", "c", "Fréchet ResNet Distance", "FRD (squared units)"),
+        (axes[1, 1], "crd", "d", "Cosine ResNet Distance", "CRD (1 − mean cosine similarity)"),
+    ):
+        _groups_panel(ax, summary, metric, ylabel, letter, title)
+    suptitle(fig, f"Training dynamics per variant group (snow-free → snow), {_spread_title(summary)}"
+             + summary.weights_note())
+    return fig
+
+
+def _loss_panel(ax, summary: Summary) -> None:
+    """Figure 3 (a): the A->B losses per group, colour by group, line style by loss."""
+    from matplotlib.lines import Line2D
+
+    for k, g in enumerate(summary.groups):
+        for metric, (_, style) in LOSSES.items():
+            band(ax, summary, g, metric, f"C{k}", linestyle=style)
+    handles = [Line2D([], [], color=f"C{k}", label=g) for k, g in enumerate(summary.groups)]
+    handles += [Line2D([], [], color="0.3", linestyle=style, label=label) for label, style in LOSSES.values()]
+    if not any(summary.has(m) for m in LOSSES):
+        ax.text(0.5, 0.5, "no losses in the summary", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    ax.legend(handles=handles, loc="upper right", fontsize=7, ncol=2)
+    ax.set_ylabel("loss (per-epoch mean, unitless)")
+    _epoch_axis(ax)
+    panel_label(ax, "a", "losses, snow direction (A→B)")
+
+
+def build_figure5(params: dict, comparison_summary) -> Drawn:
+    summary = Summary(comparison_summary)
+    return summary.drawn(figure5(summary))
+
+
+def figure5(summary: Summary):
+    fig = new_figure(6.4, 4.4)
+    ax = fig.subplots()
+    _groups_panel(ax, summary, "rf_logloss_mean", "RF log loss, real vs generated (nats)", "a", "")
+    ax.axhline(LN2, color="0.3", linestyle="--", linewidth=1.1, label=f"chance (ln 2 ≈ {LN2:.3f})")
+    ax.legend(loc="best", fontsize=8)
+    suptitle(fig, f"Random forest, real vs cycleGAN snow images, per variant group: {_spread_title(summary)}"
+             + summary.weights_note(("resnet_pretrained",)))
+    return fig
+
+
+def build_figure7(params: dict, comparison_summary) -> Drawn:
+    summary = Summary(comparison_summary)
+    return summary.drawn(figure7(summary))
+
+
+def figure7(summary: Summary):
+    fig = new_figure(6.4, 4.4)
+    ax = fig.subplots()
+    _groups_panel(ax, summary, "checkerboard_score", "checkerboard score\n(power ratio, unitless)", "a",
+                  "power at 1/2 and 1/4 cycles/px")
+    ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1.1, label="white-noise level (1)")
+    ax.legend(loc="best", fontsize=8)
+    suptitle(fig, f"Generator artifacts per variant group (translated vs original), {_spread_title(summary)}")
+    return fig
+
+
+# ----------------------------------------------------------------------------- Figure 11
 
 
 def build_figure11(params: dict, comparison_summary) -> Drawn:
-    from deepsnow.metrics.compare import read_summary
-
-    rows = [r for r in read_summary(comparison_summary) if r["direction"] == DIRECTION]
-    if not rows:
-        raise DeepsnowError(f"{comparison_summary}: no {DIRECTION} rows")
-    groups = sorted({r["group"] for r in rows})
-    table = {(r["group"], r["metric"], r["epoch"]): r for r in rows}
-    fig = figure11(table, groups, max(r["epoch"] for r in rows))
-    n = {g: max(r["n"] for r in rows if r["group"] == g) for g in groups}
-    return Drawn(fig, [Path(comparison_summary)], {"groups": groups, "variants_per_group": n})
+    summary = Summary(comparison_summary)
+    return summary.drawn(figure11(summary))
 
 
-def _series(table, group, metric):
-    epochs = sorted(e for (g, m, e) in table if g == group and m == metric)
-    mean = np.array([table[(group, metric, e)]["mean"] for e in epochs], dtype=float)
-    sd = np.array([table[(group, metric, e)]["sd"] for e in epochs], dtype=float)
-    return np.array(epochs), mean, sd
-
-
-def figure11(table, groups, last: int):
+def figure11(summary: Summary):
     fig = new_figure(13.0, 7.0)
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1.0])
     for i, (ax, (metric, (source, label))) in enumerate(zip(top.subplots(1, len(BANDS)), BANDS.items())):
-        for k, g in enumerate(groups):
-            epochs, mean, sd = _series(table, g, metric)
-            if not epochs.size:
-                continue
-            ax.plot(epochs, mean, marker="o", markersize=3, color=f"C{k}", label=g)
-            ok = np.isfinite(sd)
-            if ok.any():
-                ax.fill_between(epochs[ok], (mean - sd)[ok], (mean + sd)[ok], color=f"C{k}", alpha=0.2)
+        _groups_panel(ax, summary, metric, label, "abc"[i], f"{label} per epoch (as {source})")
         if metric == "rf_logloss_mean":
-            ax.axhline(math.log(2.0), color="0.3", linestyle="--", linewidth=1.0)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        panel_label(ax, "abc"[i], f"{label} per epoch (as {source})")
-        ax.legend(loc="best", fontsize=8)
-    axes = bottom.subplots(1, len(FINAL))
-    for i, (ax, (metric, label)) in enumerate(zip(axes, FINAL.items())):
-        got = [(k, g, table.get((g, metric, last))) for k, g in enumerate(groups)]
-        got = [(k, g, r) for k, g, r in got if r is not None and math.isfinite(r["mean"])]
-        for k, g, r in got:
-            ax.bar(k, r["mean"], yerr=0.0 if not math.isfinite(r["sd"]) else r["sd"], color=f"C{k}", capsize=4)
-        ax.set_xticks([k for k, _, _ in got], [g for _, g, _ in got], rotation=30, ha="right", fontsize=8)
-        ax.set_title(label if got else f"{label}\n(not measured)", fontsize=9)
+            ax.axhline(LN2, color="0.3", linestyle="--", linewidth=1.0)
+    for i, (ax, (metric, label)) in enumerate(zip(bottom.subplots(1, len(FINAL)), FINAL.items())):
+        _final_bars(ax, summary, metric, label)
         if i == 0:
             panel_label(ax, "d", "")
-    suptitle(fig, f"Variant groups compared: mean ± 1 s.d. over each group's seeds (A→B; bars: epoch {last})")
+    last = max(summary.last(m) or 0 for m in FINAL)
+    suptitle(fig, f"Variant groups compared: mean ± 1 s.d. over each group's seeds (A→B; bars: epoch {last})"
+             + summary.weights_note())
     return fig
+
+
+def _final_bars(ax, summary: Summary, metric: str, label: str) -> None:
+    """One metric at its last epoch: a bar per group with ± 1 s.d. error bars."""
+    last = summary.last(metric)
+    got = [(k, g, summary.table.get((g, metric, last))) for k, g in enumerate(summary.groups)]
+    got = [(k, g, r) for k, g, r in got if r is not None and math.isfinite(r["mean"])]
+    for k, g, r in got:
+        ax.bar(k, r["mean"], yerr=0.0 if not math.isfinite(r["sd"]) else r["sd"], color=f"C{k}", capsize=4)
+    ax.set_xticks([k for k, _, _ in got], [g for _, g, _ in got], rotation=30, ha="right", fontsize=8)
+    ax.set_title(label if got else f"{label}\n(not measured)", fontsize=9)

@@ -12,6 +12,11 @@ reads and checks its input files, draws, and returns a
 ``deepsnow figures`` saves it). A figure that reads a new kind of file adds it to
 :data:`INPUTS`. A figure with extra outputs (``outputs=``) has its own rule in
 ``figures.smk``, as Figure 7 has for ``artifacts.csv``.
+
+**Under a sweep** (issue #17) every variant draws its own Figures 1-10; a figure with ``groups``
+(Figures 3, 5, 7) is drawn once more from the comparison as ``comparison/figureN.png``, each group's
+mean ± s.d. over its seeds, and a ``sweep`` figure (Figure 11) is drawn only from the comparison.
+``deepsnow figures --figure N --comparison-summary ...`` draws the group version.
 """
 
 from __future__ import annotations
@@ -53,20 +58,37 @@ class Figure:
     outputs: dict[str, str] = field(default_factory=dict)
     #: drawn once per sweep from its comparison (comparison/figureN.png), not per variant
     sweep: bool = False
+    #: the figure's per-group version under a sweep (a ``sweep`` figure, comparison/figureN.png)
+    groups: Figure | None = None
+
+
+def _per_group(title: str, build) -> Figure:
+    return Figure(title + ", per variant group (mean ± s.d. over seeds)", ("comparison_summary",), build, sweep=True)
 
 
 FIGURES: dict[int, Figure] = {
     1: Figure("test patches and their snow translations", ("test_a", "samples"), translations.build_figure1),
     2: Figure("close-up: original, translated, per-band differences", ("test_a", "samples"), translations.build_figure2),
-    3: Figure("training dynamics: losses, FID, FRD, CRD", ("losses", "metrics"), training.build_figure3),
+    3: Figure(
+        "training dynamics: losses, FID, FRD, CRD",
+        ("losses", "metrics"),
+        training.build_figure3,
+        groups=_per_group("training dynamics", comparison.build_figure3),
+    ),
     4: Figure("close-up at chosen epochs with the all-band L1 map", ("test_a", "samples"), translations.build_figure4),
-    5: Figure("random-forest log loss per epoch", ("metrics",), training.build_figure5),
+    5: Figure(
+        "random-forest log loss per epoch",
+        ("metrics",),
+        training.build_figure5,
+        groups=_per_group("random-forest log loss", comparison.build_figure5),
+    ),
     6: Figure("PCA pair plot", ("pca", "pca_summary"), pca.build_figure6),
     7: Figure(
         "artifact measures per epoch (+ artifacts.csv)",
         ("test_a", "samples"),
         generator_artifacts.build_figure7,
         outputs={"output_csv": "figures/artifacts.csv"},
+        groups=_per_group("checkerboard score", comparison.build_figure7),
     ),
     8: Figure("paired ground-truth error beside the unpaired metrics", ("metrics", "correlations"), training.build_figure8),
     9: Figure("synthetic change products at scene scale, with a zoomed window", ("catalog",), synthetic.build_figure9),
@@ -105,11 +127,22 @@ def extra_outputs() -> dict[str, str]:
     return {name: path for fig in FIGURES.values() for name, path in fig.outputs.items()}
 
 
-def check_inputs(number: int, given: dict) -> None:
-    """Every input (and extra output) figure ``number`` needs is given (non-empty)."""
+def sweep_figures() -> dict[int, Figure]:
+    """The figures drawn from a sweep's comparison: number -> the (group version of the) figure."""
+    return {n: fig if fig.sweep else fig.groups for n, fig in FIGURES.items() if fig.sweep or fig.groups}
+
+
+def figure_for(number: int, given: dict) -> Figure:
+    """Figure ``number``, or its per-group version when a sweep's comparison summary is given."""
     if number not in FIGURES:
         raise DeepsnowError(f"--figure {number}: no such figure (1..{max(FIGURES)})")
     fig = FIGURES[number]
+    return fig.groups if fig.groups is not None and given.get("comparison_summary") else fig
+
+
+def check_inputs(number: int, given: dict) -> None:
+    """Every input (and extra output) figure ``number`` needs is given (non-empty)."""
+    fig = figure_for(number, given)
     needed = (*fig.inputs, *fig.outputs)
     missing = [option(k) for k in needed if not given.get(k)]
     if missing:
@@ -122,6 +155,6 @@ def check_inputs(number: int, given: dict) -> None:
 def make_figure(number: int, params: dict, **given) -> common.Drawn:
     """Figure ``number`` from ``given`` (input and extra output names -> paths); nothing is written."""
     check_inputs(number, given)
-    fig = FIGURES[number]
+    fig = figure_for(number, given)
     with common.style():  # font sizes are fixed when the text is created
         return fig.build(params, **{k: given[k] for k in fig.inputs})

@@ -65,7 +65,12 @@ def _compare_command(msub) -> None:
     p.add_argument("--variants", nargs="+", required=True, help="the variants' names, in the order of --tables")
     p.add_argument("--groups", nargs="+", required=True, help="each variant's group (variants differing only in gan.seed)")
     path_options(p, required=False, nargs="+", artifacts="every variant's figures/artifacts.csv (checkerboard score), same order")
+    path_options(p, required=False, nargs="+", losses="every variant's train/losses.csv (Figure 3's losses), same order")
     path_options(p, summary="comparison/summary.csv", final="comparison/final.csv")
+    path_options(
+        p, required=False,
+        correlations="comparison/correlations.csv: Spearman's rho of each metric with the paired errors over the variants",
+    )
 
 
 def _epoch(args, params) -> list[Made]:
@@ -95,13 +100,19 @@ def _table(args, params) -> Made:
 def _compare(args, params) -> Made:
     """Mean, standard deviation and n per variant group, epoch, direction and metric; Welch t-tests at the last epoch.
 
-    Reads every variant's metrics.csv (and artifacts.csv, for the checkerboard score) and writes
+    Reads every variant's metrics.csv (and artifacts.csv, for the checkerboard score, and losses.csv,
+    for the per-epoch losses as loss_G/loss_D/loss_cycle/loss_idt per direction) and writes
     comparison/summary.csv and comparison/final.csv (a two-sided Welch t-test between every pair of
-    groups per metric). Groups: the variants of a sweep that differ only in gan.seed."""
+    groups per metric), and with --correlations each metric's Spearman rho with the paired errors
+    over the variants (pooled over variants and epochs, and across variants per epoch). Groups: the variants of a sweep that differ only in gan.seed."""
     from deepsnow.metrics.compare import compare
 
-    summary = compare(args.tables, args.variants, args.groups, args.artifacts, args.summary, args.final)
-    return Made([args.summary, args.final], inputs=[*args.tables, *(args.artifacts or [])], extra=summary)
+    summary = compare(
+        args.tables, args.variants, args.groups, args.artifacts, args.summary, args.final, args.losses, args.correlations
+    )
+    inputs = [*args.tables, *(args.artifacts or []), *(args.losses or [])]
+    outputs = [args.summary, args.final] + ([args.correlations] if args.correlations else [])
+    return Made(outputs, inputs=inputs, extra=summary)
 
 
 def _pca(args, params) -> Iterator[Made]:

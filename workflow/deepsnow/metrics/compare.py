@@ -1,14 +1,21 @@
 """The comparison of a sweep's variants (issue #17): mean, spread and Welch t-tests per group.
 
 Variants that differ only in ``gan.seed`` form a group. From every variant's ``metrics.csv`` (and
-its Figure 7 ``artifacts.csv``, for the checkerboard score, a measure of the A->B samples) this
-writes
+its Figure 7 ``artifacts.csv``, for the checkerboard score, a measure of the A->B samples, and its
+``train/losses.csv``, for Figure 3's per-epoch losses as ``loss_G``, ``loss_D``, ``loss_cycle`` and
+``loss_idt``: the ``_A`` losses under A->B, the ``_B`` ones under B->A) this writes
 
 * ``comparison/summary.csv``: per group, epoch, direction and metric the mean, the sample standard
   deviation (ddof 1; empty for one variant) and n, the number of variants with a finite value;
+  The metrics table's ``inception_pretrained`` and ``resnet_pretrained`` join as 1 (pretrained) or 0
+  (random weights), so a figure drawn from the summary can flag random weights (not in final.csv);
 * ``comparison/final.csv``: the last epoch's values per group, and for every pair of groups a
   two-sided Welch t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each metric; with one
-  group, its rows alone (no test).
+  group, its rows alone (no test);
+* ``comparison/correlations.csv`` (optional): Spearman's rho of each unpaired metric with each
+  paired error (simulator runs) over the sweep's variants: ``pooled`` over every (variant, epoch),
+  and ``epoch N`` across the variants at each measured epoch: does a metric rank the seeds and
+  variants as the true error does?
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections import defaultdict
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.metrics.table import PAIRED_METRICS, UNPAIRED_METRICS, write_csv
+from deepsnow.metrics.table import CORRELATION_COLUMNS, PAIRED_METRICS, UNPAIRED_METRICS, correlations, write_csv
 
 log = logging.getLogger("deepsnow.metrics")
 
@@ -30,11 +37,22 @@ log = logging.getLogger("deepsnow.metrics")
 COMPARED = (*UNPAIRED_METRICS, *PAIRED_METRICS)
 EXTRA_PREFIXES = ("fd_", "cd_")
 ARTIFACT_METRIC = "checkerboard_score"
+#: whether each variant's extractors were pretrained (1) or random (0): carried for the figures' flags
+PRETRAINED_METRICS = ("inception_pretrained", "resnet_pretrained")
+#: train/losses.csv columns compared: column -> (direction, metric); G_A, D_A, cycle_A, idt_A are A->B's
+LOSS_METRICS = {
+    f"{loss}_{d}": (direction, f"loss_{loss}")
+    for loss in ("G", "D", "cycle", "idt")
+    for d, direction in (("A", "AtoB"), ("B", "BtoA"))
+}
 SUMMARY_COLUMNS = ("group", "epoch", "direction", "metric", "mean", "sd", "n", "variants")
 FINAL_COLUMNS = (
     "direction", "metric", "epoch", "group_a", "mean_a", "sd_a", "n_a", "group_b", "mean_b", "sd_b", "n_b",
     "difference", "welch_t", "p_value",
 )
+
+
+SWEEP_CORRELATION_COLUMNS = ("scope", *(c if c != "n_epochs" else "n" for c in CORRELATION_COLUMNS))
 
 
 def _number(text, path, column):
@@ -44,6 +62,16 @@ def _number(text, path, column):
         return float(text)
     except ValueError as exc:
         raise DeepsnowError(f"{path}: column {column!r} holds {text!r}, not a number") from exc
+
+
+def _flag(text, path, column) -> float:
+    """A metrics table's True/False cell as 1.0/0.0 (NaN when empty)."""
+    low = (text or "").strip().lower()
+    if low in ("", "nan"):
+        return math.nan
+    if low in ("true", "1", "1.0", "false", "0", "0.0"):
+        return float(low in ("true", "1", "1.0"))
+    raise DeepsnowError(f"{path}: column {column!r} holds {text!r}, expected True or False")
 
 
 def _read_rows(path) -> list[dict]:
@@ -57,22 +85,40 @@ def _read_rows(path) -> list[dict]:
     return rows
 
 
-def variant_values(table, artifacts=None) -> dict[tuple[int, str, str], float]:
-    """{(epoch, direction, metric): value} of one variant's metrics.csv (and artifacts.csv)."""
+def variant_values(table, artifacts=None, losses=None) -> dict[tuple[int, str, str], float]:
+    """{(epoch, direction, metric): value} of one variant's metrics.csv (and artifacts.csv, losses.csv)."""
     rows = _read_rows(table)
     for key in ("epoch", "direction"):
         if key not in rows[0]:
             raise DeepsnowError(f"{table}: no column {key!r}; expected a metrics.csv of 'deepsnow metrics table'")
     metrics = [c for c in rows[0] if c in COMPARED or c.startswith(EXTRA_PREFIXES)]
+    flags = [c for c in rows[0] if c in PRETRAINED_METRICS]
     values = {}
     for r in rows:
         for m in metrics:
             values[(int(r["epoch"]), r["direction"], m)] = _number(r[m], table, m)
+        for m in flags:
+            values[(int(r["epoch"]), r["direction"], m)] = _flag(r[m], table, m)
     if artifacts is not None:
         for r in _read_rows(artifacts):
             if r.get("source") == "epoch":
                 values[(int(r["epoch"]), "AtoB", ARTIFACT_METRIC)] = _number(r[ARTIFACT_METRIC], artifacts, ARTIFACT_METRIC)
+    if losses is not None:
+        values |= loss_values(losses)
     return values
+
+
+def loss_values(path) -> dict[tuple[int, str, str], float]:
+    """{(epoch, direction, loss_<name>): value} of one variant's train/losses.csv (per-epoch means)."""
+    rows = _read_rows(path)
+    missing = [c for c in ("epoch", *LOSS_METRICS) if c not in rows[0]]
+    if missing:
+        raise DeepsnowError(f"{path}: no column(s) {missing}; expected a train/losses.csv of 'deepsnow train'")
+    return {
+        (int(r["epoch"]), direction, metric): _number(r[col], path, col)
+        for r in rows
+        for col, (direction, metric) in LOSS_METRICS.items()
+    }
 
 
 def _stats(values: list[float]) -> tuple[float, float, int]:
@@ -112,11 +158,14 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def final_rows(summary: list[dict]) -> list[dict]:
-    """Rows of final.csv: the last epoch per metric, each group alone or each pair of groups tested."""
-    last = max(r["epoch"] for r in summary)
+    """Rows of final.csv: each metric's last epoch, each group alone or each pair of groups tested."""
+    last = defaultdict(int)  # (direction, metric) -> its last epoch (losses: the last trained one)
+    summary = [r for r in summary if r["metric"] not in PRETRAINED_METRICS]
+    for r in summary:
+        last[(r["direction"], r["metric"])] = max(last[(r["direction"], r["metric"])], r["epoch"])
     at_last = defaultdict(dict)
     for r in summary:
-        if r["epoch"] == last:
+        if r["epoch"] == last[(r["direction"], r["metric"])]:
             at_last[(r["direction"], r["metric"])][r["group"]] = r
     rows = []
     for (direction, metric), per in sorted(at_last.items()):
@@ -124,7 +173,7 @@ def final_rows(summary: list[dict]) -> list[dict]:
         pairs = list(itertools.combinations(names, 2)) or [(names[0], None)]
         for ga, gb in pairs:
             a, b = per[ga], per.get(gb)
-            row = {"direction": direction, "metric": metric, "epoch": last, "group_a": ga,
+            row = {"direction": direction, "metric": metric, "epoch": a["epoch"], "group_a": ga,
                    "mean_a": a["mean"], "sd_a": a["sd"], "n_a": a["n"]}
             if b is not None:
                 t, p = welch(a["_values"], b["_values"])
@@ -134,16 +183,38 @@ def final_rows(summary: list[dict]) -> list[dict]:
     return rows
 
 
-def compare(tables, names, groups, artifacts, summary_path, final_path) -> dict:
+def sweep_correlations(variants: dict[str, dict]) -> list[dict]:
+    """Rows of correlations.csv: rho over every (variant, epoch), then across the variants per epoch."""
+    rows = defaultdict(dict)  # one metrics row per (variant, epoch, direction)
+    for name, values in variants.items():
+        for (epoch, direction, metric), v in values.items():
+            rows[(name, epoch, direction)] |= {"epoch": epoch, "direction": direction, metric: v}
+    rows = list(rows.values())
+    scopes = [("pooled", rows)] + [
+        (f"epoch {e}", [r for r in rows if r["epoch"] == e])
+        for e in sorted({r["epoch"] for r in rows if any(m in r for m in PAIRED_METRICS)})
+    ]
+    out = []
+    for scope, scoped in scopes:
+        out += [{"scope": scope, **c, "n": c["n_epochs"]} for c in correlations(scoped)]
+    return out
+
+
+def compare(tables, names, groups, artifacts, summary_path, final_path, losses=None, correlations_path=None) -> dict:
     """Read every variant's tables, write summary.csv and final.csv; returns counts for the sidecar."""
-    if not (len(tables) == len(names) == len(groups)) or (artifacts and len(artifacts) != len(tables)):
+    optional = {"--artifacts": artifacts or [], "--losses": losses or []}
+    if not (len(tables) == len(names) == len(groups)) or any(v and len(v) != len(tables) for v in optional.values()):
+        given = ", ".join(f"{k} ({len(v)}, or none)" for k, v in optional.items())
         raise DeepsnowError(
-            f"--tables ({len(tables)}), --variants ({len(names)}), --groups ({len(groups)}) and --artifacts "
-            f"({len(artifacts or [])}, or none) must name the variants in the same order"
+            f"--tables ({len(tables)}), --variants ({len(names)}), --groups ({len(groups)}), {given}"
+            " must name the variants in the same order"
         )
     if len(set(names)) != len(names):
         raise DeepsnowError(f"--variants: names repeat: {names}")
-    values = {n: variant_values(t, artifacts[i] if artifacts else None) for i, (n, t) in enumerate(zip(names, tables))}
+    values = {
+        n: variant_values(t, artifacts[i] if artifacts else None, losses[i] if losses else None)
+        for i, (n, t) in enumerate(zip(names, tables))
+    }
     epochs = {n: sorted({k[0] for k in v}) for n, v in values.items()}
     if len({tuple(e) for e in epochs.values()}) > 1:
         raise DeepsnowError(f"the variants' metrics tables hold different epochs: {epochs}")
@@ -151,6 +222,8 @@ def compare(tables, names, groups, artifacts, summary_path, final_path) -> dict:
     final = final_rows(summary)
     write_csv(summary_path, summary, SUMMARY_COLUMNS)
     write_csv(final_path, final, FINAL_COLUMNS)
+    if correlations_path is not None:
+        write_csv(correlations_path, sweep_correlations(values), SWEEP_CORRELATION_COLUMNS)
     tested = [r for r in final if r.get("group_b")]
     log.info("compared %d variants in %d groups: %d summary rows, %d final rows (%d Welch tests)",
              len(names), len(set(groups)), len(summary), len(final), len(tested))
