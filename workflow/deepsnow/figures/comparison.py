@@ -121,17 +121,35 @@ def _groups_panel(ax, summary: Summary, metric: str, ylabel: str, letter: str, t
     panel_label(ax, letter, title)
 
 
+def _builder(draw):
+    """A figure table builder: read the summary, ``draw(summary)``, record the summary as the input."""
+
+    def build(params: dict, comparison_summary) -> Drawn:
+        summary = Summary(comparison_summary)
+        return summary.drawn(draw(summary))
+
+    build.__name__ = build.__qualname__ = f"build_{draw.__name__}"
+    return build
+
+
+def _one_panel(summary: Summary, metric: str, ylabel: str, title: str, level: tuple, heading: str):
+    """Figures 5 and 7 per group: one metric's bands with a reference level ``(y, label, style)``."""
+    fig = new_figure(6.4, 4.4)
+    ax = fig.subplots()
+    _groups_panel(ax, summary, metric, ylabel, "a", title)
+    y, label, style = level
+    ax.axhline(y, color="0.35", linestyle=style, linewidth=1.1, label=label)
+    ax.legend(loc="best", fontsize=8)
+    suptitle(fig, heading)
+    return fig
+
+
 def _spread_title(summary: Summary) -> str:
     n = ", ".join(f"{g}: {summary.n[g]}" for g in summary.groups)
     return f"mean ± 1 s.d. over each group's variants ({n})"
 
 
 # ----------------------------------------------------------------------------- Figures 3, 5, 7 per group
-
-
-def build_figure3(params: dict, comparison_summary) -> Drawn:
-    summary = Summary(comparison_summary)
-    return summary.drawn(figure3(summary))
 
 
 def figure3(summary: Summary):
@@ -166,44 +184,24 @@ def _loss_panel(ax, summary: Summary) -> None:
     panel_label(ax, "a", "losses, snow direction (A→B)")
 
 
-def build_figure5(params: dict, comparison_summary) -> Drawn:
-    summary = Summary(comparison_summary)
-    return summary.drawn(figure5(summary))
-
-
 def figure5(summary: Summary):
-    fig = new_figure(6.4, 4.4)
-    ax = fig.subplots()
-    _groups_panel(ax, summary, "rf_logloss_mean", "RF log loss, real vs generated (nats)", "a", "")
-    ax.axhline(LN2, color="0.3", linestyle="--", linewidth=1.1, label=f"chance (ln 2 ≈ {LN2:.3f})")
-    ax.legend(loc="best", fontsize=8)
-    suptitle(fig, f"Random forest, real vs cycleGAN snow images, per variant group: {_spread_title(summary)}"
-             + summary.weights_note(("resnet_pretrained",)))
-    return fig
-
-
-def build_figure7(params: dict, comparison_summary) -> Drawn:
-    summary = Summary(comparison_summary)
-    return summary.drawn(figure7(summary))
+    return _one_panel(
+        summary, "rf_logloss_mean", "RF log loss, real vs generated (nats)", "",
+        (LN2, f"chance (ln 2 ≈ {LN2:.3f})", "--"),
+        f"Random forest, real vs cycleGAN snow images, per variant group: {_spread_title(summary)}"
+        + summary.weights_note(("resnet_pretrained",)),
+    )
 
 
 def figure7(summary: Summary):
-    fig = new_figure(6.4, 4.4)
-    ax = fig.subplots()
-    _groups_panel(ax, summary, "checkerboard_score", "checkerboard score\n(power ratio, unitless)", "a",
-                  "power at 1/2 and 1/4 cycles/px")
-    ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1.1, label="white-noise level (1)")
-    ax.legend(loc="best", fontsize=8)
-    suptitle(fig, f"Generator artifacts per variant group (translated vs original), {_spread_title(summary)}")
-    return fig
+    return _one_panel(
+        summary, "checkerboard_score", "checkerboard score\n(power ratio, unitless)", "power at 1/2 and 1/4 cycles/px",
+        (1.0, "white-noise level (1)", ":"),
+        f"Generator artifacts per variant group (translated vs original), {_spread_title(summary)}",
+    )
 
 
 # ----------------------------------------------------------------------------- Figure 11
-
-
-def build_figure11(params: dict, comparison_summary) -> Drawn:
-    summary = Summary(comparison_summary)
-    return summary.drawn(figure11(summary))
 
 
 def figure11(summary: Summary):
@@ -232,3 +230,6 @@ def _final_bars(ax, summary: Summary, metric: str, label: str) -> None:
         ax.bar(k, r["mean"], yerr=0.0 if not math.isfinite(r["sd"]) else r["sd"], color=f"C{k}", capsize=4)
     ax.set_xticks([k for k, _, _ in got], [g for _, g, _ in got], rotation=30, ha="right", fontsize=8)
     ax.set_title(label if got else f"{label}\n(not measured)", fontsize=9)
+
+
+build_figure3, build_figure5, build_figure7, build_figure11 = map(_builder, (figure3, figure5, figure7, figure11))
