@@ -6,7 +6,7 @@ its Figure 7 ``artifacts.csv``, for the checkerboard score, a measure of the A->
 ``loss_idt``: the ``_A`` losses under A->B, the ``_B`` ones under B->A) this writes
 
 * ``comparison/summary.csv``: per group, epoch, direction and metric the mean, the sample standard
-  deviation (ddof 1; empty for one variant) and n, the number of variants with a finite value;
+  deviation (ddof 1; empty for one variant) and n, the number of variants with a finite value.
   The metrics table's ``inception_pretrained`` and ``resnet_pretrained`` join as 1 (pretrained) or 0
   (random weights), so a figure drawn from the summary can flag random weights (not in final.csv);
 * ``comparison/final.csv``: the last epoch's values per group, and for every pair of groups a
