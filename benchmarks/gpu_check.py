@@ -672,7 +672,8 @@ def workflow_run(check: Check, work: Path) -> dict:
     from deepsnow.config import merge_config
 
     dev = str(check.device)
-    override = merge_config(copy.deepcopy(check.plan.workflow_override), {"gan": {"device": dev}, "features": {"device": dev}})
+    devices = {"gan": {"device": dev}, "features": {"device": dev}}
+    override = merge_config(copy.deepcopy(check.plan.workflow_override), devices)
     if work.exists() and any(work.iterdir()):
         raise RuntimeError(f"--workdir {work} is not empty: a finished run there would make the timing meaningless")
     copy_workflow(work)

@@ -353,7 +353,8 @@ def synthesize_options(wildcards, input, output):
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)
 
 
-# A sweep's comparison of its variants (rules in comparison.smk): metrics per group, Figure 11.
+# A sweep's comparison of its variants (rules in comparison.smk): metrics per group, their
+# correlations with the paired errors, Figures 3, 5, 7 per group and Figure 11.
 COMPARISON = [R(f"comparison/{name}.csv") for name in ("summary", "final", "correlations")] + [
     R(f"comparison/figure{n}.png") for n in SWEEP_FIGURES
 ]

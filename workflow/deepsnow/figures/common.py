@@ -89,6 +89,14 @@ def suptitle(fig, text: str) -> None:
     fig.suptitle("\n".join(lines))
 
 
+def epoch_axis(ax) -> None:
+    """An x axis of epochs: integer ticks (at most about 6), labelled."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.set_xlabel("epoch")
+
+
 def panel_label(ax, letter: str, title: str = "") -> None:
     ax.set_title(f"({letter}) {title}".rstrip(), loc="left")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.figures.common import NOT_COMPARABLE, Drawn, new_figure, panel_label, suptitle
+from deepsnow.figures.common import NOT_COMPARABLE, Drawn, epoch_axis, new_figure, panel_label, suptitle
 
 DIRECTION = "AtoB"
 LN2 = math.log(2.0)
@@ -53,7 +53,7 @@ PRETRAINED = {"inception_pretrained": "Inception", "resnet_pretrained": "ResNet"
 
 
 class Summary:
-    """One direction of a comparison/summary.csv: {(group, metric, epoch): row}, its groups and last epoch."""
+    """One direction of a comparison/summary.csv: {(group, metric, epoch): row}, its groups and their sizes."""
 
     def __init__(self, path, direction: str = DIRECTION):
         from deepsnow.metrics.compare import read_summary
@@ -103,13 +103,6 @@ def band(ax, summary: Summary, group: str, metric: str, color: str, label=None, 
     return True
 
 
-def _epoch_axis(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
-    ax.set_xlabel("epoch")
-
-
 def _groups_panel(ax, summary: Summary, metric: str, ylabel: str, letter: str, title: str) -> None:
     drawn = [band(ax, summary, g, metric, f"C{k}", label=g) for k, g in enumerate(summary.groups)]
     if not any(drawn):
@@ -117,7 +110,7 @@ def _groups_panel(ax, summary: Summary, metric: str, ylabel: str, letter: str, t
     else:
         ax.legend(loc="best", fontsize=8)
     ax.set_ylabel(ylabel)
-    _epoch_axis(ax)
+    epoch_axis(ax)
     panel_label(ax, letter, title)
 
 
@@ -180,7 +173,7 @@ def _loss_panel(ax, summary: Summary) -> None:
         ax.text(0.5, 0.5, "no losses in the summary", transform=ax.transAxes, ha="center", va="center", color="0.4")
     ax.legend(handles=handles, loc="upper right", fontsize=7, ncol=2)
     ax.set_ylabel("loss (per-epoch mean, unitless)")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     panel_label(ax, "a", "losses, snow direction (A→B)")
 
 

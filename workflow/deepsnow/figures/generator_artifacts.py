@@ -19,7 +19,7 @@ import numpy as np
 
 from deepsnow.figures import artifact_measures as artifacts
 from deepsnow.figures import common
-from deepsnow.figures.common import Drawn, new_figure, panel_label, suptitle
+from deepsnow.figures.common import Drawn, epoch_axis, new_figure, panel_label, suptitle
 
 BAND_COLORS = {"r": "tab:red", "g": "tab:green", "b": "tab:blue"}
 
@@ -106,13 +106,6 @@ def figure7(rows: list[dict], spectra: dict, radius: int, size: tuple[int, int],
     return fig
 
 
-def _epoch_axis(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
-
-
 def _checkerboard_panel(ax, ep_rows, truth, epochs) -> None:
     score = np.array([r["checkerboard_score"] for r in ep_rows], dtype=float)
     ok = np.isfinite(score)
@@ -126,7 +119,7 @@ def _checkerboard_panel(ax, ep_rows, truth, epochs) -> None:
     if len(vals) and vals.max() / vals.min() > 20:
         ax.set_yscale("log")
     ax.set_ylabel("checkerboard score\n(power ratio, unitless)")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     ax.legend(loc="best")
     panel_label(ax, "a", "power at 1/2 and 1/4 cycles/px")
 
@@ -143,7 +136,7 @@ def _water_land_panel(ax, ep_rows, epochs) -> None:
         ax.text(0.5, 0.5, "no water pixels in\nthe measured test patches", transform=ax.transAxes,
                 ha="center", va="center", color="0.3")
     ax.set_ylabel("mean |translated − original| (DN, 0–255)")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     ax.legend(loc="best", ncol=2)
     panel_label(ax, "b", "water (solid) vs land (dashed)")
 

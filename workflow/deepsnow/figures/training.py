@@ -14,7 +14,7 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.figures import common
-from deepsnow.figures.common import Drawn, new_figure, numeric, panel_label, suptitle, weights_note
+from deepsnow.figures.common import Drawn, epoch_axis, new_figure, numeric, panel_label, suptitle, weights_note
 
 LN2 = math.log(2.0)
 
@@ -38,13 +38,6 @@ def _require_columns(rows, path, columns) -> None:
     for col in columns:
         if col not in rows.columns:
             raise DeepsnowError(f"{path}: metrics table lacks column {col!r}; found {list(rows.columns)}")
-
-
-def _epoch_axis(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
-    ax.set_xlabel("epoch")
 
 
 def _plot_metric(ax, epochs, values, label=None, color="C0", marker="o"):
@@ -78,7 +71,7 @@ def figure3(losses, losses_path, rows, metrics_path):
     _headroom(ax, 0.45)
     ax.legend(loc="upper right")
     ax.set_ylabel("loss (per-epoch mean, unitless)")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     panel_label(ax, "a", "losses, snow direction (A→B)")
 
     inc_note = " [random weights]" if weights_note(rows, ("inception",)) else ""
@@ -93,7 +86,7 @@ def figure3(losses, losses_path, rows, metrics_path):
     ):
         _plot_metric(ax, epochs, numeric(rows, col, metrics_path), color=color)
         ax.set_ylabel(ylabel)
-        _epoch_axis(ax)
+        epoch_axis(ax)
         panel_label(ax, letter, title)
     suptitle(fig, "CycleGAN training dynamics (snow-free → snow)" + _wrap_note(weights_note(rows)))
     return fig
@@ -129,7 +122,7 @@ def figure5(rows, metrics_path):
         ax.fill_between(epochs[band], (mean - std)[band], (mean + std)[band], color="C0", alpha=0.25, label="± 1 s.d. over repeats")
     ax.axhline(LN2, color="0.3", linestyle="--", linewidth=1.1, label=f"chance (ln 2 ≈ {LN2:.3f})")
     ax.set_ylabel("RF log loss, real vs generated (nats)")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     lo = np.nanmin(np.concatenate([(mean - np.nan_to_num(std))[ok], [LN2]])) if ok.any() else 0.0
     hi = np.nanmax(np.concatenate([(mean + np.nan_to_num(std))[ok], [LN2]])) if ok.any() else 1.0
     pad = 0.08 * max(hi - lo, 0.05)
@@ -240,7 +233,7 @@ def _fig8_panel(ax, col, name, ylabel, letter, ctx) -> None:
     h1 = _plot_metric(ax, epochs, numeric(rows, col, metrics_path), label=name, color="C0")
     ax.set_ylabel(ylabel, color="C0")
     ax.tick_params(axis="y", colors="C0")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     if paired is None:
         panel_label(ax, letter, name)
         return

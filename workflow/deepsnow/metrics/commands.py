@@ -104,7 +104,8 @@ def _compare(args, params) -> Made:
     for the per-epoch losses as loss_G/loss_D/loss_cycle/loss_idt per direction) and writes
     comparison/summary.csv and comparison/final.csv (a two-sided Welch t-test between every pair of
     groups per metric), and with --correlations each metric's Spearman rho with the paired errors
-    over the variants (pooled over variants and epochs, and across variants per epoch). Groups: the variants of a sweep that differ only in gan.seed."""
+    over the variants (pooled over variants and epochs, and across variants per epoch). Groups: the
+    variants of a sweep that differ only in gan.seed."""
     from deepsnow.metrics.compare import compare
 
     summary = compare(
