@@ -160,6 +160,35 @@ def test_area_does_not_depend_on_number_of_areas(tmp_path, default_run):
     assert sha256(paths["snowfree"]) == sha256(other["snowfree"])
 
 
+#: sha256 of the pixel arrays (rasterio ``read()`` of every band, as stored) of area sim00 at 96 px, base
+#: seed 1, every acquired scene cloudy at 30 % cover, snow line 500 m, so that terrain, land cover, snow,
+#: clouds, shadows and a nodata wedge (in its snow-free scene) all show. Recorded by running this case
+#: through this module's simulator at commit b3d4cd1; a refactor must keep them. A numpy or scipy
+#: upgrade that changes the random streams or the FFT changes them too: then re-record with the code
+#: before any change of yours.
+PINNED_CASE = {"size": 96, "n_aois": 4, "seed": 1, "cloudy_scene_fraction": 1.0, "cloud_cover": 0.3, "snow_line_m": 500}
+PINNED_PIXELS = {
+    "snowfree": "4b658fe8d94c90d1b159c2bbb2f3ab981d4f1ff2a8c5c275b3e15b3951dfaa02",
+    "snow": "9cc2239a702710fad376ca4f9f98df3b167d7ae6c8be233ff8821f50d893201f",
+    "truth": "d31d02be9597e38dc16675ee0ad32b9315daa50d7750ce55db5af228eb5a6657",
+    "landcover": "b4a2c822c9189b0ece30171679cd7237c1e2f2c469b0043b200ea3550c4a6497",
+}
+
+
+def test_pixels_are_as_recorded(tmp_path):
+    """Refactoring the simulator leaves its pixels alone: a small area's arrays hash as recorded."""
+    paths = {name: tmp_path / f"{name}.tif" for name in PINNED_PIXELS}
+    p = validate_section("data", {"simulator": PINNED_CASE})
+    summary = sim.simulate_area("sim00", p, paths["snowfree"], paths["snow"], paths["truth"], paths["landcover"])
+    scenes = summary["scenes"]
+    assert scenes["snowfree"]["valid_fraction"] < 1 and scenes["snow"]["cloud_fraction"] > 0.3
+    assert scenes["truth"]["snow_fraction"] > 0.3  # the case shows what it is meant to
+    for name, path in paths.items():
+        with rasterio.open(path) as src:
+            pixels = src.read()
+        assert hashlib.sha256(pixels.tobytes()).hexdigest() == PINNED_PIXELS[name], name
+
+
 def test_areas_differ(default_run):
     (s0, p0), (s1, p1) = default_run["sim00"], default_run["sim01"]
     assert s0["seed"] != s1["seed"]
