@@ -12,7 +12,7 @@ import rasterio
 
 from deepsnow import DeepsnowError
 from deepsnow.config import validate_section
-from deepsnow.data import simulate as sim
+from deepsnow.data import simulator as sim
 from deepsnow.data.landcover import CLASSES, SNOW_SCALE, TARGETS, LandcoverFile, encode_snow, patch_fractions
 from deepsnow.data.mask import mask_scene
 from deepsnow.data.patches import cut_patches

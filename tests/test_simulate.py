@@ -1,4 +1,4 @@
-"""The offline scene simulator (deepsnow.data.simulate): format, determinism, physics of the pixels."""
+"""The offline scene simulator (deepsnow.data.simulator): format, determinism, physics of the pixels."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from scipy import ndimage
 
 from deepsnow import DeepsnowError
 from deepsnow.config import validate_section
-from deepsnow.data import simulate as sim
-from deepsnow.data.scene import BANDS, read_scene
+from deepsnow.data import simulator as sim
+from deepsnow.data.scene import BANDS, REFLECTANCE_BANDS, read_scene
 
 SIZE = 192
 CLOUD_CLASSES = (8, 9, 10)
@@ -163,9 +163,10 @@ def test_area_does_not_depend_on_number_of_areas(tmp_path, default_run):
 #: sha256 of the pixel arrays (rasterio ``read()`` of every band, as stored) of area sim00 at 96 px, base
 #: seed 1, every acquired scene cloudy at 30 % cover, snow line 500 m, so that terrain, land cover, snow,
 #: clouds, shadows and a nodata wedge (in its snow-free scene) all show. Recorded by running this case
-#: through this module's simulator at commit b3d4cd1; a refactor must keep them. A numpy or scipy
-#: upgrade that changes the random streams or the FFT changes them too: then re-record with the code
-#: before any change of yours.
+#: through the single-module simulator (deepsnow/data/simulate.py) of commit b3d4cd1, before it became
+#: the deepsnow.data.simulator package, and matched by the package unchanged. A numpy or scipy upgrade
+#: that changes the random streams or the FFT changes them too: then re-record with the code before
+#: any change of yours.
 PINNED_CASE = {"size": 96, "n_aois": 4, "seed": 1, "cloudy_scene_fraction": 1.0, "cloud_cover": 0.3, "snow_line_m": 500}
 PINNED_PIXELS = {
     "snowfree": "4b658fe8d94c90d1b159c2bbb2f3ab981d4f1ff2a8c5c275b3e15b3951dfaa02",
@@ -187,6 +188,14 @@ def test_pixels_are_as_recorded(tmp_path):
         with rasterio.open(path) as src:
             pixels = src.read()
         assert hashlib.sha256(pixels.tobytes()).hexdigest() == PINNED_PIXELS[name], name
+
+
+def test_spectra_cover_every_band_and_class():
+    """The per-band spectra table is the one place a band is added: it matches the scene bands."""
+    assert tuple(sim.SPECTRA) == REFLECTANCE_BANDS
+    for band, spec in sim.SPECTRA.items():
+        assert len(spec.summer) == len(spec.winter) == len(sim.LAND_COVER), band
+        assert 0 < spec.snow_age[0] + spec.snow_age[1] and 0 < spec.snow_age[0], band  # snow stays positive at every age
 
 
 def test_areas_differ(default_run):
@@ -434,7 +443,7 @@ def test_cloudiness_follows_fraction():
     """About cloudy_scene_fraction of scenes carry clouds (decided from the seed, not size)."""
     p = params(cloudy_scene_fraction=0.5)["simulator"]
     cloudy = [
-        sim.clouds(32, sim.area_seed(0, i), season, p, 40.0, 160.0) is not None
+        sim.cloud_field(32, sim.area_seed(0, i), season, p, 40.0, 160.0) is not None
         for i in range(40)
         for season in ("snowfree", "snow")
     ]

@@ -219,7 +219,7 @@ def _area_grids(config: dict) -> list[dict]:
     if data["source"] == "simulator":
         from deepsnow.config import simulated_aoi_names
         from deepsnow.data.download.common import Grid
-        from deepsnow.data.simulate import area_geometry
+        from deepsnow.data.simulator.geometry import area_geometry
 
         sim, out = data["simulator"], []
         for i, name in enumerate(simulated_aoi_names(sim["n_aois"])):

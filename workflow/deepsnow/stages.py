@@ -9,7 +9,7 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 """
 
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "simulate": ("data/simulate.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),
+    "simulate": ("data/simulator", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),
     "download": ("data/download", "data/scene.py", "cog.py", "io.py"),
     "mask": ("data/mask.py", "data/scene.py", "cog.py", "io.py"),
     "patches": ("data/patches.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),

@@ -87,9 +87,9 @@ def _simulate(args, params) -> Made:
     Write a georeferenced 7-band scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask) for the snow-free and the
     snow season of one simulated area, plus the true snow-covered version of the snow-free scene and, with
     --landcover, the land-cover labels (class per pixel, snow fraction). Deterministic for a given seed."""
-    from deepsnow.data import simulate
+    from deepsnow.data.simulator.area import simulate_area
 
-    summary = simulate.simulate_area(args.aoi, params, args.snowfree, args.snow, args.truth, args.landcover)
+    summary = simulate_area(args.aoi, params, args.snowfree, args.snow, args.truth, args.landcover)
     outputs = [args.snowfree, args.snow, args.truth] + ([args.landcover] if args.landcover else [])
     return Made(outputs, seed=summary.get("seed"), extra=summary)
 
