@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepsnow.commands import Made, path_options, stage_command
+from deepsnow.commands import Made, path_options, rgb_options, stage_command
 
 log = logging.getLogger("deepsnow.gan")
 
@@ -65,8 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--norm scene: pixels measured for the statistics at most (default 1048576; larger scenes "
         "are sampled by an evenly spread grid of tiles)",
     )
-    p.add_argument("--rgb-max", type=float, default=1.0, help="reflectance mapped to 255 (scene input; default 1.0)")
-    p.add_argument("--rgb-gamma", type=float, default=2.2, help="display gamma (scene input; default 2.2)")
+    rgb_options(p, "scene input; ")
 
 
 def _train(args, params) -> list[Made]:
