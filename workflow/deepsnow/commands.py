@@ -85,7 +85,8 @@ def rgb_options(parser: argparse.ArgumentParser, scope: str = "") -> None:
         ("--rgb-max", "rgb_max", "reflectance rendered as 255", 1.0),
         ("--rgb-gamma", "rgb_gamma", "display gamma", 2.2),
     ):
-        parser.add_argument(flag, type=float, default=default, help=f"patches.{key}: {meaning} ({scope}default {default})")
+        help_text = f"patches.{key}: {meaning} ({scope}default {default})"
+        parser.add_argument(flag, type=float, default=default, help=help_text)
 
 
 def stage_command(

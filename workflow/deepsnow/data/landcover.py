@@ -72,8 +72,8 @@ class LandcoverFile(RasterFile):
         found = (src.count, src.dtypes[0], tuple(src.descriptions))
         if found != (2, "uint8", BAND_NAMES):
             raise DeepsnowError(
-                f"{self.path}: expected a 2-band uint8 land-cover GeoTIFF {list(BAND_NAMES)} from 'deepsnow simulate', "
-                f"found {found[0]} band(s) {list(found[2])} of {found[1]}"
+                f"{self.path}: expected a 2-band uint8 land-cover GeoTIFF {list(BAND_NAMES)} from "
+                f"'deepsnow simulate', found {found[0]} band(s) {list(found[2])} of {found[1]}"
             )
 
     def read(self, row0: int = 0, row1: int | None = None) -> np.ndarray:

@@ -300,7 +300,9 @@ class RasterFile(abc.ABC):
         try:
             self._src = rasterio.open(self.path)
         except Exception as exc:
-            raise DeepsnowError(f"{self.path}: not a readable {self.described} (truncated or corrupt?): {exc}") from exc
+            raise DeepsnowError(
+                f"{self.path}: not a readable {self.described} (truncated or corrupt?): {exc}"
+            ) from exc
         try:
             self._check()
         except BaseException:
