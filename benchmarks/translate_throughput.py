@@ -60,7 +60,7 @@ def smooth_image(side: int):
 
 def stats_pixels(side: int, tile: int, max_px: int, halo: int = 32) -> int:
     """Pixels the --norm scene statistics pass reads on a side x side scene (cores with halos)."""
-    from deepsnow.gan.translate import stats_cores
+    from deepsnow.gan.scene_norm import stats_cores
 
     n = -(-side // 4) * 4
     return sum(
@@ -85,7 +85,8 @@ def measure(size: str, args, device) -> dict:
     import torch
 
     from deepsnow.gan import networks
-    from deepsnow.gan.translate import positions, scene_statistics, translate_array
+    from deepsnow.gan.scene_norm import scene_statistics
+    from deepsnow.gan.translate import positions, translate_array
 
     torch.manual_seed(0)
     net = networks.build_generator(networks.Architecture(**SIZES[size])).to(device).eval()

@@ -9,7 +9,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from deepsnow.gan import networks
-from deepsnow.gan.translate import scene_statistics, seam_score, stats_cores, translate_array
+from deepsnow.gan.scene_norm import scene_statistics, stats_cores
+from deepsnow.gan.translate import seam_score, translate_array
 
 
 def smooth_rgb(h, w, seed=0):

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from deepsnow import DeepsnowError
+from deepsnow.commands import plain_command
 
 #: One line per node and partition: partition (``*`` marks the default), node, CPUs, memory (MB),
 #: GRES, the partition's time limit.
@@ -318,6 +319,14 @@ def run_requests(snakemake_args: list[str]) -> list[Request] | None:
 
 
 def _cluster_check(args) -> None:
+    """Check a run's SLURM requests against the partitions (sinfo) before submitting anything.
+
+    Build the jobs the given snakemake options would run (default: --profile slurm), without submitting
+    any, and compare what each SLURM job asks for (CPUs, memory, GPUs, time; a group job as Snakemake sums
+    it) with the nodes and MaxTime of its partition from sinfo. Prints one line per request no node can
+    ever satisfy and exits 2, or OK. Snakemake runs the same check itself before submitting a SLURM run
+    (DEEPSNOW_CLUSTER_CHECK=off skips it). Example: deepsnow cluster-check -- --profile slurm --configfile
+    configs/paper.yaml"""
     if args.requests:
         requests = load_requests(args.requests)
     else:
@@ -335,17 +344,7 @@ def _cluster_check(args) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "cluster-check",
-        help="Check a run's SLURM requests against the partitions (sinfo) before submitting anything.",
-        description="Build the jobs the given snakemake options would run (default: --profile slurm), "
-        "without submitting any, and compare what each SLURM job asks for (CPUs, memory, GPUs, time; "
-        "a group job as Snakemake sums it) with the nodes and MaxTime of its partition from sinfo. "
-        "Prints one line per request no node can ever satisfy and exits 2, or OK. Snakemake runs "
-        "the same check itself before submitting a SLURM run (DEEPSNOW_CLUSTER_CHECK=off skips it). "
-        "Example: deepsnow cluster-check -- --profile slurm --configfile configs/paper.yaml",
-    )
+    p = plain_command(sub, "cluster-check", _cluster_check)
     p.add_argument("--requests", type=Path, help="check a saved requests file (JSON, from --write-requests) instead")
     p.add_argument("--write-requests", type=Path, help="also write the run's requests to this JSON file")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="snakemake options, after --")
-    p.set_defaults(func=_cluster_check)

@@ -8,6 +8,10 @@ what it made (:class:`Made`, one or several). :func:`stage_command` adds the
 it), notes the start time, runs the handler and writes the provenance sidecars
 with the code hash of ``STAGE_CODE[code]``: the same hash the stage's rule
 passes as its ``code`` param, so a sidecar names the code the rule ran.
+:func:`command_group` adds a group of stage commands (``deepsnow metrics epoch``),
+:func:`plain_command` a tool that is no stage (``deepsnow plan``), each documented
+the same way; :func:`path_options` and :func:`rgb_options` declare the options
+several commands share.
 
 Stage modules are imported inside the handlers, so ``deepsnow --help`` stays fast.
 """
@@ -67,6 +71,24 @@ def path_options(
         )
 
 
+def help_texts(doc: str | None, parser_options: dict) -> dict:
+    """``parser_options`` with ``help`` and ``description`` from ``doc`` where not given: its first
+    paragraph the one-line help, the rest the description."""
+    summary, _, details = inspect.cleandoc(doc or "").partition("\n\n")
+    return {"help": " ".join(summary.split()), "description": " ".join(details.split()) or None, **parser_options}
+
+
+def rgb_options(parser: argparse.ArgumentParser, scope: str = "") -> None:
+    """``--rgb-max`` and ``--rgb-gamma``: a scene's reflectance rendered to RGB as the patches stage renders
+    it, with its config keys and defaults (``scope``: which input they apply to, e.g. ``"scene input; "``)."""
+    for flag, key, meaning, default in (
+        ("--rgb-max", "rgb_max", "reflectance rendered as 255", 1.0),
+        ("--rgb-gamma", "rgb_gamma", "display gamma", 2.2),
+    ):
+        help_text = f"patches.{key}: {meaning} ({scope}default {default})"
+        parser.add_argument(flag, type=float, default=default, help=help_text)
+
+
 def stage_command(
     sub: argparse._SubParsersAction,
     name: str,
@@ -86,14 +108,30 @@ def stage_command(
     (default ``stage``) the :data:`STAGE_CODE` entry whose hash they record.
     With ``section=None`` the command takes no ``--params`` and its handler gets ``{}``.
     """
-    summary, _, details = inspect.cleandoc(handler.__doc__ or "").partition("\n\n")
-    parser_options.setdefault("help", " ".join(summary.split()))
-    parser_options.setdefault("description", " ".join(details.split()) or None)
-    parser = sub.add_parser(name, **parser_options)
+    parser = sub.add_parser(name, **help_texts(handler.__doc__, parser_options))
     if section:
         add_params_argument(parser, section)
     stage = stage or name
     parser.set_defaults(func=functools.partial(run_stage, handler, stage, section, code or stage))
+    return parser
+
+
+def command_group(sub: argparse._SubParsersAction, name: str, doc: str | None, **stage_options) -> Callable:
+    """Add the command group ``deepsnow name SUBCOMMAND`` (its help from ``doc`` as a handler's is) and
+    return :func:`stage_command` bound to it, with ``stage_options`` (e.g. ``section``, ``code``) as the
+    defaults of its subcommands."""
+    group = sub.add_parser(name, **help_texts(doc, {}))
+    subcommands = group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+    return functools.partial(stage_command, subcommands, **stage_options)
+
+
+def plain_command(
+    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], None], **parser_options
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` running ``func(args)`` as it is: a tool around the workflow, not a stage
+    (no config section, no provenance sidecars). Its help comes from ``func``'s docstring as a handler's does."""
+    parser = sub.add_parser(name, **help_texts(func.__doc__, parser_options))
+    parser.set_defaults(func=func)
     return parser
 
 

@@ -52,6 +52,7 @@ from pathlib import Path
 import yaml
 
 from deepsnow import DeepsnowError
+from deepsnow.commands import plain_command
 from deepsnow.config import merge_config
 
 #: The project root: ``config.yaml`` and the ``Snakefile`` are here.
@@ -473,9 +474,10 @@ def _download_words(source: str) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = plain_command(
+        sub,
         "plan",
-        help="before you spend processing units: areas, grids, downloads, PUs, patches and training of a config",
+        _plan,
         description="Merge the config files over config.yaml as snakemake --configfile does, validate them, and "
         "print, before anything is downloaded or trained: per area and season the grid (px, km), the candidate "
         "patch windows, the bytes and requests of the download and the Sentinel Hub processing "
@@ -499,7 +501,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a finished run's folder (results/<run>) whose benchmarks/train.tsv and train/losses.csv give the "
         "throughput (default: results/<the config's run> when finished)",
     )
-    p.set_defaults(func=_plan)
 
 
 def _positive(text: str) -> float:
@@ -513,6 +514,7 @@ def _positive(text: str) -> float:
 
 
 def _plan(args: argparse.Namespace) -> None:
+    """Before you spend processing units: areas, grids, downloads, PUs, patches and training of a config."""
     config, label = load_config(args.configs)
     it_s, source = args.train_it_s, "--train-it-s" if args.train_it_s else None
     if it_s is None:

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 
-from deepsnow.commands import Made, path_options, stage_command
+from deepsnow.commands import Made, command_group, path_options, rgb_options
 
 log = logging.getLogger("deepsnow.change")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser(
-        "change",
-        help="Change-detection testbed: anomalous change detectors on real, synthetic and true after-images.",
-        description="'area' runs four anomalous change detectors on one held-out area's pairs (before, real "
-        "after), (before, synthetic after) and (before, true after; simulator) with the same implanted "
-        "pixel-swap changes (change/<area>.json); 'summary' tabulates all areas (change/summary.csv, "
-        "change/summary.json with the AUC gaps).",
-    )
-    ssub = s.add_subparsers(dest="change_command", metavar="SUBCOMMAND", required=True)
-    command = functools.partial(stage_command, ssub, section="change", code="change")
+    """Change-detection testbed: anomalous change detectors on real, synthetic and true after-images.
+
+    'area' runs four anomalous change detectors on one held-out area's pairs (before, real after), (before,
+    synthetic after) and (before, true after; simulator) with the same implanted pixel-swap changes
+    (change/<area>.json); 'summary' tabulates all areas (change/summary.csv, change/summary.json with the
+    AUC gaps)."""
+    command = command_group(sub, "change", register.__doc__, section="change", code="change")
     p = command("area", _area, stage="change")
     path_options(
         p,
@@ -40,8 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         truth="truth/<area>/snow.tif, the simulator's true after-scene (simulator data): adds the truth pair",
     )
     p.add_argument("--area", required=True, help="the area's name (as in the config's AOIs)")
-    p.add_argument("--rgb-max", type=float, default=1.0, help="patches.rgb_max: reflectance rendered as 255 (default 1.0)")
-    p.add_argument("--rgb-gamma", type=float, default=2.2, help="patches.rgb_gamma: display gamma (default 2.2)")
+    rgb_options(p)
     p = command("summary", _summary, stage="change_summary")
     path_options(p, nargs="+", areas="change/<area>.json of every held-out area")
     path_options(

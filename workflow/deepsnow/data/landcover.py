@@ -16,11 +16,11 @@ its mean snow fraction (0 for a snow-free-season patch): ``len(TARGETS)`` number
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from deepsnow import DeepsnowError
+from deepsnow.data.scene import RasterFile
 
 #: Land-cover classes of the simulator, in the order of their index (band 1 values).
 CLASSES = ("water", "forest", "meadow", "crop", "cereal", "bare_soil", "rock", "urban", "road")
@@ -62,44 +62,23 @@ def write_landcover(path: str | os.PathLike, cover: np.ndarray, fsnow: np.ndarra
     write_class_style(path, STYLE)
 
 
-class LandcoverFile:
+class LandcoverFile(RasterFile):
     """A land-cover GeoTIFF opened and checked, read by row bands; errors name the file."""
 
-    def __init__(self, path: str | os.PathLike):
-        import rasterio
+    kind, described = "land-cover", "land-cover GeoTIFF"
 
-        self.path = path = Path(path)
-        if not path.exists():
-            raise DeepsnowError(f"{path}: land-cover file not found")
-        try:
-            self._src = rasterio.open(path)
-        except Exception as exc:
-            raise DeepsnowError(f"{path}: not a readable land-cover GeoTIFF (truncated or corrupt?): {exc}") from exc
+    def _check(self) -> None:
         src = self._src
         found = (src.count, src.dtypes[0], tuple(src.descriptions))
         if found != (2, "uint8", BAND_NAMES):
-            src.close()
             raise DeepsnowError(
-                f"{path}: expected a 2-band uint8 land-cover GeoTIFF {list(BAND_NAMES)} from 'deepsnow simulate', "
-                f"found {found[0]} band(s) {list(found[2])} of {found[1]}"
+                f"{self.path}: expected a 2-band uint8 land-cover GeoTIFF {list(BAND_NAMES)} from "
+                f"'deepsnow simulate', found {found[0]} band(s) {list(found[2])} of {found[1]}"
             )
-        self.shape, self.crs, self.transform = (src.height, src.width), src.crs, src.transform
-
-    def __enter__(self) -> "LandcoverFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._src.close()
 
     def read(self, row0: int = 0, row1: int | None = None) -> np.ndarray:
         """Rows ``row0 .. row1`` as ``(rows, W, 2) uint8`` (class, snow), class values checked."""
-        from rasterio.windows import Window
-
-        row1 = self.shape[0] if row1 is None else row1
-        try:
-            data = self._src.read(window=Window(0, row0, self.shape[1], row1 - row0))
-        except Exception as exc:
-            raise DeepsnowError(f"{self.path}: not a readable land-cover GeoTIFF (truncated or corrupt?): {exc}") from exc
+        data = self._rows(row0, row1)
         if data.size and int(data[0].max()) >= len(CLASSES):
             raise DeepsnowError(f"{self.path}: class values above {len(CLASSES) - 1} found; classes are {list(CLASSES)}")
         return np.moveaxis(data, 0, -1)

@@ -31,11 +31,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from deepsnow import DeepsnowError
-from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, Progress, SceneFile
+from deepsnow.data.scene import SCL_CLOUD_SHADOW, SCL_SNOW, SCL_WATER, Progress, RasterFile, SceneFile
 from deepsnow.cog import class_colormap, cog_output, write_class_style
 from deepsnow.data.scene import aligned_rows, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
@@ -248,43 +247,26 @@ def _class_profile(h: int, w: int, crs, transform) -> dict:
             "transform": transform, "blockxsize": 256, "photometric": "palette"}
 
 
-class MaskFile:
+class MaskFile(RasterFile):
     """A class GeoTIFF written by :func:`mask_scene`, opened and checked, read by row bands.
 
     ``shape``, ``crs`` and ``transform`` come from the header; :meth:`read` checks
     the class values of what it reads. Errors are :class:`DeepsnowError` naming the file.
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = path = Path(path)
-        if not path.exists():
-            raise DeepsnowError(f"{path}: mask file not found")
-        try:
-            self._src = rasterio.open(path)
-        except Exception as exc:
-            raise DeepsnowError(f"{path}: not a readable mask GeoTIFF (truncated or corrupt?): {exc}") from exc
+    kind, described = "mask", "mask GeoTIFF"
+
+    def _check(self) -> None:
         src = self._src
         if src.count != 1 or src.dtypes[0] != "uint8":
-            src.close()
             raise DeepsnowError(
-                f"{path}: expected a 1-band uint8 class GeoTIFF from 'deepsnow mask', "
+                f"{self.path}: expected a 1-band uint8 class GeoTIFF from 'deepsnow mask', "
                 f"found {src.count} band(s) of {src.dtypes[0]}"
             )
-        self.shape, self.crs, self.transform = (src.height, src.width), src.crs, src.transform
-
-    def __enter__(self) -> "MaskFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._src.close()
 
     def read(self, row0: int = 0, row1: int | None = None) -> np.ndarray:
         """The classes of rows ``row0 .. row1`` (``uint8``)."""
-        row1 = self.shape[0] if row1 is None else row1
-        try:
-            classes = self._src.read(1, window=Window(0, row0, self.shape[1], row1 - row0))
-        except Exception as exc:
-            raise DeepsnowError(f"{self.path}: not a readable mask GeoTIFF (truncated or corrupt?): {exc}") from exc
+        classes = self._rows(row0, row1, 1)
         if classes.size and int(classes.max()) > max(CLASS_NAMES):
             raise DeepsnowError(f"{self.path}: class values above {max(CLASS_NAMES)} found; not a deepsnow mask")
         return classes

@@ -6,6 +6,7 @@ bands are surface reflectance x 10000; 10 m pixels in a UTM CRS.
 
 from __future__ import annotations
 
+import abc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,7 +281,61 @@ class SceneWriter:
         return self._stack.__exit__(exc_type, exc, tb)
 
 
-class SceneFile:
+class RasterFile(abc.ABC):
+    """A GeoTIFF opened and its header checked, read by row bands; a defect, at opening or at a read,
+    is a :class:`DeepsnowError` naming the file.
+
+    ``shape``, ``crs`` and ``transform`` come from the header. A subclass says what the file is in its
+    messages (``kind``: "file not found"; ``described``: "not a readable ..."), checks the header
+    (:meth:`_check`) and decodes the rows :meth:`_rows` reads.
+    """
+
+    kind = "raster"
+    described = "GeoTIFF"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DeepsnowError(f"{self.path}: {self.kind} file not found")
+        try:
+            self._src = rasterio.open(self.path)
+        except Exception as exc:
+            raise DeepsnowError(
+                f"{self.path}: not a readable {self.described} (truncated or corrupt?): {exc}"
+            ) from exc
+        try:
+            self._check()
+        except BaseException:
+            self._src.close()
+            raise
+        src = self._src
+        self.shape, self.crs, self.transform = (src.height, src.width), src.crs, src.transform
+
+    @abc.abstractmethod
+    def _check(self) -> None:
+        """Raise :class:`DeepsnowError` naming the file when ``self._src`` is not what the class reads."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._src.close()
+
+    def _rows(self, row0: int, row1: int | None, indexes=None) -> np.ndarray:
+        """Bands ``indexes`` (rasterio's: an int, a list, or None for all) of rows ``row0 .. row1``, as stored."""
+        row1 = self.shape[0] if row1 is None else row1
+        try:
+            return self._src.read(indexes, window=Window(0, row0, self.shape[1], row1 - row0))
+        except Exception as exc:  # RasterioError, CPLE_* from GDAL on truncated files
+            raise DeepsnowError(
+                f"{self.path}: not a readable {self.described} (truncated or corrupt?) at rows {row0}-{row1}: {exc}"
+            ) from exc
+
+
+class SceneFile(RasterFile):
     """A scene GeoTIFF opened and checked (as :func:`read_scene` does), read by row bands.
 
     ``with SceneFile(path) as sc: sc.read_bands(r0, r1, ("B03", "SCL"))``; ``shape``, ``crs``,
@@ -288,23 +343,12 @@ class SceneFile:
     Raises :class:`DeepsnowError` naming the file on any defect, at opening or at a read.
     """
 
+    kind, described = "scene", "GeoTIFF scene"
+
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise DeepsnowError(f"{self.path}: scene file not found")
-        try:
-            self._src = rasterio.open(self.path)
-        except Exception as exc:
-            raise DeepsnowError(f"{self.path}: not a readable GeoTIFF scene (truncated or corrupt?): {exc}") from exc
-        try:
-            self._check()
-        except BaseException:
-            self._src.close()
-            raise
-        src = self._src
-        self.crs, self.transform, self.tags = src.crs, src.transform, src.tags()
-        self.shape = (src.height, src.width)
-        self.block_rows = src.block_shapes[0][0]
+        super().__init__(path)
+        self.tags = self._src.tags()
+        self.block_rows = self._src.block_shapes[0][0]
 
     def _check(self) -> None:
         src, path = self._src, self.path
@@ -318,25 +362,9 @@ class SceneFile:
         if src.dtypes[0] != "uint16":
             raise DeepsnowError(f"{path}: expected uint16 bands, found {src.dtypes[0]}")
 
-    def __enter__(self) -> "SceneFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._src.close()
-
     def read_bands(self, row0: int = 0, row1: int | None = None, names=BANDS) -> dict[str, np.ndarray]:
         """Bands ``names`` of rows ``row0 .. row1``: reflectance float32 (0..~1.5), SCL and dataMask uint8."""
-        row1 = self.shape[0] if row1 is None else row1
-        window = Window(0, row0, self.shape[1], row1 - row0)
-        try:
-            data = self._src.read([BANDS.index(n) + 1 for n in names], window=window)
-        except Exception as exc:  # RasterioError, CPLE_* from GDAL on truncated files
-            raise DeepsnowError(
-                f"{self.path}: not a readable GeoTIFF scene (truncated or corrupt?) at rows {row0}-{row1}: {exc}"
-            ) from exc
+        data = self._rows(row0, row1, [BANDS.index(n) + 1 for n in names])
         return {n: _decode(n, data[i]) for i, n in enumerate(names)}
 
     def read(self, row0: int = 0, row1: int | None = None) -> Scene:

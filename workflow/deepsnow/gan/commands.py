@@ -6,17 +6,21 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepsnow.commands import Made, path_options, stage_command
+from deepsnow.commands import Made, path_options, rgb_options, stage_command
 
 log = logging.getLogger("deepsnow.gan")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    for add in (_train_command, _generate_command, _translate_command):
+        add(sub)
+
+
+def _train_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(sub, "train", _train, section="gan")
+    path_options(p, train_a="dataset/trainA.npz (domain A, snow-free)", train_b="dataset/trainB.npz (domain B, snowy)")
     path_options(
         p,
-        train_a="dataset/trainA.npz (domain A, snow-free)",
-        train_b="dataset/trainB.npz (domain B, snowy)",
         checkpoint_dir="folder for the epoch_NNN.pt checkpoints",
         state_dir="folder for the resume state (not a workflow output; keep it between reruns)",
         losses="output CSV: per-epoch mean losses",
@@ -36,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
+
+def _generate_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(sub, "generate", _generate, section="samples")
     p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda or cuda:N")
     path_options(
@@ -43,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     path_options(p, test_a="dataset/testA.npz", test_b="dataset/testB.npz")
 
+
+def _translate_command(sub: argparse._SubParsersAction) -> None:
     p = stage_command(sub, "translate", _translate, section=None)
     path_options(
         p,
@@ -65,8 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--norm scene: pixels measured for the statistics at most (default 1048576; larger scenes "
         "are sampled by an evenly spread grid of tiles)",
     )
-    p.add_argument("--rgb-max", type=float, default=1.0, help="reflectance mapped to 255 (scene input; default 1.0)")
-    p.add_argument("--rgb-gamma", type=float, default=2.2, help="display gamma (scene input; default 2.2)")
+    rgb_options(p, "scene input; ")
 
 
 def _train(args, params) -> list[Made]:

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 from typing import Iterator
 
 from deepsnow import DeepsnowError
-from deepsnow.commands import Made, path_options, stage_command
+from deepsnow.commands import Made, command_group, path_options
 
 log = logging.getLogger("deepsnow.metrics")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    m = sub.add_parser(
-        "metrics",
-        help="FID, FRD, CRD, KID, RF two-sample test and paired errors per epoch; the table; the PCA.",
-        description="Metrics on features from 'deepsnow embed'. 'epoch' writes one JSON per epoch, 'table' "
-        "collects them into metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6.",
-    )
-    msub = m.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
-    # all three read the metrics section and run the same code: one hash, STAGE_CODE["metrics"]
-    command = functools.partial(stage_command, msub, section="metrics", code="metrics")
-    for add in (_epoch_command, _table_command, _pca_command):
+    """FID, FRD, CRD, KID, RF two-sample test and paired errors per epoch; the table; the PCA.
+
+    Metrics on features from 'deepsnow embed'. 'epoch' writes one JSON per epoch, 'table' collects them into
+    metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6."""
+    # every subcommand runs the same code: one hash, STAGE_CODE["metrics"]
+    command = command_group(sub, "metrics", register.__doc__, section="metrics", code="metrics")
+    for add in (_epoch_command, _table_command, _pca_command, _compare_command):
         add(command)
-    _compare_command(msub)
 
 
 def _epoch_command(command) -> None:
@@ -58,9 +53,9 @@ def _pca_command(command) -> None:
     path_options(p, output="metrics/pca.csv", summary="metrics/pca.json (explained variance ratios)")
 
 
-def _compare_command(msub) -> None:
+def _compare_command(command) -> None:
     # no config section: it compares the variants' finished tables (the sweep names the groups)
-    p = stage_command(msub, "compare", _compare, section=None, stage="comparison", code="metrics")
+    p = command("compare", _compare, section=None, stage="comparison")
     path_options(p, nargs="+", tables="every variant's metrics/metrics.csv")
     p.add_argument("--variants", nargs="+", required=True, help="the variants' names, in the order of --tables")
     p.add_argument("--groups", nargs="+", required=True, help="each variant's group (variants differing only in gan.seed)")

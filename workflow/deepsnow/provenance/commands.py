@@ -7,24 +7,23 @@ import json
 from pathlib import Path
 
 from deepsnow import DeepsnowError
+from deepsnow.commands import plain_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "provenance",
-        help="Print how a result was made, back to the raw scenes.",
-        description="Follow RESULT's .prov.json sidecar and those of its inputs: commands, config sections "
-        "and their hashes, input sha256s, package version and git commit, library versions, seeds, hosts "
-        "and times. --check re-hashes every input and lists each file changed since once: the sha256 recorded, the "
-        "sha256 now and the results made from it.",
-    )
+    p = plain_command(sub, "provenance", _provenance)
     p.add_argument("result", type=Path, help="any result file with a .prov.json sidecar")
     p.add_argument("--check", action="store_true", help="re-hash inputs; exit non-zero if any changed")
     p.add_argument("--json", action="store_true", help="print the chain as JSON")
-    p.set_defaults(func=_provenance)
 
 
 def _provenance(args) -> None:
+    """Print how a result was made, back to the raw scenes.
+
+    Follow RESULT's .prov.json sidecar and those of its inputs: commands, config sections and their hashes,
+    input sha256s, package version and git commit, library versions, seeds, hosts and times. --check
+    re-hashes every input and lists each file changed since once: the sha256 recorded, the sha256 now and
+    the results made from it."""
     from deepsnow import provenance
 
     docs = provenance.chain(args.result)

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 from pathlib import Path
 
-from deepsnow.commands import Made, path_options, stage_command
+from deepsnow.commands import Made, command_group, path_options, rgb_options
 
 log = logging.getLogger("deepsnow.synthesize")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser(
-        "synthesize",
-        help="Synthetic after-snowfall products: whole scenes translated to snow as COGs, and their STAC catalog.",
-        description="'scene' translates one scene with a chosen checkpoint into a Cloud-Optimized GeoTIFF on "
-        "exactly the input's grid (synthetic/<name>/snow.tif and snow.summary.json); 'catalog' writes the STAC "
-        "catalog of all products (synthetic/catalog.json).",
-    )
-    ssub = s.add_subparsers(dest="synthesize_command", metavar="SUBCOMMAND", required=True)
-    command = functools.partial(stage_command, ssub, section="synthesize", code="synthesize")
+    """Synthetic after-snowfall products: whole scenes translated to snow as COGs, and their STAC catalog.
+
+    'scene' translates one scene with a chosen checkpoint into a Cloud-Optimized GeoTIFF on exactly the
+    input's grid (synthetic/<name>/snow.tif and snow.summary.json); 'catalog' writes the STAC catalog of all
+    products (synthetic/catalog.json)."""
+    command = command_group(sub, "synthesize", register.__doc__, section="synthesize", code="synthesize")
     p = command("scene", _scene, stage="synthesize")
     path_options(p, nargs="+", checkpoints="kept checkpoints (train/checkpoints/epoch_NNN.pt); synthesize.epoch picks one")
     path_options(
@@ -40,8 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         truth="the simulator's true snow scene, recorded for the catalog (not read)",
     )
     p.add_argument("--name", required=True, help="the product's name (its folder under synthetic/)")
-    p.add_argument("--rgb-max", type=float, default=1.0, help="patches.rgb_max: reflectance rendered as 255 (default 1.0)")
-    p.add_argument("--rgb-gamma", type=float, default=2.2, help="patches.rgb_gamma: display gamma (default 2.2)")
+    rgb_options(p)
     p = command("catalog", _catalog, stage="synthesize_catalog")
     path_options(p, nargs="+", products="synthetic/<name>/snow.summary.json of every product")
     path_options(p, output="synthetic/catalog.json (items go to synthetic/<name>/<name>.json)")
