@@ -138,6 +138,34 @@ def work(tmp_path_factory) -> Path:
     return work
 
 
+def test_a_gpu_request_in_a_partition_without_gpus_says_so_and_why():
+    """A rule asking for a GPU that lands in a CPU-only partition (as after a command-line
+    --set-resources replaced the profile's) is named with the likely cause, not as 'at most 0 GPUs'."""
+    parts = parse_sinfo(SITE)
+    (line,) = check([Request("rule embed_real", None, 2, 8000, gpus=1, runtime=60)], parts)
+    assert line.startswith("rule embed_real asks for 2 CPUs, 8000 MB, 1 GPU, 60 min in partition 'cpu': no GPU on")
+    assert "--set-resources replaces the profile's whole set-resources" in line and "at most 0" not in line
+    (line,) = check([Request("rule train", "gpu", 2, 8000, gpus=2, gpu_model="v100", runtime=60)], parts)
+    assert line.endswith("at most 0 v100 GPUs per node (sinfo)")  # GPUs there, not of that model
+
+
+def test_a_command_line_set_resources_moving_gpu_rules_off_the_gpu_partition_is_refused(work, tmp_path):
+    """Snakemake's command-line --set-resources replaces the profile's whole set-resources: with only
+    train named, the other GPU rules fall to the default CPU partition still asking for a GPU.
+    cluster-check names each of them; train itself, in the GPU partition, is fine."""
+    fake = fake_sinfo(tmp_path / "bin", SITE.replace("|1-00:00:00", "|2-00:00:00"))
+    cmd = [str(BIN / "deepsnow"), "cluster-check", "--", "--profile", "slurm", "--configfile", "configs/test.yaml",
+           "--cores", "2", "--set-resources", "train:slurm_partition=gpu"]
+    proc = subprocess.run(cmd, cwd=work, env=env_with(fake), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if " asks for " in line]
+    named = {line.split(" asks for ")[0] for line in lines}
+    assert {"rule embed_real", "group eval (embed_samples, metrics_epoch)"} <= named, proc.stderr
+    assert all("in partition 'cpu': no GPU on any of its nodes" in line for line in lines), lines
+    assert not any(line.startswith("rule train ") for line in lines)
+    assert not (fake / "sbatch.calls").exists()
+
+
 def test_cluster_check_builds_the_runs_jobs_and_finds_the_batch_too_big_for_a_2_cpu_gpu_node(work, tmp_path):
     """The issue's cluster: GPU nodes with 2 CPUs; the profile's cores: 8 makes the eval batch of
     configs/test.yaml ask for 6 CPUs. --cores 2 fits. Nothing is submitted either way."""

@@ -21,6 +21,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import BIN, copy_run, copy_workflow, env_with_venv, merged_config, snakemake
@@ -262,6 +263,12 @@ def test_a_second_run_is_refused_at_every_moment_of_the_first(reference, tmp_pat
         assert_refused_by_the_run_lock(seconds[moment], out, first.pid, work)
     assert first.returncode == 0, out1[-3000:]
     assert tables(work) == tables(reference)
+    # equal weights, equal files: the checkpoints and simcover's weights repeat byte for byte, so
+    # their sha256 in provenance and the simcover identity every features file records repeat too
+    for name in ("features/simcover.pt", "train/checkpoints/epoch_002.pt", "train/checkpoints/epoch_003.pt"):
+        assert (work / RES / name).read_bytes() == (reference / RES / name).read_bytes(), name
+    identity = [str(np.load(run / RES / "features" / "real_simcover.npz")["weights"]) for run in (work, reference)]
+    assert identity[0] == identity[1] and identity[0].startswith("simcover:"), identity
 
 
 def test_two_runs_started_at_the_same_moment(reference, tmp_path):

@@ -248,7 +248,7 @@ def test_full_disk_during_a_checkpoint_write(tmp_path, data, reference, monkeypa
     def save(obj, f, *a, **k):
         calls.append(obj["epoch"])
         if obj["epoch"] == 4:
-            Path(f).write_bytes(b"PK\x03\x04" + b"\0" * 1000)  # some bytes made it to disk
+            f.write(b"PK\x03\x04" + b"\0" * 1000)  # some bytes made it to disk
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *a, **k)
 

@@ -343,6 +343,21 @@ def test_truncated_checkpoint_load_error(tmp_path, data):
         ckpt.load(bad)
 
 
+def test_equal_payloads_give_equal_file_bytes(tmp_path):
+    """The bytes of a saved file depend only on what it holds: not on the random temporary name of
+    the atomic write (torch.save names the archive's inner folder after a path it is given), nor on
+    the target's name; so provenance's sha256 and simcover's identity repeat between runs."""
+    net = torch.nn.Conv2d(3, 4, 3)
+    payload = {"epoch": 1, "state": net.state_dict(), "note": "x"}
+    paths = [ckpt.save(payload, tmp_path / name) for name in ("a.pt", "b.pt", "sub/a.pt")]
+    blobs = [p.read_bytes() for p in paths]
+    assert blobs[0] == blobs[1] == blobs[2]
+    assert b".part" not in blobs[0] and b"a.pt" not in blobs[0]  # no file name inside the archive
+    other = ckpt.save({**payload, "epoch": 2}, tmp_path / "c.pt").read_bytes()
+    assert other != blobs[0]  # the content still decides the bytes
+    assert torch.equal(ckpt.load_raw(paths[1])["state"]["weight"], net.weight.detach())
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_bf16_on_cpu_trains(tmp_path, data):
     d, out = run(tmp_path, data, {"precision": "bf16", "n_epochs": 1, "n_epochs_decay": 0, "deterministic": False})

@@ -170,9 +170,11 @@ def test_kid_matches_direct_unbiased_mmd_and_detects_shift():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(80, 10))
     y = rng.normal(size=(80, 10))
-    # one subset holding the whole sets = the full unbiased estimate
-    mean, std = kernel_distance(x, y, subsets=1, subset_size=1000)
-    assert mean == pytest.approx(_unbiased_mmd2(x, y, 10), rel=1e-10)
+    # one subset (capped at half the sets: 40 of 80) = the unbiased estimate on the points it drew
+    mean, std = kernel_distance(x, y, subsets=1, subset_size=1000, seed=7)
+    rng_subsets = np.random.default_rng(7)
+    a, b = x[rng_subsets.choice(80, 40, replace=False)], y[rng_subsets.choice(80, 40, replace=False)]
+    assert mean == pytest.approx(_unbiased_mmd2(a, b, 10), rel=1e-10)
     assert std == 0.0
     a, b = rng.normal(size=(300, 64)), rng.normal(size=(300, 64))
     same, _ = kernel_distance(a, b, subsets=50, subset_size=150, seed=1)
@@ -272,18 +274,24 @@ def test_paired_errors_and_pairing_by_ids():
 
 def test_kid_subsets_are_smaller_than_the_sets_so_the_spread_is_real():
     """With the default subset size (1000) and 200 test patches, every 'subset' used to be the whole
-    set reshuffled (kid_std ~ 3e-16). Subsets are now at most half the smaller set, and the size
-    used is in the row."""
+    set reshuffled (kid_std ~ 3e-16). Subsets are now at most half the smaller set, in the pipeline
+    and in the public API alike, and the size used is in the row."""
     from deepsnow.config import validate_section
-    from deepsnow.metrics.epoch import _kid, kid_subset_size
+    from deepsnow.metrics.distances import kid_subset_size
+    from deepsnow.metrics.epoch import _kid
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(200, 16)), rng.normal(0.3, 1.0, size=(200, 16))
-    row = _kid(x, y, validate_section("metrics", {"kid_subsets": 20}))
+    params = validate_section("metrics", {})
+    row = _kid(x, y, params)
     assert row["kid_subset_size"] == 100
     assert row["kid_std"] > 1e-3 * abs(row["kid_mean"]) and row["kid_std"] > 1e-8
-    whole, whole_std = kernel_distance(x, y, subsets=20, subset_size=1000)  # the old behaviour
-    assert whole_std < 1e-12
+    # the documented API with its defaults gives the pipeline's answer for the same arrays
+    assert kernel_distance(x, y, seed=params["seed"]) == (row["kid_mean"], row["kid_std"])
+    assert kernel_distance(x, y)[1] > 1e-9
     assert kid_subset_size(50, 300, 80) == 40 and kid_subset_size(10, 300, 80) == 10
     tiny = _kid(x[:3], y[:10], validate_section("metrics", {"kid_subsets": 5}))  # too few for a spread
     assert tiny["kid_subset_size"] == 3 and math.isnan(tiny["kid_std"]) and math.isfinite(tiny["kid_mean"])
+    with pytest.warns(RuntimeWarning, match="too small for distinct subsets"):
+        mean, std = kernel_distance(x[:3], y[:10], subsets=5)
+    assert math.isnan(std) and mean == tiny["kid_mean"]

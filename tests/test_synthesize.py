@@ -100,6 +100,24 @@ def synthesize(tmp_path, scene, checkpoints, name="area", params=None, extra=())
     return main(argv), out
 
 
+def check_raster_bands_load_with_odc_stac(item) -> None:
+    """Each raster asset says what its pixels are (raster extension): odc-stac, as a user's client,
+    loads them in the file's own data type (it read float32 before) and pixel for pixel as rasterio."""
+    import odc.stac
+
+    raster = item.assets["after_synthetic_reflectance"].extra_fields["raster:bands"]
+    assert [(b["data_type"], b["scale"], b["offset"]) for b in raster] == [("uint16", 1e-4, 0.0)] * 3
+    assert [b["data_type"] for b in item.assets["before"].extra_fields["raster:bands"]] == ["uint16"] * 7
+    bands = {"after_synthetic": 1, "after_synthetic.3": 3, "after_synthetic_reflectance.2": 2, "before.5": 5, "truth.6": 6}
+    ds = odc.stac.load([item], bands=list(bands), chunks=None)
+    for name, index in bands.items():
+        with rasterio.open(item.assets[name.split(".")[0]].get_absolute_href()) as src:
+            expected = src.read(index)
+        loaded = ds[name].isel(time=0).values
+        assert loaded.dtype == expected.dtype, (name, loaded.dtype)
+        np.testing.assert_array_equal(loaded, expected, err_msg=name)
+
+
 def test_synthesize_writes_a_cog_on_the_input_grid_and_a_valid_stac_catalog(tmp_path):
     import pystac
     from rio_cogeo.cogeo import cog_validate
@@ -157,6 +175,7 @@ def test_synthesize_writes_a_cog_on_the_input_grid_and_a_valid_stac_catalog(tmp_
     assert any("snow.tif.prov.json" in link.href for link in provenance)
     assert all(Path(link.get_absolute_href()).exists() for link in provenance)
     assert json.loads(cat_path.read_text())["links"][-1]["href"].startswith("./")  # self-contained, relative
+    check_raster_bands_load_with_odc_stac(item)
 
     # Figure 9 is drawn from the catalog: before, synthetic after, real after, truth, with a zoom
     png, pdf = tmp_path / "figure9.png", tmp_path / "figure9.pdf"

@@ -186,7 +186,13 @@ def _limits(part: Partition, req: Request) -> str:
         over.append(f"at most {most_cpus} CPUs per node")
     if (req.mem_mb or 0) > most_mem:
         over.append(f"at most {most_mem} MB per node")
-    if req.gpus > most_gpus:
+    if req.gpus and not any(n.gpus for n in part.nodes):
+        over.append(
+            "no GPU on any of its nodes: name a GPU partition for this rule (a command-line --set-resources "
+            "replaces the profile's whole set-resources, moving every GPU rule it does not name to the default "
+            "partition; docs/cluster.md)"
+        )
+    elif req.gpus > most_gpus:
         model = f" {req.gpu_model}" if req.gpu_model else ""
         over.append(f"at most {most_gpus}{model} GPUs per node")
     if req.runtime and part.max_minutes is not None and req.runtime > part.max_minutes:

@@ -121,10 +121,15 @@ def to_cpu(obj):
 
 
 def save(payload: dict, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename: a checkpoint that exists is complete."""
+    """``torch.save`` to a temporary file next to ``path``, then rename: a checkpoint that exists is complete.
+
+    torch.save given a path names the archive's inner folder after that path (here the random
+    temporary name), so equal payloads would give different bytes and different sha256 in
+    provenance; given an open file it names the folder "archive": the bytes depend on the content only.
+    """
     path = Path(path)
-    with atomic_output(path, suffix=".pt") as tmp:
-        torch.save(to_cpu(payload), tmp)
+    with atomic_output(path, suffix=".pt") as tmp, open(tmp, "wb") as f:
+        torch.save(to_cpu(payload), f)
     return path
 
 

@@ -5,6 +5,8 @@ All statistics are computed in float64 whatever the input dtype.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from deepsnow import DeepsnowError
@@ -189,8 +191,9 @@ def kernel_distance(
 ) -> tuple[float, float]:
     """Kernel (Inception) distance: unbiased MMD² with k(a, b) = (γ a·b + coef0)^degree, γ = 1/D.
 
-    Averaged over ``subsets`` random subsets of size m = min(subset_size, N, M)
-    drawn without replacement (seeded). Returns (mean, std) over subsets. The
+    Averaged over ``subsets`` random subsets of m = :func:`kid_subset_size` (``subset_size``
+    capped at half the smaller set) drawn without replacement (seeded). Returns (mean, std) over
+    subsets; std is NaN, with a warning, when the sets are too small for subsets that differ. The
     estimate is unbiased, so independent samples of one distribution give
     values scattered around 0, including slightly negative ones. (Passing the
     very same points as x and y gives a small negative value, O(1/m): points
@@ -199,7 +202,7 @@ def kernel_distance(
     x, y = _pair(x, y, 2)
     if subsets < 1:
         raise DeepsnowError(f"kernel_distance: subsets must be >= 1, got {subsets}")
-    m = min(int(subset_size), len(x), len(y))
+    m = kid_subset_size(subset_size, len(x), len(y))
     if m < 2:
         raise DeepsnowError(f"kernel_distance: subset size {m} < 2 (need at least 2 samples per set)")
     g = 1.0 / x.shape[1] if gamma is None else float(gamma)
@@ -215,4 +218,20 @@ def kernel_distance(
         vals[s] = (
             (kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2.0 * kxy.sum() / (m * m)
         )
+    if 2 * m > min(len(x), len(y)):
+        warnings.warn(
+            f"kernel_distance: sets of {len(x)} and {len(y)} are too small for distinct subsets (each holds "
+            f"{m}, the smaller set has under 4): the spread over subsets is not a spread, std is NaN",
+            RuntimeWarning, stacklevel=2,
+        )
+        return float(vals.mean()), float("nan")
     return float(vals.mean()), float(vals.std())
+
+
+def kid_subset_size(wanted: int, n_x: int, n_y: int) -> int:
+    """Subsets of at most half the smaller set: a subset as large as the set is the whole set
+    reshuffled every time, and the spread over subsets (kid_std) would be ~1e-16, not a spread
+    (torch-fidelity and torchmetrics refuse that case). Sets under 4 samples use the whole
+    smaller set (the spread is then NaN); under 2, kernel_distance refuses."""
+    half = min(n_x, n_y) // 2
+    return min(int(wanted), half if half >= 2 else min(n_x, n_y))

@@ -12,16 +12,19 @@ Written with pystac: a self-contained catalog (relative links and asset hrefs, s
 - ``checkpoint``: the generator's checkpoint,
 
 the projection extension on the item (EPSG code, shape, transform: every raster asset is
-on the same grid) and the EO extension's bands on each raster asset. The item's datetime
+on the same grid), and on each raster asset the EO extension's bands and the raster
+extension's (data type, nodata where the file has one, and for reflectance the scale and
+offset from digital numbers; a file whose invalid pixels are in its mask band has no nodata). The item's datetime
 is the before scene's acquisition date (its ``DEEPSNOW_DATE`` tag; an interval
 ``start/end`` gives start and end datetimes), else the GeoTIFF's ``TIFFTAG_DATETIME``,
 else the time of synthesis (``deepsnow:datetime_source`` says which). Each asset's
 provenance sidecar (``F.prov.json``) is linked from the item (rel ``provenance``).
 
 Validation (:func:`offline_validator`) needs no network: pystac ships the core STAC
-schemas, and the two extension schemas used are kept in ``stac_schemas/`` (copied
-verbatim from stac-extensions/projection v2.0.0 and stac-extensions/eo v1.1.0, Apache-2.0)
-and seeded into the validator's schema cache.
+schemas, and the extension schemas used are kept in ``stac_schemas/`` (projection v2.0.0
+and eo v1.1.0 copied verbatim from stac-extensions, Apache-2.0; raster v1.1.0 written here
+from the fields table of that extension's specification) and seeded into the validator's
+schema cache.
 """
 
 from __future__ import annotations
@@ -81,9 +84,25 @@ def _raster_info(path: Path) -> dict:
         with rasterio.open(path) as src:
             bbox = list(transform_bounds(src.crs, "EPSG:4326", *src.bounds))
             return {"crs": src.crs, "transform": list(src.transform)[:6], "shape": [src.height, src.width],
-                    "bbox": bbox, "tags": src.tags(), "names": list(src.descriptions)}
+                    "bbox": bbox, "tags": src.tags(), "names": list(src.descriptions),
+                    "raster": _raster_bands(src)}
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF for the catalog: {exc}") from exc
+
+
+def _raster_bands(src) -> list[dict]:
+    """The raster extension's band objects of an open file: what a client needs to read its pixels
+    (data type, nodata, scale/offset from digital numbers to reflectance), taken from the file itself."""
+    bands = []
+    for i, dtype in enumerate(src.dtypes):
+        band = {"data_type": dtype, "spatial_resolution": float(abs(src.res[0])), "sampling": "area"}
+        if src.nodatavals[i] is not None:
+            band["nodata"] = src.nodatavals[i]
+        scale, offset = src.scales[i], src.offsets[i]
+        if (scale, offset) != (1.0, 0.0):  # digital numbers to a physical value: reflectance = DN x scale + offset
+            band.update(scale=scale, offset=offset, unit="1")
+        bands.append(band)
+    return bands
 
 
 def _bands(asset_key: str, names: list):
@@ -100,6 +119,7 @@ def make_item(product: dict, product_path: Path):
     import pystac
     from pystac.extensions.eo import EOExtension
     from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import RasterBand, RasterExtension
 
     paths = {k: Path(product[k]) for k in ASSETS if product.get(k)}
     missing = [f"{k} {p}" for k, p in paths.items() if not p.exists()]
@@ -122,14 +142,17 @@ def make_item(product: dict, product_path: Path):
         proj.wkt2 = synth["crs"].to_wkt()
     proj.shape, proj.transform = synth["shape"], synth["transform"]
     EOExtension.add_to(item)
+    RasterExtension.add_to(item)
     for key, path in paths.items():
         title, kind, roles = ASSETS[key]
         media = {"cog": pystac.MediaType.COG, "geotiff": pystac.MediaType.GEOTIFF}.get(kind, "application/octet-stream")
         asset = pystac.Asset(href=str(path.resolve()), title=title, media_type=media, roles=[key, *roles])
         item.add_asset(key, asset)
         if kind != "model":
-            names = synth["names"] if key.startswith("after_synthetic") else _raster_info(path)["names"]
+            info = synth if key == "after_synthetic" else _raster_info(path)
+            names = synth["names"] if key.startswith("after_synthetic") else info["names"]
             EOExtension.ext(asset).bands = _bands(key, names)
+            RasterExtension.ext(asset).bands = [RasterBand.create(**band) for band in info["raster"]]
         sidecar = Path(f"{path}.prov.json")
         if sidecar.exists():
             item.add_link(pystac.Link("provenance", str(sidecar.resolve()), "application/json", f"provenance of {key}"))
