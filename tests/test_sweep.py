@@ -1,4 +1,4 @@
-"""Sweeps (issue #17): expansion of ``sweep:`` into variants, names, groups, bad input (in-process)."""
+"""Sweeps (docs/sweeps.md): expansion of ``sweep:`` into variants, names, groups, bad input (in-process)."""
 
 from __future__ import annotations
 

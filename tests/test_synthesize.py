@@ -1,4 +1,4 @@
-"""Synthetic change products (#15): seam-free scene translation (whole-scene instance norm), the
+"""Synthetic change products: seam-free scene translation (whole-scene instance norm), the
 synthesize stage (COG on the input's grid, STAC catalog), its bad inputs, and Figure 9."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def small_generator():
 
 
 def test_scene_norm_tiles_agree_with_one_whole_scene_pass(small_generator):
-    """#15 acceptance: a 512^2 scene in 128 px tiles with --norm scene agrees with one pass over the whole
+    """A 512^2 scene in 128 px tiles with --norm scene agrees with one pass over the whole
     scene to mean |diff| <= 2 DN, and its tile borders are invisible (seam score <= 1.05); per-tile norm
     does not, and the seam score sees a hard cut (the measures are sensitive)."""
     rgb = smooth_rgb(512, 512)

@@ -127,7 +127,7 @@ def test_run_trains_generates_and_measures(finished_run: Path):
 
 
 def test_run_has_simcover_distances(finished_run: Path):
-    """#18: simcover trained on the training patches only, its features recorded by weights hash,
+    """simcover trained on the training patches only, its features recorded by weights hash,
     fd_/cd_<extractor> of every extractor in metrics.csv, correlated in correlations.csv."""
     import csv
 
@@ -235,7 +235,7 @@ def check_report_pages(run: Path, names: list[str]) -> None:
 
 
 def test_synthetic_products_are_cogs_on_the_scene_grid_with_a_valid_catalog(finished_run: Path):
-    """#15: the held-out area's whole scene translated to a valid COG on its grid, in a STAC catalog
+    """The held-out area's whole scene translated to a valid COG on its grid, in a STAC catalog
     that validates offline with the before, real after, synthetic after, truth and checkpoint assets."""
     import pystac
     from rio_cogeo.cogeo import cog_validate
@@ -256,7 +256,7 @@ def test_synthetic_products_are_cogs_on_the_scene_grid_with_a_valid_catalog(fini
 
 
 def test_every_raster_of_the_run_is_a_gis_ready_cog(finished_run: Path):
-    """#15 item 7: scenes, truth, class masks and synthetic products are valid COGs with overviews and an
+    """Scenes, truth, class masks and synthetic products are valid COGs with overviews and an
     internal mask (land cover: valid everywhere); scenes carry the reflectance scale, class rasters a
     colour table and a QGIS style."""
     from rio_cogeo.cogeo import cog_validate

@@ -1,4 +1,4 @@
-# Comparison (sweeps only, issue #17): every variant's metrics per group of variants that differ
+# Comparison (sweeps only, docs/sweeps.md): every variant's metrics per group of variants that differ
 # only in gan.seed, mean, s.d. and n, Welch t-tests at the last epoch; then Figures 3, 5, 7 per group
 # and Figure 11.
 
