@@ -600,7 +600,7 @@ def measure_translate(check: Check) -> dict:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """What a workflow run needs (not results, not the venv), as tests/conftest.py copies it."""
+    """What a workflow run needs (not results, not the venv), as tests/helpers.py copies it."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml"):
         shutil.copy2(REPO / name, dest / name)

@@ -28,12 +28,12 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, deepsnow, env_with_venv, merge_config, merged_config, snakemake
+from helpers import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
 from synthetic import install_tinyplug
 
 from deepsnow import DeepsnowError
 from deepsnow.cli import main as deepsnow_main
-from deepsnow.config import validate_config
+from deepsnow.config import merge_config, validate_config
 from deepsnow.io import load_npz, save_npz
 
 MARKER = "PWNED"

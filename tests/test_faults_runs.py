@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, copy_run, copy_workflow, env_with_venv, merged_config, snakemake
+from helpers import BIN, copy_run, copy_workflow, env_with_venv, merged_config, snakemake
 from deepsnow.config import validate_config
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, env_with_venv
+from helpers import REPO, env_with_venv
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 INJECTED = "translate/bf16"  # the measurement made to fail (--fail): cheap, and not the last one

@@ -39,7 +39,7 @@ import pytest
 import rasterio
 import yaml
 
-from conftest import BIN, copy_workflow, env_with_venv
+from helpers import BIN, copy_workflow, env_with_venv
 from mock_servers import MockSentinelHub, Scene, inner_bbox
 
 pytest.importorskip("bigearthnet_common")

@@ -231,7 +231,7 @@ def test_checkpoint_choice(tmp_path):
 def test_epoch_choice_is_checked_when_the_dag_is_built():
     import yaml
 
-    from conftest import REPO
+    from helpers import REPO
     from deepsnow.config import validate_config
 
     def config(**synth):
@@ -255,7 +255,7 @@ def test_a_scene_list_of_any_length_is_one_job_per_scene(tmp_path):
     catalog and the default targets; the held-out area keeps its own."""
     import yaml
 
-    from conftest import copy_workflow, snakemake
+    from helpers import copy_workflow, snakemake
     from test_workflow import job_counts
 
     work = copy_workflow(tmp_path / "wf")

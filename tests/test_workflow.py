@@ -12,8 +12,9 @@ import rasterio
 import yaml
 
 from deepsnow import provenance
+from deepsnow.config import merge_config
 from deepsnow.io import load_npz, sha256_file
-from conftest import REPO, copy_workflow, deepsnow, merge_config, snakemake
+from helpers import REPO, copy_workflow, deepsnow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +172,7 @@ def test_retraining_by_accident_fails_at_dag_build(finished_run: Path):
     import subprocess
     import sys
 
-    from conftest import env_with_venv
+    from helpers import env_with_venv
 
     ckpts = sorted((finished_run / "results" / "test" / "train" / "checkpoints").glob("epoch_*.pt"))
     assert ckpts and all(not os.stat(p).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) for p in ckpts)
