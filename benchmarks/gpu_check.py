@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""One short run that measures every CUDA path of deepsnow, for the first minutes on a GPU (issue #19).
+"""One short run that measures every CUDA path of deepsnow, for the first minutes on a GPU.
 
 Sections of the JSON written to ``--output`` (docs/performance.md says what each number means):
 
@@ -12,7 +12,9 @@ Sections of the JSON written to ``--output`` (docs/performance.md says what each
   difference to fp32, and whether ``deterministic: true`` runs (and which ops warn);
 * ``embed``: images/s of the Inception (299 px) and ResNet-50 extractors at batch 64, fp32 and bf16
   (random weights: no download);
-* ``translate``: Mpx/s of the paper generator translating a 4096 x 4096 scene tile by tile;
+* ``translate``: Mpx/s of the paper generator translating a 4096 x 4096 scene tile by tile, per-tile
+  instance norm in fp32 and bf16, and seam-free (``norm="scene"``, the default of ``deepsnow translate``
+  and the synthesize stage) in fp32;
 * ``workflow``: the tiny test config (``configs/test.yaml``) run end to end by Snakemake in a scratch
   copy of the repository with the GPU sections on this device: wall time, and whether its metrics
   table has the columns and rows the config implies.
@@ -559,8 +561,9 @@ def measure_embed(check: Check) -> dict:
 # -- translate: a whole scene, tile by tile -----------------------------------------------------
 
 
-def translate_rate(plan: Plan, device, precision: str) -> dict:
-    """Mpx/s of ``translate_array`` (the translate command's tiling and blending) with a random generator."""
+def translate_rate(plan: Plan, device, precision: str, norm: str = "tile") -> dict:
+    """Mpx/s of ``translate_array`` (the translate command's tiling and blending) with a random generator;
+    with ``norm="scene"`` (seam-free) the time includes the pass that measures the scene's statistics."""
     import numpy as np
     import torch
 
@@ -574,20 +577,22 @@ def translate_rate(plan: Plan, device, precision: str) -> dict:
     net = networks.build_generator(networks.Architecture(**plan.translate_arch)).to(device)
     rgb = np.random.default_rng(0).integers(0, 256, (plan.scene, plan.scene, 3), dtype=np.uint8)
     with runtime.autocast(device, precision):
-        translate_array(net, rgb[: plan.tile, : plan.tile], plan.tile, plan.overlap, device)  # warm-up
+        translate_array(net, rgb[: plan.tile, : plan.tile], plan.tile, plan.overlap, device, norm=norm)  # warm-up
         sync(device)
         reset_peak(device)
         t0 = time.perf_counter()
-        _, n_tiles = translate_array(net, rgb, plan.tile, plan.overlap, device)
+        _, n_tiles = translate_array(net, rgb, plan.tile, plan.overlap, device, norm=norm)
         sync(device)
         seconds = time.perf_counter() - t0
     rec = {"mpx_per_s": plan.scene**2 / 1e6 / seconds, "scene_px": plan.scene, "tiles": n_tiles, "timed_s": seconds}
-    return dict(rec, tile=plan.tile, overlap=plan.overlap, precision=precision, **peak_memory(device))
+    return dict(rec, tile=plan.tile, overlap=plan.overlap, precision=precision, norm=norm, **peak_memory(device))
 
 
 def measure_translate(check: Check) -> dict:
     out = {p: check.run(f"translate/{p}", translate_rate, check.plan, check.device, p) for p in ("fp32", "bf16")}
-    out["seam_free"] = {"status": "skipped", "reason": "no seam-free translation mode in this version"}
+    # the default of deepsnow translate and the synthesize stage: whole-scene instance-norm
+    # statistics, in fp32 as they run
+    out["seam_free"] = check.run("translate/seam_free", translate_rate, check.plan, check.device, "fp32", "scene")
     return out
 
 
@@ -595,7 +600,7 @@ def measure_translate(check: Check) -> dict:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """What a workflow run needs (not results, not the venv), as tests/conftest.py copies it."""
+    """What a workflow run needs (not results, not the venv), as tests/helpers.py copies it."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml"):
         shutil.copy2(REPO / name, dest / name)

@@ -1,88 +1,12 @@
-"""Shared test helpers: paths, and running the workflow in a scratch copy."""
+"""Shared fixtures; the plain helpers they use are in helpers.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from deepsnow.config import merge_config  # noqa: F401  (the tests import it from here)
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def env_with_venv() -> dict:
-    """The environment for subprocesses: this interpreter's bin folder first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("OMP_NUM_THREADS", "2")
-    return env
-
-
-def copy_workflow(dest: Path) -> Path:
-    """Copy what a workflow run needs (not results, not the venv) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(REPO / name, dest / name)
-    for name in ("workflow", "configs", "envs", "profiles"):
-        shutil.copytree(
-            REPO / name,
-            dest / name,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-            dirs_exist_ok=True,
-        )
-    return dest
-
-
-def copy_run(run: Path, dest: Path, forget: tuple[str, ...] = ()) -> Path:
-    """Copy a finished run (workflow, results and Snakemake's .snakemake records, file times kept)
-    into ``dest``, then delete the results matching the ``forget`` globs (relative to ``dest``):
-    the next run redoes those and what depends on them, as after a user deleted them."""
-    shutil.copytree(run, dest, symlinks=True)
-    for pattern in forget:
-        for path in sorted(dest.glob(pattern)):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir`` with this venv's tools on PATH."""
-    cmd = [str(BIN / "snakemake"), "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=env_with_venv(), capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
-    return proc
-
-
-def deepsnow(*args: str, check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the deepsnow command line in a subprocess."""
-    cmd = [sys.executable, "-m", "deepsnow.cli", *map(str, args)]
-    proc = subprocess.run(cmd, env=env_with_venv(), capture_output=True, text=True, cwd=cwd, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def merged_config(*files) -> dict:
-    """config.yaml with the given config files merged over it, as Snakemake does (recursively)."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for f in files:
-        merge_config(cfg, yaml.safe_load((REPO / f).read_text()))
-    return cfg
-
-
-@pytest.fixture
-def repo() -> Path:
-    return REPO
+from helpers import copy_workflow, snakemake
 
 
 @pytest.fixture(scope="session")

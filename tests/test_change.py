@@ -1,4 +1,4 @@
-"""Change-detection testbed (#16): detectors against their formulas, implants, known cases."""
+"""Change-detection testbed: detectors against their formulas, implants, known cases."""
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, REPO, copy_workflow, deepsnow, env_with_venv
+from helpers import BIN, REPO, copy_workflow, deepsnow, env_with_venv
 from deepsnow import DeepsnowError
 from deepsnow.cluster import Request, check, job_request, parse_gres, parse_minutes, parse_sinfo
 

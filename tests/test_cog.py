@@ -1,4 +1,4 @@
-"""Every raster the workflow writes is a GIS-ready COG (#15 item 7): deepsnow.cog and its writers."""
+"""Every raster the workflow writes is a GIS-ready COG: deepsnow.cog and its writers."""
 
 from __future__ import annotations
 

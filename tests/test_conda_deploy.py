@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, copy_workflow
+from helpers import REPO, copy_workflow
 
 SCRIPTS = sorted((REPO / "envs").glob("*.post-deploy.sh"))
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from deepsnow import DeepsnowError
-from deepsnow.config import parse_params, validate_config, validate_section
-from conftest import REPO, merge_config
+from deepsnow.config import merge_config, parse_params, validate_config, validate_section
+from helpers import REPO
 
 
 def demo_config() -> dict:

@@ -11,7 +11,7 @@ import pytest
 
 from deepsnow import DeepsnowError, provenance
 from deepsnow.io import atomic_output, load_npz, save_npz, sha256_file, write_json
-from conftest import deepsnow
+from helpers import deepsnow
 
 
 def test_atomic_output_leaves_nothing_on_error(tmp_path: Path):
@@ -239,7 +239,7 @@ def test_every_rule_has_a_docstring_and_the_license_is_the_packages(tmp_path: Pa
     import subprocess
     import tomllib
 
-    from conftest import BIN, REPO, copy_workflow, env_with_venv
+    from helpers import BIN, REPO, copy_workflow, env_with_venv
 
     work = copy_workflow(tmp_path / "wf")
     proc = subprocess.run(

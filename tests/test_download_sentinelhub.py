@@ -29,7 +29,7 @@ from deepsnow import DeepsnowError
 from deepsnow.config import validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
 from deepsnow.data.scene import BANDS, read_scene
-from conftest import merged_config, REPO, copy_workflow, deepsnow, env_with_venv, snakemake
+from helpers import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
 from mock_servers import MockSentinelHub, Scene, ben_sources, inner_bbox
 from synthetic import bigearthnet_example_dir
 

@@ -31,7 +31,7 @@ from deepsnow.config import areas_of, validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
 from deepsnow.data.download.stac import scale_offset
 from deepsnow.data.scene import BANDS, read_scene
-from conftest import merged_config, REPO, copy_workflow, deepsnow, snakemake
+from helpers import REPO, copy_workflow, deepsnow, merged_config, snakemake
 from mock_servers import MockStac, ben_sources, inner_bbox, synthetic_source
 from synthetic import bigearthnet_example_dir
 

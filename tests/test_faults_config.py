@@ -1,4 +1,4 @@
-"""Fault matrix (issue #8, reliability), bad configs: one parametrised test per row.
+"""Fault matrix (reliability), bad configs: one parametrised test per row.
 
 Every bad config must stop the workflow's validation and, where the fault lies inside one
 section, the stage command's ``--params`` validation: a non-zero exit, a message naming the key
@@ -28,12 +28,12 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, deepsnow, env_with_venv, merge_config, merged_config, snakemake
+from helpers import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
 from synthetic import install_tinyplug
 
 from deepsnow import DeepsnowError
 from deepsnow.cli import main as deepsnow_main
-from deepsnow.config import validate_config
+from deepsnow.config import merge_config, validate_config
 from deepsnow.io import load_npz, save_npz
 
 MARKER = "PWNED"
@@ -515,7 +515,7 @@ def test_entry_point_that_fails_to_load_is_named(tmp_path, plugin_path, images):
 
 
 def test_simcover_on_downloaded_data_needs_a_weights_file(tmp_path):
-    """The demo's extractors on Sentinel data: simcover has no labels to learn there (#18)."""
+    """The demo's extractors on Sentinel data: simcover has no labels to learn there."""
     stac = {"data": {"source": "stac", "aois": [{"name": "alps", "bbox": [10.0, 46.0, 10.1, 46.1]}]},
             "split": {"test_aois": []}}
     validation_refuses(tmp_path, stac, "key 'features.extractors': simcover on data.source 'stac' needs "

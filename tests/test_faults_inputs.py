@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from conftest import deepsnow
+from helpers import deepsnow
 
 # -- tiny but complete valid inputs, made with the CLI ----------------------------------------------
 DATA = {"source": "simulator", "simulator": {"n_aois": 2, "size": 160, "seed": 1, "snow_line_m": 300, "cloudy_scene_fraction": 0.0}}

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BIN, copy_run, copy_workflow, env_with_venv, merged_config, snakemake
+from helpers import BIN, copy_run, copy_workflow, env_with_venv, merged_config, snakemake
 from deepsnow.config import validate_config
 
 pytestmark = pytest.mark.slow

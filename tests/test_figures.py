@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import env_with_venv
+from helpers import env_with_venv
 from deepsnow import DeepsnowError
 from deepsnow.figures import artifact_measures as artifacts
 from deepsnow.figures.common import select_epochs
 from deepsnow.figures.table import FIGURES, INPUTS
 from deepsnow.io import save_npz
+from deepsnow.metrics.table import table_columns, write_csv
 
 N, S = 6, 32
 EPOCHS = (1, 2, 3)
@@ -122,6 +123,61 @@ def test_select_epochs_filters_and_falls_back():
 # ----------------------------------------------------------------------------- synthetic run
 
 
+def _metrics_rows(truth: bool, pretrained: bool) -> list[dict]:
+    """metrics.csv's rows per epoch and direction: the metrics the figures draw improve over the
+    epochs; the paired errors only AtoB, and only with a truth."""
+    rows = []
+    for i, e in enumerate(EPOCHS):
+        for direction in ("AtoB", "BtoA"):
+            paired = direction == "AtoB" and truth
+            rows.append(
+                {
+                    "epoch": e,
+                    "direction": direction,
+                    "n_real": 6,
+                    "n_fake": 6,
+                    "inception_extractor": "inception",
+                    "inception_weights": "IMAGENET1K_V1" if pretrained else "random-seed0",
+                    "inception_pretrained": "true" if pretrained else "false",
+                    "resnet_extractor": "resnet50",
+                    "resnet_weights": "IMAGENET1K_V1" if pretrained else "random-seed0",
+                    "resnet_pretrained": "true" if pretrained else "false",
+                    "fid": 30.0 - 5 * i,
+                    "frd": 300.0 - 40 * i,
+                    "crd": 0.1 - 0.02 * i,
+                    "crd_dot": 5.0,
+                    "fd_simcover": 40.0 - 6 * i,
+                    "cd_simcover": 0.2 - 0.03 * i,
+                    "kid_mean": 0.05 - 0.01 * i,
+                    "kid_std": 0.01,
+                    "kid_subset_size": N,
+                    "rf_logloss_mean": 0.2 + 0.1 * i,
+                    "rf_logloss_std": 0.05,
+                    "rf_accuracy_mean": 0.9,
+                    "rf_accuracy_std": 0.02,
+                    "rf_auc_mean": 0.95,
+                    "rf_auc_std": 0.01,
+                    "rf_n_per_class": 6,
+                    "rf_repeats": 3,
+                    "paired_l1": 0.2 - 0.03 * i if paired else None,
+                    "paired_ssim": 0.5 + 0.1 * i if paired else None,
+                    "paired_l1_water": 0.3 - 0.05 * i if paired else None,
+                    "n_paired": N if paired else 0,
+                }
+            )
+    return rows
+
+
+def _write_metrics(path, rows, drop=()):
+    """``rows`` as the metrics stage writes them: in the table's columns and order
+    (:func:`deepsnow.metrics.table.table_columns`, the per-extractor distances included), a column
+    the rows lack empty (a missing value), less the ``drop`` columns."""
+    columns = table_columns(rows)
+    unknown = {k for r in rows for k in r} - set(columns)
+    assert not unknown, f"not columns of metrics.csv (deepsnow.metrics.table): {sorted(unknown)}"
+    write_csv(path, rows, [c for c in columns if c not in drop])
+
+
 def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
     """A tiny results folder: testA, samples of 3 epochs, losses, metrics, correlations, PCA."""
     real = smooth_images(N, S)
@@ -162,47 +218,7 @@ def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
     )
     (d / "train").mkdir(parents=True, exist_ok=True)
     losses.to_csv(d / "train/losses.csv", index=False)
-    rows = []
-    for i, e in enumerate(EPOCHS):
-        for direction in ("AtoB", "BtoA"):
-            paired = direction == "AtoB" and truth
-            rows.append(
-                {
-                    "epoch": e,
-                    "direction": direction,
-                    "n_real": 6,
-                    "n_fake": 6,
-                    "inception_extractor": "inception",
-                    "inception_weights": "IMAGENET1K_V1" if pretrained else "random-seed0",
-                    "inception_pretrained": "true" if pretrained else "false",
-                    "resnet_extractor": "resnet50",
-                    "resnet_weights": "IMAGENET1K_V1" if pretrained else "random-seed0",
-                    "resnet_pretrained": "true" if pretrained else "false",
-                    "fid": 30.0 - 5 * i,
-                    "frd": 300.0 - 40 * i,
-                    "crd": 0.1 - 0.02 * i,
-                    "crd_dot": 5.0,
-                    "fd_simcover": 40.0 - 6 * i,
-                    "cd_simcover": 0.2 - 0.03 * i,
-                    "kid_mean": 0.05 - 0.01 * i,
-                    "kid_std": 0.01,
-                    "rf_logloss_mean": 0.2 + 0.1 * i,
-                    "rf_logloss_std": 0.05,
-                    "rf_accuracy_mean": 0.9,
-                    "rf_accuracy_std": 0.02,
-                    "rf_auc_mean": 0.95,
-                    "rf_auc_std": 0.01,
-                    "rf_n_per_class": 6,
-                    "rf_repeats": 3,
-                    "paired_l1": 0.2 - 0.03 * i if paired else None,
-                    "paired_ssim": 0.5 + 0.1 * i if paired else None,
-                    "paired_l1_water": 0.3 - 0.05 * i if paired else None,
-                    "n_paired": N if paired else 0,
-                }
-            )
-    metrics = pd.DataFrame(rows).drop(columns=list(metrics_drop))
-    (d / "metrics").mkdir(parents=True, exist_ok=True)
-    metrics.to_csv(d / "metrics/metrics.csv", index=False)
+    _write_metrics(d / "metrics/metrics.csv", _metrics_rows(truth, pretrained), drop=metrics_drop)
     corr = []
     for p in ("paired_l1", "paired_ssim", "paired_l1_water"):
         for m in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean", "fd_simcover", "cd_simcover"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, env_with_venv
+from helpers import REPO, env_with_venv
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 INJECTED = "translate/bf16"  # the measurement made to fail (--fail): cheap, and not the last one
@@ -94,6 +94,8 @@ def test_embed_and_translate_rates(quick_run):
     for label in ("inception fp32", "inception bf16", "resnet50 fp32", "resnet50 bf16"):
         assert result["embed"][label]["status"] == "ok" and result["embed"][label]["images_per_s"] > 0
     assert result["translate"]["fp32"]["status"] == "ok" and result["translate"]["fp32"]["mpx_per_s"] > 0
+    seam_free = result["translate"]["seam_free"]
+    assert seam_free["status"] == "ok" and seam_free["norm"] == "scene" and seam_free["mpx_per_s"] > 0
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Land-cover labels (#18): the simulator's landcover.tif, per-patch class fractions, their way through split."""
+"""Land-cover labels: the simulator's landcover.tif, per-patch class fractions, their way through split."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import deepsnow, env_with_venv
+from helpers import deepsnow, env_with_venv
 from synthetic import install_tinyplug
 from deepsnow.io import load_npz, save_npz
 

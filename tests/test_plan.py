@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import BIN, REPO, env_with_venv, merged_config
+from helpers import BIN, REPO, env_with_venv, merged_config
 
 from deepsnow.cli import main
 from deepsnow.config import validate_config

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import deepsnow
+from helpers import deepsnow
 
 METRICS = (
     "epoch,direction,fid,frd,crd,kid_mean,kid_std,rf_logloss_mean,rf_auc_mean,inception_weights,resnet_weights,"

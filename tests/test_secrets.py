@@ -1,4 +1,4 @@
-"""Sentinel Hub credentials and tokens never reach a file, a log or an error message (issue #8, "Secrets").
+"""Sentinel Hub credentials and tokens never reach a file, a log or an error message.
 
 The download stage runs against the mock Sentinel Hub of tests/mock_servers.py
 (a real HTTP server on 127.0.0.1) with distinctive random credentials and a
@@ -39,7 +39,7 @@ import pytest
 import rasterio
 import yaml
 
-from conftest import BIN, copy_workflow, env_with_venv
+from helpers import BIN, copy_workflow, env_with_venv
 from mock_servers import MockSentinelHub, Scene, inner_bbox
 
 pytest.importorskip("bigearthnet_common")

@@ -1,4 +1,4 @@
-"""simcover (#18): the land-cover ResNet-18 trained on the training patches, its weights file, the extractor.
+"""simcover: the land-cover ResNet-18 trained on the training patches, its weights file, the extractor.
 
 Tiny in-process data (16 px patches whose colours follow their class fractions); no workflow run.
 """

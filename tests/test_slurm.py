@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import BIN, REPO, copy_workflow, env_with_venv, merged_config
+from helpers import BIN, REPO, copy_workflow, env_with_venv, merged_config
 from slurm_cluster import SlurmCluster, SlurmUnavailable, install, is_root
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

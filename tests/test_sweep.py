@@ -1,13 +1,13 @@
-"""Sweeps (issue #17): expansion of ``sweep:`` into variants, names, groups, bad input (in-process)."""
+"""Sweeps (docs/sweeps.md): expansion of ``sweep:`` into variants, names, groups, bad input (in-process)."""
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import merge_config, merged_config
+from helpers import merged_config
 
 from deepsnow import DeepsnowError
-from deepsnow.config import validate_config, variants_of
+from deepsnow.config import merge_config, validate_config, variants_of
 from deepsnow.sweep import group_of, variant_name
 
 
@@ -276,7 +276,7 @@ def test_comparison_figure_captions_describe_each_sweep_figure():
 
 # ------------------------------------------------------------------ the workflow
 
-from conftest import copy_run, copy_workflow, snakemake  # noqa: E402
+from helpers import copy_run, copy_workflow, snakemake  # noqa: E402
 from test_workflow import job_counts  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Synthetic change products (#15): seam-free scene translation (whole-scene instance norm), the
+"""Synthetic change products: seam-free scene translation (whole-scene instance norm), the
 synthesize stage (COG on the input's grid, STAC catalog), its bad inputs, and Figure 9."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def small_generator():
 
 
 def test_scene_norm_tiles_agree_with_one_whole_scene_pass(small_generator):
-    """#15 acceptance: a 512^2 scene in 128 px tiles with --norm scene agrees with one pass over the whole
+    """A 512^2 scene in 128 px tiles with --norm scene agrees with one pass over the whole
     scene to mean |diff| <= 2 DN, and its tile borders are invisible (seam score <= 1.05); per-tile norm
     does not, and the seam score sees a hard cut (the measures are sensitive)."""
     rgb = smooth_rgb(512, 512)
@@ -251,7 +251,7 @@ def test_checkpoint_choice(tmp_path):
 def test_epoch_choice_is_checked_when_the_dag_is_built():
     import yaml
 
-    from conftest import REPO
+    from helpers import REPO
     from deepsnow.config import validate_config
 
     def config(**synth):
@@ -275,7 +275,7 @@ def test_a_scene_list_of_any_length_is_one_job_per_scene(tmp_path):
     catalog and the default targets; the held-out area keeps its own."""
     import yaml
 
-    from conftest import copy_workflow, snakemake
+    from helpers import copy_workflow, snakemake
     from test_workflow import job_counts
 
     work = copy_workflow(tmp_path / "wf")

@@ -12,8 +12,9 @@ import rasterio
 import yaml
 
 from deepsnow import provenance
+from deepsnow.config import merge_config
 from deepsnow.io import load_npz, sha256_file
-from conftest import REPO, copy_workflow, deepsnow, merge_config, snakemake
+from helpers import REPO, copy_workflow, deepsnow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +128,7 @@ def test_run_trains_generates_and_measures(finished_run: Path):
 
 
 def test_run_has_simcover_distances(finished_run: Path):
-    """#18: simcover trained on the training patches only, its features recorded by weights hash,
+    """simcover trained on the training patches only, its features recorded by weights hash,
     fd_/cd_<extractor> of every extractor in metrics.csv, correlated in correlations.csv."""
     import csv
 
@@ -171,7 +172,7 @@ def test_retraining_by_accident_fails_at_dag_build(finished_run: Path):
     import subprocess
     import sys
 
-    from conftest import env_with_venv
+    from helpers import env_with_venv
 
     ckpts = sorted((finished_run / "results" / "test" / "train" / "checkpoints").glob("epoch_*.pt"))
     assert ckpts and all(not os.stat(p).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) for p in ckpts)
@@ -235,7 +236,7 @@ def check_report_pages(run: Path, names: list[str]) -> None:
 
 
 def test_synthetic_products_are_cogs_on_the_scene_grid_with_a_valid_catalog(finished_run: Path):
-    """#15: the held-out area's whole scene translated to a valid COG on its grid, in a STAC catalog
+    """The held-out area's whole scene translated to a valid COG on its grid, in a STAC catalog
     that validates offline with the before, real after, synthetic after, truth and checkpoint assets."""
     import pystac
     from rio_cogeo.cogeo import cog_validate
@@ -256,7 +257,7 @@ def test_synthetic_products_are_cogs_on_the_scene_grid_with_a_valid_catalog(fini
 
 
 def test_every_raster_of_the_run_is_a_gis_ready_cog(finished_run: Path):
-    """#15 item 7: scenes, truth, class masks and synthetic products are valid COGs with overviews and an
+    """Scenes, truth, class masks and synthetic products are valid COGs with overviews and an
     internal mask (land cover: valid everywhere); scenes carry the reflectance scale, class rasters a
     colour table and a QGIS style."""
     from rio_cogeo.cogeo import cog_validate

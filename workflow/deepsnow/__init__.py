@@ -1,7 +1,8 @@
 """deepsnow: synthetic after-snowfall Sentinel-2 imagery with cycleGAN, and how far to trust it.
 
 One subpackage per workflow stage (``data``, ``gan``, ``features``, ``metrics``,
-``figures``, ``provenance``); ``deepsnow.cli`` is the ``deepsnow`` command.
+``figures``, ``synthesize``, ``change``) and one for the provenance sidecars every stage
+writes (``provenance``); ``deepsnow.cli`` is the ``deepsnow`` command.
 """
 
 __version__ = "0.1.0"

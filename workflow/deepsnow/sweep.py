@@ -1,4 +1,4 @@
-"""Sweeps (issue #17): the ``sweep:`` mapping of a config expanded into variants.
+"""Sweeps (docs/sweeps.md): the ``sweep:`` mapping of a config expanded into variants.
 
 ``sweep`` maps dotted config keys (``gan.seed``) to lists of values; every combination
 (the Cartesian product, in the order the keys are written) is a *variant*: the config with

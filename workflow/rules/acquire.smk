@@ -4,14 +4,14 @@
 rule simulate:
     """Simulate one area's snow-free and snow scenes, the true snow-covered scene and its land cover."""
     output:
-        snowfree=R("scenes/{aoi}/snowfree.tif"),
-        snow=R("scenes/{aoi}/snow.tif"),
-        truth=R("truth/{aoi}/snow.tif"),
-        landcover=R("truth/{aoi}/landcover.tif"),
+        snowfree=run_path("scenes/{aoi}/snowfree.tif"),
+        snow=run_path("scenes/{aoi}/snow.tif"),
+        truth=run_path("truth/{aoi}/snow.tif"),
+        landcover=run_path("truth/{aoi}/landcover.tif"),
     log:
-        R("logs/simulate/{aoi}.log"),
+        run_path("logs/simulate/{aoi}.log"),
     benchmark:
-        R("benchmarks/simulate/{aoi}.tsv")
+        run_path("benchmarks/simulate/{aoi}.tsv")
     conda:
         "../../envs/data.yaml"
     params:
@@ -53,11 +53,11 @@ if config["data"]["source"] == "sentinelhub" and not config["data"]["sentinelhub
 rule download:
     """Download one area's Sentinel-2 L2A scene of one season (Sentinel Hub or STAC)."""
     output:
-        scene=R("scenes/{aoi}/{season}.tif"),
+        scene=run_path("scenes/{aoi}/{season}.tif"),
     log:
-        R("logs/download/{aoi}_{season}.log"),
+        run_path("logs/download/{aoi}_{season}.log"),
     benchmark:
-        R("benchmarks/download/{aoi}_{season}.tsv")
+        run_path("benchmarks/download/{aoi}_{season}.tsv")
     wildcard_constraints:
         aoi="(?!)" if SIMULATED else "|".join(map(re.escape, AOIS)),
     conda:
@@ -67,7 +67,7 @@ rule download:
     params:
         section=section("data"),
         code=code("download"),
-        cache=R(f"cache/{config['data']['source']}"),
+        cache=run_path(f"cache/{config['data']['source']}"),
         source=config["data"]["source"],
     message:
         "Downloading the {wildcards.season} scene of area {wildcards.aoi} ({params.source})"

@@ -8,11 +8,11 @@ rule change:
     input:
         unpack(change_inputs),
     output:
-        record=V("change/{aoi}.json"),
+        record=variant_path("change/{aoi}.json"),
     log:
-        V("logs/change/{aoi}.log"),
+        variant_path("logs/change/{aoi}.log"),
     benchmark:
-        V("benchmarks/change/{aoi}.tsv")
+        variant_path("benchmarks/change/{aoi}.tsv")
     wildcard_constraints:
         aoi="|".join(CHANGE_AREAS),
     conda:
@@ -37,15 +37,17 @@ rule change:
 rule change_summary:
     """Tabulate the change detectors of every held-out area; the AUC gap synthetic vs real."""
     input:
-        areas=expand(V("change/{aoi}.json"), aoi=CHANGE_AREAS, allow_missing=True),
+        areas=expand(variant_path("change/{aoi}.json"), aoi=CHANGE_AREAS, allow_missing=True),
     output:
         table=CHANGE_SUMMARY,
-        summary=V("change/summary.json"),
+        summary=variant_path("change/summary.json"),
         page=report(
-            V("change/summary.html"), caption="../report/change.rst", category="Change detection"
+            variant_path("change/summary.html"),
+            caption="../report/change.rst",
+            category="Change detection",
         ),
     log:
-        V("logs/change/summary.log"),
+        variant_path("logs/change/summary.log"),
     conda:
         "../../envs/eval.yaml"
     params:

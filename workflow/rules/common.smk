@@ -14,10 +14,20 @@ from deepsnow.stages import STAGE_CODE
 # Fills schema defaults and stops before any job with a message naming the key (every
 # variant of a sweep too).
 validate_config(config)
-# sweep: (issue #17, docs/sweeps.md): {variant name: its values, group and validated config};
+# sweep (docs/sweeps.md): {variant name: its values, group and validated config};
 # {} without a sweep, and then every path and param below is exactly the unswept run's.
 VARIANTS = variants_of(config)
 SWEEP = bool(VARIANTS)
+
+
+# Options of the snakemake command line under which it runs no job (snakemake.cli.args_to_api).
+NON_EXECUTING_OPTIONS = """
+    dryrun lint list_target_rules list_rules print_compilation containerize generate_unit_tests
+    dag rulegraph filegraph d3dag unlock cleanup_metadata conda_cleanup_envs conda_create_envs_only
+    list_conda_envs cleanup_shadow container_cleanup_images list_changes list_input_changes
+    list_params_changes list_untracked summary detailed_summary archive delete_all_output
+    delete_temp_output
+""".split()
 
 
 def executes_jobs(workflow):
@@ -41,15 +51,6 @@ def executes_jobs(workflow):
     return not any(getattr(args, name, None) for name in NON_EXECUTING_OPTIONS)
 
 
-# Options of the snakemake command line under which it runs no job (snakemake.cli.args_to_api).
-NON_EXECUTING_OPTIONS = """
-    dryrun lint list_target_rules list_rules print_compilation containerize generate_unit_tests
-    dag rulegraph filegraph d3dag unlock cleanup_metadata conda_cleanup_envs conda_create_envs_only
-    list_conda_envs cleanup_shadow container_cleanup_images list_changes list_input_changes
-    list_params_changes list_untracked summary detailed_summary archive delete_all_output
-    delete_temp_output
-""".split()
-
 RUN = config["run"]
 if os.path.lexists(f"results/{RUN}") and not os.path.isdir(f"results/{RUN}"):
     raise DeepsnowError(
@@ -63,13 +64,6 @@ SIMULATED = config["data"]["source"] == "simulator"
 EPOCHS = saved_epochs(config["gan"])
 # Epochs whose checkpoint stays (gan.keep_every); every saved epoch keeps its samples.
 KEPT = kept_epochs(config["gan"])
-
-
-# Resumable training state (not a Snakemake output, which Snakemake would delete
-# before rerunning a killed job); a changed gan config gets a fresh folder.
-# Under a sweep one per variant (its gan section), results/<run>/variants/<variant>/train/.
-def state_dir(wildcards):
-    return V(f"train/state-{state_key(vconfig(wildcards)['gan'])}", wildcards)
 
 
 wildcard_constraints:
@@ -107,7 +101,7 @@ onstart:
     onstart_check(workflow)
 
 
-def R(path):
+def run_path(path):
     """A path under this run's results folder."""
     return f"results/{RUN}/{path}"
 
@@ -119,22 +113,29 @@ def section(name):
 
 # --- variants: every stage after the split runs once per variant, under
 # results/<run>/variants/<variant>/ (a rule's paths carry the {variant} wildcard); the data half
-# and the real embeddings stay shared. Without a sweep, V(path) is R(path) and vsection(name)
-# the plain section string.
+# and the real embeddings stay shared. Without a sweep, variant_path(path) is run_path(path) and
+# vsection(name) the plain section string.
 VDIR = "variants/{variant}/" if SWEEP else ""
 # the real test sets' embeddings depend on the features section only: per variant when it is swept
 FEATURES_SWEPT = SWEEP and any(k.startswith("features.") for k in config["sweep"])
 
 
-def V(path, wildcards=None):
+def variant_path(path, wildcards=None):
     """A per-variant path: {variant} left for Snakemake, or filled from ``wildcards``."""
-    path = R(VDIR + path)
+    path = run_path(VDIR + path)
     return path.replace("{variant}", wildcards.variant) if SWEEP and wildcards is not None else path
 
 
 def vconfig(wildcards):
     """The config of the job's variant (the config itself without a sweep)."""
     return VARIANTS[wildcards.variant]["config"] if SWEEP else config
+
+
+# Resumable training state (not a Snakemake output, which Snakemake would delete
+# before rerunning a killed job); a changed gan config gets a fresh folder.
+# Under a sweep one per variant (its gan section), results/<run>/variants/<variant>/train/.
+def state_dir(wildcards):
+    return variant_path(f"train/state-{state_key(vconfig(wildcards)['gan'])}", wildcards)
 
 
 def vsection(name):
@@ -146,7 +147,7 @@ def vsection(name):
 
 def shared_or_variant(path, wildcards=None):
     """Paths of the real embeddings: shared, or per variant when the features section is swept."""
-    return V(path, wildcards) if FEATURES_SWEPT else R(path)
+    return variant_path(path, wildcards) if FEATURES_SWEPT else run_path(path)
 
 
 def real_features(extractor, wildcards=None):
@@ -171,13 +172,13 @@ def code(stage):
 
 def patch_inputs(wildcards):
     inputs = {
-        "scene": R(f"scenes/{wildcards.aoi}/{wildcards.season}.tif"),
-        "mask": R(f"masks/{wildcards.aoi}/{wildcards.season}.tif"),
+        "scene": run_path(f"scenes/{wildcards.aoi}/{wildcards.season}.tif"),
+        "mask": run_path(f"masks/{wildcards.aoi}/{wildcards.season}.tif"),
     }
     if SIMULATED and wildcards.season == "snowfree":
-        inputs["truth"] = R(f"truth/{wildcards.aoi}/snow.tif")
+        inputs["truth"] = run_path(f"truth/{wildcards.aoi}/snow.tif")
     if SIMULATED:  # the simulator's labels: per-patch class fractions (both seasons)
-        inputs["landcover"] = R(f"truth/{wildcards.aoi}/landcover.tif")
+        inputs["landcover"] = run_path(f"truth/{wildcards.aoi}/landcover.tif")
     return inputs
 
 
@@ -202,10 +203,10 @@ def gpus_for(name):
     return 0 if config[name]["device"] == "cpu" else 1
 
 
-DATASET = [R(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
+DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
 
 
-SAMPLES = [V(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]
+SAMPLES = [variant_path(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]
 EXTRACTORS = config["features"]["extractors"]
 INCEPTION = config["metrics"]["inception_extractor"]
 RESNET = config["metrics"]["resnet_extractor"]
@@ -214,8 +215,8 @@ RESNET = config["metrics"]["resnet_extractor"]
 # simcover's weights: a given file (features.simcover.weights_path), else trained by rule
 # train_simcover on this run's training patches (simulator runs; config.py refuses others).
 SIMCOVER_GIVEN = config["features"]["simcover"]["weights_path"]
-SIMCOVER_TRAINED = R("features/simcover.pt")
-SIMCOVER_SUMMARY = R("features/simcover.json")
+SIMCOVER_TRAINED = run_path("features/simcover.pt")
+SIMCOVER_SUMMARY = run_path("features/simcover.json")
 SIMCOVER_TRAINS = "simcover" in EXTRACTORS and not SIMCOVER_GIVEN
 
 
@@ -243,11 +244,13 @@ def metrics_epoch_inputs(wildcards):
     used = sorted({INCEPTION, RESNET, *EXTRACTORS})
     inputs = {
         "real": [real_features(x, wildcards) for x in used],
-        "features": [V(f"features/epoch_{wildcards.epoch}_{x}.npz", wildcards) for x in used],
-        "samples": V(f"samples/epoch_{wildcards.epoch}.npz", wildcards),
+        "features": [
+            variant_path(f"features/epoch_{wildcards.epoch}_{x}.npz", wildcards) for x in used
+        ],
+        "samples": variant_path(f"samples/epoch_{wildcards.epoch}.npz", wildcards),
     }
     if SIMULATED and config["metrics"]["paired"]:
-        inputs["truth"] = R("dataset/testA.npz")
+        inputs["truth"] = run_path("dataset/testA.npz")
     return inputs
 
 
@@ -260,7 +263,9 @@ from deepsnow.figures import table as figure_table
 def figure_input_paths(name):
     """A figure input's path(s) in this run: one per saved epoch for a per-epoch input (samples)."""
     path = figure_table.INPUTS[name]
-    at = R if path.startswith("dataset/") else V  # the data half is shared by the variants
+    at = (
+        run_path if path.startswith("dataset/") else variant_path
+    )  # the data half is shared by the variants
     if figure_table.per_epoch(name):
         return [at(path.format(epoch=e)) for e in EPOCHS]
     return at(path)
@@ -274,14 +279,14 @@ FIGURE_INPUTS = {
     if not fig.sweep
 }
 FIGURE_EXTRA_OUTPUTS = {
-    str(n): {name: V(path) for name, path in fig.outputs.items()}
+    str(n): {name: variant_path(path) for name, path in fig.outputs.items()}
     for n, fig in figure_table.FIGURES.items()
     if not fig.sweep
 }
 SWEEP_FIGURES = [str(n) for n in figure_table.sweep_figures()]
 # The {n} of rule figure.
 FIGURE_N = "|".join(n for n, extra in FIGURE_EXTRA_OUTPUTS.items() if not extra)
-FIGURES = [V(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
+FIGURES = [variant_path(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
 
 
 def figure_inputs(wildcards):
@@ -306,20 +311,22 @@ def figure_options(wildcards, input):
 # The report's pages of the run's tables, config and headline numbers (rule report_pages).
 from deepsnow.figures.report_pages import PAGES as REPORT_PAGE_NAMES
 
-REPORT_PAGES = [V(f"report/{name}.html") for name in REPORT_PAGE_NAMES]
+REPORT_PAGES = [variant_path(f"report/{name}.html") for name in REPORT_PAGE_NAMES]
 
 
 # Synthetic products (rules in synthesize.smk): every held-out test area's snow-free scene, and the
 # scenes the config lists, each translated by one job with the checkpoint(s) synthesize.epoch needs.
 SYNTH = config["synthesize"]
 SYNTH_SCENES = {
-    **{aoi: R(f"scenes/{aoi}/snowfree.tif") for aoi in config["split"]["test_aois"]},
+    **{aoi: run_path(f"scenes/{aoi}/snowfree.tif") for aoi in config["split"]["test_aois"]},
     **{s["name"]: s["path"] for s in SYNTH["scenes"]},
 }
-SYNTH_CATALOG = V("synthetic/catalog.json")
+SYNTH_CATALOG = variant_path("synthetic/catalog.json")
 # synthesize.reflectance: the approximate reflectance product beside the RGB one
 SYNTH_REFLECTANCE = (
-    {"reflectance": V("synthetic/{name}/snow_reflectance.tif")} if SYNTH["reflectance"] else {}
+    {"reflectance": variant_path("synthetic/{name}/snow_reflectance.tif")}
+    if SYNTH["reflectance"]
+    else {}
 )
 
 
@@ -328,11 +335,13 @@ def synthesize_inputs(wildcards):
     epoch = SYNTH["epoch"]
     inputs = {"scene": SYNTH_SCENES[wildcards.name]}
     if isinstance(epoch, str) and epoch.startswith("best:"):
-        inputs["checkpoints"] = [V(f"train/checkpoints/epoch_{e:03d}.pt", wildcards) for e in KEPT]
-        inputs["metrics"] = V("metrics/metrics.csv", wildcards)
+        inputs["checkpoints"] = [
+            variant_path(f"train/checkpoints/epoch_{e:03d}.pt", wildcards) for e in KEPT
+        ]
+        inputs["metrics"] = variant_path("metrics/metrics.csv", wildcards)
     else:
         chosen = KEPT[-1] if epoch == "last" else epoch
-        inputs["checkpoints"] = V(f"train/checkpoints/epoch_{chosen:03d}.pt", wildcards)
+        inputs["checkpoints"] = variant_path(f"train/checkpoints/epoch_{chosen:03d}.pt", wildcards)
     return inputs
 
 
@@ -340,9 +349,9 @@ def synthesize_companions(name):
     """A held-out area's real snow-season scene and (simulator) true snow scene, for the catalog."""
     if name not in config["split"]["test_aois"]:
         return {}
-    companions = {"after_real": R(f"scenes/{name}/snow.tif")}
+    companions = {"after_real": run_path(f"scenes/{name}/snow.tif")}
     if SIMULATED:
-        companions["truth"] = R(f"truth/{name}/snow.tif")
+        companions["truth"] = run_path(f"truth/{name}/snow.tif")
     return companions
 
 
@@ -355,18 +364,18 @@ def synthesize_options(wildcards, input, output):
 
 # A sweep's comparison of its variants (rules in comparison.smk): metrics per group, their
 # correlations with the paired errors, Figures 3, 5, 7 per group and Figure 11.
-COMPARISON = [R(f"comparison/{name}.csv") for name in ("summary", "final", "correlations")] + [
-    R(f"comparison/figure{n}.png") for n in SWEEP_FIGURES
-]
+COMPARISON = [
+    run_path(f"comparison/{name}.csv") for name in ("summary", "final", "correlations")
+] + [run_path(f"comparison/figure{n}.png") for n in SWEEP_FIGURES]
 
 
 def comparison_inputs(wildcards):
     return {
-        "tables": [V("metrics/metrics.csv").replace("{variant}", v) for v in VARIANTS],
+        "tables": [variant_path("metrics/metrics.csv").replace("{variant}", v) for v in VARIANTS],
         "artifacts": [
             FIGURE_EXTRA_OUTPUTS["7"]["output_csv"].replace("{variant}", v) for v in VARIANTS
         ],
-        "losses": [V("train/losses.csv").replace("{variant}", v) for v in VARIANTS],
+        "losses": [variant_path("train/losses.csv").replace("{variant}", v) for v in VARIANTS],
     }
 
 
@@ -374,32 +383,28 @@ def comparison_inputs(wildcards):
 VARIANT_GROUPS = [VARIANTS[v]["group"] for v in VARIANTS]
 
 
-def final_outputs():
-    per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
-    per_variant += [CHANGE_SUMMARY] if CHANGE_AREAS else []
-    return each_variant(per_variant) + (COMPARISON if SWEEP else [])
-
-
 # Change-detection testbed (rules in change.smk): every held-out test area's before scene against
 # its real, synthetic and (simulator) true after-scenes; per variant under a sweep (its products).
 CHANGE_AREAS = list(config["split"]["test_aois"])
-CHANGE_SUMMARY = V("change/summary.csv")
+CHANGE_SUMMARY = variant_path("change/summary.csv")
 
 
 def change_inputs(wildcards):
     """One area's before / real after scenes and masks, synthetic product(s) and (simulator) truth."""
     aoi = wildcards.aoi
     inputs = {
-        "before": R(f"scenes/{aoi}/snowfree.tif"),
-        "before_mask": R(f"masks/{aoi}/snowfree.tif"),
-        "real": R(f"scenes/{aoi}/snow.tif"),
-        "real_mask": R(f"masks/{aoi}/snow.tif"),
-        "synthetic": V(f"synthetic/{aoi}/snow.tif", wildcards),
+        "before": run_path(f"scenes/{aoi}/snowfree.tif"),
+        "before_mask": run_path(f"masks/{aoi}/snowfree.tif"),
+        "real": run_path(f"scenes/{aoi}/snow.tif"),
+        "real_mask": run_path(f"masks/{aoi}/snow.tif"),
+        "synthetic": variant_path(f"synthetic/{aoi}/snow.tif", wildcards),
     }
     if SYNTH["reflectance"]:
-        inputs["synthetic_reflectance"] = V(f"synthetic/{aoi}/snow_reflectance.tif", wildcards)
+        inputs["synthetic_reflectance"] = variant_path(
+            f"synthetic/{aoi}/snow_reflectance.tif", wildcards
+        )
     if SIMULATED:
-        inputs["truth"] = R(f"truth/{aoi}/snow.tif")
+        inputs["truth"] = run_path(f"truth/{aoi}/snow.tif")
     return inputs
 
 
@@ -407,3 +412,11 @@ def change_options(wildcards, input):
     """--synthetic-reflectance and --truth when the area has them."""
     given = {k: input.get(k) for k in ("synthetic_reflectance", "truth")}
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)
+
+
+# The whole run (the default target): every variant's figures, report pages, synthetic catalog
+# and change summary, and a sweep's comparison.
+def final_outputs():
+    per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
+    per_variant += [CHANGE_SUMMARY] if CHANGE_AREAS else []
+    return each_variant(per_variant) + (COMPARISON if SWEEP else [])

@@ -1,4 +1,4 @@
-# Comparison (sweeps only, issue #17): every variant's metrics per group of variants that differ
+# Comparison (sweeps only, docs/sweeps.md): every variant's metrics per group of variants that differ
 # only in gan.seed, mean, s.d. and n, Welch t-tests at the last epoch; then Figures 3, 5, 7 per group
 # and Figure 11.
 
@@ -9,18 +9,22 @@ rule comparison:
         unpack(comparison_inputs),
     output:
         summary=report(
-            R("comparison/summary.csv"), caption="../report/comparison.rst", category="Comparison"
+            run_path("comparison/summary.csv"),
+            caption="../report/comparison.rst",
+            category="Comparison",
         ),
         final=report(
-            R("comparison/final.csv"), caption="../report/comparison.rst", category="Comparison"
+            run_path("comparison/final.csv"),
+            caption="../report/comparison.rst",
+            category="Comparison",
         ),
         correlations=report(
-            R("comparison/correlations.csv"),
+            run_path("comparison/correlations.csv"),
             caption="../report/comparison.rst",
             category="Comparison",
         ),
     log:
-        R("logs/comparison.log"),
+        run_path("logs/comparison.log"),
     conda:
         "../../envs/eval.yaml"
     params:
@@ -38,17 +42,17 @@ rule comparison:
 rule comparison_figure:
     """Draw a sweep's figure (3, 5, 7 per group; 11: the groups compared) as PNG and PDF."""
     input:
-        comparison_summary=R("comparison/summary.csv"),
+        comparison_summary=run_path("comparison/summary.csv"),
     output:
         png=report(
-            R("comparison/figure{n}.png"),
+            run_path("comparison/figure{n}.png"),
             caption="../report/comparison_figure.rst",
             category="Comparison",
             labels={"figure": "{n}"},
         ),
-        pdf=R("comparison/figure{n}.pdf"),
+        pdf=run_path("comparison/figure{n}.pdf"),
     log:
-        R("logs/comparison/figure{n}.log"),
+        run_path("logs/comparison/figure{n}.log"),
     wildcard_constraints:
         n="|".join(SWEEP_FIGURES),
     conda:

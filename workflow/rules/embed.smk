@@ -5,8 +5,8 @@
 rule embed_real:
     """Embed the real test sets with one feature extractor."""
     input:
-        test_a=R("dataset/testA.npz"),
-        test_b=R("dataset/testB.npz"),
+        test_a=run_path("dataset/testA.npz"),
+        test_b=run_path("dataset/testB.npz"),
         weights=extractor_weights,
     output:
         features=real_features("{extractor}"),
@@ -36,14 +36,14 @@ rule embed_real:
 rule embed_samples:
     """Embed one epoch's samples with one feature extractor."""
     input:
-        samples=V("samples/epoch_{epoch}.npz"),
+        samples=variant_path("samples/epoch_{epoch}.npz"),
         weights=extractor_weights,
     output:
-        features=V("features/epoch_{epoch}_{extractor}.npz"),
+        features=variant_path("features/epoch_{epoch}_{extractor}.npz"),
     log:
-        V("logs/embed/epoch_{epoch}_{extractor}.log"),
+        variant_path("logs/embed/epoch_{epoch}_{extractor}.log"),
     benchmark:
-        V("benchmarks/embed/epoch_{epoch}_{extractor}.tsv")
+        variant_path("benchmarks/embed/epoch_{epoch}_{extractor}.tsv")
     group:
         "eval"
     conda:

@@ -9,14 +9,14 @@ rule figure:
         unpack(figure_inputs),
     output:
         png=report(
-            V("figures/figure{n}.png"),
+            variant_path("figures/figure{n}.png"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{n}"},
         ),
-        pdf=V("figures/figure{n}.pdf"),
+        pdf=variant_path("figures/figure{n}.pdf"),
     log:
-        V("logs/figures/figure{n}.log"),
+        variant_path("logs/figures/figure{n}.log"),
     wildcard_constraints:
         n=FIGURE_N,
     conda:
@@ -38,12 +38,12 @@ rule figure_artifacts:
         **FIGURE_INPUTS["7"],
     output:
         png=report(
-            V("figures/figure7.png"),
+            variant_path("figures/figure7.png"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "7"},
         ),
-        pdf=V("figures/figure7.pdf"),
+        pdf=variant_path("figures/figure7.pdf"),
         table=report(
             FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
             caption="../report/artifacts.rst",
@@ -51,7 +51,7 @@ rule figure_artifacts:
             labels={"figure": "7 (table)"},
         ),
     log:
-        V("logs/figures/figure7.log"),
+        variant_path("logs/figures/figure7.log"),
     conda:
         "../../envs/figures.yaml"
     params:
@@ -69,43 +69,47 @@ rule report_pages:
     """Render the run's tables, merged config and headline numbers as HTML report pages."""
     input:
         unpack(report_simcover_inputs),
-        metrics=V("metrics/metrics.csv"),
-        losses=V("train/losses.csv"),
+        metrics=variant_path("metrics/metrics.csv"),
+        losses=variant_path("train/losses.csv"),
         artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
-        summary=R("dataset/summary.json"),
+        summary=run_path("dataset/summary.json"),
     output:
         headline=report(
-            V("report/headline.html"), caption="../report/headline.rst", category="Summary"
+            variant_path("report/headline.html"),
+            caption="../report/headline.rst",
+            category="Summary",
         ),
         metrics=report(
-            V("report/metrics.html"),
+            variant_path("report/metrics.html"),
             caption="../report/metrics.rst",
             category="Metrics",
             labels={"table": "metrics.csv"},
         ),
         losses=report(
-            V("report/losses.html"),
+            variant_path("report/losses.html"),
             caption="../report/losses.rst",
             category="Training",
             labels={"table": "losses.csv"},
         ),
         artifacts=report(
-            V("report/artifacts.html"),
+            variant_path("report/artifacts.html"),
             caption="../report/artifacts.rst",
             category="Figures",
             labels={"figure": "7 (table, shown)"},
         ),
         dataset=report(
-            V("report/dataset.html"),
+            variant_path("report/dataset.html"),
             caption="../report/dataset.rst",
             category="Data",
             labels={"table": "summary.json"},
         ),
         config=report(
-            V("report/config.html"), caption="../report/config.rst", category="Configuration"
+            variant_path("report/config.html"),
+            caption="../report/config.rst",
+            category="Configuration",
         ),
     log:
-        V("logs/report_pages.log"),
+        variant_path("logs/report_pages.log"),
     conda:
         "../../envs/figures.yaml"
     params:

@@ -4,14 +4,14 @@
 rule mask:
     """Label each pixel of a scene: invalid, clear, water, snow, cloud, cloud shadow."""
     input:
-        scene=R("scenes/{aoi}/{season}.tif"),
+        scene=run_path("scenes/{aoi}/{season}.tif"),
     output:
-        mask=R("masks/{aoi}/{season}.tif"),
-        summary=R("masks/{aoi}/{season}.json"),
+        mask=run_path("masks/{aoi}/{season}.tif"),
+        summary=run_path("masks/{aoi}/{season}.json"),
     log:
-        R("logs/mask/{aoi}_{season}.log"),
+        run_path("logs/mask/{aoi}_{season}.log"),
     benchmark:
-        R("benchmarks/mask/{aoi}_{season}.tsv")
+        run_path("benchmarks/mask/{aoi}_{season}.tsv")
     conda:
         "../../envs/data.yaml"
     params:

@@ -7,11 +7,11 @@ rule metrics_epoch:
     input:
         unpack(metrics_epoch_inputs),
     output:
-        metrics=V("metrics/epoch_{epoch}.json"),
+        metrics=variant_path("metrics/epoch_{epoch}.json"),
     log:
-        V("logs/metrics/epoch_{epoch}.log"),
+        variant_path("logs/metrics/epoch_{epoch}.log"),
     benchmark:
-        V("benchmarks/metrics/epoch_{epoch}.tsv")
+        variant_path("benchmarks/metrics/epoch_{epoch}.tsv")
     group:
         "eval"
     conda:
@@ -35,16 +35,18 @@ rule metrics_epoch:
 rule metrics_table:
     """Collect the per-epoch metrics into one table, and their rank correlations."""
     input:
-        epochs=expand(V("metrics/epoch_{epoch:03d}.json"), epoch=EPOCHS, allow_missing=True),
+        epochs=expand(
+            variant_path("metrics/epoch_{epoch:03d}.json"), epoch=EPOCHS, allow_missing=True
+        ),
     output:
         table=report(
-            V("metrics/metrics.csv"),
+            variant_path("metrics/metrics.csv"),
             caption="../report/metrics.rst",
             category="Metrics",
         ),
-        correlations=V("metrics/correlations.csv"),
+        correlations=variant_path("metrics/correlations.csv"),
     log:
-        V("logs/metrics/table.log"),
+        variant_path("logs/metrics/table.log"),
     conda:
         "../../envs/eval.yaml"
     params:
@@ -62,16 +64,16 @@ rule metrics_pca:
     input:
         real=real_features(RESNET),
         features=expand(
-            V("features/epoch_{epoch:03d}_{extractor}.npz"),
+            variant_path("features/epoch_{epoch:03d}_{extractor}.npz"),
             epoch=EPOCHS,
             extractor=RESNET,
             allow_missing=True,
         ),
     output:
-        pca=V("metrics/pca.csv"),
-        summary=V("metrics/pca.json"),
+        pca=variant_path("metrics/pca.csv"),
+        summary=variant_path("metrics/pca.json"),
     log:
-        V("logs/metrics/pca.log"),
+        variant_path("logs/metrics/pca.log"),
     conda:
         "../../envs/eval.yaml"
     params:

@@ -6,12 +6,12 @@ rule patches:
     input:
         unpack(patch_inputs),
     output:
-        shard=R("patches/{aoi}/{season}.npz"),
-        table=R("patches/{aoi}/{season}.csv"),
+        shard=run_path("patches/{aoi}/{season}.npz"),
+        table=run_path("patches/{aoi}/{season}.csv"),
     log:
-        R("logs/patches/{aoi}_{season}.log"),
+        run_path("logs/patches/{aoi}_{season}.log"),
     benchmark:
-        R("benchmarks/patches/{aoi}_{season}.tsv")
+        run_path("benchmarks/patches/{aoi}_{season}.tsv")
     conda:
         "../../envs/data.yaml"
     params:

@@ -5,15 +5,15 @@
 rule train_simcover:
     """Train the simcover extractor on the training patches' land-cover and snow fractions."""
     input:
-        train_a=R("dataset/trainA.npz"),
-        train_b=R("dataset/trainB.npz"),
+        train_a=run_path("dataset/trainA.npz"),
+        train_b=run_path("dataset/trainB.npz"),
     output:
         weights=SIMCOVER_TRAINED,
         summary=SIMCOVER_SUMMARY,
     log:
-        R("logs/train_simcover.log"),
+        run_path("logs/train_simcover.log"),
     benchmark:
-        R("benchmarks/train_simcover.tsv")
+        run_path("benchmarks/train_simcover.tsv")
     conda:
         "../../envs/eval.yaml"
     threads: 2

@@ -4,15 +4,17 @@
 rule split:
     """Assemble domains A (snow-free) and B (snowy); whole areas held out for testing."""
     input:
-        shards=expand(R("patches/{aoi}/{season}.npz"), aoi=AOIS, season=SEASONS),
+        shards=expand(run_path("patches/{aoi}/{season}.npz"), aoi=AOIS, season=SEASONS),
     output:
         *DATASET,
-        manifest=R("dataset/manifest.csv"),
-        summary=report(R("dataset/summary.json"), caption="../report/dataset.rst", category="Data"),
+        manifest=run_path("dataset/manifest.csv"),
+        summary=report(
+            run_path("dataset/summary.json"), caption="../report/dataset.rst", category="Data"
+        ),
     log:
-        R("logs/split.log"),
+        run_path("logs/split.log"),
     benchmark:
-        R("benchmarks/split.tsv")
+        run_path("benchmarks/split.tsv")
     conda:
         "../../envs/data.yaml"
     params:

@@ -9,12 +9,12 @@ rule synthesize:
         unpack(synthesize_inputs),
     output:
         **SYNTH_REFLECTANCE,
-        cog=V("synthetic/{name}/snow.tif"),
-        summary=V("synthetic/{name}/snow.summary.json"),
+        cog=variant_path("synthetic/{name}/snow.tif"),
+        summary=variant_path("synthetic/{name}/snow.summary.json"),
     log:
-        V("logs/synthesize/{name}.log"),
+        variant_path("logs/synthesize/{name}.log"),
     benchmark:
-        V("benchmarks/synthesize/{name}.tsv")
+        variant_path("benchmarks/synthesize/{name}.tsv")
     wildcard_constraints:
         name="|".join(SYNTH_SCENES),
     group:
@@ -46,14 +46,18 @@ rule synthetic_catalog:
     """The STAC catalog of every synthetic product, with the real scenes and checkpoints as assets."""
     input:
         products=expand(
-            V("synthetic/{name}/snow.summary.json"), name=SYNTH_SCENES, allow_missing=True
+            variant_path("synthetic/{name}/snow.summary.json"),
+            name=SYNTH_SCENES,
+            allow_missing=True,
         ),
         companions=[p for name in SYNTH_SCENES for p in synthesize_companions(name).values()],
     output:
         catalog=SYNTH_CATALOG,
-        stac_items=expand(V("synthetic/{name}/{name}.json"), name=SYNTH_SCENES, allow_missing=True),
+        stac_items=expand(
+            variant_path("synthetic/{name}/{name}.json"), name=SYNTH_SCENES, allow_missing=True
+        ),
     log:
-        V("logs/synthesize/catalog.log"),
+        variant_path("logs/synthesize/catalog.log"),
     conda:
         "../../envs/gan.yaml"
     params:

@@ -6,21 +6,27 @@
 rule train:
     """Train the cycleGAN; checkpoints and test-set samples at every saved epoch."""
     input:
-        train_a=R("dataset/trainA.npz"),
-        train_b=R("dataset/trainB.npz"),
-        test_a=R("dataset/testA.npz"),
-        test_b=R("dataset/testB.npz"),
+        train_a=run_path("dataset/trainA.npz"),
+        train_b=run_path("dataset/trainB.npz"),
+        test_a=run_path("dataset/testA.npz"),
+        test_b=run_path("dataset/testB.npz"),
     output:
         checkpoints=protected(
-            expand(V("train/checkpoints/epoch_{epoch:03d}.pt"), epoch=KEPT, allow_missing=True)
+            expand(
+                variant_path("train/checkpoints/epoch_{epoch:03d}.pt"),
+                epoch=KEPT,
+                allow_missing=True,
+            )
         ),
         samples=SAMPLES,
-        losses=report(V("train/losses.csv"), caption="../report/losses.rst", category="Training"),
-        iter_losses=V("train/losses_iter.csv"),
+        losses=report(
+            variant_path("train/losses.csv"), caption="../report/losses.rst", category="Training"
+        ),
+        iter_losses=variant_path("train/losses_iter.csv"),
     log:
-        V("logs/train.log"),
+        variant_path("logs/train.log"),
     benchmark:
-        V("benchmarks/train.tsv")
+        variant_path("benchmarks/train.tsv")
     conda:
         "../../envs/gan.yaml"
     threads: config["gan"]["threads"]

@@ -1,4 +1,4 @@
-"""A sweep's figures (issue #17): the variant groups compared, with their spread over seeds.
+"""A sweep's figures: the variant groups compared, with their spread over seeds.
 
 All are drawn from ``comparison/summary.csv`` (per group, epoch, direction and metric: mean,
 standard deviation, n; ``deepsnow metrics compare``), as ``comparison/figureN.png``:

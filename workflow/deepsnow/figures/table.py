@@ -13,7 +13,7 @@ reads and checks its input files, draws, and returns a
 :data:`INPUTS`. A figure with extra outputs (``outputs=``) has its own rule in
 ``figures.smk``, as Figure 7 has for ``artifacts.csv``.
 
-**Under a sweep** (issue #17) every variant draws its own Figures 1-10; a figure with ``groups``
+**Under a sweep** (docs/sweeps.md) every variant draws its own Figures 1-10; a figure with ``groups``
 (Figures 3, 5, 7) is drawn once more from the comparison as ``comparison/figureN.png``, each group's
 mean ± s.d. over its seeds, and a ``sweep`` figure (Figure 11) is drawn only from the comparison.
 ``deepsnow figures --figure N --comparison-summary ...`` draws the group version.

@@ -1,4 +1,4 @@
-"""The comparison of a sweep's variants (issue #17): mean, spread and Welch t-tests per group.
+"""The comparison of a sweep's variants: mean, spread and Welch t-tests per group.
 
 Variants that differ only in ``gan.seed`` form a group. From every variant's ``metrics.csv`` (and
 its Figure 7 ``artifacts.csv``, for the checkerboard score, a measure of the A->B samples, and its
