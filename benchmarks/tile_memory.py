@@ -174,7 +174,8 @@ def read_like_a_stac_download(folder: Path, out: Path) -> None:
 
     import rasterio
 
-    from deepsnow.data.download.common import Area, Grid, write_dn_strips
+    from deepsnow.areas import Area
+    from deepsnow.data.download.common import Grid, write_dn_strips
     from deepsnow.data.download.stac import raw_strips, read_item_retrying, valid_fraction
 
     with rasterio.open(folder / "B04.tif") as ref:

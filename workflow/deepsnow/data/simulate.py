@@ -139,7 +139,7 @@ from rasterio.warp import transform as warp_transform
 from scipy import ndimage
 
 from deepsnow import DeepsnowError
-from deepsnow.config import simulated_aoi_names
+from deepsnow.areas import simulated_aoi_names
 from deepsnow.data.landcover import CLASSES, write_landcover
 from deepsnow.data.scene import (
     REFLECTANCE_BANDS,
