@@ -31,6 +31,7 @@ import yaml
 
 from deepsnow import DeepsnowError
 from deepsnow.areas import aoi_names, areas_of, check_window
+from deepsnow.sweep import expand
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -175,9 +176,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 def variants_of(config: dict) -> dict[str, dict]:
     """The variants of a validated config's ``sweep`` (deepsnow.sweep.expand), each validated; {} without."""
-    from deepsnow.sweep import expand
-
-    return expand(config, validate_config)
+    return expand(config, load_schema(), validate_config)
 
 
 def validate_section(name: str, section: dict | None, source: str = "--params") -> dict:
