@@ -197,6 +197,7 @@ def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
     """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
     import torch
 
+    from deepsnow import torchfile
     from deepsnow.gan import checkpoint as ckpt
     from deepsnow.gan import networks
 
@@ -215,7 +216,7 @@ def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
         "D_B": networks.build_discriminator(arch).state_dict(),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.save(payload, out)
+    torchfile.save(payload, out)
 
 
 # --------------------------------------------------------------------------- the benchmark
