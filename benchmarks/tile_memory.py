@@ -174,7 +174,8 @@ def read_like_a_stac_download(folder: Path, out: Path) -> None:
 
     import rasterio
 
-    from deepsnow.data.download.common import Area, Grid, write_dn_strips
+    from deepsnow.areas import Area
+    from deepsnow.data.download.common import Grid, write_dn_strips
     from deepsnow.data.download.stac import raw_strips, read_item_retrying, valid_fraction
 
     with rasterio.open(folder / "B04.tif") as ref:
@@ -196,6 +197,7 @@ def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
     """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
     import torch
 
+    from deepsnow import torchfile
     from deepsnow.gan import checkpoint as ckpt
     from deepsnow.gan import networks
 
@@ -214,7 +216,7 @@ def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
         "D_B": networks.build_discriminator(arch).state_dict(),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.save(payload, out)
+    torchfile.save(payload, out)
 
 
 # --------------------------------------------------------------------------- the benchmark

@@ -649,7 +649,7 @@ def test_bad_download_keys_are_named(data, key, words):
 
 
 def test_per_area_season_override():
-    from deepsnow.data.download.common import find_area
+    from deepsnow.areas import find_area
 
     data = validate_config(merged_config("configs/paper.yaml"))["data"]
     assert find_area(data, "tampere").window("snow") == ("2021-02-15", "2021-03-31")

@@ -27,7 +27,8 @@ import yaml
 from rasterio.warp import transform_bounds
 
 from deepsnow import DeepsnowError
-from deepsnow.config import areas_of, validate_config, validate_section
+from deepsnow.areas import areas_of
+from deepsnow.config import validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
 from deepsnow.data.download.stac import scale_offset
 from deepsnow.data.scene import BANDS, read_scene

@@ -17,7 +17,7 @@ from deepsnow.features import (
     fid_inception_v3,
     register_extractor,
 )
-from deepsnow.features import registry
+from deepsnow.features import base, registry
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def offline(monkeypatch):
     def fail(name, tag, loader):
         raise OSError(f"<urlopen error [Errno -3] Temporary failure in name resolution> ({tag})")
 
-    monkeypatch.setattr(registry, "load_pretrained", fail)
+    monkeypatch.setattr(base, "load_pretrained", fail)
 
 
 def test_fid_inception_state_dict_has_pytorch_fid_names():
@@ -105,7 +105,7 @@ def test_pretrained_loader_success_is_recorded(monkeypatch):
         calls.append((name, tag))
         return fid_inception_v3().state_dict() if name == "inception" else resnet50(weights=None).state_dict()
 
-    monkeypatch.setattr(registry, "load_pretrained", fake)
+    monkeypatch.setattr(base, "load_pretrained", fake)
     r = build_extractor("resnet50", {"weights": "auto", "imagenet_weights": "IMAGENET1K_V2"})
     assert (r.weights, r.pretrained) == ("imagenet-IMAGENET1K_V2", True)
     i = build_extractor("inception", {"weights": "imagenet"})
@@ -169,6 +169,15 @@ def test_registered_custom_extractor_is_used(images):
     with pytest.raises(DeepsnowError, match="already registered"):
         register_extractor("tiny_test_means")(lambda o, s: None)
     registry.EXTRACTORS.pop("tiny_test_means")
+
+
+def test_builtin_names_have_their_builders_and_are_not_taken_over_silently():
+    from deepsnow.features.builtin import BUILDERS
+
+    assert sorted(BUILDERS) == sorted(registry.BUILTIN_EXTRACTORS)
+    with pytest.raises(DeepsnowError, match="'resnet50' is already registered"):
+        register_extractor("resnet50")(lambda o, s: None)
+    assert "resnet50" not in registry.EXTRACTORS  # built in: built from BUILDERS, not registered
 
 
 def test_unknown_extractor_and_bad_images(images):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepsnow import DeepsnowError
+from deepsnow import DeepsnowError, torchfile
 from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import train as train_mod
@@ -349,13 +349,13 @@ def test_equal_payloads_give_equal_file_bytes(tmp_path):
     the target's name; so provenance's sha256 and simcover's identity repeat between runs."""
     net = torch.nn.Conv2d(3, 4, 3)
     payload = {"epoch": 1, "state": net.state_dict(), "note": "x"}
-    paths = [ckpt.save(payload, tmp_path / name) for name in ("a.pt", "b.pt", "sub/a.pt")]
+    paths = [torchfile.save(payload, tmp_path / name) for name in ("a.pt", "b.pt", "sub/a.pt")]
     blobs = [p.read_bytes() for p in paths]
     assert blobs[0] == blobs[1] == blobs[2]
     assert b".part" not in blobs[0] and b"a.pt" not in blobs[0]  # no file name inside the archive
-    other = ckpt.save({**payload, "epoch": 2}, tmp_path / "c.pt").read_bytes()
+    other = torchfile.save({**payload, "epoch": 2}, tmp_path / "c.pt").read_bytes()
     assert other != blobs[0]  # the content still decides the bytes
-    assert torch.equal(ckpt.load_raw(paths[1])["state"]["weight"], net.weight.detach())
+    assert torch.equal(torchfile.load_raw(paths[1])["state"]["weight"], net.weight.detach())
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

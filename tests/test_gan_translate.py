@@ -10,11 +10,11 @@ import rasterio
 import torch
 from rasterio.transform import Affine
 
-from deepsnow import DeepsnowError
+from deepsnow import DeepsnowError, torchfile
 from deepsnow.data.scene import write_scene
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import networks
-from deepsnow.data.patches import render_rgb
+from deepsnow.data.render import render_rgb
 from deepsnow.gan.translate import positions, taper, translate_array, translate_scene
 from test_gan_networks import reference_state_dict
 
@@ -40,7 +40,7 @@ def make_checkpoint(path, ngf=8, n_blocks=1, seed=0, g_a_state=None):
         "D_A": networks.build_discriminator(arch).state_dict(),
         "D_B": networks.build_discriminator(arch).state_dict(),
     }
-    ckpt.save(payload, path)
+    torchfile.save(payload, path)
     return path
 
 

@@ -283,7 +283,8 @@ def test_cli_patches_and_bad_scene(tmp_path):
 def _naive_shard(scene_path, mask_path, p, truth_path=None):
     """The kept patches cut from whole in-memory rasters, window by window (the pre-windowed stage)."""
     from deepsnow.data.mask import WATER, read_mask
-    from deepsnow.data.patches import label_windows, render_rgb, window_stats
+    from deepsnow.data.patches import label_windows, window_stats
+    from deepsnow.data.render import render_rgb
     from deepsnow.data.scene import read_scene
 
     scene, (classes, _, _) = read_scene(scene_path), read_mask(mask_path)

@@ -30,6 +30,8 @@ import jsonschema
 import yaml
 
 from deepsnow import DeepsnowError
+from deepsnow.areas import aoi_names, areas_of, check_window
+from deepsnow.sweep import expand
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -156,7 +158,7 @@ def _validate(instance, schema, prefix: str = "", source: str = "config") -> Non
 def validate_config(config: dict, source: str = "config") -> dict:
     """Validate a whole config in place (filling defaults), then run every section's checker
     and the cross-section ones. Nothing else is changed: what the checks derive (the areas of
-    ``data.aoi_file``, say) is derived again where it is used (:func:`areas_of`)."""
+    ``data.aoi_file``, say) is derived again where it is used (:func:`deepsnow.areas.areas_of`)."""
     if not isinstance(config, dict):
         raise DeepsnowError(f"{source}: expected a mapping of sections, got {type(config).__name__}")
     _validate(config, load_schema(), source=source)
@@ -174,9 +176,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 def variants_of(config: dict) -> dict[str, dict]:
     """The variants of a validated config's ``sweep`` (deepsnow.sweep.expand), each validated; {} without."""
-    from deepsnow.sweep import expand
-
-    return expand(config, validate_config)
+    return expand(config, load_schema(), validate_config)
 
 
 def validate_section(name: str, section: dict | None, source: str = "--params") -> dict:
@@ -279,19 +279,7 @@ def parse_params(text: str | None, name: str) -> dict:
 # CLI's --params runs it too), then the checks that need two sections (whole config only).
 
 
-def areas_of(data: dict) -> list[dict]:
-    """The areas of a run: ``data.aois`` plus those of ``data.aoi_file`` (read again at each call;
-    the config itself is never rewritten)."""
-    if not data.get("aoi_file"):
-        return list(data["aois"])
-    from deepsnow.data.download.common import merge_aoi_file
-
-    return merge_aoi_file(data)
-
-
 def _check_data(data: dict) -> list[str]:
-    from deepsnow.data.download.common import check_window
-
     problems, areas = [], data["aois"]
     if data.get("aoi_file"):
         try:
@@ -458,15 +446,3 @@ CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
     _check_simcover,
 )
-
-
-def simulated_aoi_names(n: int) -> list[str]:
-    return [f"sim{i:02d}" for i in range(n)]
-
-
-def aoi_names(config: dict) -> list[str]:
-    """Names of the run's areas: simulated ones, or those of data.aois and data.aoi_file."""
-    data = config["data"]
-    if data["source"] == "simulator":
-        return simulated_aoi_names(data["simulator"]["n_aois"])
-    return [a["name"] for a in areas_of(data)]

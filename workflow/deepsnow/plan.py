@@ -218,7 +218,7 @@ def _area_grids(config: dict) -> list[dict]:
     """``[{name, bbox, grid, windows: {season: (start, end) | None}, notes}]`` of the run's areas."""
     data = config["data"]
     if data["source"] == "simulator":
-        from deepsnow.config import simulated_aoi_names
+        from deepsnow.areas import simulated_aoi_names
         from deepsnow.data.download.common import Grid
         from deepsnow.data.simulator.geometry import area_geometry
 
@@ -228,8 +228,8 @@ def _area_grids(config: dict) -> list[dict]:
             grid = Grid(epsg, t.c, t.f, sim["size"], sim["size"], t.a)
             out.append({"name": name, "bbox": None, "grid": grid, "windows": dict.fromkeys(DOMAINS), "notes": []})
         return out
-    from deepsnow.config import areas_of
-    from deepsnow.data.download.common import area_grid, find_area, utm_epsg
+    from deepsnow.areas import areas_of, find_area
+    from deepsnow.data.download.common import area_grid, utm_epsg
 
     areas = areas_of(data)
     if not areas:  # validation refuses it for a real source; kept for a direct call
@@ -324,7 +324,7 @@ def _training(config: dict, patches: dict, it_s: float | None, it_s_source: str 
 
 def make_plan(config: dict, label: str = "config", it_s: float | None = None, it_s_source: str | None = None) -> dict:
     """The plan of a validated config (the JSON ``deepsnow plan --json`` prints)."""
-    from deepsnow.config import aoi_names
+    from deepsnow.areas import aoi_names
     from deepsnow.data.split import choose_test_areas
 
     areas = _area_grids(config)

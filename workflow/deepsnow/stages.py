@@ -9,27 +9,54 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 """
 
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "simulate": ("data/simulator", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),
-    "download": ("data/download", "data/scene.py", "cog.py", "io.py"),
+    "simulate": ("data/simulator", "data/landcover.py", "data/scene.py", "areas.py", "cog.py", "io.py"),
+    "download": ("data/download", "data/scene.py", "areas.py", "cog.py", "io.py"),
     "mask": ("data/mask.py", "data/scene.py", "cog.py", "io.py"),
-    "patches": ("data/patches.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"),
-    "split": ("data/split.py", "io.py"),
-    "train": ("gan", "io.py", "locks.py"),
-    "generate": ("gan", "io.py"),
-    "translate": ("gan", "cog.py", "io.py"),
-    # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
-    "synthesize": ("synthesize", "gan", "cog.py", "io.py", "data/patches.py", "data/scene.py"),
-    "train_simcover": ("features/simcover.py", "features/simcover_train.py", "gan/checkpoint.py", "io.py"),
-    # the change testbed reads scenes (data/scene.py), renders them as the patches stage does
-    "change": ("change", "data/scene.py", "data/patches.py", "cog.py", "io.py"),
-    "embed": ("features", "gan/checkpoint.py", "io.py", "lazy.py"),
-    "metrics": (
-        "metrics", "features/__init__.py", "features/embed.py", "features/registry.py", "io.py", "lazy.py"
+    "patches": (
+        "data/patches.py", "data/mask.py", "data/render.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"
     ),
-    # figures read metrics.csv by the column names metrics/table.py defines, and testA's data
-    # source from its provenance chain
+    "split": ("data/split.py", "areas.py", "io.py"),
+    "train": ("gan", "torchfile.py", "io.py"),
+    "generate": ("gan", "torchfile.py", "io.py"),
+    # scene translation renders the scenes as the patches stage does (data/render.py)
+    "translate": ("gan", "torchfile.py", "data/render.py", "data/scene.py", "cog.py", "io.py"),
+    # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
+    "synthesize": ("synthesize", "gan", "torchfile.py", "cog.py", "io.py", "data/render.py", "data/scene.py"),
+    "train_simcover": ("features/simcover.py", "features/simcover_train.py", "features/base.py", "torchfile.py", "io.py"),
+    # the change testbed reads scenes (data/scene.py), renders them as the patches stage does
+    "change": ("change", "data/scene.py", "data/render.py", "cog.py", "io.py"),
+    "embed": ("features", "torchfile.py", "io.py"),
+    # the metrics read the features files (features/files.py), never an extractor
+    "metrics": ("metrics", "features/files.py", "io.py"),
+    # figures read metrics.csv by the column names metrics/table.py defines, the comparison's tables
+    # with metrics/compare.py, and testA's data source from its provenance chain
     "figures": (
-        "figures", "io.py", "lazy.py", "metrics/__init__.py", "metrics/table.py", "provenance/__init__.py",
-        "data/patches.py", "data/scene.py", "cog.py",  # Figure 9 renders the scenes as the patches stage does
+        "figures", "io.py", "metrics/table.py", "metrics/compare.py", "provenance/__init__.py",
+        "data/render.py", "data/scene.py", "cog.py",  # Figure 9 renders the scenes as the patches stage does
     ),
 }
+
+#: Modules a stage command runs that never change its results, so no STAGE_CODE entry lists them
+#: (a change to them reruns nothing). tests/test_structure.py checks that every other package
+#: module a stage's command imports is in its entry.
+INFRASTRUCTURE: tuple[str, ...] = (
+    # the version string and DeepsnowError: what the package is called and how it fails
+    "__init__.py",
+    # package docstrings (data, gan) and lazy export tables (features, metrics: which submodule a
+    # public name comes from); stage modules import the submodules themselves
+    "data/__init__.py", "gan/__init__.py", "features/__init__.py", "metrics/__init__.py",
+    # the CLI layer: cli.py assembles the subcommands, commands.py is the stage-command pattern
+    # (parse --params, call the handler, write the sidecars)
+    "cli.py", "commands.py",
+    # validation: it refuses bad params or fills the schema's defaults, and the filled section is
+    # what the rule passes (and the sidecar hashes), so a changed default reruns the stage anyway
+    "config.py",
+    # the sidecars that record what was made (figures, which read them, list provenance/__init__.py)
+    "provenance",
+    # this file: which files to hash
+    "stages.py",
+    # lazy package exports: which submodule a public name comes from, not what it does
+    "lazy.py",
+    # locks that keep two jobs from writing one folder at once; they order writes, not contents
+    "locks.py",
+)

@@ -133,16 +133,16 @@ def with_values(config: dict, values: dict) -> dict:
     return out
 
 
-def expand(config: dict, validate) -> dict[str, dict]:
+def expand(config: dict, schema: dict, validate) -> dict[str, dict]:
     """{variant name: {"values", "group", "config"}} of a validated config with a ``sweep``,
     every variant's config validated by ``validate(config, source)`` before this returns;
-    {} without a sweep. Raises DeepsnowError naming the key on any bad sweep."""
-    from deepsnow.config import load_schema
-
+    {} without a sweep. ``schema`` is the config schema the swept keys must exist in (the
+    caller's, so this module needs nothing of the config module). Raises DeepsnowError naming
+    the key on any bad sweep."""
     sweep = config.get("sweep")
     if sweep is None:
         return {}
-    problems = check_sweep(sweep, config.get("sweep_max", 64), load_schema())
+    problems = check_sweep(sweep, config.get("sweep_max", 64), schema)
     if problems:
         raise DeepsnowError("invalid configuration (sweep):\n  " + "\n  ".join(problems))
     named: dict[str, dict] = {}

@@ -5,7 +5,8 @@ import os
 import shlex
 
 from deepsnow import DeepsnowError
-from deepsnow.config import aoi_names, validate_config, variants_of
+from deepsnow.areas import aoi_names
+from deepsnow.config import validate_config, variants_of
 from deepsnow.locks import hold_for_process
 from deepsnow.gan.schedule import kept_epochs, saved_epochs, state_key
 from deepsnow.provenance import code_hash

@@ -7,7 +7,7 @@ project's 7-band scene GeoTIFFs; the synthetic product is a 3-band uint8 RGB COG
 optionally a 3-band uint16 reflectance x 10000 COG), valid where its internal mask is.
 
 Band sets: ``rgb``, the scenes rendered as the patches stage renders them
-(:func:`deepsnow.data.patches.render_rgb`, ``patches.rgb_max`` / ``rgb_gamma``) beside the
+(:func:`deepsnow.data.render.render_rgb`, ``patches.rgb_max`` / ``rgb_gamma``) beside the
 synthetic RGB product; ``reflectance``, B04, B03, B02 reflectance beside the synthetic
 reflectance product (``synthesize.reflectance``).
 
@@ -81,7 +81,7 @@ class Opened:
 
     def bands(self, r0: int, r1: int, which: str) -> np.ndarray:
         """``(d, rows, W)`` values of band set ``which`` (``rgb`` uint8, ``reflectance`` float32)."""
-        from deepsnow.data.patches import render_rgb
+        from deepsnow.data.render import render_rgb
 
         win = _window(self.grid[0][1], r0, r1)
         if self.image.kind == "scene":

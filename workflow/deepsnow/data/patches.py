@@ -39,6 +39,7 @@ from rasterio.transform import Affine
 from deepsnow import DeepsnowError
 from deepsnow.data.landcover import TARGETS, LandcoverFile, patch_fractions
 from deepsnow.data.mask import CLOUD, SHADOW, SNOW, WATER, INVALID, MaskFile
+from deepsnow.data.render import render_rgb
 from deepsnow.data.scene import SEASONS, Progress, SceneFile, grid_problems, raster_env
 from deepsnow.data.scene import window_rows as window_rows_of
 from deepsnow.io import NpzArray, atomic_output, save_npz_stream
@@ -64,16 +65,6 @@ CSV_COLUMNS = (
 )
 #: The label a window must have to be kept, by scene season (domain rule).
 SEASON_LABEL = {"snowfree": "snowfree", "snow": "snowy"}
-
-
-def render_rgb(reflectance: dict[str, np.ndarray], rgb_max: float, rgb_gamma: float) -> np.ndarray:
-    """``(H, W, 3) uint8`` from B04, B03, B02: ``255 * clip(refl / rgb_max, 0, 1) ** (1 / rgb_gamma)``, rounded."""
-    h, w = reflectance["B04"].shape
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    for i, band in enumerate(("B04", "B03", "B02")):
-        x = np.clip(np.asarray(reflectance[band], dtype=np.float64) / rgb_max, 0.0, 1.0)
-        out[..., i] = np.rint(255.0 * x ** (1.0 / rgb_gamma)).astype(np.uint8)
-    return out
 
 
 def window_counts(indicator: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:

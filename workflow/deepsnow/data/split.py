@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.data.scene import SEASONS
+from deepsnow.areas import SEASONS
 from deepsnow.io import atomic_output, load_npz, save_npz, write_json
 
 log = logging.getLogger(__name__)

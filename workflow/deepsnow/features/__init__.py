@@ -15,11 +15,10 @@ from deepsnow.lazy import lazy_exports
 
 #: submodule -> the public names it defines
 _EXPORTS = {
-    "registry": (
-        "register_extractor", "build_extractor", "available_extractors", "apply_weights", "load_pretrained",
-        "Extractor", "EXTRACTORS", "WEIGHT_KINDS",
-    ),
-    "embed": ("embed_images", "embed_real", "embed_samples", "embed_file", "read_features"),
+    "registry": ("register_extractor", "build_extractor", "available_extractors", "EXTRACTORS"),
+    "base": ("Extractor", "apply_weights", "load_pretrained", "WEIGHT_KINDS"),
+    "embed": ("embed_images", "embed_real", "embed_samples", "embed_file"),
+    "files": ("read_features",),
     "inception": ("fid_inception_v3", "FIDInceptionFeatures", "FID_WEIGHTS_URL"),
     "builtin": ("ResNet50Features",),
 }

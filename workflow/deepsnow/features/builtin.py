@@ -1,4 +1,4 @@
-"""The two built-in extractors: ``inception`` (FID) and ``resnet50`` (FRD, CRD, RF test, PCA).
+"""The built-in extractors: ``inception`` (FID), ``resnet50`` (FRD, CRD, RF test, PCA) and ``simcover``.
 
 ``resnet50``: torchvision ResNet-50, ``fc`` replaced by the identity, so the
 feature is the 2048-d global average pool. ImageNet weights ``IMAGENET1K_V1``
@@ -12,7 +12,7 @@ cropping would discard the patch border, which matters for 64 px patches.
 Sentinel-2 patches are smaller than 224 px, so this is an upsampling, where
 antialias changes nothing; it only matters for patches larger than ``size``.
 
-``inception``: see :mod:`deepsnow.features.inception`.
+``inception``: see :mod:`deepsnow.features.inception`; ``simcover``: :mod:`deepsnow.features.simcover`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from torch import nn
 from torchvision.models import resnet50
 
 from deepsnow import DeepsnowError
-from deepsnow.features.registry import Extractor, apply_weights, register_extractor
+from deepsnow.features.base import Extractor, apply_weights
+from deepsnow.features.simcover import build_simcover
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,7 +107,6 @@ def _load_resnet(module, state: dict) -> None:
     module.net.load_state_dict(state, strict=True)
 
 
-@register_extractor("resnet50")
 def build_resnet50(options: dict, seed: int) -> Extractor:
     from torchvision.models import ResNet50_Weights
 
@@ -133,7 +133,6 @@ def _load_inception(module, state: dict) -> None:
     module.net.load_state_dict(state, strict=True)
 
 
-@register_extractor("inception")
 def build_inception(options: dict, seed: int) -> Extractor:
     from deepsnow.features.inception import (
         FID_INPUT_SIZE,
@@ -158,11 +157,10 @@ def build_inception(options: dict, seed: int) -> Extractor:
     )
 
 
-# simcover: trained by 'deepsnow train-simcover' on the simulator's land-cover labels
-register_extractor("simcover")(lambda options, seed: _simcover().build_simcover(options, seed))
-
-
-def _simcover():
-    from deepsnow.features import simcover
-
-    return simcover
+#: name -> builder of the extractors of ``deepsnow.features.registry.BUILTIN_EXTRACTORS``
+BUILDERS = {
+    "inception": build_inception,
+    "resnet50": build_resnet50,
+    # trained by 'deepsnow train-simcover' on the simulator's land-cover labels
+    "simcover": build_simcover,
+}

@@ -148,8 +148,8 @@ def _train_simcover(args, params) -> Iterator[Made]:
     import torch
 
     from deepsnow.features.simcover_train import train_simcover
-    from deepsnow.gan.checkpoint import save
     from deepsnow.io import write_json
+    from deepsnow.torchfile import save
 
     threads = args.threads if args.threads is not None else params["threads"]
     if threads:

@@ -1,7 +1,7 @@
 """Embedding image sets: batched, ``torch.inference_mode``, eval mode, float32 output.
 
 File formats (all ``.npz``, no pickles; every file also holds the metadata
-arrays of :func:`metadata_arrays`: ``extractor``, ``weights``, ``pretrained``,
+arrays of :func:`deepsnow.features.files.metadata_arrays`: ``extractor``, ``weights``, ``pretrained``,
 ``dim``, ``preprocessing``):
 
 * real sets (:func:`embed_real`): ``A`` (N_A, D), ``B`` (N_B, D) float32,
@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.features.registry import Extractor, build_extractor
+from deepsnow.features.base import Extractor
+from deepsnow.features.files import metadata_arrays
+from deepsnow.features.registry import build_extractor
 from deepsnow.io import load_npz, save_npz
 
 log = logging.getLogger("deepsnow.features")
@@ -111,16 +113,6 @@ def embed_images(
     return out
 
 
-def metadata_arrays(ext: Extractor) -> dict:
-    return {
-        "extractor": np.array(ext.name),
-        "weights": np.array(ext.weights),
-        "pretrained": np.array(bool(ext.pretrained)),
-        "dim": np.array(int(ext.dim), dtype=np.int64),
-        "preprocessing": np.array(ext.preprocessing),
-    }
-
-
 def _ids(arrays: dict, key: str, n: int, path) -> np.ndarray:
     if key in arrays:
         ids = np.asarray(arrays[key]).astype(str)
@@ -197,12 +189,3 @@ def expand_output(template: str | os.PathLike, extractor: str, n_extractors: int
     if n_extractors > 1:
         raise DeepsnowError(f"output {text!r} must contain '{{extractor}}' when several extractors run in one call")
     return Path(text)
-
-
-def read_features(path, required: tuple[str, ...] = ()) -> dict:
-    """Load a features file and check its metadata arrays."""
-    arrays = load_npz(path, required=tuple(required) + ("extractor", "weights", "pretrained"))
-    arrays["extractor"] = str(arrays["extractor"])
-    arrays["weights"] = str(arrays["weights"])
-    arrays["pretrained"] = bool(arrays["pretrained"])
-    return arrays

@@ -1,4 +1,4 @@
-"""Feature extractors: a registry of builders and the weight options they share.
+"""Feature extractors by name: the built-in ones, those registered in this process, and installed ones.
 
 An extractor turns a float RGB batch in [0, 1], shape ``(N, 3, H, W)`` at the
 images' own size, into ``(N, D)`` features; it does its own resizing and
@@ -6,7 +6,7 @@ normalisation, so every extractor sees the same input. Add one by decorating a
 builder::
 
     @register_extractor("my_rs_resnet")
-    def build(options: dict, seed: int) -> Extractor:
+    def build(options: dict, seed: int) -> Extractor:  # Extractor, apply_weights: deepsnow.features.base
         module = ...
         weights, pretrained = apply_weights(module, name="my_rs_resnet", options=options, seed=seed,
                                             pretrained_tag="ssl4eo-moco", pretrained_loader=..., ...)
@@ -24,70 +24,39 @@ and once it is installed (``pip install``), ``features.extractors: [...,
 my_rs_resnet]`` and ``--extractor my_rs_resnet`` select it. The config only
 *names* an extractor; it never names a module to import: a name is checked
 against the built-in ones and the installed entry points, and only the entry
-point of a selected name is loaded, when it is built.
-
-Weights options (``options["weights"]``):
-
-* ``imagenet``: the published pretrained weights (torch hub cache, else download);
-* ``path``: a local state-dict file ``options["weights_path"]``, read with
-  ``torch.load(weights_only=True)`` (never unpickles code);
-* ``random``: seeded random initialisation, deterministic for a seed;
-* ``auto``: ``imagenet`` when it loads, else ``random`` with a WARNING.
-
-The resolved kind is recorded with every feature: ``imagenet-<tag>``,
-``path:<sha256 prefix>`` or ``random-seed<k>``.
+point of a selected name is loaded, when it is built. The built-in extractors
+(:mod:`deepsnow.features.builtin`) are imported only when one is built: they load torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-from pathlib import Path
 from typing import Callable
 
 from deepsnow import DeepsnowError
+from deepsnow.features.base import Extractor
 
-log = logging.getLogger("deepsnow.features")
-
-WEIGHT_KINDS = ("auto", "imagenet", "path", "random")
-
-#: name -> builder(options, seed) -> Extractor
+#: name -> builder(options, seed) -> Extractor: registered in this process (a registered name may
+#: replace a built-in one) or loaded from an installed entry point
 EXTRACTORS: dict[str, Callable] = {}
 
-#: The extractors of this package (registered by ``deepsnow.features.builtin``).
+#: The extractors of this package (their builders: ``deepsnow.features.builtin.BUILDERS``).
 BUILTIN_EXTRACTORS = ("inception", "resnet50", "simcover")
 
 #: Entry-point group through which installed packages provide extractors (name = extractor name).
 ENTRY_POINT_GROUP = "deepsnow.extractors"
 
 
-@dataclasses.dataclass
-class Extractor:
-    """A ready-to-run feature extractor and what produced its weights."""
-
-    name: str
-    module: object  # torch.nn.Module: float (N, 3, H, W) in [0, 1] -> (N, dim)
-    dim: int
-    weights: str
-    pretrained: bool
-    preprocessing: str = ""
-
-
 def register_extractor(name: str, *, replace: bool = False):
     """Decorator: register ``builder(options: dict, seed: int) -> Extractor`` under ``name``."""
 
     def deco(builder):
-        if name in EXTRACTORS and not replace and EXTRACTORS[name] is not builder:
+        taken = name in BUILTIN_EXTRACTORS or EXTRACTORS.get(name, builder) is not builder
+        if taken and not replace:
             raise DeepsnowError(f"feature extractor {name!r} is already registered")
         EXTRACTORS[name] = builder
         return builder
 
     return deco
-
-
-def _ensure_builtin() -> None:
-    # the built-in extractors register themselves on import
-    from deepsnow.features import builtin  # noqa: F401
 
 
 def entry_point_extractors() -> dict:
@@ -113,7 +82,7 @@ def unknown_extractor_message(name: str) -> str:
 
 
 def available_extractors() -> list[str]:
-    _ensure_builtin()
+    """Every extractor name that :func:`build_extractor` accepts."""
     return known_extractor_names()
 
 
@@ -139,122 +108,26 @@ def _load_entry_point(name: str) -> None:
     EXTRACTORS[name] = builder
 
 
+def _builder(name: str) -> Callable:
+    """The builder of ``name``: registered in this process, else built in, else an installed entry point."""
+    if name in EXTRACTORS:
+        return EXTRACTORS[name]
+    if name in BUILTIN_EXTRACTORS:
+        # imported here: the built-ins load torch, and the config check reads this module's names
+        from deepsnow.features.builtin import BUILDERS
+
+        return BUILDERS[name]
+    _load_entry_point(name)
+    return EXTRACTORS[name]
+
+
 def build_extractor(name: str, options: dict | None = None, seed: int = 0) -> Extractor:
     """Build extractor ``name`` (built in, registered, or an installed entry point) with its options."""
-    _ensure_builtin()
-    if name not in EXTRACTORS:
-        _load_entry_point(name)
+    builder = _builder(name)
     options = dict(options or {})
     options.setdefault("weights", "auto")
     options.setdefault("weights_path", "")
-    ext = EXTRACTORS[name](options, seed)
+    ext = builder(options, seed)
     if not isinstance(ext, Extractor):
         raise DeepsnowError(f"extractor builder {name!r} returned {type(ext).__name__}, expected Extractor")
     return ext
-
-
-def load_pretrained(name: str, tag: str, loader: Callable[[], dict]) -> dict:
-    """Fetch a pretrained state dict (hub cache or download). Tests monkeypatch this to simulate offline.
-
-    A download that stalls (filtered network) gives up after 120 s of silence.
-    """
-    import socket
-
-    previous = socket.getdefaulttimeout()
-    if previous is None:
-        socket.setdefaulttimeout(120)
-    try:
-        return loader()
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def load_state_dict_file(path: str | Path) -> tuple[dict, str]:
-    """Read a local weights file safely; returns (state dict, sha256 hex)."""
-    import torch
-
-    from deepsnow.io import sha256_file
-
-    path = Path(path)
-    if not str(path) or not path.is_file():
-        raise DeepsnowError(f"weights file {path} not found (weights: path needs an existing weights_path)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError
-        raise DeepsnowError(f"{path}: not a loadable tensor-only state dict ({type(exc).__name__}: {exc})") from exc
-    for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-        raise DeepsnowError(f"{path}: expected a state dict of tensors")
-    obj = {k.removeprefix("module."): v for k, v in obj.items()}
-    return obj, sha256_file(path)
-
-
-def _load_into(module, state: dict, source: str, strict_load: Callable | None) -> None:
-    try:
-        if strict_load is not None:
-            strict_load(module, state)
-        else:
-            module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        msg = str(exc).splitlines()
-        raise DeepsnowError(f"{source}: weights do not fit the network ({' '.join(msg[:3])[:500]})") from exc
-
-
-def apply_weights(
-    module,
-    *,
-    name: str,
-    options: dict,
-    seed: int,
-    pretrained_tag: str,
-    pretrained_loader: Callable[[], dict],
-    random_init: Callable,
-    load: Callable | None = None,
-    known_sha256: dict[str, str] | None = None,
-) -> tuple[str, bool]:
-    """Put weights into ``module`` as ``options['weights']`` says; return (resolved kind, pretrained).
-
-    ``random_init(module, generator)`` must fill every parameter from the torch
-    generator (seeded with ``seed``); ``load(module, state_dict)`` loads a state
-    dict (default ``module.load_state_dict(strict=True)``).
-    """
-    import torch
-
-    kind = options.get("weights", "auto")
-    if kind not in WEIGHT_KINDS:
-        raise DeepsnowError(f"features.{name}.weights: expected one of {WEIGHT_KINDS}, got {kind!r}")
-    if kind == "path":
-        state, sha = load_state_dict_file(options.get("weights_path") or "")
-        _load_into(module, state, str(options.get("weights_path")), load)
-        for label, prefix in (known_sha256 or {}).items():
-            if sha.startswith(prefix):
-                log.info("%s: %s is the published %s checkpoint", name, options["weights_path"], label)
-        return f"path:{sha[:16]}", True
-    if kind in ("imagenet", "auto"):
-        try:
-            state = load_pretrained(name, pretrained_tag, pretrained_loader)
-        except Exception as exc:
-            if kind == "imagenet":
-                raise DeepsnowError(
-                    f"{name}: could not load the pretrained weights {pretrained_tag} "
-                    f"({type(exc).__name__}: {exc}); place the file in the torch hub cache "
-                    f"({torch.hub.get_dir()}/checkpoints) or use weights: path"
-                ) from exc
-            log.warning(
-                "WARNING: %s: pretrained weights %s unavailable (%s: %s); FALLING BACK TO RANDOM WEIGHTS "
-                "(seed %d). Metrics from these features are NOT comparable with published values.",
-                name,
-                pretrained_tag,
-                type(exc).__name__,
-                str(exc)[:200],
-                seed,
-            )
-        else:
-            _load_into(module, state, f"{name} pretrained {pretrained_tag}", load)
-            return f"imagenet-{pretrained_tag}", True
-    gen = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
-        random_init(module, gen)
-    return f"random-seed{int(seed)}", False

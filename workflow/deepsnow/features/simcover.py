@@ -26,6 +26,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from deepsnow import DeepsnowError
+from deepsnow.features.base import Extractor
 
 ARCH = "resnet18"
 DIM = 512
@@ -89,7 +90,7 @@ def weights_payload(net: SimcoverNet, targets: list[str]) -> dict:
 
 def load_network(path, expected_targets: list[str] | None = None) -> tuple[SimcoverNet, dict]:
     """The network stored in a ``simcover.pt``; a file of another architecture or class count is refused."""
-    from deepsnow.gan.checkpoint import load_raw
+    from deepsnow.torchfile import load_raw
 
     obj = load_raw(path)
     if not isinstance(obj, dict) or obj.get("arch") != ARCH or not isinstance(obj.get("state_dict"), dict):
@@ -126,7 +127,6 @@ def preprocessing(net: SimcoverNet) -> str:
 
 def build_simcover(options: dict, seed: int):
     """The ``simcover`` extractor from a trained weights file (``options['weights_path']``)."""
-    from deepsnow.features.registry import Extractor
     from deepsnow.io import sha256_file
 
     path = options.get("weights_path") or ""

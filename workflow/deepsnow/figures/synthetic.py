@@ -55,7 +55,7 @@ def read_rgb(path: Path, rgb, window=None, out_shape=None) -> np.ndarray:
     import rasterio
     from rasterio.windows import Window
 
-    from deepsnow.data.patches import render_rgb
+    from deepsnow.data.render import render_rgb
     from deepsnow.data.scene import SCALE
 
     try:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from deepsnow import DeepsnowError, __version__, locks
+from deepsnow import DeepsnowError, __version__, locks, torchfile
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import networks
 from deepsnow.gan.generate import load_test_sets, write_samples
@@ -345,9 +345,9 @@ class RunState:
         }
 
     def _save_checkpoint(self, payload: dict, path: Path) -> Path:
-        """:func:`ckpt.save` with a full disk (or any write error) reported as a clear error."""
+        """:func:`deepsnow.torchfile.save` with a full disk (or any write error) reported as a clear error."""
         try:
-            return ckpt.save(payload, path)
+            return torchfile.save(payload, path)
         except OSError as exc:
             last = self.last_good
             keep = f"the last good checkpoint {last} is intact" if last else "no earlier checkpoint exists"

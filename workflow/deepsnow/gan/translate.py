@@ -99,7 +99,7 @@ def _render_scene(src, rgb_max: float, rgb_gamma: float, rows: int = 1024) -> tu
     and dataMask > 0, read ``rows`` rows at a time."""
     from rasterio.windows import Window
 
-    from deepsnow.data.patches import render_rgb  # the patches stage's rendering: scenes look like the training data
+    from deepsnow.data.render import render_rgb  # the patches stage's rendering: scenes look like the training data
     from deepsnow.data.scene import BANDS, SCALE
 
     h, w = src.height, src.width

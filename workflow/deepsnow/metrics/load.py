@@ -20,7 +20,7 @@ _DIRECTION_OF = {k: d for d, keys in DIRECTIONS.items() for k in keys}
 
 
 def _read_features(path) -> dict:
-    from deepsnow.features.embed import read_features
+    from deepsnow.features.files import read_features
 
     return read_features(path)
 

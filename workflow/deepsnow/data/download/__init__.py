@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 
 from deepsnow import DeepsnowError
-from deepsnow.data.download.common import SEASONS, DownloadError, find_area, install_log_redaction
+from deepsnow.areas import SEASONS, find_area
+from deepsnow.data.download.common import DownloadError, install_log_redaction
 
 log = logging.getLogger("deepsnow.download")
 

@@ -1,13 +1,9 @@
-"""What the real acquisition sources share: areas, season windows, the output grid, tags, and the
+"""What the real acquisition sources share: the output grid, tags, and the
 download itself (:func:`fetch_scene`: search -> choose -> read -> write -> summary, a
 :class:`Source` supplying the steps).
 
-An *area* is a name and a WGS84 bounding box, from ``data.aois`` or from the
-GeoJSON file ``data.aoi_file`` (a FeatureCollection of polygons with a
-``name`` property; the bounding box is the bounds of the geometry). Each area
-gets a snow-free and a snow-season date window: ``data.seasons``, overridden
-per area by an optional ``seasons`` key (in ``data.aois``) or property (in the
-GeoJSON file).
+The areas themselves (names, bounding boxes, season windows) are
+:mod:`deepsnow.areas`.
 
 The output grid of an area is its bounding box projected to the WGS84 / UTM
 zone of the box's centre (EPSG 326xx north, 327xx south; the Norway and
@@ -15,13 +11,12 @@ Svalbard zone exceptions of MGRS included), the envelope of the projected box
 snapped outward to the 10 m pixel grid (multiples of 10 m from the origin, or
 from a given grid origin). Both seasons and both sources use the same grid.
 
-Nothing here imports sentinelhub or pystac-client: the config check uses
-:func:`load_aoi_file` at DAG-build time.
+Nothing here imports sentinelhub or pystac-client: the plan uses the grid
+functions at DAG-build time.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import math
@@ -34,10 +29,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 
 from deepsnow import DeepsnowError
-
-SEASONS = ("snowfree", "snow")
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # used with fullmatch: no trailing newline
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from deepsnow.areas import Area
 
 #: Environment variables holding Sentinel Hub credentials (never logged or recorded).
 SECRET_ENV = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
@@ -49,131 +41,6 @@ class DownloadError(DeepsnowError):
     def __init__(self, aoi: str, season: str, message: str):
         self.aoi, self.season = aoi, season
         super().__init__(redact(f"area {aoi!r}, season {season!r}: {message}"))
-
-
-# --------------------------------------------------------------------------- areas
-
-
-def _bounds_of(coords) -> list[float]:
-    """[min_x, min_y, max_x, max_y] of nested GeoJSON coordinates."""
-    pts = np.asarray(list(_flatten(coords)), dtype=float)
-    if pts.ndim != 2 or pts.shape[0] == 0 or pts.shape[1] < 2:
-        raise ValueError("no coordinates")
-    return [float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())]
-
-
-def _flatten(coords):
-    if isinstance(coords, (list, tuple)) and coords and isinstance(coords[0], (int, float)):
-        yield coords[:2]
-        return
-    for c in coords or ():
-        yield from _flatten(c)
-
-
-def load_aoi_file(path: str | os.PathLike) -> list[dict]:
-    """Areas of a GeoJSON FeatureCollection: ``[{"name", "bbox"[, "seasons"]}]`` in file order.
-
-    Every feature needs a Polygon or MultiPolygon geometry in WGS84 degrees and
-    a ``name`` property (letters, digits, ``_``, ``-``); an optional ``seasons``
-    property overrides ``data.seasons`` for that area.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DeepsnowError(f"key 'data.aoi_file': {path} not found")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeepsnowError(f"key 'data.aoi_file': {path} is not valid GeoJSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
-        raise DeepsnowError(f"key 'data.aoi_file': {path} must hold a GeoJSON FeatureCollection")
-    areas = []
-    for i, feat in enumerate(doc["features"]):
-        where = f"{path}, feature {i}"
-        props = (feat or {}).get("properties") or {}
-        geom = (feat or {}).get("geometry") or {}
-        name = props.get("name")
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            raise DeepsnowError(
-                f"key 'data.aoi_file': {where}: property 'name' must be letters, digits, '_' or '-', got {name!r}"
-            )
-        if geom.get("type") not in ("Polygon", "MultiPolygon"):
-            raise DeepsnowError(
-                f"key 'data.aoi_file': {where} ({name}): expected a Polygon or MultiPolygon, got {geom.get('type')!r}"
-            )
-        try:
-            bbox = _bounds_of(geom.get("coordinates"))
-        except (ValueError, TypeError) as exc:
-            raise DeepsnowError(f"key 'data.aoi_file': {where} ({name}): bad coordinates ({exc})") from exc
-        area = {"name": name, "bbox": bbox}
-        if props.get("seasons") is not None:
-            area["seasons"] = props["seasons"]
-        areas.append(area)
-    if not areas:
-        raise DeepsnowError(f"key 'data.aoi_file': {path} holds no features")
-    return areas
-
-
-def merge_aoi_file(data: dict) -> list[dict]:
-    """``data.aois`` plus the areas of ``data.aoi_file`` (idempotent: an identical area is not added twice)."""
-    aois = [dict(a) for a in data.get("aois") or []]
-    path = data.get("aoi_file") or ""
-    if not path:
-        return aois
-    by_name = {a["name"]: a for a in aois}
-    for area in load_aoi_file(path):
-        old = by_name.get(area["name"])
-        if old is None:
-            aois.append(area)
-            by_name[area["name"]] = area
-        elif [float(x) for x in old["bbox"]] != area["bbox"] or old.get("seasons") != area.get("seasons"):
-            raise DeepsnowError(
-                f"key 'data.aoi_file': area {area['name']!r} of {path} is also in data.aois with another "
-                f"bbox or seasons ({old['bbox']} vs {area['bbox']})"
-            )
-    return aois
-
-
-def check_window(window, key: str) -> list[str]:
-    """Problems of one ``{start, end}`` date window (empty list when fine)."""
-    try:
-        start = dt.date.fromisoformat(window["start"])
-        end = dt.date.fromisoformat(window["end"])
-    except (KeyError, TypeError, ValueError) as exc:
-        return [f"key '{key}': expected {{start: YYYY-MM-DD, end: YYYY-MM-DD}} with real dates, got {window!r} ({exc})"]
-    if end < start:
-        return [f"key '{key}': end {window['end']} is before start {window['start']}"]
-    return []
-
-
-@dataclass(frozen=True)
-class Area:
-    name: str
-    bbox: tuple[float, float, float, float]
-    windows: dict  # season -> (start, end) ISO dates
-
-    def window(self, season: str) -> tuple[str, str]:
-        return self.windows[season]
-
-
-def find_area(data: dict, name: str) -> Area:
-    """The area ``name`` of a validated ``data`` section, with its season windows."""
-    aois = merge_aoi_file(data)
-    match = [a for a in aois if a["name"] == name]
-    if not match:
-        raise DeepsnowError(f"--aoi {name!r}: not an area of data.aois/data.aoi_file ({[a['name'] for a in aois]})")
-    a = match[0]
-    x0, y0, x1, y1 = (float(v) for v in a["bbox"])
-    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
-        raise DeepsnowError(f"area {name!r}: bad bbox {a['bbox']} (expected min_lon < max_lon, min_lat < max_lat)")
-    windows = {}
-    for season in SEASONS:
-        win = dict((data.get("seasons") or {}).get(season) or {})
-        win.update(((a.get("seasons") or {}).get(season)) or {})
-        problems = check_window(win, f"data.seasons.{season} (area {name})")
-        if problems:
-            raise DeepsnowError(problems[0])
-        windows[season] = (win["start"], win["end"])
-    return Area(name=name, bbox=(x0, y0, x1, y1), windows=windows)
 
 
 # --------------------------------------------------------------------------- grid

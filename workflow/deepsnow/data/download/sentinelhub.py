@@ -59,8 +59,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from deepsnow import DeepsnowError
+from deepsnow.areas import Area
 from deepsnow.data.download.common import (
-    Area,
     DownloadError,
     Pixels,
     area_grid,

@@ -69,8 +69,8 @@ from urllib.parse import urljoin
 import numpy as np
 
 from deepsnow import DeepsnowError
+from deepsnow.areas import Area
 from deepsnow.data.download.common import (
-    Area,
     DownloadError,
     Grid,
     Pixels,

@@ -10,7 +10,7 @@ from rasterio.transform import Affine
 from rasterio.warp import transform as warp_transform
 
 from deepsnow import DeepsnowError
-from deepsnow.config import simulated_aoi_names
+from deepsnow.areas import simulated_aoi_names
 
 PIXEL_M = 10.0
 #: Gap between neighbouring simulated areas, metres; areas per row of the layout.
