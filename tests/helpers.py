@@ -55,6 +55,21 @@ def copy_run(run: Path, dest: Path, forget: tuple[str, ...] = ()) -> Path:
     return dest
 
 
+#: What a run's data half writes under results/<run>/ (simulator source), and the rules that write it.
+DATA_HALF = ("scenes", "truth", "masks", "patches", "dataset", "logs", "benchmarks")
+DATA_HALF_RULES = {"simulate", "download", "mask", "patches", "split"}
+
+
+def copy_data_half(run: Path, dest: Path, name: str = "test") -> Path:
+    """A copy of a finished run (copy_run) keeping only its data half (scenes to split, with the
+    logs and benchmarks): a run of the same config in ``dest`` trains, embeds, measures and draws
+    anew from the shared data, without simulating, masking and cutting patches again.
+    Whole-run tests that need a fresh model, not fresh data, start here."""
+    results = Path("results") / name
+    forget = tuple(str(results / p.name) for p in sorted((run / results).iterdir()) if p.name not in DATA_HALF)
+    return copy_run(run, dest, forget)
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run snakemake in ``workdir`` with this venv's tools on PATH."""
     cmd = [str(BIN / "snakemake"), "--cores", "2", *args]
