@@ -279,3 +279,30 @@ def test_the_stage_code_check_finds_an_unlisted_module(tmp_path):
         "run": ["work/__init__.py"]
     }
     assert stage_code_gaps(pkg, "pkg", entries, {"run": ("work", "shared.py")}, infra) == {}
+
+
+# -- function length ----------------------------------------------------------------------------
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(root: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``path:line name (N lines)`` of every function or method longer than ``limit`` lines."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_in_the_package_is_over_80_lines():
+    """Each function one idea: the house limit, measured from `def` to its last line."""
+    assert long_functions(PACKAGE_DIR) == []
+
+
+def test_the_length_check_finds_a_long_method(tmp_path):
+    body = "".join(f"        x{i} = {i}\n" for i in range(80))
+    root = _write_package(tmp_path, {"pkg/__init__.py": "", "pkg/m.py": f"class C:\n    def f(self):\n{body}"})
+    assert long_functions(root) == ["pkg/m.py:2 f (81 lines)"]
