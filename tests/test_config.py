@@ -51,6 +51,7 @@ def test_empty_config_takes_defaults():
         ({"split": {"test_aois": ["nowhere"]}}, "split.test_aois", "not areas"),
         ({"data": {"source": "stac"}}, "data.aois", "at least one area"),
         ({"run": "a b;rm -rf"}, "run", "does not match"),
+        ({"metrics": {"prdc_k": 0}}, "metrics.prdc_k", "minimum"),
     ],
 )
 def test_bad_values_name_the_key(patch, key, words):

@@ -148,6 +148,10 @@ def _metrics_rows(truth: bool, pretrained: bool) -> list[dict]:
                     "crd_dot": 5.0,
                     "fd_simcover": 40.0 - 6 * i,
                     "cd_simcover": 0.2 - 0.03 * i,
+                    "precision_simcover": 0.5 + 0.1 * i,
+                    "recall_simcover": 0.4 + 0.1 * i,
+                    "density_simcover": 0.6 + 0.2 * i,
+                    "coverage_simcover": 0.3 + 0.2 * i,
                     "kid_mean": 0.05 - 0.01 * i,
                     "kid_std": 0.01,
                     "kid_subset_size": N,
@@ -221,11 +225,12 @@ def _write_run(d, truth=True, pretrained=False, metrics_drop=()):
     _write_metrics(d / "metrics/metrics.csv", _metrics_rows(truth, pretrained), drop=metrics_drop)
     corr = []
     for p in ("paired_l1", "paired_ssim", "paired_l1_water"):
-        for m in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean", "fd_simcover", "cd_simcover"):
-            rho = (1.0 if m != "rf_logloss_mean" else -1.0) * (1 if p != "paired_ssim" else -1)
+        for m in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean", "fd_simcover", "cd_simcover", "coverage_simcover"):
+            sign = -1 if m in ("rf_logloss_mean", "coverage_simcover") else 1
+            rho = sign * (1 if p != "paired_ssim" else -1)
             corr.append(
                 {"metric": m, "paired": p, "direction": "AtoB", "spearman_rho": rho if truth else None,
-                 "p_value": 0.0 if truth else None, "n_epochs": 3 if truth else 0, "expected_sign": 1}
+                 "p_value": 0.0 if truth else None, "n_epochs": 3 if truth else 0, "expected_sign": sign}
             )
     pd.DataFrame(corr).to_csv(d / "metrics/correlations.csv", index=False)
     pca = []

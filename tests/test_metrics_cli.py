@@ -19,8 +19,8 @@ from deepsnow.io import load_npz, save_npz
 N = 4  # images per set: few, Inception at 299 px is slow on CPU (4 = the least 2-fold RF allows)
 S = 32
 FEATURES = json.dumps({"inception": {"weights": "random"}, "resnet50": {"weights": "random"}, "progress": False, "batch_size": 4})
-METRICS = json.dumps(
-    {"rf_repeats": 2, "rf_n_estimators": 10, "kid_subsets": 5, "n_jobs": 1, "pca_epochs": [1, 3]}
+METRICS = json.dumps(  # prdc_k: fewer neighbours than the N images per set
+    {"rf_repeats": 2, "rf_n_estimators": 10, "kid_subsets": 5, "n_jobs": 1, "pca_epochs": [1, 3], "prdc_k": 2}
 )
 
 
@@ -161,6 +161,37 @@ def test_per_extractor_distances(run):
     for m in ("fd_inception", "cd_inception", "fd_resnet50", "cd_resnet50"):
         assert corr[(m, "paired_l1")]["n_epochs"] == "3" and corr[(m, "paired_l1")]["expected_sign"] == "1"
     assert corr[("fd_resnet50", "paired_l1")]["spearman_rho"] == corr[("frd", "paired_l1")]["spearman_rho"]
+
+
+def test_per_extractor_precision_recall_density_coverage(run):
+    """After the distances, per extractor: the four nearest-neighbour scores of the direction's fakes
+    against the target domain's real test features; correlated expecting the opposite sign."""
+    from deepsnow.metrics import prdc_scores
+    from deepsnow.metrics.load import DIRECTIONS
+
+    with open(run / "metrics/metrics.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    i = header.index("cd_resnet50")
+    assert header[i + 1 : i + 9] == [f"{w}_{x}" for x in ("inception", "resnet50") for w in ("precision", "recall", "density", "coverage")]
+    real = load_npz(run / "features/real_resnet50.npz")
+    fake = load_npz(run / "features/epoch_002_resnet50.npz")
+    rows = {(r["epoch"], r["direction"]): r for r in _rows(run / "metrics/metrics.csv")}
+    for direction, (fk, rk) in DIRECTIONS.items():
+        want = prdc_scores(real[rk], fake[fk], k=2)
+        got = rows[("2", direction)]
+        assert {w: float(got[f"{w}_resnet50"]) for w in want} == pytest.approx(want, abs=1e-12), direction
+    corr = {(c["metric"], c["paired"]): c for c in _rows(run / "metrics/correlations.csv")}
+    assert corr[("coverage_inception", "paired_l1")]["expected_sign"] == "-1"
+
+
+def test_too_few_images_for_prdc_k_are_refused(run, tmp_path):
+    real = [run / "features/real_inception.npz", run / "features/real_resnet50.npz"]
+    feats = [run / "features/epoch_001_inception.npz", run / "features/epoch_001_resnet50.npz"]
+    params = json.dumps({**json.loads(METRICS), "prdc_k": N})
+    p = deepsnow("metrics", "epoch", "--params", params, "--real", *real, "--features", *feats,
+                 "--outputs", tmp_path / "epoch_001.json")
+    assert p.returncode == 2, p.stderr
+    assert "metrics.prdc_k" in p.stderr and f"k = {N} nearest neighbours need more than k samples" in p.stderr
 
 
 def test_pca_outputs(run):

@@ -225,6 +225,29 @@ def test_compare_correlates_each_metric_with_the_paired_error_over_the_variants(
     assert corr[("pooled", "frd", "paired_l1")]["n"] == "0"  # not in these tables: no pairs, no rho
 
 
+def test_compare_carries_the_per_extractor_scores_with_their_expected_signs(tmp_path: Path):
+    """fd_/cd_ and precision/recall/density/coverage columns of an extractor are compared and correlated;
+    the nearest-neighbour scores expect a negative rho with the paired L1 (they rise as images improve)."""
+    from deepsnow.metrics.table import table_columns
+
+    tables = []
+    for i in range(3):
+        rows = [
+            {"epoch": e, "direction": "AtoB", "fid": 10.0 - e - i, "fd_simcover": 5.0 - e - i,
+             "coverage_simcover": 0.2 * e + 0.1 * i, "paired_l1": 0.3 - 0.05 * e - 0.01 * i}
+            for e in (1, 2)
+        ]
+        tables.append(tmp_path / f"v{i}.csv")
+        write_csv(tables[-1], rows, table_columns(rows))
+    compare(tables, ["v0", "v1", "v2"], ["all"] * 3, None, tmp_path / "s.csv", tmp_path / "f.csv",
+            correlations_path=tmp_path / "corr.csv")
+    assert {"fd_simcover", "coverage_simcover"} <= {r["metric"] for r in read(tmp_path / "s.csv")}
+    corr = {(r["scope"], r["metric"], r["paired"]): r for r in read(tmp_path / "corr.csv")}
+    cov, fd = corr[("pooled", "coverage_simcover", "paired_l1")], corr[("pooled", "fd_simcover", "paired_l1")]
+    assert (cov["expected_sign"], fd["expected_sign"]) == ("-1", "1")
+    assert cov["n"] == "6" and float(cov["spearman_rho"]) < 0 < float(fd["spearman_rho"])
+
+
 @pytest.mark.parametrize("n", [3, 5, 7])
 def test_figures_3_5_7_per_group_draw_each_groups_mean_and_spread(tmp_path: Path, n: int):
     from deepsnow.figures.table import make_figure

@@ -129,7 +129,8 @@ def test_run_trains_generates_and_measures(finished_run: Path):
 
 def test_run_has_simcover_distances(finished_run: Path):
     """simcover trained on the training patches only, its features recorded by weights hash,
-    fd_/cd_<extractor> of every extractor in metrics.csv, correlated in correlations.csv."""
+    fd_/cd_<extractor> and precision/recall/density/coverage_<extractor> of every extractor in
+    metrics.csv, correlated in correlations.csv."""
     import csv
 
     res = finished_run / "results" / "test"
@@ -145,9 +146,12 @@ def test_run_has_simcover_distances(finished_run: Path):
         rows = list(csv.DictReader(fh))
     for x in ("inception", "resnet50", "simcover"):
         assert all(float(r[f"fd_{x}"]) >= 0 and 0 <= float(r[f"cd_{x}"]) <= 2 for r in rows), x
+        for r in rows:  # precision, recall, density, coverage of every extractor (k = 5 < 9 test patches)
+            shares = [float(r[f"{what}_{x}"]) for what in ("precision", "recall", "coverage")]
+            assert all(0 <= v <= 1 for v in shares) and float(r[f"density_{x}"]) >= 0, (x, r["epoch"])
     with open(res / "metrics" / "correlations.csv") as fh:
         corr = {(c["metric"], c["paired"]) for c in csv.DictReader(fh)}
-    assert {("fd_simcover", "paired_l1"), ("cd_simcover", "paired_l1")} <= corr
+    assert {("fd_simcover", "paired_l1"), ("cd_simcover", "paired_l1"), ("coverage_simcover", "paired_l1")} <= corr
     assert "simcover extractor: held-out" in (res / "report" / "headline.html").read_text()
 
 

@@ -9,6 +9,7 @@ Public API (imported lazily, so ``import deepsnow.metrics`` stays cheap):
 * :func:`kernel_distance` (unbiased KID, returns mean and std);
 * :func:`rf_two_sample_test` (the paper's random-forest real-vs-generated test),
   :func:`clipped_log_loss`;
+* :func:`prdc_scores` (precision, recall, density, coverage by k nearest neighbours, in row blocks), :func:`knn_radii`;
 * :func:`paired_errors` (L1 and SSIM against the simulator's true snow images);
 * :func:`feature_stats`, :func:`trace_sqrt_product`, :func:`check_features`.
 """
@@ -25,6 +26,7 @@ _EXPORTS = {
     ),
     "rf": ("rf_two_sample_test", "clipped_log_loss"),
     "paired": ("paired_errors", "pair_by_ids"),
+    "prdc": ("prdc_scores", "knn_radii"),
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

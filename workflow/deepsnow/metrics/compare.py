@@ -29,13 +29,16 @@ from collections import defaultdict
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.metrics.table import CORRELATION_COLUMNS, PAIRED_METRICS, UNPAIRED_METRICS, correlations, write_csv
+from deepsnow.metrics.table import (
+    CORRELATION_COLUMNS, PAIRED_METRICS, PER_EXTRACTOR_PREFIXES, PRDC_PREFIXES, UNPAIRED_METRICS, correlations, write_csv,
+)
 
 log = logging.getLogger("deepsnow.metrics")
 
-#: metrics compared: the unpaired ones, the paired errors, and (added by extractors) fd_/cd_ columns
+#: metrics compared: the unpaired ones, the paired errors, and (added by extractors) the fd_/cd_ and
+#: precision_/recall_/density_/coverage_ columns
 COMPARED = (*UNPAIRED_METRICS, *PAIRED_METRICS)
-EXTRA_PREFIXES = ("fd_", "cd_")
+EXTRA_PREFIXES = tuple(f"{p}_" for p in (*PER_EXTRACTOR_PREFIXES, *PRDC_PREFIXES))
 ARTIFACT_METRIC = "checkerboard_score"
 #: whether each variant's extractors were pretrained (1) or random (0): carried for the figures' flags
 PRETRAINED_METRICS = ("inception_pretrained", "resnet_pretrained")

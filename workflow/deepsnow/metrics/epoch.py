@@ -1,8 +1,9 @@
 """The metrics of one epoch: its features (and samples) -> one row per direction -> ``epoch_NNN.json``.
 
 Per direction (see :data:`deepsnow.metrics.load.DIRECTIONS`): for every extractor
-whose features are given, ``fd_<extractor>`` (Fréchet distance) and ``cd_<extractor>``
-(1 − mean cosine similarity); the FID and KID
+whose features are given, ``fd_<extractor>`` (Fréchet distance), ``cd_<extractor>``
+(1 − mean cosine similarity) and ``precision_``, ``recall_``, ``density_``, ``coverage_<extractor>``
+(``metrics.prdc_k`` nearest neighbours); the FID and KID
 use the ``metrics.inception_extractor`` features (default the FID Inception);
 FRD, CRD and the RF test the ``metrics.resnet_extractor`` features (default
 ResNet-50); the paired errors (AtoB only, simulator data) the generated images
@@ -96,15 +97,22 @@ def _unpaired(xi, yi, xr, yr, params: dict, n_jobs: int) -> dict:
     }
 
 
-def _per_extractor(real: dict, fake: dict, fk: str, rk: str) -> dict:
-    """``fd_<name>`` (Fréchet distance) and ``cd_<name>`` (1 − mean cosine similarity) of every extractor given."""
+def _per_extractor(real: dict, fake: dict, fk: str, rk: str, params: dict) -> dict:
+    """``fd_<name>`` (Fréchet distance), ``cd_<name>`` (1 − mean cosine similarity) and precision,
+    recall, density and coverage (``<what>_<name>``) of every extractor given."""
     from deepsnow.metrics.distances import cosine_resnet_distance, frechet_distance
+    from deepsnow.metrics.prdc import prdc_scores
 
     out = {}
     for name in real:
         x, y = fake[name][fk], real[name][rk]
         out[f"fd_{name}"] = frechet_distance(x, y)
         out[f"cd_{name}"] = cosine_resnet_distance(x, y)
+        try:
+            scores = prdc_scores(y, x, k=params["prdc_k"])
+        except DeepsnowError as exc:
+            raise DeepsnowError(f"{name} features (key metrics.prdc_k = {params['prdc_k']}): {exc}") from exc
+        out.update({f"{what}_{name}": v for what, v in scores.items()})
     return out
 
 
@@ -156,7 +164,7 @@ def evaluate_epoch(
         row.update(_extractor_columns("resnet", res, real))
         try:
             row.update(_unpaired(xi, yi, xr, yr, params, n_jobs))
-            row.update(_per_extractor(real, fake, fk, rk))
+            row.update(_per_extractor(real, fake, fk, rk, params))
         except DeepsnowError as exc:
             raise DeepsnowError(f"{where} (generated {fk} vs real {rk}): {exc}") from exc
         row.update(_paired(direction, paired))

@@ -59,6 +59,8 @@ UNPAIRED_METRICS = {
 }
 #: per-extractor distances (one pair of columns per extractor): both fall as images improve
 PER_EXTRACTOR_PREFIXES = ("fd", "cd")
+#: per-extractor nearest-neighbour scores (four columns per extractor, after the distances): all rise as images improve
+PRDC_PREFIXES = ("precision", "recall", "density", "coverage")
 #: the per-extractor columns go after this one
 PER_EXTRACTOR_AFTER = "crd_dot"
 #: paired measures and their orientation (+1: lower is better, -1: higher is better)
@@ -86,22 +88,35 @@ def collect_rows(json_paths) -> list[dict]:
     return rows
 
 
+def _extractor_names(rows: list[dict], prefixes) -> list[str]:
+    """The extractors named by the rows' ``<prefix>_<extractor>`` keys, in the order they first appear."""
+    starts = tuple(f"{p}_" for p in prefixes)
+    return list(dict.fromkeys(k.split("_", 1)[1] for r in rows for k in r if k.startswith(starts)))
+
+
 def per_extractor_columns(rows: list[dict]) -> list[str]:
     """``fd_<extractor>``, ``cd_<extractor>`` of every extractor the rows hold, in the order they first appear."""
-    prefixes = tuple(f"{p}_" for p in PER_EXTRACTOR_PREFIXES)
-    names = dict.fromkeys(k.split("_", 1)[1] for r in rows for k in r if k.startswith(prefixes))
+    names = _extractor_names(rows, PER_EXTRACTOR_PREFIXES)
     return [f"{p}_{name}" for name in names for p in PER_EXTRACTOR_PREFIXES]
 
 
+def prdc_columns(rows: list[dict]) -> list[str]:
+    """``precision_``, ``recall_``, ``density_``, ``coverage_<extractor>`` of every extractor the rows hold."""
+    names = _extractor_names(rows, PRDC_PREFIXES)
+    return [f"{p}_{name}" for name in names for p in PRDC_PREFIXES]
+
+
 def table_columns(rows: list[dict]) -> tuple[str, ...]:
-    """:data:`TABLE_COLUMNS` with the rows' per-extractor distances after ``crd_dot``."""
+    """:data:`TABLE_COLUMNS` with the rows' per-extractor distances, then their nearest-neighbour
+    scores, after ``crd_dot``."""
     i = TABLE_COLUMNS.index(PER_EXTRACTOR_AFTER) + 1
-    return (*TABLE_COLUMNS[:i], *per_extractor_columns(rows), *TABLE_COLUMNS[i:])
+    return (*TABLE_COLUMNS[:i], *per_extractor_columns(rows), *prdc_columns(rows), *TABLE_COLUMNS[i:])
 
 
 def unpaired_metrics(rows: list[dict]) -> dict[str, int]:
-    """The unpaired metrics correlated with the paired errors: :data:`UNPAIRED_METRICS` and the per-extractor ones."""
-    return {**UNPAIRED_METRICS, **{c: 1 for c in per_extractor_columns(rows)}}
+    """The unpaired metrics correlated with the paired errors: :data:`UNPAIRED_METRICS`, the
+    per-extractor distances (+1) and nearest-neighbour scores (−1: they rise as images improve)."""
+    return {**UNPAIRED_METRICS, **{c: 1 for c in per_extractor_columns(rows)}, **{c: -1 for c in prdc_columns(rows)}}
 
 
 def _fmt(v):
