@@ -37,10 +37,8 @@ def entry_point_detectors() -> dict:
     """Installed detectors of the ``deepsnow.detectors`` entry-point group, by name (none loaded)."""
     from importlib.metadata import entry_points
 
-    found = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as for imports
-    return found
+    # the first distribution on sys.path wins, as for imports: later ones are overwritten by it
+    return {ep.name: ep for ep in reversed(list(entry_points(group=ENTRY_POINT_GROUP)))}
 
 
 def known_detector_names() -> list[str]:
