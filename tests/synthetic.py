@@ -199,3 +199,29 @@ def install_tinyplug(site: Path, entry_points: dict[str, str] | None = None) -> 
         "[deepsnow.extractors]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())
     )
     return site
+
+
+def install_tinydetector(site: Path) -> Path:
+    """Install into ``site`` (a folder to put on PYTHONPATH) a real distribution 'tinydetector' with
+    'deepsnow.detectors' entry points: absdiff (the L1 norm of after - before, a working detector),
+    and badshape / nanscores / crashes, which break the detector contract."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "tinydetector.py").write_text(
+        "import numpy as np\n"
+        "def absdiff(before, after):\n"
+        "    return np.abs(after.astype(np.float64) - before.astype(np.float64)).sum(axis=1)\n"
+        "def badshape(before, after):\n"
+        "    return np.zeros((before.shape[0], 2))\n"
+        "def nanscores(before, after):\n"
+        "    return np.full(before.shape[0], np.nan)\n"
+        "def crashes(before, after):\n"
+        "    before[0, 0] = 0  # the inputs are read-only: a detector cannot change what the others score\n"
+    )
+    dist = site / "tinydetector-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinydetector\nVersion: 0.1\n")
+    points = {name: f"tinydetector:{name}" for name in ("absdiff", "badshape", "nanscores", "crashes")}
+    (dist / "entry_points.txt").write_text(
+        "[deepsnow.detectors]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())
+    )
+    return site

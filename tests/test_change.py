@@ -188,7 +188,11 @@ def test_workflow_writes_change_summary_and_figure10(test_config_run):
     for d, g in gaps.items():
         assert g["gap_synthetic_real"] == pytest.approx(abs(g["auc"]["synthetic"] - g["auc"]["real"]))
     assert "|AUC_synthetic - AUC_real|" in summary["sentences"]["rgb"]
-    assert (res / "change" / "summary.html").read_text().count("<tr") == len(rows) + 1  # + header
+    taus = summary["ranking_agreement"]
+    assert {t["pairs"] for t in taus} == {"synthetic_vs_real", "truth_vs_real"}
+    assert all(t["n_detectors"] == 4 and (t["tau"] is None) == bool(t["reason"]) for t in taus)
+    # two tables, each with a header row: the taus, then the rows
+    assert (res / "change" / "summary.html").read_text().count("<tr") == len(taus) + 1 + len(rows) + 1
     assert (res / "figures" / "figure10.png").stat().st_size > 10_000
     prov = json.loads((res / "change" / "summary.csv.prov.json").read_text())
     assert prov["stage"] == "change_summary"
@@ -280,3 +284,166 @@ def test_change_area_reflectance_band_set(test_config_run, tmp_path):
     for res_det in record["band_sets"]["reflectance"].values():
         assert set(res_det["pairs"]) == {"real", "synthetic", "truth"}
         assert all(0 <= p["auc"] <= 1 for p in res_det["pairs"].values())
+
+
+# --------------------------------------------------------------------------- detectors as plug-ins
+
+BUILTIN_ORDER = ["rx_difference", "chronochrome", "covariance_equalization", "hyperbolic_acd"]
+
+
+def _write_small_area(d):
+    """One small area's before, real and true after scenes (after ~ a gain of before), their masks,
+    and a synthetic RGB product: the inputs of ``deepsnow change area``; returns its arguments."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    from deepsnow.data.scene import write_scene
+    from deepsnow.synthesize.products import write_cog
+
+    rng, h, w = np.random.default_rng(5), 60, 70
+    crs, transform = "EPSG:32632", Affine(10, 0, 600000, 0, -10, 5150000)
+    base = {b: rng.uniform(0.05, 0.45, (h, w)) for b in ("B04", "B03", "B02", "B08", "B11")}
+    d.mkdir(parents=True, exist_ok=True)
+    for name, gain in (("snowfree", 1.0), ("snow", 1.6), ("truth", 1.5)):
+        refl = {b: np.clip(gain * v + 0.02 * rng.standard_normal((h, w)), 0, 1).astype(np.float32) for b, v in base.items()}
+        write_scene(d / f"{name}.tif", refl, np.full((h, w), 4, np.uint8), np.ones((h, w), np.uint8), crs, transform)
+    for name in ("snowfree", "snow"):
+        with rasterio.open(d / f"mask_{name}.tif", "w", driver="GTiff", height=h, width=w, count=1, dtype="uint8",
+                           crs=crs, transform=transform) as dst:
+            dst.write(np.ones((1, h, w), np.uint8))
+    rgb = np.stack([np.clip(400 * base[b] + 8 * rng.standard_normal((h, w)), 0, 255) for b in ("B04", "B03", "B02")])
+    write_cog(d / "synthetic.tif", rgb.astype(np.uint8), crs, transform, np.ones((h, w), bool), ("red", "green", "blue"), {})
+    files = {"--before": "snowfree.tif", "--before-mask": "mask_snowfree.tif", "--real": "snow.tif",
+             "--real-mask": "mask_snow.tif", "--synthetic": "synthetic.tif", "--truth": "truth.tif"}
+    return ["change", "area", "--area", "a"] + [str(v) for k, f in files.items() for v in (k, d / f)]
+
+
+@pytest.fixture(scope="module")
+def small_area(tmp_path_factory):
+    return _write_small_area(tmp_path_factory.mktemp("change-area"))
+
+
+@pytest.fixture(scope="module")
+def detector_site(tmp_path_factory):
+    from synthetic import install_tinydetector
+
+    return install_tinydetector(tmp_path_factory.mktemp("site"))
+
+
+def test_plugin_detector_is_scored_like_a_builtin(tmp_path, small_area, detector_site):
+    """A real installed distribution's 'deepsnow.detectors' entry point, selected by name through
+    ``change.detectors``, is scored by ``deepsnow change area`` and tabulated by the summary, in
+    change/summary.csv, the tau table and Figure 10, beside the built-ins."""
+    import csv
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from scipy.stats import kendalltau
+
+    from helpers import env_with_venv
+
+    from deepsnow.figures.change import build_figure10
+
+    env = env_with_venv()
+    env["PYTHONPATH"] = f"{detector_site}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    params = json.dumps({"detectors": BUILTIN_ORDER + ["absdiff"]})
+    out = tmp_path / "change"
+    cli = [sys.executable, "-m", "deepsnow.cli"]
+    p = subprocess.run(cli + small_area + ["--params", params, "--output", str(out / "a.json")],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = subprocess.run(cli + ["change", "summary", "--params", params, "--areas", str(out / "a.json"),
+                              "--output", str(out / "summary.csv"), "--output-json", str(out / "summary.json"),
+                              "--output-html", str(out / "summary.html")], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    # the records are written key-sorted: detectors by name, as for the built-ins alone
+    assert [r["detector"] for r in rows if r["pair"] == "real"] == sorted(BUILTIN_ORDER + ["absdiff"])
+    absdiff = {r["pair"]: float(r["auc"]) for r in rows if r["detector"] == "absdiff"}
+    assert set(absdiff) == {"real", "synthetic", "truth"} and absdiff["real"] > 0.8, absdiff
+    summary = json.loads((out / "summary.json").read_text())
+    assert "absdiff" in summary["gaps"]["rgb"]["detectors"]
+    auc = {pair: [float(r["auc"]) for r in rows if r["pair"] == pair] for pair in ("real", "synthetic", "truth")}
+    taus = {t["pairs"]: t for t in summary["ranking_agreement"]}
+    assert set(taus) == {"synthetic_vs_real", "truth_vs_real"}
+    for pair in ("synthetic", "truth"):
+        assert taus[f"{pair}_vs_real"]["n_detectors"] == 5
+        assert taus[f"{pair}_vs_real"]["tau"] == pytest.approx(kendalltau(auc[pair], auc["real"]).statistic)
+    assert "absdiff" in (out / "summary.html").read_text() and "Kendall" in (out / "summary.html").read_text()
+    fig = build_figure10({}, out / "summary.json").figure
+    assert "absdiff (rgb)" in [ax.get_title() for ax in fig.axes]
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("badshape", "returned scores of shape"),
+    ("nanscores", "non-finite scores"),
+    ("crashes", "failed on pixels"),
+])
+def test_broken_plugin_detector_is_named(tmp_path, small_area, detector_site, monkeypatch, capsys, name, expect):
+    """A detector returning the wrong shape, non-finite scores, or failing: exit 2 naming it, nothing written."""
+    import json
+
+    from deepsnow.cli import main
+
+    monkeypatch.syspath_prepend(str(detector_site))
+    out = tmp_path / "a.json"
+    assert main(small_area + ["--params", json.dumps({"detectors": ["rx_difference", name]}), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"change detector {name!r}" in err and expect in err, err
+    assert not out.exists()
+
+
+def test_unknown_detector_is_refused_listing_the_known(tmp_path, small_area, detector_site, monkeypatch, capsys):
+    import json
+
+    from deepsnow.cli import main
+
+    monkeypatch.syspath_prepend(str(detector_site))
+    out = tmp_path / "a.json"
+    assert main(small_area + ["--params", json.dumps({"detectors": ["rx_difference", "nosuch"]}), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "key 'change.detectors[1]': unknown change detector 'nosuch'" in err, err
+    assert "known: absdiff, badshape, chronochrome, covariance_equalization, crashes, hyperbolic_acd, nanscores, " \
+           "rx_difference" in err and "'deepsnow.detectors'" in err, err
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- ranking agreement
+
+
+def _rows(aucs: dict[str, dict[str, float]], area="a", bands="rgb") -> list[dict]:
+    return [{"area": area, "bands": bands, "detector": d, "pair": p, "auc": a}
+            for d, pairs in aucs.items() for p, a in pairs.items()]
+
+
+def test_ranking_agreement_is_scipys_kendall_tau():
+    from scipy.stats import kendalltau
+
+    from deepsnow.change.ranking import agreement
+
+    rng = np.random.default_rng(1)
+    aucs = {f"d{i}": {"real": rng.uniform(0.5, 1), "synthetic": rng.uniform(0.5, 1), "truth": rng.uniform(0.5, 1)}
+            for i in range(6)}
+    aucs["d5"]["synthetic"] = aucs["d4"]["synthetic"]  # a tie: tau-b
+    no_truth = {d: {p: a for p, a in v.items() if p != "truth"} for d, v in aucs.items()}
+    rows = _rows(aucs) + _rows(no_truth, area="b") + _rows(aucs, bands="reflectance")
+    got = {(t["area"], t["bands"], t["pairs"]): t for t in agreement(rows)}
+    assert set(got) == {("a", "rgb", "synthetic_vs_real"), ("a", "rgb", "truth_vs_real"), ("b", "rgb", "synthetic_vs_real"),
+                        ("a", "reflectance", "synthetic_vs_real"), ("a", "reflectance", "truth_vs_real")}
+    for (area, bands, pairs), t in got.items():
+        pair = pairs.split("_vs_")[0]
+        want = kendalltau([v[pair] for v in aucs.values()], [v["real"] for v in aucs.values()])
+        assert t["tau"] == pytest.approx(want.statistic, abs=1e-12) and t["p_value"] == pytest.approx(want.pvalue)
+        assert t["n_detectors"] == 6 and t["reason"] == ""
+
+
+def test_ranking_agreement_undefined_has_a_reason():
+    from deepsnow.change.ranking import agreement
+
+    one = agreement(_rows({"d0": {"real": 0.9, "synthetic": 0.8}}))
+    assert one == [{"area": "a", "bands": "rgb", "pairs": "synthetic_vs_real", "n_detectors": 1, "tau": None,
+                    "p_value": None, "reason": "only 1 detector(s): a ranking needs at least 2"}]
+    tied = agreement(_rows({"d0": {"real": 0.9, "synthetic": 0.7}, "d1": {"real": 0.8, "synthetic": 0.7}}))
+    assert tied[0]["tau"] is None and "all equal" in tied[0]["reason"]

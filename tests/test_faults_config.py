@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from helpers import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
-from synthetic import install_tinyplug
+from synthetic import install_tinydetector, install_tinyplug
 
 from deepsnow import DeepsnowError
 from deepsnow.cli import main as deepsnow_main
@@ -512,6 +512,22 @@ def test_entry_point_that_fails_to_load_is_named(tmp_path, plugin_path, images):
     assert p.returncode == 2
     assert "entry point 'brokenplug = no_such_module:build' of tinyplug" in p.stderr and "failed to load" in p.stderr, p.stderr
     assert not list(tmp_path.glob("f_*"))
+
+
+def test_entry_point_detector_is_known_to_the_workflow(tmp_path):
+    """change.detectors names an installed 'deepsnow.detectors' entry point: the DAG builds; where the
+    package is not installed, or for a module that is no detector, validation refuses the name."""
+    site = install_tinydetector(tmp_path / "site")
+    (site / "evilmod.py").write_text(f"from pathlib import Path\nPath({str(tmp_path / MARKER)!r}).write_text('imported')\n")
+    builtins = ["rx_difference", "chronochrome", "covariance_equalization", "hyperbolic_acd"]
+    proc, _ = dry_run(tmp_path, {"change": {"detectors": builtins + ["absdiff"]}}, env=plugin_env(site))
+    assert proc.returncode == 0 and "change_summary" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
+    validation_refuses(tmp_path, {"change": {"detectors": builtins + ["absdiff"]}}, "key 'change.detectors[4]'",
+                       "unknown change detector 'absdiff'", "known: chronochrome, covariance_equalization, "
+                       "hyperbolic_acd, rx_difference", "entry-point group 'deepsnow.detectors'")
+    proc, _ = dry_run(tmp_path / "evil", {"change": {"detectors": ["evilmod"]}}, env=plugin_env(site))
+    assert_refused(proc, "key 'change.detectors[0]'", "unknown change detector 'evilmod'", "known: absdiff, badshape")
+    assert not (tmp_path / MARKER).exists()
 
 
 def test_simcover_on_downloaded_data_needs_a_weights_file(tmp_path):

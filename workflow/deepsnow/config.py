@@ -224,6 +224,18 @@ def _check_extractor_names(features: dict) -> list[str]:
     return problems
 
 
+def _check_detector_names(change: dict) -> list[str]:
+    """Detector names exist: built in or an installed 'deepsnow.detectors' entry point (none is imported)."""
+    from deepsnow.change.registry import detector_hint, known_detector_names
+
+    known = known_detector_names()
+    return [
+        f"key 'change.detectors[{i}]': unknown change detector {name!r} ({detector_hint()})"
+        for i, name in enumerate(change.get("detectors") or [])
+        if name not in known
+    ]
+
+
 def _check_weights_files(config: dict) -> list[str]:
     """``weights: path`` has its file. Whole config only: a lone command may run where the workflow's
     relative weights paths do not resolve."""
@@ -363,6 +375,7 @@ SECTION_CHECKS = {
     "gan": _check_gan,
     "features": _check_extractor_names,
     "synthesize": _check_synthesize,
+    "change": _check_detector_names,
 }
 
 

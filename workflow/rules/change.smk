@@ -1,4 +1,4 @@
-# Change-detection testbed: per held-out test area, four anomalous change detectors on the pairs
+# Change-detection testbed: per held-out test area, the anomalous change detectors (change.detectors) on the pairs
 # (before, real after), (before, synthetic after) and, on simulator data, (before, true after), with
 # the same implanted changes; one small job tabulates all areas. Inputs: common.smk (change_*).
 

@@ -7,5 +7,8 @@
   replaced by after-pixels from elsewhere) that gives the ground-truth mask.
 - :mod:`deepsnow.change.evaluate`: ROC AUC, false-alarm rate at the real pair's 1 % FAR
   threshold and score histograms for the pairs real / synthetic / truth.
+- :mod:`deepsnow.change.registry`: detectors by name (``change.detectors``): the built-ins and
+  those installed packages provide through the entry-point group ``deepsnow.detectors``.
+- :mod:`deepsnow.change.ranking`: Kendall's tau between the detectors' AUC rankings on two pairs.
 - :mod:`deepsnow.change.commands`: ``deepsnow change area`` and ``deepsnow change summary``.
 """

@@ -13,10 +13,11 @@ log = logging.getLogger("deepsnow.change")
 def register(sub: argparse._SubParsersAction) -> None:
     """Change-detection testbed: anomalous change detectors on real, synthetic and true after-images.
 
-    'area' runs four anomalous change detectors on one held-out area's pairs (before, real after), (before,
+    'area' runs the anomalous change detectors (change.detectors: four built-ins, and those installed
+    packages provide through the entry-point group 'deepsnow.detectors') on one held-out area's pairs (before, real after), (before,
     synthetic after) and (before, true after; simulator) with the same implanted pixel-swap changes
     (change/<area>.json); 'summary' tabulates all areas (change/summary.csv, change/summary.json with the
-    AUC gaps)."""
+    AUC gaps and Kendall's tau between the detectors' AUC rankings on the pairs)."""
     command = command_group(sub, "change", register.__doc__, section="change", code="change")
     p = command("area", _area, stage="change")
     path_options(
@@ -53,12 +54,14 @@ def _area(args, params) -> Made:
     The pixels valid in every image (usable mask classes, dataMask, the product's mask) get seeded
     pixel-swap blobs (change.implant_fraction, change.blob_px, change.seed) at the same locations
     for every pair; at most change.max_pixels of them are used (a seeded uniform sample). Each
-    detector (rx_difference, chronochrome, covariance_equalization, hyperbolic_acd) scores every
-    pair; the record holds per detector and pair the ROC AUC for the implants, the false-alarm rate
+    detector of change.detectors (built in: rx_difference, chronochrome, covariance_equalization,
+    hyperbolic_acd; or an installed 'deepsnow.detectors' entry point) scores every pair; the record holds per detector and pair the ROC AUC for the implants, the false-alarm rate
     at the threshold giving change.far on the real pair, the untouched pixels' score distribution
     and the ROC curve. Band sets: rgb (the scenes rendered as the patches are), plus reflectance
     with --synthetic-reflectance. Errors (exit 2, nothing written): images on different grids, no
-    valid pixels, a band constant over the pixels used, change.implant_fraction outside (0, 0.5)."""
+    valid pixels, a band constant over the pixels used, change.implant_fraction outside (0, 0.5), an
+    unknown detector name, an installed detector that fails or returns scores of the wrong shape or not
+    finite."""
     from deepsnow.change import evaluate, implant
     from deepsnow.change.pixels import Image
     from deepsnow.data.scene import window_rows
@@ -85,14 +88,15 @@ def _summary(args, params) -> Made:
 
     Writes --output (CSV: area, bands, detector, pair, auc, far_at_real_threshold, pd_at_real_threshold,
     untouched_median, untouched_p99, n_pixels, n_implanted) and --output-json (the rows, per band set
-    and detector the mean AUC per pair and |AUC_synthetic - AUC_real|, the detector rankings, and every
-    area's ROC curves and histograms for Figure 10) and --output-html (the report's page: per band set
-    the gap sentence, then the table), each atomically."""
+    and detector the mean AUC per pair and |AUC_synthetic - AUC_real|, the detector rankings, per area
+    and band set Kendall's tau between the detectors' AUCs on synthetic and real (and truth and real)
+    pairs, and every area's ROC curves and histograms for Figure 10) and --output-html (the report's
+    page: per band set the gap sentence, the tau table, then the rows), each atomically."""
     import csv
     import json
 
     from deepsnow import DeepsnowError
-    from deepsnow.change import evaluate
+    from deepsnow.change import evaluate, ranking
     from deepsnow.io import atomic_output, write_json
 
     records = []
@@ -103,6 +107,7 @@ def _summary(args, params) -> Made:
             raise DeepsnowError(f"{path}: not a readable change record: {exc}") from exc
     rows = evaluate.summary_rows(records)
     gaps = evaluate.gaps(rows)
+    agreement = ranking.agreement(rows)
     for which, g in gaps.items():
         log.info("%s: %s", which, evaluate.gap_sentence(g))
     with atomic_output(args.output) as tmp, open(tmp, "w", newline="") as fh:
@@ -110,21 +115,29 @@ def _summary(args, params) -> Made:
         writer.writeheader()
         writer.writerows(rows)
     sentences = {w: evaluate.gap_sentence(g) for w, g in gaps.items()}
-    write_json(args.output_json, {"rows": rows, "gaps": gaps, "sentences": sentences, "areas": records})
+    write_json(args.output_json, {"rows": rows, "gaps": gaps, "sentences": sentences,
+                                  "ranking_agreement": agreement, "areas": records})
     with atomic_output(args.output_html) as tmp:
-        tmp.write_text(_html(rows, sentences))
+        tmp.write_text(_html(rows, sentences, agreement))
     outputs = [args.output, args.output_json, args.output_html]
     return Made(outputs, inputs=list(args.areas), extra={"areas": len(records), "sentences": sentences})
 
 
-def _html(rows: list[dict], sentences: dict) -> str:
-    """The summary as a standalone HTML page (pandas' table), the gap sentences above it."""
+def _html(rows: list[dict], sentences: dict, agreement: list[dict]) -> str:
+    """The summary as a standalone HTML page (pandas' tables): the gap sentences, the ranking
+    agreement (Kendall's tau per area), then the rows."""
     import html
 
     import pandas as pd
 
+    from deepsnow.change import ranking
+
     words = "".join(f"<p><b>{html.escape(w)}</b>: {html.escape(s)}</p>" for w, s in sentences.items())
     table = pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}", border=1)
+    taus = pd.DataFrame(agreement, columns=ranking.COLUMNS).to_html(
+        index=False, float_format=lambda v: f"{v:.4f}", na_rep="NaN", border=1)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Change-detection testbed</title></head>"
-            f"<body><h3>Change-detection testbed: real vs synthetic vs true after-images</h3>{words}{table}"
+            f"<body><h3>Change-detection testbed: real vs synthetic vs true after-images</h3>{words}"
+            "<p>Do the pairs rank the detectors alike? Kendall's tau between the detectors' AUCs per area "
+            f"(1: the same order, -1: reversed):</p>{taus}<p>Every area, band set, detector and pair:</p>{table}"
             "</body></html>\n")

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from deepsnow import DeepsnowError
-from deepsnow.change import detectors, implant, pixels
+from deepsnow.change import implant, pixels, registry
 
 log = logging.getLogger("deepsnow.change")
 
@@ -116,18 +116,20 @@ def _plan(area, opened, params, rows):
 
 
 def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets, rgb, rows: int) -> dict:
-    """Every detector on every pair of one area; the per-area record (ROC curves, histograms)."""
+    """Every detector of ``params["detectors"]`` on every pair of one area; the per-area record
+    (ROC curves, histograms)."""
     started = time.monotonic()
+    fns = registry.resolve(params["detectors"])
     with contextlib.ExitStack() as stack:
         opened = pixels.open_images(stack, images, rgb)
         shape, n_valid, used, implanted, source = _plan(area, opened, params, rows)
         log.info("area %s: %d of %d pixels valid, %d used, %d implanted", area, n_valid, shape[0] * shape[1],
                  used.size, int(implanted.sum()))
-        results = {which: _band_set(area, opened, which, used, source, implanted, params, shape, rows)
+        results = {which: _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns)
                    for which in band_sets}
     elapsed = time.monotonic() - started
     log.info("area %s: done in %.1f s (%.2f M pixel-pairs/s)", area, elapsed,
-             used.size * len(band_sets) * (len(opened) - 1) * len(detectors.DETECTORS) / 1e6 / max(elapsed, 1e-9))
+             used.size * len(band_sets) * (len(opened) - 1) * len(fns) / 1e6 / max(elapsed, 1e-9))
     return {
         "area": area, "shape": list(shape), "n_valid": n_valid, "n_pixels": int(used.size),
         "n_implanted": int(implanted.sum()), "pairs": [p for p in PAIRS if p in opened],
@@ -136,7 +138,7 @@ def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets
     }
 
 
-def _band_set(area, opened, which, used, source, implanted, params, shape, rows) -> dict:
+def _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns) -> dict:
     x = pixels.gather(opened["before"], which, used, shape, rows)
     check_bands(area, opened["before"], which, x)
     ys = {}
@@ -144,7 +146,7 @@ def _band_set(area, opened, which, used, source, implanted, params, shape, rows)
         ys[pair] = pixels.gather(opened[pair], which, source, shape, rows)
         check_bands(area, opened[pair], which, ys[pair])
     out = {}
-    for name, fn in detectors.DETECTORS.items():
+    for name, fn in fns.items():
         t0 = time.monotonic()
         scores = {pair: fn(x, y) for pair, y in ys.items()}
         out[name] = compare_pairs(scores, implanted, params["far"])
