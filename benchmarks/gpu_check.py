@@ -617,14 +617,16 @@ def expected_table(work: Path, override: dict) -> dict:
     from deepsnow.config import merge_config, validate_config
     from deepsnow.gan.schedule import saved_epochs
     from deepsnow.metrics.load import DIRECTIONS
-    from deepsnow.metrics.table import PER_EXTRACTOR_PREFIXES, table_columns
+    from deepsnow.metrics.table import PER_EXTRACTOR_PREFIXES, PRDC_PREFIXES, table_columns
 
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     merge_config(cfg, yaml.safe_load((work / "configs" / "test.yaml").read_text()))
     cfg = validate_config(merge_config(cfg, override))
     rows = sorted((e, d) for e in saved_epochs(cfg["gan"]) for d in DIRECTIONS)
-    # fd_<extractor>, cd_<extractor> of every configured extractor, in the config's order
-    per_extractor = {f"{p}_{x}": None for x in cfg["features"]["extractors"] for p in PER_EXTRACTOR_PREFIXES}
+    # fd_/cd_ and precision_/recall_/density_/coverage_<extractor> of every configured extractor,
+    # in the config's order
+    prefixes = (*PER_EXTRACTOR_PREFIXES, *PRDC_PREFIXES)
+    per_extractor = {f"{p}_{x}": None for x in cfg["features"]["extractors"] for p in prefixes}
     return {"run": cfg["run"], "columns": list(table_columns([per_extractor])), "rows": rows}
 
 

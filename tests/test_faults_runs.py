@@ -248,7 +248,7 @@ def test_a_second_run_is_refused_at_every_moment_of_the_first(reference, tmp_pat
     work = copy_workflow(tmp_path / "wf")
     # the first run makes what it is compared on (the tables and simcover's weights),
     # not the figures, products and change testbed drawn from them: the suite's shared run does those
-    first = start(work, *(str(RES / name) for name in (*TABLES, *WEIGHTS)))
+    first = start(work, "--", *(str(RES / name) for name in (*TABLES, *WEIGHTS)))  # "--": not config files
     seconds = {}
     try:
         for moment, reached in MOMENTS.items():
