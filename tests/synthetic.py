@@ -177,12 +177,24 @@ def bigearthnet_to_scene(patch_dir: Path, out_path: Path) -> dict:
     return {"name": name, "date": date, "season": season, "crs": crs}
 
 
-def install_tinyplug(site: Path, entry_points: dict[str, str] | None = None) -> Path:
-    """Install into ``site`` (a folder to put on PYTHONPATH) a real distribution 'tinyplug' whose
-    'deepsnow.extractors' entry points are ``entry_points`` (default: tinyplug = tinyplug:build, an
-    extractor of the per-channel means)."""
+def install_distribution(site: Path, name: str, module: str, group: str, points: dict[str, str]) -> Path:
+    """Install into ``site`` (a folder to put on PYTHONPATH) a real distribution ``name``: the
+    module ``name.py`` holding ``module``, and ``group`` entry points ``points`` (name -> target)."""
     site.mkdir(parents=True, exist_ok=True)
-    (site / "tinyplug.py").write_text(
+    (site / f"{name}.py").write_text(module)
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{group}]\n" + "".join(f"{point} = {target}\n" for point, target in points.items())
+    )
+    return site
+
+
+def install_tinyplug(site: Path, entry_points: dict[str, str] | None = None) -> Path:
+    """A distribution 'tinyplug' whose 'deepsnow.extractors' entry points are ``entry_points``
+    (default: tinyplug = tinyplug:build, an extractor of the per-channel means)."""
+    module = (
         "import torch\n"
         "from deepsnow.features import Extractor\n"
         "class Means(torch.nn.Module):\n"
@@ -191,22 +203,15 @@ def install_tinyplug(site: Path, entry_points: dict[str, str] | None = None) -> 
         "def build(options, seed):\n"
         "    return Extractor('tinyplug', Means(), dim=3, weights='none', pretrained=False, preprocessing='none')\n"
     )
-    dist = site / "tinyplug-0.1.dist-info"
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
     points = entry_points or {"tinyplug": "tinyplug:build"}
-    (dist / "entry_points.txt").write_text(
-        "[deepsnow.extractors]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())
-    )
-    return site
+    return install_distribution(site, "tinyplug", module, "deepsnow.extractors", points)
 
 
 def install_tinydetector(site: Path) -> Path:
-    """Install into ``site`` (a folder to put on PYTHONPATH) a real distribution 'tinydetector' with
-    'deepsnow.detectors' entry points: absdiff (the L1 norm of after - before, a working detector),
-    and badshape / nanscores / crashes, which break the detector contract."""
-    site.mkdir(parents=True, exist_ok=True)
-    (site / "tinydetector.py").write_text(
+    """A distribution 'tinydetector' with 'deepsnow.detectors' entry points: absdiff (the L1 norm of
+    after - before, a working detector), and badshape / nanscores / crashes, which break the
+    detector contract."""
+    module = (
         "import numpy as np\n"
         "def absdiff(before, after):\n"
         "    return np.abs(after.astype(np.float64) - before.astype(np.float64)).sum(axis=1)\n"
@@ -217,11 +222,5 @@ def install_tinydetector(site: Path) -> Path:
         "def crashes(before, after):\n"
         "    before[0, 0] = 0  # the inputs are read-only: a detector cannot change what the others score\n"
     )
-    dist = site / "tinydetector-0.1.dist-info"
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinydetector\nVersion: 0.1\n")
     points = {name: f"tinydetector:{name}" for name in ("absdiff", "badshape", "nanscores", "crashes")}
-    (dist / "entry_points.txt").write_text(
-        "[deepsnow.detectors]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())
-    )
-    return site
+    return install_distribution(site, "tinydetector", module, "deepsnow.detectors", points)

@@ -24,8 +24,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "synthesize": ("synthesize", "gan", "torchfile.py", "cog.py", "io.py", "data/render.py", "data/scene.py"),
     "train_simcover": ("features/simcover.py", "features/simcover_train.py", "features/base.py", "torchfile.py", "io.py"),
     # the change testbed reads scenes (data/scene.py), renders them as the patches stage does
-    "change": ("change", "data/scene.py", "data/render.py", "cog.py", "io.py"),
-    "embed": ("features", "torchfile.py", "io.py"),
+    "change": ("change", "plugins.py", "data/scene.py", "data/render.py", "cog.py", "io.py"),
+    "embed": ("features", "plugins.py", "torchfile.py", "io.py"),
     # the metrics read the features files (features/files.py), never an extractor
     "metrics": ("metrics", "features/files.py", "io.py"),
     # figures read metrics.csv by the column names metrics/table.py defines, the comparison's tables

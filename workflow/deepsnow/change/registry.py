@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from deepsnow import DeepsnowError
+from deepsnow import DeepsnowError, plugins
 from deepsnow.change import detectors
 
 #: The detectors of this package, in the order of ``change.detectors``' default.
@@ -35,10 +35,7 @@ ENTRY_POINT_GROUP = "deepsnow.detectors"
 
 def entry_point_detectors() -> dict:
     """Installed detectors of the ``deepsnow.detectors`` entry-point group, by name (none loaded)."""
-    from importlib.metadata import entry_points
-
-    # the first distribution on sys.path wins, as for imports: later ones are overwritten by it
-    return {ep.name: ep for ep in reversed(list(entry_points(group=ENTRY_POINT_GROUP)))}
+    return plugins.installed(ENTRY_POINT_GROUP)
 
 
 def known_detector_names() -> list[str]:
@@ -53,19 +50,10 @@ def detector_hint() -> str:
 
 
 def _load_entry_point(name: str) -> Callable:
-    ep = entry_point_detectors().get(name)
-    if ep is None:
-        raise DeepsnowError(f"unknown change detector {name!r} ({detector_hint()})")
-    where = f"entry point '{ep.name} = {ep.value}' of {getattr(getattr(ep, 'dist', None), 'name', None)}"
-    try:
-        fn = ep.load()
-    except Exception as exc:
-        raise DeepsnowError(f"change detector {name!r}: {where} (group {ENTRY_POINT_GROUP!r}) failed to load "
-                            f"({type(exc).__name__}: {exc})") from exc
-    if not callable(fn):
-        raise DeepsnowError(f"change detector {name!r}: {where} is a {type(fn).__name__}, expected a "
-                            "callable detector(before, after) -> scores")
-    return fn
+    return plugins.load(
+        ENTRY_POINT_GROUP, name, "change detector", "a callable detector(before, after) -> scores",
+        f"unknown change detector {name!r} ({detector_hint()})",
+    )
 
 
 def _checked(name: str, fn: Callable) -> Callable:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from deepsnow import DeepsnowError
+from deepsnow import DeepsnowError, plugins
 from deepsnow.features.base import Extractor
 
 #: name -> builder(options, seed) -> Extractor: registered in this process (a registered name may
@@ -61,12 +61,7 @@ def register_extractor(name: str, *, replace: bool = False):
 
 def entry_point_extractors() -> dict:
     """Installed extractors of the ``deepsnow.extractors`` entry-point group, by name (none loaded)."""
-    from importlib.metadata import entry_points
-
-    found = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as for imports
-    return found
+    return plugins.installed(ENTRY_POINT_GROUP)
 
 
 def known_extractor_names() -> list[str]:
@@ -88,24 +83,11 @@ def available_extractors() -> list[str]:
 
 def _load_entry_point(name: str) -> None:
     """Register the builder the installed entry point ``name`` points to (imports its package)."""
-    ep = entry_point_extractors().get(name)
-    if ep is None:
-        raise DeepsnowError(unknown_extractor_message(name))
-    dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
-    try:
-        builder = ep.load()
-    except Exception as exc:
-        raise DeepsnowError(
-            f"feature extractor {name!r}: entry point '{ep.name} = {ep.value}' of {dist} "
-            f"(group {ENTRY_POINT_GROUP!r}) failed to load ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not callable(builder):
-        raise DeepsnowError(
-            f"feature extractor {name!r}: entry point '{ep.name} = {ep.value}' of {dist} is a "
-            f"{type(builder).__name__}, expected a builder(options, seed) -> Extractor"
-        )
     # the entry point's builder is the one of this name (built-in names never get here)
-    EXTRACTORS[name] = builder
+    EXTRACTORS[name] = plugins.load(
+        ENTRY_POINT_GROUP, name, "feature extractor", "a builder(options, seed) -> Extractor",
+        unknown_extractor_message(name),
+    )
 
 
 def _builder(name: str) -> Callable:
