@@ -23,8 +23,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
     "synthesize": ("synthesize", "gan", "torchfile.py", "cog.py", "io.py", "data/render.py", "data/scene.py"),
     "train_simcover": ("features/simcover.py", "features/simcover_train.py", "features/base.py", "torchfile.py", "io.py"),
-    # the change testbed reads scenes (data/scene.py), renders them as the patches stage does
-    "change": ("change", "plugins.py", "data/scene.py", "data/render.py", "cog.py", "io.py"),
+    # the change testbed reads scenes (data/scene.py), renders them as the patches stage does; its
+    # benchmark's STAC collection is validated and dated as the synthetic products' catalog is
+    "change": ("change", "plugins.py", "data/scene.py", "data/render.py", "cog.py", "io.py", "synthesize/catalog.py"),
     "embed": ("features", "plugins.py", "torchfile.py", "io.py"),
     # the metrics read the features files (features/files.py), never an extractor
     "metrics": ("metrics", "features/files.py", "io.py"),
@@ -42,9 +43,9 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
 INFRASTRUCTURE: tuple[str, ...] = (
     # the version string and DeepsnowError: what the package is called and how it fails
     "__init__.py",
-    # package docstrings (data, gan) and lazy export tables (features, metrics: which submodule a
+    # package docstrings (data, gan, synthesize) and lazy export tables (features, metrics: which submodule a
     # public name comes from); stage modules import the submodules themselves
-    "data/__init__.py", "gan/__init__.py", "features/__init__.py", "metrics/__init__.py",
+    "data/__init__.py", "gan/__init__.py", "synthesize/__init__.py", "features/__init__.py", "metrics/__init__.py",
     # the CLI layer: cli.py assembles the subcommands, commands.py is the stage-command pattern
     # (parse --params, call the handler, write the sidecars)
     "cli.py", "commands.py",

@@ -1,6 +1,7 @@
 # Change-detection testbed: per held-out test area, the anomalous change detectors (change.detectors) on the pairs
 # (before, real after), (before, synthetic after) and, on simulator data, (before, true after), with
-# the same implanted changes; one small job tabulates all areas. Inputs: common.smk (change_*).
+# the same implanted changes, written also as benchmark files (change/benchmark/<area>/); one small job
+# tabulates all areas, one writes the benchmark's STAC collection. Inputs: common.smk (change_*).
 
 
 rule change:
@@ -8,6 +9,7 @@ rule change:
     input:
         unpack(change_inputs),
     output:
+        **CHANGE_BENCHMARK_FILES,
         record=variant_path("change/{aoi}.json"),
     log:
         variant_path("logs/change/{aoi}.log"),
@@ -25,13 +27,39 @@ rule change:
         rgb_max=config["patches"]["rgb_max"],
         rgb_gamma=config["patches"]["rgb_gamma"],
         options=change_options,
+        benchmark=change_benchmark_dir,
     message:
         "Change detectors on {wildcards.aoi}: real vs synthetic vs true after-images"
     shell:
         "deepsnow change area --params {params.section:q} --area {wildcards.aoi:q}"
         " --before {input.before:q} --before-mask {input.before_mask:q} --real {input.real:q}"
         " --real-mask {input.real_mask:q} --synthetic {input.synthetic:q} --output {output.record:q}"
-        " --rgb-max {params.rgb_max:q} --rgb-gamma {params.rgb_gamma:q} {params.options} 2> {log:q}"
+        " --benchmark {params.benchmark:q} --rgb-max {params.rgb_max:q}"
+        " --rgb-gamma {params.rgb_gamma:q} {params.options} 2> {log:q}"
+
+
+rule change_benchmark:
+    """The STAC collection of the change benchmark: one label item per held-out area."""
+    input:
+        files=expand(list(CHANGE_BENCHMARK_FILES.values()), aoi=CHANGE_AREAS, allow_missing=True),
+    output:
+        catalog=CHANGE_BENCHMARK_CATALOG,
+        stac_items=expand(
+            CHANGE_BENCHMARK_DIR + "/{aoi}/{aoi}.json", aoi=CHANGE_AREAS, allow_missing=True
+        ),
+    log:
+        variant_path("logs/change/benchmark.log"),
+    conda:
+        "../../envs/eval.yaml"
+    params:
+        code=code("change"),
+        run=RUN,
+        benchmarks=expand(CHANGE_BENCHMARK_DIR + "/{aoi}", aoi=CHANGE_AREAS, allow_missing=True),
+    message:
+        "Writing the STAC collection of the change-detection benchmark"
+    shell:
+        "deepsnow change catalog --benchmarks {params.benchmarks:q} --output {output.catalog:q}"
+        " --run {params.run:q} 2> {log:q}"
 
 
 rule change_summary:

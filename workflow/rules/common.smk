@@ -409,15 +409,35 @@ def change_inputs(wildcards):
     return inputs
 
 
+# The benchmark the change rule writes per area (change/benchmark/<area>/): the band set rgb in the
+# folder itself, reflectance (synthesize.reflectance) in its reflectance/ folder; after_truth.tif on
+# simulator data. Names as deepsnow.change.benchmark writes them; output keys <band set>_<file>.
+CHANGE_BENCHMARK_DIR = variant_path("change/benchmark")
+CHANGE_BENCHMARK_CATALOG = f"{CHANGE_BENCHMARK_DIR}/catalog.json"
+CHANGE_BENCHMARK_FILES = {
+    f"{bands}_{name}": f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{folder}{name}.tif"
+    for bands, folder in [("rgb", "")]
+    + ([("reflectance", "reflectance/")] if SYNTH["reflectance"] else [])
+    for name in ["before", "after_real", "after_synthetic"]
+    + (["after_truth"] if SIMULATED else [])
+    + ["anomalies"]
+}
+
+
+def change_benchmark_dir(wildcards, output):
+    """The area's benchmark folder (--benchmark): the folder of its rgb before.tif."""
+    return os.path.dirname(output.rgb_before)
+
+
 def change_options(wildcards, input):
     """--synthetic-reflectance and --truth when the area has them."""
     given = {k: input.get(k) for k in ("synthetic_reflectance", "truth")}
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in given.items() if v)
 
 
-# The whole run (the default target): every variant's figures, report pages, synthetic catalog
-# and change summary, and a sweep's comparison.
+# The whole run (the default target): every variant's figures, report pages, synthetic catalog,
+# change summary and benchmark catalog, and a sweep's comparison.
 def final_outputs():
     per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
-    per_variant += [CHANGE_SUMMARY] if CHANGE_AREAS else []
+    per_variant += [CHANGE_SUMMARY, CHANGE_BENCHMARK_CATALOG] if CHANGE_AREAS else []
     return each_variant(per_variant) + (COMPARISON if SWEEP else [])

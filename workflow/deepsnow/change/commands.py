@@ -1,4 +1,5 @@
-"""Subcommands ``deepsnow change area`` (one held-out area) and ``deepsnow change summary``."""
+"""Subcommands ``deepsnow change area`` (one held-out area), ``catalog`` (the benchmark's STAC
+collection), ``score`` (any score map on a benchmark area) and ``summary``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     packages provide through the entry-point group 'deepsnow.detectors') on one held-out area's pairs (before, real after), (before,
     synthetic after) and (before, true after; simulator) with the same implanted pixel-swap changes
     (change/<area>.json); 'summary' tabulates all areas (change/summary.csv, change/summary.json with the
-    AUC gaps and Kendall's tau between the detectors' AUC rankings on the pairs)."""
+    AUC gaps and Kendall's tau between the detectors' AUC rankings on the pairs). 'area --benchmark' also
+    writes the area's pairs and implanted-change truth as COGs (change/benchmark/<area>), 'catalog' their STAC
+    collection, and 'score' scores any detector's score map on them as the built-ins are scored."""
     command = command_group(sub, "change", register.__doc__, section="change", code="change")
     p = command("area", _area, stage="change")
     path_options(
@@ -35,9 +38,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         synthetic_reflectance="synthetic/<area>/snow_reflectance.tif (synthesize.reflectance): adds the "
         "reflectance band set",
         truth="truth/<area>/snow.tif, the simulator's true after-scene (simulator data): adds the truth pair",
+        benchmark="change/benchmark/<area>: also write the area's benchmark there (before.tif, after_<pair>.tif, "
+        "anomalies.tif; the reflectance band set in its reflectance/ folder)",
     )
     p.add_argument("--area", required=True, help="the area's name (as in the config's AOIs)")
     rgb_options(p)
+    p = command("catalog", _catalog, section=None, stage="change_benchmark")
+    path_options(p, nargs="+", benchmarks="change/benchmark/<area> of every held-out area")
+    path_options(p, output="change/benchmark/catalog.json (the STAC collection; items beside the files)")
+    p.add_argument("--run", default="deepsnow", help="the run's name, in the collection's id and title")
+    p = command("score", _score, section=None, stage="change_score")
+    path_options(p, benchmark="change/benchmark/<area> (or its reflectance/ folder) of a run")
+    p.add_argument("--pair", metavar="real|synthetic|truth", help="the pair of a --scores FILE given without PAIR=")
+    p.add_argument("--scores", action="append", required=True, metavar="[PAIR=]FILE",
+                   help="a single-band score raster on the benchmark's grid (larger = more anomalous; NaN, nodata "
+                   "or masked = not scored); once per pair as PAIR=FILE (PAIR real, synthetic or truth)")
+    p.add_argument("--detector", default="scores", help="the detector column of the rows (default: scores)")
+    p.add_argument("--json", action="store_true", help="print JSON (rows keyed as change/summary.csv) instead of a table")
     p = command("summary", _summary, stage="change_summary")
     path_options(p, nargs="+", areas="change/<area>.json of every held-out area")
     path_options(
@@ -62,6 +79,7 @@ def _area(args, params) -> Made:
     valid pixels, a band constant over the pixels used, change.implant_fraction outside (0, 0.5), an
     unknown detector name, an installed detector that fails or returns scores of the wrong shape or not
     finite."""
+    from deepsnow.change import benchmark as bench
     from deepsnow.change import evaluate, implant
     from deepsnow.change.pixels import Image
     from deepsnow.data.scene import window_rows
@@ -75,12 +93,53 @@ def _area(args, params) -> Made:
     ] + ([Image("truth", args.truth, "scene")] if args.truth else [])
     band_sets = ["rgb"] + (["reflectance"] if args.synthetic_reflectance else [])
     record = evaluate.evaluate_area(
-        args.area, images, params, band_sets, (args.rgb_max, args.rgb_gamma), window_rows()
+        args.area, images, params, band_sets, (args.rgb_max, args.rgb_gamma), window_rows(), args.benchmark
     )
     record["rgb"] = {"rgb_max": args.rgb_max, "rgb_gamma": args.rgb_gamma}
     write_json(args.output, record)
     inputs = [p for im in images for p in (im.path, im.mask, im.reflectance) if p]
-    return Made([args.output], inputs=inputs, extra={"area": args.area, "n_pixels": record["n_pixels"]})
+    written = bench.files(args.benchmark, band_sets, record["pairs"]) if args.benchmark else []
+    return Made([args.output, *written], inputs=inputs, extra={"area": args.area, "n_pixels": record["n_pixels"]})
+
+
+def _catalog(args, params) -> Made:
+    """Write the benchmark's STAC collection (pystac; validated offline before it is written).
+
+    One item per --benchmarks folder (change/benchmark/<area>, as 'change area --benchmark' wrote it) at
+    <folder>/<area>.json: the images as assets, anomalies.tif described with the STAC label extension
+    (a raster label, classes 0 untouched and 1 implanted, task segmentation), the projection extension,
+    and the implant parameters, seed and pixel counts as properties. The items first, the collection
+    (--output) last, each atomically. A missing or unreadable benchmark file: exit 2 naming it."""
+    from deepsnow.change.catalog import write_catalog
+
+    written = write_catalog(args.benchmarks, args.output, run=args.run)
+    log.info("STAC collection of %d benchmark areas -> %s", len(args.benchmarks), args.output)
+    inputs = [f for d in args.benchmarks for f in sorted(d.rglob("*.tif"))]
+    return Made(written, inputs=inputs, extra={"items": len(written) - 1})
+
+
+def _score(args, params) -> None:
+    """Score your own detector's score map on a benchmark area, as the built-in detectors are scored.
+
+    Reads --scores, a single-band raster on the grid of the benchmark's anomalies.tif (larger = more
+    anomalous; NaN, nodata or masked = not scored), by row windows, at the pixels the benchmark uses, and
+    prints the row change/summary.csv has for a built-in detector (auc, far_at_real_threshold,
+    pd_at_real_threshold, untouched_median, untouched_p99, n_pixels, n_implanted; the same code), the
+    detection rates at false-alarm rates 0.001, 0.01, 0.1, and with the real and synthetic pairs'
+    scores the gaps |AUC_synthetic - AUC_real| (and with truth, against truth). The threshold of
+    far/pd_at_real_threshold is the real pair's: the quantile 1 - far (anomalies.tif's DEEPSNOW_FAR) of
+    its untouched pixels' scores, so it needs --scores real=FILE (without it those two are NaN). Only
+    pixels scored in every given pair count. Errors (exit 2): a missing benchmark file or score file, a
+    score raster on another grid (CRS, transform) or of another size, with several bands, no pixel
+    scored (all NaN), constant or infinite scores."""
+    import json
+
+    from deepsnow.change import score
+    from deepsnow.data.scene import window_rows
+
+    files = score.parse_scores(args.scores, args.pair)
+    result = score.score(args.benchmark, files, args.detector, window_rows())
+    print(json.dumps(score.json_safe(result), indent=2) if args.json else score.table(result))
 
 
 def _summary(args, params) -> Made:

@@ -24,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
 from deepsnow import DeepsnowError
+from deepsnow.change import benchmark as bench
 from deepsnow.change import implant, pixels, registry
 
 log = logging.getLogger("deepsnow.change")
@@ -36,6 +38,8 @@ PAIRS = ("real", "synthetic", "truth")
 #: false-alarm rates the stored ROC curves are sampled at (log-spaced, plus 0 and 1)
 ROC_FPR = np.concatenate([[0.0], np.logspace(-4, 0, 49)])
 HIST_BINS = 40
+#: the change params a benchmark records (anomalies.tif's tags, the catalog's item properties)
+BENCHMARK_PARAMS = ("implant_fraction", "blob_px", "seed", "max_pixels", "far")
 SUMMARY_COLUMNS = (
     "area", "bands", "detector", "pair", "auc", "far_at_real_threshold", "pd_at_real_threshold",
     "untouched_median", "untouched_p99", "n_pixels", "n_implanted",
@@ -50,10 +54,16 @@ def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[float, list[float]]:
     return float(roc_auc_score(labels, scores)), np.interp(ROC_FPR, fpr, tpr).tolist()
 
 
+def _rate(values: np.ndarray, threshold: float | None) -> float:
+    """The fraction of ``values`` above ``threshold``; NaN without one."""
+    return float("nan") if threshold is None else float(np.mean(values > threshold))
+
+
 def compare_pairs(scores: dict[str, np.ndarray], implanted: np.ndarray, far: float) -> dict:
-    """One detector's numbers for each pair, against the real pair's ``far`` threshold."""
+    """One detector's numbers for each pair, against the real pair's ``far`` threshold (the two
+    threshold rates are NaN when ``scores`` has no real pair: ``deepsnow change score`` without it)."""
     untouched = ~implanted
-    threshold = float(np.quantile(scores["real"][untouched], 1.0 - far))
+    threshold = float(np.quantile(scores["real"][untouched], 1.0 - far)) if "real" in scores else None
     pooled = np.concatenate([s[untouched] for s in scores.values()])
     lo, hi = np.quantile(pooled, [0.001, 0.995])
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
@@ -63,8 +73,8 @@ def compare_pairs(scores: dict[str, np.ndarray], implanted: np.ndarray, far: flo
         counts, _ = np.histogram(np.clip(s[untouched], edges[0], edges[-1]), bins=edges)
         out["pairs"][pair] = {
             "auc": auc,
-            "far_at_real_threshold": float(np.mean(s[untouched] > threshold)),
-            "pd_at_real_threshold": float(np.mean(s[implanted] > threshold)),
+            "far_at_real_threshold": _rate(s[untouched], threshold),
+            "pd_at_real_threshold": _rate(s[implanted], threshold),
             "untouched_median": float(np.median(s[untouched])),
             "untouched_p99": float(np.quantile(s[untouched], 0.99)),
             "roc_tpr": tpr,
@@ -115,9 +125,11 @@ def _plan(area, opened, params, rows):
     return shape, n_valid, used, implanted, source
 
 
-def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets, rgb, rows: int) -> dict:
+def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets, rgb, rows: int,
+                  benchmark: Path | None = None) -> dict:
     """Every detector of ``params["detectors"]`` on every pair of one area; the per-area record
-    (ROC curves, histograms)."""
+    (ROC curves, histograms). With ``benchmark``, the area's benchmark files are written there
+    (:mod:`deepsnow.change.benchmark`)."""
     started = time.monotonic()
     fns = registry.resolve(params["detectors"])
     with contextlib.ExitStack() as stack:
@@ -125,7 +137,11 @@ def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets
         shape, n_valid, used, implanted, source = _plan(area, opened, params, rows)
         log.info("area %s: %d of %d pixels valid, %d used, %d implanted", area, n_valid, shape[0] * shape[1],
                  used.size, int(implanted.sum()))
-        results = {which: _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns)
+        tags = {"area": area, **{k: params[k] for k in BENCHMARK_PARAMS}, "rgb_max": rgb[0], "rgb_gamma": rgb[1],
+                "n_valid": n_valid, "n_pixels": used.size, "n_implanted": int(implanted.sum()),
+                "pairs": ",".join(p for p in PAIRS if p in opened)}
+        writer = stack.enter_context(bench.Writer(benchmark, opened, used, implanted, tags, rows)) if benchmark else None
+        results = {which: _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns, writer)
                    for which in band_sets}
     elapsed = time.monotonic() - started
     log.info("area %s: done in %.1f s (%.2f M pixel-pairs/s)", area, elapsed,
@@ -138,7 +154,7 @@ def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets
     }
 
 
-def _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns) -> dict:
+def _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns, writer) -> dict:
     x = pixels.gather(opened["before"], which, used, shape, rows)
     check_bands(area, opened["before"], which, x)
     ys = {}
@@ -152,6 +168,8 @@ def _band_set(area, opened, which, used, source, implanted, params, shape, rows,
         out[name] = compare_pairs(scores, implanted, params["far"])
         log.info("area %s %s %s: %s (%.2f s)", area, which, name, ", ".join(
             f"{p} AUC {r['auc']:.3f}" for p, r in out[name]["pairs"].items()), time.monotonic() - t0)
+    if writer is not None:  # after the detectors: an area they fail on gets no benchmark either
+        writer.write(which, ys)
     return out
 
 
