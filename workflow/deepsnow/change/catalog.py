@@ -107,27 +107,16 @@ def _properties(tags: dict) -> dict:
 
 def make_item(folder: Path):
     """One area's item from its benchmark folder's files."""
-    import pystac
     from pystac.extensions.eo import EOExtension
-    from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import RasterExtension
 
-    from deepsnow.synthesize.catalog import scene_datetime
+    from deepsnow.synthesize.catalog import grid_item, scene_datetime
 
     anomalies = folder / bench.ANOMALIES
     tags, info = bench.read_tags(anomalies), _info(anomalies)
     before = _info(folder / bench.IMAGE_FILES["before"])
     when, source = scene_datetime(before["tags"])
-    lon0, lat0, lon1, lat1 = info["bbox"]
-    geometry = {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}
-    props = _properties(tags) | {"deepsnow:datetime_source": source}
-    item = pystac.Item(id=tags["area"], geometry=geometry, bbox=info["bbox"], properties=props, **when)
-    proj = ProjectionExtension.ext(item, add_if_missing=True)
-    epsg = info["crs"].to_epsg()
-    proj.code = f"EPSG:{epsg}" if epsg else None
-    if not epsg:
-        proj.wkt2 = info["crs"].to_wkt()
-    proj.shape, proj.transform = info["shape"], info["transform"]
+    item = grid_item(tags["area"], info, _properties(tags) | {"deepsnow:datetime_source": source}, when)
     _label(item, tags)
     EOExtension.add_to(item)
     RasterExtension.add_to(item)

@@ -100,12 +100,15 @@ def read_scores(path: Path, anomalies: Path, rows: int) -> tuple[np.ndarray, np.
     if np.isinf(scores).any():
         raise DeepsnowError(f"{path}: {int(np.isinf(scores).sum())} infinite scores at pixels used; "
                             "give finite scores (NaN = not scored)")
+    if not np.isfinite(scores).any():
+        raise DeepsnowError(f"{path}: no pixel the benchmark uses has a score (all NaN, nodata or masked)")
     return scores, labels
 
 
 def _check_scored(path: Path, s: np.ndarray, implanted: np.ndarray) -> None:
+    """The scores of the pixels scored in every pair: some, not all equal, both classes among them."""
     if s.size == 0:
-        raise DeepsnowError(f"{path}: no pixel the benchmark uses has a score (all NaN, nodata or masked)")
+        raise DeepsnowError(f"{path}: no pixel the benchmark uses is scored here and in every other pair given")
     if np.ptp(s) == 0:
         raise DeepsnowError(f"{path}: constant scores ({s[0]}) over the {s.size} pixels scored: nothing "
                             "ranks one pixel above another")

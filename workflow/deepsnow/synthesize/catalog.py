@@ -114,11 +114,28 @@ def _bands(asset_key: str, names: list):
     return [Band.create(name=n, common_name=common.get(n)) for n in names if n]
 
 
+def grid_item(item_id: str, grid: dict, properties: dict, when: dict):
+    """An item over a raster's footprint (``grid``: its ``bbox`` in WGS84, ``crs``, ``shape`` and
+    ``transform``), with the projection extension of that grid."""
+    import pystac
+    from pystac.extensions.projection import ProjectionExtension
+
+    lon0, lat0, lon1, lat1 = grid["bbox"]
+    geometry = {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}
+    item = pystac.Item(id=item_id, geometry=geometry, bbox=grid["bbox"], properties=properties, **when)
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    epsg = grid["crs"].to_epsg()
+    proj.code = f"EPSG:{epsg}" if epsg else None
+    if not epsg:
+        proj.wkt2 = grid["crs"].to_wkt()
+    proj.shape, proj.transform = grid["shape"], grid["transform"]
+    return item
+
+
 def make_item(product: dict, product_path: Path):
     """One scene's item from its ``snow.summary.json`` (paths in it are as the synthesize command was given them)."""
     import pystac
     from pystac.extensions.eo import EOExtension
-    from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import RasterBand, RasterExtension
 
     paths = {k: Path(product[k]) for k in ASSETS if product.get(k)}
@@ -127,20 +144,12 @@ def make_item(product: dict, product_path: Path):
         raise DeepsnowError(f"{product_path}: files of its item are missing: {', '.join(missing)}")
     synth, before = _raster_info(paths["after_synthetic"]), _raster_info(paths["before"])
     when, source = scene_datetime(before["tags"])
-    lon0, lat0, lon1, lat1 = synth["bbox"]
-    geometry = {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}
     props = {"deepsnow:datetime_source": source, "deepsnow:epoch": product["epoch"],
              "deepsnow:checkpoint_choice": product["chosen"], "deepsnow:norm": product["norm"],
              "deepsnow:rgb_max": product["rgb_max"], "deepsnow:rgb_gamma": product["rgb_gamma"]}
     if before["tags"].get("DEEPSNOW_SOURCE"):
         props["deepsnow:data_source"] = before["tags"]["DEEPSNOW_SOURCE"]
-    item = pystac.Item(id=product["name"], geometry=geometry, bbox=synth["bbox"], properties=props, **when)
-    proj = ProjectionExtension.ext(item, add_if_missing=True)
-    epsg = synth["crs"].to_epsg()
-    proj.code = f"EPSG:{epsg}" if epsg else None
-    if not epsg:
-        proj.wkt2 = synth["crs"].to_wkt()
-    proj.shape, proj.transform = synth["shape"], synth["transform"]
+    item = grid_item(product["name"], synth, props, when)
     EOExtension.add_to(item)
     RasterExtension.add_to(item)
     for key, path in paths.items():
