@@ -41,6 +41,9 @@ rule change:
 rule change_benchmark:
     """The STAC collection of the change benchmark: one label item per held-out area."""
     input:
+        anomalies=expand(
+            CHANGE_BENCHMARK_FILES["rgb_anomalies"], aoi=CHANGE_AREAS, allow_missing=True
+        ),
         files=expand(list(CHANGE_BENCHMARK_FILES.values()), aoi=CHANGE_AREAS, allow_missing=True),
     output:
         catalog=CHANGE_BENCHMARK_CATALOG,
@@ -54,7 +57,7 @@ rule change_benchmark:
     params:
         code=code("change"),
         run=RUN,
-        benchmarks=expand(CHANGE_BENCHMARK_DIR + "/{aoi}", aoi=CHANGE_AREAS, allow_missing=True),
+        benchmarks=change_benchmark_dirs,
     message:
         "Writing the STAC collection of the change-detection benchmark"
     shell:

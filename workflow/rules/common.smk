@@ -429,6 +429,11 @@ def change_benchmark_dir(wildcards, output):
     return os.path.dirname(output.rgb_before)
 
 
+def change_benchmark_dirs(wildcards, input):
+    """Every area's benchmark folder (--benchmarks): the folders of their rgb anomalies.tif."""
+    return [os.path.dirname(p) for p in input.anomalies]
+
+
 def change_options(wildcards, input):
     """--synthetic-reflectance and --truth when the area has them."""
     given = {k: input.get(k) for k in ("synthetic_reflectance", "truth")}

@@ -10,5 +10,9 @@
 - :mod:`deepsnow.change.registry`: detectors by name (``change.detectors``): the built-ins and
   those installed packages provide through the entry-point group ``deepsnow.detectors``.
 - :mod:`deepsnow.change.ranking`: Kendall's tau between the detectors' AUC rankings on two pairs.
-- :mod:`deepsnow.change.commands`: ``deepsnow change area`` and ``deepsnow change summary``.
+- :mod:`deepsnow.change.benchmark`: an area's pairs (implants in) and implanted-change truth as COGs,
+  ``change/benchmark/<area>/``, written by windows; :mod:`deepsnow.change.catalog` their STAC
+  collection (label extension); :mod:`deepsnow.change.score` any score map on them, scored as the
+  built-in detectors are.
+- :mod:`deepsnow.change.commands`: ``deepsnow change area``, ``catalog``, ``score`` and ``summary``.
 """
