@@ -8,8 +8,8 @@ for the band set ``reflectance``), COGs on the before scene's grid (CRS, transfo
 - ``after_real.tif``, ``after_synthetic.tif``, ``after_truth.tif`` (simulator data): each after
   image with the implanted changes already in it: every pixel used holds exactly the value the
   detectors score (an implanted pixel its donor's after-value);
-- ``anomalies.tif``: uint8, 1 implanted, 0 untouched, :data:`NODATA` (255) where the pixel is not
-  used; its tags (``DEEPSNOW_*``) hold the area, band set, implant parameters, seed and counts.
+- ``anomalies.tif``: uint8, 1 implanted, 0 untouched, :data:`NODATA` (255, and masked) where the
+  pixel is not used; its tags (``DEEPSNOW_*``) hold the area, band set, implant parameters, seed and counts.
 
 Every image's internal mask is the set of pixels used, the same as ``anomalies.tif``'s valid
 pixels; values under the mask are the image's own (also inside an implanted blob whose pixels
@@ -114,12 +114,13 @@ def write_image(path: Path, o: pixels.Opened, which: str, used: np.ndarray, valu
 
 
 def write_anomalies(path: Path, grid, used: np.ndarray, implanted: np.ndarray, tags: dict, rows: int) -> None:
-    """``anomalies.tif``: 1 at the implanted pixels used, 0 at the untouched ones, :data:`NODATA` elsewhere."""
+    """``anomalies.tif``: 1 at the implanted pixels used, 0 at the untouched ones, :data:`NODATA` elsewhere,
+    which is also its internal mask (as every image's: readers without mask support see the 255)."""
     from deepsnow.cog import cog_output
 
     (h, w), crs, transform = grid
     profile = {"driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": "uint8", "crs": crs,
-               "transform": transform, "blockxsize": BLOCK, "nodata": NODATA}
+               "transform": transform, "blockxsize": BLOCK}
     with cog_output(path, profile, resampling="nearest") as dst:
         dst.write_colormap(1, {0: (40, 40, 40, 255), 1: (230, 30, 30, 255)})  # before the pixels: a TIFF tag
         for r0, r1, win in windows((h, w), rows):
@@ -127,6 +128,7 @@ def write_anomalies(path: Path, grid, used: np.ndarray, implanted: np.ndarray, t
             block = np.full((r1 - r0) * w, NODATA, np.uint8)
             block[used[lo:hi] - r0 * w] = implanted[lo:hi]
             dst.write(block.reshape(1, r1 - r0, w), window=win)
+            dst.write_mask(np.where(block == NODATA, 0, 255).astype(np.uint8).reshape(r1 - r0, w), window=win)
         dst.set_band_description(1, "anomaly: 1 implanted, 0 untouched, 255 not used")
         dst.update_tags(**{f"DEEPSNOW_{k.upper()}": str(v) for k, v in tags.items()})
 

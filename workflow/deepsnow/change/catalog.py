@@ -36,7 +36,7 @@ IMAGE_TITLES = {
 }
 LABEL_DESCRIPTION = (
     "Implanted anomalous changes (pixel swap, Theiler & Perkins 2006): 1 = implanted (the after-pixel was "
-    "replaced by the after-value of a random other pixel of the same image), 0 = untouched, 255 (nodata) = "
+    "replaced by the after-value of a random other pixel of the same image), 0 = untouched, 255 (masked) = "
     "pixel not used. The same locations in every pair of the area; score a detector's (before, after) "
     "pixels against it with 'deepsnow change score'."
 )
@@ -52,8 +52,7 @@ def _info(path: Path) -> dict:
         with rasterio.open(path) as src:
             return {"crs": src.crs, "transform": list(src.transform)[:6], "shape": [src.height, src.width],
                     "bbox": list(transform_bounds(src.crs, "EPSG:4326", *src.bounds)), "tags": src.tags(),
-                    "names": list(src.descriptions), "dtypes": list(src.dtypes), "res": float(abs(src.res[0])),
-                    "nodata": src.nodata}
+                    "names": list(src.descriptions), "dtypes": list(src.dtypes), "res": float(abs(src.res[0]))}
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF for the catalog: {exc}") from exc
 
@@ -76,9 +75,7 @@ def _add_asset(item, key: str, path: Path, info: dict, title: str, roles: list[s
     item.add_asset(key, asset)
     EOExtension.ext(asset).bands = [Band.create(name=n) for n in info["names"]]
     RasterExtension.ext(asset).bands = [
-        RasterBand.create(data_type=d, spatial_resolution=info["res"], sampling="area",
-                          **({"nodata": info["nodata"]} if info["nodata"] is not None else {}))
-        for d in info["dtypes"]]
+        RasterBand.create(data_type=d, spatial_resolution=info["res"], sampling="area") for d in info["dtypes"]]
 
 
 def _label(item, tags: dict) -> None:
