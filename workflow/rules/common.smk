@@ -255,6 +255,44 @@ def metrics_epoch_inputs(wildcards):
     return inputs
 
 
+def validity_inputs(wildcards):
+    """The test sets, every extractor's real features and (simcover) the weights they were made with."""
+    used = sorted({INCEPTION, RESNET, *EXTRACTORS})
+    inputs = {
+        "test_a": run_path("dataset/testA.npz"),
+        "test_b": run_path("dataset/testB.npz"),
+        "real": [real_features(x, wildcards) for x in used],
+    }
+    if "simcover" in used:
+        inputs["simcover_weights"] = SIMCOVER_GIVEN or SIMCOVER_TRAINED
+    return inputs
+
+
+def simcover_weights_option(wildcards, input):
+    return (
+        f"--simcover-weights {shlex.quote(input.simcover_weights)}"
+        if input.get("simcover_weights")
+        else ""
+    )
+
+
+def check_validity_counts():
+    """Too few test patches for the ladders' sets: refused at DAG build once the data half has
+    written its summary (every variant's metrics and validity sections)."""
+    from deepsnow.validity.sets import summary_problems
+
+    configs = [v["config"] for v in VARIANTS.values()] if SWEEP else [config]
+    summary = run_path("dataset/summary.json")
+    problems = sorted(
+        {p for c in configs for p in summary_problems(summary, c["metrics"], c["validity"])}
+    )
+    if problems:
+        raise DeepsnowError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+check_validity_counts()
+
+
 # What each figure is drawn from, from the figure table (deepsnow.figures.table), the one list of
 # figures. Rule figure draws those without extra outputs; Figure 7, which also writes
 # artifacts.csv, has its own rule (figure_artifacts).
