@@ -72,7 +72,7 @@ rule report_pages:
         metrics=variant_path("metrics/metrics.csv"),
         losses=variant_path("train/losses.csv"),
         artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
-        validity=variant_path("metrics/validity.csv"),
+        validity=validity_path("metrics/validity.csv"),
         summary=run_path("dataset/summary.json"),
     output:
         headline=report(

@@ -92,15 +92,15 @@ rule metric_validity:
         unpack(validity_inputs),
     output:
         table=report(
-            variant_path("metrics/validity.csv"),
+            validity_path("metrics/validity.csv"),
             caption="../report/validity.rst",
             category="Metrics",
             labels={"table": "validity.csv"},
         ),
     log:
-        variant_path("logs/metrics/validity.log"),
+        validity_path("logs/metrics/validity.log"),
     benchmark:
-        variant_path("benchmarks/metrics/validity.tsv")
+        validity_path("benchmarks/metrics/validity.tsv")
     conda:
         "../../envs/eval.yaml"
     threads: 2
@@ -109,9 +109,9 @@ rule metric_validity:
         mem_mb=8000,
         runtime=120,
     params:
-        section=vsection("validity"),
-        metrics=vsection("metrics"),
-        features=vsection("features"),
+        section=validity_section("validity"),
+        metrics=validity_section("metrics"),
+        features=validity_section("features"),
         code=code("validity"),
         simcover=simcover_weights_option,
     message:
