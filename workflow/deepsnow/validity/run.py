@@ -17,6 +17,7 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.io import atomic_output, load_npz
+from deepsnow.metrics.table import PER_EXTRACTOR_PREFIXES, PRDC_PREFIXES
 from deepsnow.validity.ladders import LADDERS
 from deepsnow.validity.sets import Mode, check_counts, half_mode, metrics_params, truth_mode
 from deepsnow.validity.stats import summarise
@@ -25,8 +26,8 @@ log = logging.getLogger("deepsnow.validity")
 
 #: metrics-table columns that are metrics (the others are their spreads, sizes and settings)
 METRIC_COLUMNS = ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean")
-#: per-extractor metrics: <prefix><extractor>
-PER_EXTRACTOR = ("fd_", "cd_", "precision_", "recall_", "density_", "coverage_")
+#: per-extractor metrics: <prefix>_<extractor>
+PER_EXTRACTOR = tuple(f"{p}_" for p in (*PER_EXTRACTOR_PREFIXES, *PRDC_PREFIXES))
 #: validity.csv's columns: one row per mode, ladder, metric and level
 COLUMNS = (
     "mode", "ladder", "metric", "level", "parameter", "parameter_value", "value", "ci_low", "ci_high",

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepsnow.metrics.table import PRDC_PREFIXES
+
 #: metric name prefixes whose larger values mean a better translation (negated before the correlation)
-HIGHER_IS_BETTER = ("rf_logloss", "precision_", "recall_", "density_", "coverage_")
+HIGHER_IS_BETTER = ("rf_logloss", *(f"{p}_" for p in PRDC_PREFIXES))
 
 
 def worse_sign(metric: str) -> int:
