@@ -311,12 +311,34 @@ def _write_change(d):
     return d / "change/summary.json"
 
 
+def _write_validity(d):
+    """metrics/validity.csv (Figure 12): two modes, the ladders, a distance that tracks every ladder,
+    a score that falls, and one that does not move."""
+    from deepsnow.validity.ladders import LADDERS
+    from deepsnow.validity.stats import summarise
+
+    levels = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    curves = {"fid": np.linspace(1, 5, 6), "precision_resnet50": np.linspace(0.9, 0.2, 6), "coverage_resnet50": np.full(6, 0.5)}
+    rows = []
+    for mode in ("half", "truth"):
+        for ladder in LADDERS:
+            for metric, values in curves.items():
+                s = summarise(metric, levels, values, [[v - 0.1, v, v + 0.1] for v in values])
+                rows += [{"mode": mode, "ladder": ladder, "metric": metric, "level": lv, "value": v,
+                          "ci_low": s["intervals"][i][0], "ci_high": s["intervals"][i][1], "worse_when": s["worse_when"],
+                          "rho": s["rho"], "sensitivity": s["sensitivity"]} for i, (lv, v) in enumerate(zip(levels, values))]
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(d / "metrics/validity.csv", index=False)
+    return d / "metrics/validity.csv"
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("figs")
     files = _write_run(d)
     return {**files, "catalog": _write_catalog(d), "change_summary": _write_change(d),
-            "comparison_summary": _write_comparison(d, files["metrics"])}
+            "comparison_summary": _write_comparison(d, files["metrics"]), "validity": _write_validity(d)}
 
 
 def _write_comparison(d, metrics):
@@ -443,6 +465,26 @@ def test_figure8_without_truth_says_so(tmp_path):
     with_truth = _build(8, _write_run(tmp_path / "t", truth=True))
     text = _texts(with_truth.figure)
     assert "No paired ground truth" not in text and "ρ = +1.00" in text
+
+
+def test_figure12_draws_every_ladder_per_mode_worse_upwards(run):
+    """A panel per ladder and (mode, distances | scores); each curve turned so that worse is up and
+    scaled to 0 .. 1; a metric that does not move says so; the tracking ones are listed."""
+    from deepsnow.figures.validity import normalised
+
+    built = _build(12, run)
+    fig = built.figure
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 6 * 4
+    text = " ".join(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+    assert "fid ρ 1.00" in text and "precision_resnet50 ρ 1.00" in text and "coverage_resnet50 ρ n/a" in text
+    assert built.extra["monotone_everywhere"] == {"half": ["fid", "precision_resnet50"], "truth": ["fid", "precision_resnet50"]}
+    import pandas as pd
+
+    df = pd.read_csv(run["validity"])
+    rows = df[(df["mode"] == "half") & (df["ladder"] == "blur") & (df["metric"] == "precision_resnet50")]
+    levels, value, low, high = normalised(rows)
+    assert value[0] == 0 and value[-1] == pytest.approx(1.0) and (np.diff(value) > 0).all()
+    assert (low <= value + 1e-12).all() and (high >= value - 1e-12).all()
 
 
 def test_figure6_degenerate_groups_fall_back_to_histograms(tmp_path):

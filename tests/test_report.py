@@ -17,14 +17,26 @@ METRICS = (
 )
 
 
+VALIDITY = (
+    "mode,ladder,metric,level,value,rho,sensitivity\n"
+    "half,blur,fid,0.0,1.0,0.94,0.4\n"
+    "half,blur,fid,0.5,2.0,0.94,0.4\n"
+    "half,noise,fid,0.0,1.0,,\n"
+    "half,blur,precision_x,0.0,0.9,1.0,\n"
+    "half,noise,precision_x,0.0,0.9,0.5,0.2\n"
+)
+
+
 def inputs(tmp_path: Path) -> dict[str, Path]:
     files = {
         "metrics": tmp_path / "metrics.csv",
         "losses": tmp_path / "losses.csv",
         "artifacts": tmp_path / "artifacts.csv",
+        "validity": tmp_path / "validity.csv",
         "summary": tmp_path / "summary.json",
     }
     files["metrics"].write_text(METRICS)
+    files["validity"].write_text(VALIDITY)
     files["losses"].write_text("epoch,G_A\n1,0.5\n2,0.25\n")
     files["artifacts"].write_text("source,epoch,checkerboard_score\nepoch,1,2.0\nepoch,2,0.9\n")
     summary = {"counts": {"trainA": 40, "trainB": 44, "testA": 25, "testB": 9}, "train_aois": ["a1"], "test_aois": ["a2"]}
@@ -42,7 +54,11 @@ def test_every_table_becomes_an_html_page_and_the_headline_has_the_last_epoch(tm
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "report"
     pages = {p.stem: p.read_text() for p in out.glob("*.html")}
-    assert set(pages) == {"metrics", "losses", "artifacts", "dataset", "config", "headline"}
+    assert set(pages) == {"metrics", "losses", "artifacts", "validity", "dataset", "config", "headline"}
+    # validity: one row per mode and metric, rho (sensitivity) per ladder, the lowest rho
+    assert pages["validity"].count("<tr>") == 3
+    assert ">0.94 (0.4)</td>" in pages["validity"] and ">n/a (none)</td>" in pages["validity"]
+    assert ">1.00 (none)</td>" in pages["validity"] and ">0.50 (0.2)</td>" in pages["validity"]
     assert pages["metrics"].count("<tr>") == 4 and "9.20956" in pages["metrics"]
     assert "&lt;b&gt;x&lt;/b&gt;" in pages["metrics"] and "<b>x</b>" not in pages["metrics"]  # escaped
     assert pages["losses"].count("<tr>") == 3 and pages["artifacts"].count("<tr>") == 3
@@ -68,3 +84,7 @@ def test_a_missing_or_broken_table_is_a_clear_error(tmp_path: Path):
     proc = run(tmp_path, inputs(tmp_path), config="{oops")
     assert proc.returncode == 2 and "--config-json: not JSON" in proc.stderr
     assert not (tmp_path / "report" / "headline.html").exists()
+    files = inputs(tmp_path)
+    files["validity"].write_text("mode,metric\nhalf,fid\n")
+    proc = run(tmp_path, files)
+    assert proc.returncode == 2 and "not a metric validity table (no ladder, rho, sensitivity column)" in proc.stderr

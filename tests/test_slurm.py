@@ -28,12 +28,12 @@ from slurm_cluster import SlurmCluster, SlurmUnavailable, install, is_root
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-GPU_RULES = {"train", "embed_real", "embed_samples", "synthesize"}
+GPU_RULES = {"train", "embed_real", "embed_samples", "synthesize", "metric_validity"}
 # metrics_epoch is CPU work, but it runs batched with embed_samples (group "eval"),
 # and one SLURM job has one partition: the profile sends it to the GPU partition too.
 GPU_PARTITION_RULES = GPU_RULES | {"metrics_epoch"}
 # What a metrics-only config change may rerun: the metrics, and what is drawn from them.
-METRICS_AND_AFTER = re.compile(r"metrics_\w+|figure\w*|report\w*|all")
+METRICS_AND_AFTER = re.compile(r"metrics?_\w+|figure\w*|report\w*|all")
 GROUPS = {"eval": {"embed_samples", "metrics_epoch"}}
 # Fast status checks for a test (the profile keeps the plugin's cluster-friendly defaults);
 # squeue, since this cluster has no accounting database for sacct.

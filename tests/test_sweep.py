@@ -314,6 +314,8 @@ def test_dry_run_of_a_two_by_two_sweep_plans_four_trainings_on_one_data_half(tmp
     assert counts["embed_real"] == len(extractors)  # the real embeddings once per extractor: features not swept
     assert counts.get("train_simcover", 0) == ("simcover" in extractors)  # trained once on the shared data
     assert counts["metrics_table"] == 4 and counts["report_pages"] == 4
+    assert counts["metric_validity"] == 1  # the ladders do not depend on the gan section: one shared table
+    assert "results/test/metrics/validity.csv" in proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     assert "results/test/comparison/summary.csv" in out
     for n in (3, 5, 7, 11):  # Figures 3, 5, 7 per group and Figure 11, from the comparison

@@ -14,7 +14,7 @@ import yaml
 from deepsnow import provenance
 from deepsnow.config import merge_config
 from deepsnow.io import load_npz, sha256_file
-from helpers import REPO, copy_workflow, deepsnow, snakemake
+from helpers import REPO, copy_workflow, deepsnow, merged_config, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +127,34 @@ def test_run_trains_generates_and_measures(finished_run: Path):
     assert {Path(i["path"]).name for i in prov["inputs"]} == {"trainA.npz", "trainB.npz", "testA.npz", "testB.npz"}
 
 
+def test_run_measures_every_metric_along_every_ladder(finished_run: Path):
+    """metrics/validity.csv: every ladder x metric of metrics.csv x level, with rho, interval and
+    sensitivity; half mode only while testA.npz holds no reachable truth."""
+    import csv
+
+    from deepsnow.config import validate_section
+    from deepsnow.validity.ladders import LADDERS
+
+    res = finished_run / "results" / "test"
+    with open(res / "metrics" / "validity.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(res / "metrics" / "metrics.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    levels = validate_section("validity", merged_config("configs/test.yaml")["validity"])["levels"]
+    metrics = {"fid", "frd", "crd", "kid_mean", "rf_logloss_mean"} | {
+        c for c in header if c.startswith(("fd_", "cd_", "precision_", "recall_", "density_", "coverage_"))
+    }
+    assert len(metrics) == 5 + 6 * 3  # the three extractors of config.yaml
+    modes = {"half", "truth"} if "truth_snowfall" in load_npz(res / "dataset" / "testA.npz") else {"half"}
+    keys = {(r["mode"], r["ladder"], r["metric"], float(r["level"])) for r in rows}
+    assert keys == {(m, lad, x, lv) for m in modes for lad in LADDERS for x in metrics for lv in levels}
+    assert len(rows) == len(keys)
+    assert all({"rho", "ci_low", "ci_high", "sensitivity"} <= set(r) for r in rows)
+    assert any(r["rho"] for r in rows) and any(r["ci_low"] for r in rows)
+    stages = [d["stage"] for d in provenance.chain(res / "metrics" / "validity.csv")]
+    assert stages[0] == "validity" and {"embed", "split", "simulate"} <= set(stages)
+
+
 def test_run_has_simcover_distances(finished_run: Path):
     """simcover trained on the training patches only, its features recorded by weights hash,
     fd_/cd_<extractor> and precision/recall/density/coverage_<extractor> of every extractor in
@@ -193,7 +221,7 @@ def test_all_figures_and_the_report(finished_run: Path):
     import matplotlib.image
 
     res = finished_run / "results" / "test"
-    for n in range(1, 11):
+    for n in (*range(1, 11), 12):
         png = res / "figures" / f"figure{n}.png"
         img = matplotlib.image.imread(png)
         assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, (n, img.shape)
@@ -205,8 +233,8 @@ def test_all_figures_and_the_report(finished_run: Path):
     with zipfile.ZipFile(finished_run / "results" / "report.zip") as z:
         names = z.namelist()
     assert any(n.endswith("report.html") for n in names)
-    assert sum(n.endswith(".png") and "figure" in n for n in names) == 10
-    assert any(n.endswith("metrics.csv") for n in names)
+    assert sum(n.endswith(".png") and "figure" in n for n in names) == 11
+    assert any(n.endswith("metrics.csv") for n in names) and any(n.endswith("validity.csv") for n in names)
     check_report_pages(finished_run, names)
 
 
@@ -218,7 +246,7 @@ def check_report_pages(run: Path, names: list[str]) -> None:
     import zipfile
 
     res = run / "results" / "test"
-    pages = {"metrics", "losses", "artifacts", "dataset", "config", "headline", "summary"}  # summary: change/
+    pages = {"metrics", "losses", "artifacts", "validity", "dataset", "config", "headline", "summary"}  # summary: change/
     assert {Path(n).stem for n in names if n.endswith(".html") and "/data/raw/" in n} == pages, names
     with open(res / "metrics" / "metrics.csv", newline="") as fh:
         metrics = list(csv.DictReader(fh))
@@ -296,9 +324,9 @@ SCENES = "one per scene"  # 2 seasons x the config's areas
 # (None: at least one), rules that must not rerun
 RERUNS = [
     ("metrics", {"metrics": {"rf_repeats": 4}},
-     {"metrics_epoch", "metrics_table", "metrics_pca", "figure", "figure_artifacts", "report_pages", "all"},
+     {"metrics_epoch", "metrics_table", "metrics_pca", "metric_validity", "figure", "figure_artifacts", "report_pages", "all"},
      {"metrics_epoch": None, "metrics_table": None}, set()),
-    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 9, "figure_artifacts": 1}, set()),
+    ("figures", {"figures": {"dpi": 100}}, {"figure", "figure_artifacts", "report_pages", "all"}, {"figure": 10, "figure_artifacts": 1}, set()),
     ("synthesize", {"synthesize": {"overlap": 32}},
      {"synthesize", "synthetic_catalog", "change", "change_summary", "change_benchmark", "figure", "report_pages", "all"},
      {"synthesize": 1, "synthetic_catalog": 1, "change": 1, "change_summary": 1, "change_benchmark": 1, "figure": 2},

@@ -367,6 +367,26 @@ def _check_synthesize(synth: dict) -> list[str]:
     return problems
 
 
+def _check_validity(validity: dict) -> list[str]:
+    """Ladders are known by name; levels run from none (0) upwards, strictly increasing."""
+    from deepsnow.validity.ladders import LADDERS
+
+    problems = [
+        f"key 'validity.ladders[{i}]': unknown ladder {name!r} (known: {', '.join(LADDERS)})"
+        for i, name in enumerate(validity["ladders"])
+        if name not in LADDERS
+    ]
+    levels = validity["levels"]
+    if levels[0] != 0:
+        problems.append(f"key 'validity.levels[0]': the first level must be 0 (no degradation), got {levels[0]}")
+    problems += [
+        f"key 'validity.levels[{i}]': levels must increase strictly, but {levels[i]} follows {levels[i - 1]}"
+        for i in range(1, len(levels))
+        if levels[i] <= levels[i - 1]
+    ]
+    return problems
+
+
 #: section -> its checker (problems as lines naming the key); run by validate_config and validate_section.
 SECTION_CHECKS = {
     "data": _check_data,
@@ -376,6 +396,7 @@ SECTION_CHECKS = {
     "features": _check_extractor_names,
     "synthesize": _check_synthesize,
     "change": _check_detector_names,
+    "validity": _check_validity,
 }
 
 

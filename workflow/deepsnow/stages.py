@@ -29,6 +29,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "embed": ("features", "plugins.py", "torchfile.py", "io.py"),
     # the metrics read the features files (features/files.py), never an extractor
     "metrics": ("metrics", "features/files.py", "io.py"),
+    # the ladders degrade and embed images (features) and measure them with the metrics stage's functions
+    "validity": ("validity", "metrics", "features", "plugins.py", "torchfile.py", "io.py"),
     # figures read metrics.csv by the column names metrics/table.py defines, the comparison's tables
     # with metrics/compare.py, and testA's data source from its provenance chain
     "figures": (

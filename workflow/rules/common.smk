@@ -255,6 +255,59 @@ def metrics_epoch_inputs(wildcards):
     return inputs
 
 
+# Metric validity reads the data half, the real embeddings and the features, metrics and validity
+# sections: one table shared by a sweep's variants, unless the sweep varies one of those sections.
+VALIDITY_SWEPT = SWEEP and any(
+    k.startswith(("features.", "metrics.", "validity.")) for k in config["sweep"]
+)
+
+
+def validity_path(path):
+    return variant_path(path) if VALIDITY_SWEPT else run_path(path)
+
+
+def validity_section(name):
+    return vsection(name) if VALIDITY_SWEPT else section(name)
+
+
+def validity_inputs(wildcards):
+    """The test sets, every extractor's real features and (simcover) the weights they were made with."""
+    used = sorted({INCEPTION, RESNET, *EXTRACTORS})
+    inputs = {
+        "test_a": run_path("dataset/testA.npz"),
+        "test_b": run_path("dataset/testB.npz"),
+        "real": [real_features(x, wildcards) for x in used],
+    }
+    if "simcover" in used:
+        inputs["simcover_weights"] = SIMCOVER_GIVEN or SIMCOVER_TRAINED
+    return inputs
+
+
+def simcover_weights_option(wildcards, input):
+    return (
+        f"--simcover-weights {shlex.quote(input.simcover_weights)}"
+        if input.get("simcover_weights")
+        else ""
+    )
+
+
+def check_validity_counts():
+    """Too few test patches for the ladders' sets: refused at DAG build once the data half has
+    written its summary (every variant's metrics and validity sections)."""
+    from deepsnow.validity.sets import summary_problems
+
+    configs = [v["config"] for v in VARIANTS.values()] if SWEEP else [config]
+    summary = run_path("dataset/summary.json")
+    problems = sorted(
+        {p for c in configs for p in summary_problems(summary, c["metrics"], c["validity"])}
+    )
+    if problems:
+        raise DeepsnowError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+check_validity_counts()
+
+
 # What each figure is drawn from, from the figure table (deepsnow.figures.table), the one list of
 # figures. Rule figure draws those without extra outputs; Figure 7, which also writes
 # artifacts.csv, has its own rule (figure_artifacts).
@@ -264,9 +317,9 @@ from deepsnow.figures import table as figure_table
 def figure_input_paths(name):
     """A figure input's path(s) in this run: one per saved epoch for a per-epoch input (samples)."""
     path = figure_table.INPUTS[name]
-    at = (
-        run_path if path.startswith("dataset/") else variant_path
-    )  # the data half is shared by the variants
+    # the data half is shared by the variants, and so is the validity table unless it is swept
+    shared = path.startswith("dataset/") or (name == "validity" and not VALIDITY_SWEPT)
+    at = run_path if shared else variant_path
     if figure_table.per_epoch(name):
         return [at(path.format(epoch=e)) for e in EPOCHS]
     return at(path)

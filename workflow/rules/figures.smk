@@ -1,6 +1,6 @@
-# Figures: the paper's Figures 1-6, plus 7 (artifact measures) and 8 (paired error
-# beside the unpaired metrics), PNG and PDF each, registered for the report. What each is
-# drawn from and the code that draws it: the figure table, deepsnow/figures/table.py.
+# Figures: the paper's Figures 1-6, plus 7 (artifact measures), 8 (paired error beside the
+# unpaired metrics) and the others up to 12 (metric validity), PNG and PDF each, registered for
+# the report. What each is drawn from and the code that draws it: deepsnow/figures/table.py.
 
 
 rule figure:
@@ -72,6 +72,7 @@ rule report_pages:
         metrics=variant_path("metrics/metrics.csv"),
         losses=variant_path("train/losses.csv"),
         artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
+        validity=validity_path("metrics/validity.csv"),
         summary=run_path("dataset/summary.json"),
     output:
         headline=report(
@@ -96,6 +97,12 @@ rule report_pages:
             caption="../report/artifacts.rst",
             category="Figures",
             labels={"figure": "7 (table, shown)"},
+        ),
+        validity=report(
+            variant_path("report/validity.html"),
+            caption="../report/validity.rst",
+            category="Metrics",
+            labels={"table": "validity.csv (shown)"},
         ),
         dataset=report(
             variant_path("report/dataset.html"),
@@ -122,5 +129,6 @@ rule report_pages:
         "Rendering the report's tables"
     shell:
         "deepsnow report-pages --config-json {params.config:q} --metrics {input.metrics:q}"
-        " --losses {input.losses:q} --artifacts {input.artifacts:q} --summary {input.summary:q}"
+        " --losses {input.losses:q} --artifacts {input.artifacts:q} --validity {input.validity:q}"
+        " --summary {input.summary:q}"
         " --outdir {params.outdir:q} {params.simcover} 2> {log:q}"

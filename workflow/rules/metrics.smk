@@ -84,3 +84,39 @@ rule metrics_pca:
     shell:
         "deepsnow metrics pca --params {params.section:q} --real {input.real:q}"
         " --features {input.features:q} --output {output.pca:q} --summary {output.summary:q} 2> {log:q}"
+
+
+rule metric_validity:
+    """Every metric along degradation ladders of known severity (once per run, not per epoch)."""
+    input:
+        unpack(validity_inputs),
+    output:
+        table=report(
+            validity_path("metrics/validity.csv"),
+            caption="../report/validity.rst",
+            category="Metrics",
+            labels={"table": "validity.csv"},
+        ),
+    log:
+        validity_path("logs/metrics/validity.log"),
+    benchmark:
+        validity_path("benchmarks/metrics/validity.tsv")
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        gpu=gpus_for("features"),
+        mem_mb=8000,
+        runtime=120,
+    params:
+        section=validity_section("validity"),
+        metrics=validity_section("metrics"),
+        features=validity_section("features"),
+        code=code("validity"),
+        simcover=simcover_weights_option,
+    message:
+        "Measuring every metric along the degradation ladders"
+    shell:
+        "deepsnow metrics validity --params {params.section:q} --metrics-params {params.metrics:q}"
+        " --features-params {params.features:q} --test-a {input.test_a:q} --test-b {input.test_b:q}"
+        " --real {input.real:q} {params.simcover} --output {output.table:q} --threads {threads} 2> {log:q}"

@@ -2,7 +2,8 @@
 
 Snakemake's HTML report only offers CSV and JSON files for download; these pages show them in
 the report itself: one HTML table per CSV (``metrics.csv``, ``losses.csv``, ``artifacts.csv``),
-the dataset summary (``summary.json``) as a table, the merged config as YAML, and the headline
+the metric validity table (``validity.csv``) as rho and sensitivity per metric and ladder, the dataset
+summary (``summary.json``) as a table, the merged config as YAML, and the headline
 numbers (the last epoch's metrics per direction and the dataset counts), which the report's
 front page (``workflow/report/workflow.rst``) also shows. Cells are HTML-escaped; the pages are
 self-contained (inline CSS, no scripts), so they open offline.
@@ -26,6 +27,7 @@ PAGES = {
     "metrics": ("metrics", "Metrics per epoch and direction (metrics.csv)"),
     "losses": ("losses", "Training losses per epoch (losses.csv)"),
     "artifacts": ("artifacts", "Artifact measures per epoch, Figure 7 (artifacts.csv)"),
+    "validity": ("validity", "Metric validity: rho (sensitivity) per metric and degradation ladder, Figure 12 (validity.csv)"),
     "dataset": ("summary", "Dataset (summary.json)"),
     "config": ("config", "Configuration of this run (merged config, YAML)"),
     "headline": (None, "Headline numbers"),
@@ -138,6 +140,44 @@ def flat(data: dict, prefix: str = "") -> list[list]:
     return rows
 
 
+def validity_summary(path: Path) -> tuple[list[str], list[list]]:
+    """validity.csv as one row per mode and metric: its sign-corrected rho on each ladder with the
+    sensitivity in brackets, and its lowest rho over the ladders."""
+    header, rows = read_csv(path)
+    missing = [c for c in ("mode", "ladder", "metric", "rho", "sensitivity") if c not in header]
+    if missing:
+        raise DeepsnowError(f"{path}: not a metric validity table (no {', '.join(missing)} column)")
+    ladders = list(dict.fromkeys(r["ladder"] for r in rows))
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    lowest: dict[tuple[str, str], float] = {}
+    for r in rows:
+        key = (r["mode"], r["metric"])
+        rho = float(r["rho"]) if r["rho"] else float("nan")
+        sens = r["sensitivity"] or "none"
+        cells.setdefault(key, {})[r["ladder"]] = f"{rho:.2f} ({sens})" if rho == rho else f"n/a ({sens})"
+        lowest[key] = min(lowest.get(key, float("inf")), rho if rho == rho else float("-inf"))
+    table = [
+        [mode, metric, *(cells[mode, metric].get(ladder, "") for ladder in ladders), _lowest(lowest[mode, metric])]
+        for mode, metric in cells
+    ]
+    return ["mode", "metric", *ladders, "lowest rho"], table
+
+
+def _lowest(value: float) -> str:
+    return "n/a" if value == float("-inf") else f"{value:.2f}"
+
+
+def validity_page(path: Path, title: str) -> str:
+    header, table = validity_summary(path)
+    note = (
+        '<p class="n">rho: Spearman\'s rank correlation of the metric with the degradation level, signed so that '
+        "+1 means the metric says \"worse\" at every step (n/a: the metric did not move); in brackets the "
+        "sensitivity, the smallest level outside level 0\'s bootstrap 95 % interval (none: no level was). "
+        "Every value and interval: validity.csv.</p>"
+    )
+    return page(title, table_html(header, table) + note, source=str(path))
+
+
 def summary_page(path: Path, title: str) -> str:
     return page(title, table_html(["key", "value"], flat(read_json(path))), source=str(path))
 
@@ -204,8 +244,9 @@ def simcover_html(path: Path | None) -> str:
 def _report_pages(args, params):
     """Render the run's tables as HTML pages for the Snakemake report.
 
-    Writes OUTDIR/{metrics,losses,artifacts,dataset,config,headline}.html: one HTML table per
-    CSV, the dataset summary as a table, the merged config (--config-json, as the workflow passes
+    Writes OUTDIR/{metrics,losses,artifacts,validity,dataset,config,headline}.html: one HTML table
+    per CSV (validity.csv as rho and sensitivity per metric and ladder), the dataset summary as a
+    table, the merged config (--config-json, as the workflow passes
     it) as YAML, and the headline numbers (last epoch per direction, dataset counts).
     """
     try:
@@ -214,7 +255,10 @@ def _report_pages(args, params):
         raise DeepsnowError(f"--config-json: not JSON: {err}") from None
     if not isinstance(config, dict):
         raise DeepsnowError("--config-json: expected a JSON object (the merged config)")
-    sources = {"metrics": args.metrics, "losses": args.losses, "artifacts": args.artifacts, "summary": args.summary}
+    sources = {
+        "metrics": args.metrics, "losses": args.losses, "artifacts": args.artifacts, "summary": args.summary,
+        "validity": args.validity,
+    }
     texts = {}
     for name, (option, title) in PAGES.items():
         if name == "config":
@@ -224,6 +268,8 @@ def _report_pages(args, params):
             texts[name] = page(title, headline_html(args.metrics, args.summary, run, args.simcover))
         elif name == "dataset":
             texts[name] = summary_page(sources[option], title)
+        elif name == "validity":
+            texts[name] = validity_page(sources[option], title)
         else:
             texts[name] = csv_page(sources[option], title)
     outputs = []
@@ -243,6 +289,7 @@ def register(sub) -> None:
         metrics="metrics/metrics.csv",
         losses="train/losses.csv",
         artifacts="figures/artifacts.csv",
+        validity="metrics/validity.csv",
         summary="dataset/summary.json",
         outdir="the folder for the HTML pages (results/<run>/report)",
     )

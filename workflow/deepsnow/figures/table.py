@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from deepsnow import DeepsnowError
-from deepsnow.figures import change, common, comparison, generator_artifacts, pca, synthetic, training, translations
+from deepsnow.figures import change, common, comparison, generator_artifacts, pca, synthetic, training, translations, validity
 
 log = logging.getLogger("deepsnow.figures")
 
@@ -44,6 +44,7 @@ INPUTS = {
     "catalog": "synthetic/catalog.json",
     "change_summary": "change/summary.json",
     "comparison_summary": "comparison/summary.csv",
+    "validity": "metrics/validity.csv",
 }
 
 
@@ -102,6 +103,11 @@ FIGURES: dict[int, Figure] = {
         ("comparison_summary",),
         comparison.build_figure11,
         sweep=True,
+    ),
+    12: Figure(
+        "metric validity: every metric along degradation ladders, normalised, with bootstrap bands",
+        ("validity",),
+        validity.build_figure12,
     ),
 }
 

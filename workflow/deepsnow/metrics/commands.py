@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6."""
     # every subcommand runs the same code: one hash, STAGE_CODE["metrics"]
     command = command_group(sub, "metrics", register.__doc__, section="metrics", code="metrics")
-    for add in (_epoch_command, _table_command, _pca_command, _compare_command):
+    for add in (_epoch_command, _table_command, _pca_command, _compare_command, _validity_command):
         add(command)
 
 
@@ -68,6 +68,22 @@ def _compare_command(command) -> None:
     )
 
 
+def _validity_command(command) -> None:
+    # its own section and code: the ladders embed images (features) and measure them (metrics)
+    p = command("validity", _validity, section="validity", stage="validity", code="validity")
+    path_options(
+        p,
+        test_a="dataset/testA.npz (snow-free inputs; 'truth_snowfall' when the simulator wrote it)",
+        test_b="dataset/testB.npz (the real snowy test patches)",
+        output="metrics/validity.csv",
+    )
+    path_options(p, nargs="+", real="real features, one file per extractor (features/real_<extractor>.npz)")
+    path_options(p, required=False, simcover_weights="simcover.pt the real simcover features were made with")
+    p.add_argument("--metrics-params", metavar="JSON|@FILE", default=None, help="the 'metrics' config section")
+    p.add_argument("--features-params", metavar="JSON|@FILE", default=None, help="the 'features' config section")
+    p.add_argument("--threads", type=int, default=None, help="torch threads and parallel RF fits (default: the sections')")
+
+
 def _epoch(args, params) -> list[Made]:
     """Metrics of one or more epochs, one JSON per epoch.
 
@@ -81,6 +97,35 @@ def _epoch(args, params) -> list[Made]:
         args.real, args.features, args.outputs, params, samples_paths=args.samples, truth_path=args.truth, n_jobs=args.threads
     )
     return [Made([s["output"]], inputs=s["inputs"], extra={"epoch": s["epoch"]}) for s in summaries]
+
+
+def _validity(args, params) -> Made:
+    """Metric validity: every metric of the run along degradation ladders of known severity.
+
+    A "perfect" translation, degraded step by step (blur, noise, checkerboard, partial translation,
+    colour cast, misplaced snow; config validity.ladders and validity.levels), is measured against
+    the real snowy test patches with every metric of the metrics table, in two modes: 'half' (one
+    half of test B against the other) and, when testA.npz holds 'truth_snowfall', 'truth' (the
+    simulator's reachable paired truth against test B). Writes one row per mode, ladder, metric and
+    level: the value, its bootstrap 95 % interval, Spearman's rho with the level (sign-corrected:
+    positive = the metric says "worse" as the degradation grows) and the sensitivity (the smallest
+    level outside level 0's interval)."""
+    import torch
+
+    from deepsnow.config import parse_params
+    from deepsnow.validity.run import run_validity
+
+    metrics = parse_params(args.metrics_params, "metrics")
+    features = parse_params(args.features_params, "features")
+    threads = args.threads if args.threads is not None else features["threads"]
+    if threads:
+        torch.set_num_threads(int(threads))
+    n_jobs = args.threads if args.threads is not None else metrics["n_jobs"]
+    paths = {"test_a": args.test_a, "test_b": args.test_b, "real": args.real, "simcover_weights": args.simcover_weights}
+    summary = run_validity(paths, args.output, metrics, params, features, n_jobs)
+    inputs = [args.test_a, args.test_b, *args.real] + ([args.simcover_weights] if args.simcover_weights else [])
+    config = {"validity": params, "metrics": metrics, "features": features}
+    return Made([args.output], inputs=inputs, extra=summary, config=config, section="validity")
 
 
 def _table(args, params) -> Made:

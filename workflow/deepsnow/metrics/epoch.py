@@ -97,15 +97,15 @@ def _unpaired(xi, yi, xr, yr, params: dict, n_jobs: int) -> dict:
     }
 
 
-def _per_extractor(real: dict, fake: dict, fk: str, rk: str, params: dict) -> dict:
+def _per_extractor(real: dict, fake: dict, params: dict) -> dict:
     """``fd_<name>`` (Fréchet distance), ``cd_<name>`` (1 − mean cosine similarity) and precision,
-    recall, density and coverage (``<what>_<name>``) of every extractor given."""
+    recall, density and coverage (``<what>_<name>``) of every extractor of ``real`` (name -> features)."""
     from deepsnow.metrics.distances import cosine_resnet_distance, frechet_distance
     from deepsnow.metrics.prdc import prdc_scores
 
     out = {}
     for name in real:
-        x, y = fake[name][fk], real[name][rk]
+        x, y = fake[name], real[name]
         out[f"fd_{name}"] = frechet_distance(x, y)
         out[f"cd_{name}"] = cosine_resnet_distance(x, y)
         try:
@@ -114,6 +114,17 @@ def _per_extractor(real: dict, fake: dict, fk: str, rk: str, params: dict) -> di
             raise DeepsnowError(f"{name} features (key metrics.prdc_k = {params['prdc_k']}): {exc}") from exc
         out.update({f"{what}_{name}": v for what, v in scores.items()})
     return out
+
+
+def set_metrics(real: dict, fake: dict, params: dict, n_jobs: int) -> dict:
+    """Every unpaired metric of one generated set against one real set, in the metrics table's
+    column order. ``real``, ``fake``: extractor name -> features (N, D); the FID and KID use
+    ``params["inception_extractor"]``, FRD, CRD and the RF test ``params["resnet_extractor"]``."""
+    inc, res = params["inception_extractor"], params["resnet_extractor"]
+    return {
+        **_unpaired(fake[inc], real[inc], fake[res], real[res], params, n_jobs),
+        **_per_extractor(real, fake, params),
+    }
 
 
 def _paired(direction: str, paired: dict | None) -> dict:
@@ -163,8 +174,7 @@ def evaluate_epoch(
         row.update(_extractor_columns("inception", inc, real))
         row.update(_extractor_columns("resnet", res, real))
         try:
-            row.update(_unpaired(xi, yi, xr, yr, params, n_jobs))
-            row.update(_per_extractor(real, fake, fk, rk, params))
+            row.update(set_metrics({k: v[rk] for k, v in real.items()}, {k: v[fk] for k, v in fake.items()}, params, n_jobs))
         except DeepsnowError as exc:
             raise DeepsnowError(f"{where} (generated {fk} vs real {rk}): {exc}") from exc
         row.update(_paired(direction, paired))

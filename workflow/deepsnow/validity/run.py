@@ -1,0 +1,207 @@
+"""``deepsnow metrics validity``: every metric of the run along every ladder -> ``metrics/validity.csv``.
+
+Each degraded set is made once and embedded once per extractor; the level-0 sets are shared by
+all ladders of a mode, and in the half mode they are rows of the run's real features (the same
+images), so they are not embedded again. The metrics are the metrics stage's own functions
+(:func:`deepsnow.metrics.epoch.set_metrics`). The bootstrap draws, per replicate, the reference
+and the candidate patches with replacement; the same draws serve every ladder and level of a
+mode, so the levels' intervals differ by the degradation, not by the draw.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+
+from deepsnow import DeepsnowError
+from deepsnow.io import atomic_output, load_npz
+from deepsnow.metrics.table import PER_EXTRACTOR_PREFIXES, PRDC_PREFIXES
+from deepsnow.validity.ladders import LADDERS
+from deepsnow.validity.sets import Mode, check_counts, half_mode, metrics_params, truth_mode
+from deepsnow.validity.stats import summarise
+
+log = logging.getLogger("deepsnow.validity")
+
+#: metrics-table columns that are metrics (the others are their spreads, sizes and settings)
+METRIC_COLUMNS = ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean")
+#: per-extractor metrics: <prefix>_<extractor>
+PER_EXTRACTOR = tuple(f"{p}_" for p in (*PER_EXTRACTOR_PREFIXES, *PRDC_PREFIXES))
+#: validity.csv's columns: one row per mode, ladder, metric and level
+COLUMNS = (
+    "mode", "ladder", "metric", "level", "parameter", "parameter_value", "value", "ci_low", "ci_high",
+    "worse_when", "rho", "sensitivity", "n_reference", "n_candidate",
+)
+MODES = ("half", "truth")
+
+
+def selected(row: dict) -> dict:
+    """The metrics of a metrics-table row, in its column order."""
+    return {k: v for k, v in row.items() if k in METRIC_COLUMNS or k.startswith(PER_EXTRACTOR)}
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+def build_extractors(features: dict, real: dict, simcover_weights) -> dict:
+    """Every extractor of the real features, built as 'deepsnow embed' built them (same weights)."""
+    from deepsnow.features.embed import build_from_params
+
+    if simcover_weights is not None:
+        features = {**features, "simcover": {**features["simcover"], "weights_path": str(simcover_weights)}}
+    out = {}
+    for name, arr in real.items():
+        ext = build_from_params(name, features)
+        if ext.weights != arr["weights"]:
+            raise DeepsnowError(
+                f"extractor {name} builds with weights {ext.weights}, but {arr['_path']} was embedded with "
+                f"{arr['weights']}; give the features section (and --simcover-weights) the real features were made with"
+            )
+        out[name] = ext
+    return out
+
+
+def embed(images: np.ndarray, extractors: dict, features: dict) -> dict[str, np.ndarray]:
+    from deepsnow.features.embed import embed_images
+
+    return {
+        name: embed_images(images, ext, batch_size=int(features["batch_size"]), device=features["device"])
+        for name, ext in extractors.items()
+    }
+
+
+def degraded(mode: Mode, ladder: str, li: int, level: float, seed: int) -> np.ndarray:
+    """Level ``level`` of ``ladder`` applied to the mode's candidates, with its own seeded noise."""
+    rng = np.random.default_rng([seed, MODES.index(mode.name), list(LADDERS).index(ladder), li])
+    return LADDERS[ladder].degrade(mode.images, level, rng, snowfree=mode.snowfree)
+
+
+def embed_ladders(mode: Mode, validity: dict, extractors: dict, features: dict) -> dict:
+    """(ladder, level index) -> features per extractor; every ladder's level 0 is the same set.
+
+    All degraded sets of the mode go through each extractor in one pass (full batches)."""
+    keys = [(ladder, li) for ladder in validity["ladders"] for li in range(1, len(validity["levels"]))]
+    images = [degraded(mode, ladder, li, validity["levels"][li], validity["seed"]) for ladder, li in keys]
+    if mode.level0 is None:
+        keys, images = [("", 0), *keys], [mode.images, *images]
+    log.info("%s mode: embedding %d sets of %d patches", mode.name, len(keys), len(mode.images))
+    feats = embed(np.concatenate(images), extractors, features)
+    n = len(mode.images)
+    sets = {key: {name: f[i * n : (i + 1) * n] for name, f in feats.items()} for i, key in enumerate(keys)}
+    level0 = sets.pop(("", 0)) if mode.level0 is None else mode.level0
+    return {**{(ladder, 0): level0 for ladder in validity["ladders"]}, **sets}
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def resamples(n_ref: int, n_cand: int, validity: dict, mode: Mode) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The bootstrap draws of one mode: (reference rows, candidate rows) per replicate."""
+    out = []
+    for r in range(validity["n_bootstrap"]):
+        rng = np.random.default_rng([validity["seed"], MODES.index(mode.name), 1, r])
+        out.append((rng.integers(0, n_ref, n_ref), rng.integers(0, n_cand, n_cand)))
+    return out
+
+
+def measure(reference: dict, candidate: dict, params: dict, draws) -> tuple[dict, list[dict]]:
+    """The metrics of one candidate set, and of each bootstrap replicate of it (one process)."""
+    from deepsnow.metrics.epoch import set_metrics
+
+    values = selected(set_metrics(reference, candidate, params, 1))
+    boots = []
+    for ri, ci in draws:
+        ref = {k: v[ri] for k, v in reference.items()}
+        cand = {k: v[ci] for k, v in candidate.items()}
+        boots.append(selected(set_metrics(ref, cand, params, 1)))
+    return values, boots
+
+
+def measure_mode(mode: Mode, feats: dict, params: dict, validity: dict, n_jobs: int) -> dict:
+    """(ladder, level index) -> (values, bootstrap replicates), the sets measured in parallel
+    (``n_jobs`` processes); level 0, the same set on every ladder, once."""
+    from joblib import Parallel, delayed
+
+    n_ref, n_cand = len(next(iter(mode.reference.values()))), len(mode.images)
+    draws = resamples(n_ref, n_cand, validity, mode)
+    # the random-forest test with validity.rf_repeats: dozens of sets, each with its replicates
+    params = {**params, "rf_repeats": validity["rf_repeats"]}
+    unique = {0 if li == 0 else (ladder, li): candidate for (ladder, li), candidate in feats.items()}
+    results = Parallel(n_jobs=n_jobs if n_jobs not in (None, 0) else 1)(
+        delayed(measure)(mode.reference, candidate, params, draws) for candidate in unique.values()
+    )
+    done = dict(zip(unique, results))
+    return {(ladder, li): done[0 if li == 0 else (ladder, li)] for ladder, li in feats}
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def ladder_rows(mode: Mode, ladder: str, validity: dict, results: dict) -> list[dict]:
+    """The rows of one ladder: every metric at every level, with rho, intervals and sensitivity."""
+    levels = validity["levels"]
+    per_level = [results[ladder, li] for li in range(len(levels))]
+    spec = LADDERS[ladder]
+    n_ref, n_cand = len(next(iter(mode.reference.values()))), len(mode.images)
+    rows = []
+    for metric in per_level[0][0]:
+        values = [float(v[metric]) for v, _ in per_level]
+        boot = [[float(b[metric]) for b in boots] for _, boots in per_level]
+        s = summarise(metric, levels, values, boot)
+        for li, level in enumerate(levels):
+            rows.append({
+                "mode": mode.name, "ladder": ladder, "metric": metric, "level": level,
+                "parameter": spec.parameter, "parameter_value": spec.value(level), "value": values[li],
+                "ci_low": s["intervals"][li][0], "ci_high": s["intervals"][li][1], "worse_when": s["worse_when"],
+                "rho": s["rho"], "sensitivity": s["sensitivity"], "n_reference": n_ref, "n_candidate": n_cand,
+            })
+    return rows
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if not np.isfinite(value) else repr(value)
+    return str(value)
+
+
+def write_table(rows: list[dict], output) -> None:
+    with atomic_output(output) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: _cell(r[c]) for c in COLUMNS})
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def load_modes(test_a_path, test_b_path, real: dict, validity: dict) -> list[Mode]:
+    test_a = load_npz(test_a_path, required=("rgb",))
+    test_b = load_npz(test_b_path, required=("rgb", "ids"))
+    modes = [half_mode(test_a, test_b, real, validity["seed"], test_b_path)]
+    truth = truth_mode(test_a, real, test_a_path)
+    return modes + ([truth] if truth is not None else [])
+
+
+def run_validity(paths: dict, output, metrics: dict, validity: dict, features: dict, n_jobs: int) -> dict:
+    """``paths``: test_a, test_b, real (list), simcover_weights (or None). Writes ``output``."""
+    from deepsnow.metrics.load import load_real
+
+    real = load_real(paths["real"])
+    params = metrics_params(metrics, validity)
+    for key in ("inception_extractor", "resnet_extractor"):
+        if params[key] not in real:
+            raise DeepsnowError(f"metrics.{key} = {params[key]!r}: no real features given for it (--real)")
+    modes = load_modes(paths["test_a"], paths["test_b"], real, validity)
+    check_counts(modes, params)
+    extractors = build_extractors(features, real, paths.get("simcover_weights"))
+    rows = []
+    for mode in modes:
+        feats = embed_ladders(mode, validity, extractors, features)
+        results = measure_mode(mode, feats, params, validity, n_jobs)
+        for ladder in validity["ladders"]:
+            rows += ladder_rows(mode, ladder, validity, results)
+        log.info("%s mode measured: %d ladders x %d levels", mode.name, len(validity["ladders"]), len(validity["levels"]))
+    write_table(rows, output)
+    return {"modes": [m.name for m in modes], "n_rows": len(rows), "extractors": sorted(real)}
