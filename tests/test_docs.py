@@ -1,4 +1,5 @@
-"""The README is the front door: its links resolve, it links every docs page, it names every command.
+"""The README is the front door: its links resolve, it links every docs page, it names every command,
+and every number it quotes from a run says when and at which commit it was measured.
 
 The house rule "every command has --help and a line in the README" is checked against the
 parser itself, so a new subcommand without a README line fails here.
@@ -20,6 +21,10 @@ DOCS = sorted((REPO / "docs").glob("*.md"))
 
 #: [text](target) and ![alt](target); the target ends at the first space or closing parenthesis
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)[^)]*\)")
+#: a number only a run gives: a duration, a rate, a peak memory, a held-out error or accuracy, a rank correlation
+RUN_NUMBER = re.compile(r"\d ?(?:min|minutes|h|hours|s)\b|iterations/s|it/s|peak RSS|(?:MAE|accuracy|ρ)[ =]*[−+-]?\d")
+#: when and at which commit, or an honest "not re-measured"
+DATED = re.compile(r"measured \d{4}-\d{2}-\d{2} at [0-9a-f]{7,40}\b|not re-measured")
 
 
 def prose(text: str) -> str:
@@ -86,3 +91,31 @@ def test_every_command_has_a_readme_line():
             if not any(re.search(pattern, line) for line in lines):
                 missing.append(f"{name} {sub}")
     assert missing == [], f"deepsnow commands without a line in README.md: {missing}"
+
+
+def undated_run_numbers(text: str) -> list[str]:
+    """Table rows and prose paragraphs that quote a run's number without its date and commit."""
+    units = []
+    for block in re.split(r"\n\s*\n", prose(text)):
+        rows = [line for line in block.splitlines() if line.lstrip().startswith("|")]
+        units += rows or [" ".join(block.split())]
+    return [u.strip() for u in units if RUN_NUMBER.search(u) and not DATED.search(u)]
+
+
+def test_run_derived_numbers_carry_date_and_commit():
+    assert undated_run_numbers(README.read_text()) == []
+
+
+def test_an_undated_run_number_is_found():
+    text = (
+        "The demo takes 7 min on 2 cores,\nwrapped over two lines.\n\n"
+        "It takes 7 min (measured 2026-12-07 at abc1234).\n\n"
+        "| config | time |\n|---|---|\n| demo | 7 min 2 s |\n| test | 40 s, not re-measured |\n\n"
+        "Held-out accuracy 0.8, measured 2026-12-07.\n\n"
+        "A 6-epoch demo on 4 areas of 384² px; `took 9 min` in code; ρ of each metric.\n"
+    )
+    assert undated_run_numbers(text) == [
+        "The demo takes 7 min on 2 cores, wrapped over two lines.",
+        "| demo | 7 min 2 s |",
+        "Held-out accuracy 0.8, measured 2026-12-07.",
+    ]

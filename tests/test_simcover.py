@@ -16,8 +16,9 @@ from deepsnow.cli import main
 from deepsnow.config import validate_section
 from deepsnow.features import build_extractor, embed_images
 from deepsnow.features.simcover import load_network
-from deepsnow.features.simcover_train import holdout_split, train_simcover
-from deepsnow.io import save_npz, sha256_file
+from deepsnow.features.simcover_train import holdout_split, torch_threads, train_simcover
+from deepsnow.figures.report_pages import simcover_html
+from deepsnow.io import save_npz, sha256_file, write_json
 
 TARGETS = np.array(["water", "forest", "bare", "snow"])
 PX = 16
@@ -44,7 +45,10 @@ def toy_set(n: int, seed: int, snowy: bool) -> dict:
 
 
 def params(**over) -> dict:
-    return validate_section("simcover", {"size": PX, "epochs": 12, "batch_size": 16, "lr": 0.003, **over})
+    """Two seeds, one thread: tiny sets train no faster on more."""
+    return validate_section(
+        "simcover", {"size": PX, "epochs": 12, "batch_size": 16, "lr": 0.003, "n_seeds": 2, "threads": 1, **over}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +83,77 @@ def test_it_learns_the_fractions_better_than_the_training_mean(trained):
     assert summary["history"][-1]["loss"] < summary["history"][0]["loss"]
 
 
+def test_summary_carries_every_seed_and_their_spread(trained):
+    """n_seeds trainings, each with its held-out numbers; the spread is theirs; the top level is the kept seed's."""
+    _, summary = trained
+    assert summary["seed"] == 0 and summary["n_seeds"] == 2 and [r["seed"] for r in summary["seeds"]] == [0, 1]
+    assert summary["threads"] == 1
+    assert summary["heldout"] == summary["seeds"][0]["heldout"]
+    for part in ("heldout", "baseline_train_mean"):
+        for key, s in summary["spread"][part].items():
+            values = [r[part][key] for r in summary["seeds"]]
+            assert s["min"] == min(values) and s["max"] == max(values)
+            assert s["mean"] == pytest.approx(np.mean(values)) and s["sd"] == pytest.approx(np.std(values, ddof=1))
+    # the two seeds hold out different patches: the spread covers the split as well as the training
+    assert summary["seeds"][0]["baseline_train_mean"] != summary["seeds"][1]["baseline_train_mean"]
+
+
+def test_the_weights_kept_are_the_first_seeds(train_sets):
+    """More seeds add spread, not another model: the weights equal a one-seed training's, bit for bit."""
+    few = params(epochs=1, max_steps=2)
+    (one, _), (three, summary) = train_simcover(train_sets, {**few, "n_seeds": 1}), train_simcover(train_sets, {**few, "n_seeds": 3})
+    assert [r["seed"] for r in summary["seeds"]] == [0, 1, 2]
+    assert all(torch.equal(one["state_dict"][k], three["state_dict"][k]) for k in one["state_dict"])
+
+
 def test_training_is_deterministic_on_cpu(train_sets):
     """Same seed, same weights, bit for bit; another seed, other weights."""
-    few = params(epochs=1, max_steps=2)
+    few = params(epochs=1, max_steps=2, n_seeds=1)
     (a, _), (b, _) = train_simcover(train_sets, few), train_simcover(train_sets, few)
     (c, _) = train_simcover(train_sets, {**few, "seed": 1})
     assert a["state_dict"].keys() == b["state_dict"].keys()
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert not torch.equal(a["state_dict"]["head.weight"], c["state_dict"]["head.weight"])
+
+
+def test_torch_threads_restores_the_callers_count():
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with torch_threads(other) as n:
+        assert n == other == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"), torch_threads(other):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with torch_threads(0) as n:  # 0: the caller's count
+        assert n == before
+    assert torch.get_num_threads() == before
+
+
+def test_training_restores_the_callers_thread_count(train_sets):
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    _, summary = train_simcover(train_sets, params(epochs=1, max_steps=1, n_seeds=1, threads=other))
+    assert summary["threads"] == other and torch.get_num_threads() == before
+
+
+def test_the_callers_thread_count_does_not_change_the_result(train_sets):
+    """Trained at simcover.threads whatever the caller (Snakemake's grant, OMP_NUM_THREADS) set: the same bits.
+    Left to the caller's count, 1 and 2 threads trained other weights (oneDNN picks kernels by thread count;
+    with the fixture's 12 epochs, held-out accuracies 0.79 and 0.47 on these toy sets)."""
+    few = params(epochs=2, n_seeds=1, threads=1)
+    before = torch.get_num_threads()
+    results = {}
+    try:
+        for caller in (1, 2):
+            torch.set_num_threads(caller)
+            results[caller] = train_simcover(train_sets, few)
+            assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
+    (a, sa), (b, sb) = results[1], results[2]
+    assert sa["threads"] == sb["threads"] == 1 and sa["heldout"] == sb["heldout"]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
 
 
 def test_holdout_is_seeded_and_disjoint():
@@ -144,3 +211,21 @@ def test_embed_takes_the_weights_path(trained, train_sets, tmp_path):
     arrays = np.load(out)
     assert arrays["features"].shape == (48, 512)
     assert str(arrays["weights"]) == f"simcover:{sha256_file(path)[:16]}"
+
+
+def test_report_headline_shows_the_spread(trained, tmp_path):
+    _, summary = trained
+    path = tmp_path / "simcover.json"
+    write_json(path, summary)
+    text = simcover_html(path)
+    acc = summary["spread"]["heldout"]["dominant_class_accuracy"]
+    assert "over 2 seeds: mean ± s.d. (min–max)" in text and "simcover (seed 0, the extractor)" in text
+    assert f"{acc['mean']:.4f} ± {acc['sd']:.4f} ({acc['min']:.4f}–{acc['max']:.4f})" in text
+    write_json(path, {k: v for k, v in summary.items() if k != "spread"})
+    with pytest.raises(DeepsnowError, match=f"{path}: not a summary from 'deepsnow train-simcover'.*spread"):
+        simcover_html(path)
+
+
+def test_seed_count_below_one_is_refused():
+    with pytest.raises(DeepsnowError, match="simcover.n_seeds"):
+        validate_section("simcover", {"n_seeds": 0})

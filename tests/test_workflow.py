@@ -168,6 +168,8 @@ def test_run_has_simcover_distances(finished_run: Path):
     assert {Path(i["path"]).name for i in prov["inputs"]} == {"trainA.npz", "trainB.npz"}
     summary = json.loads((res / "features" / "simcover.json").read_text())
     assert summary["n_heldout"] >= 1 and 0 <= summary["heldout"]["class_fraction_mae"] <= 1
+    assert [r["seed"] for r in summary["seeds"]] == [0, 1] and summary["threads"] == 2  # configs/test.yaml
+    assert summary["spread"]["heldout"]["class_fraction_mae"]["max"] >= summary["heldout"]["class_fraction_mae"]
     real = load_npz(res / "features" / "real_simcover.npz")
     assert str(real["weights"]) == f"simcover:{sha256_file(weights)[:16]}" and real["A"].shape[1] == 512
     with open(res / "metrics" / "metrics.csv") as fh:
@@ -181,6 +183,7 @@ def test_run_has_simcover_distances(finished_run: Path):
         corr = {(c["metric"], c["paired"]) for c in csv.DictReader(fh)}
     assert {("fd_simcover", "paired_l1"), ("cd_simcover", "paired_l1"), ("coverage_simcover", "paired_l1")} <= corr
     assert "simcover extractor: held-out" in (res / "report" / "headline.html").read_text()
+    assert "over 2 seeds: mean ± s.d. (min–max)" in (res / "report" / "headline.html").read_text()
 
 
 AS_USER = """

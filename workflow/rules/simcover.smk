@@ -16,7 +16,7 @@ rule train_simcover:
         run_path("benchmarks/train_simcover.tsv")
     conda:
         "../../envs/eval.yaml"
-    threads: 2
+    threads: config["simcover"]["threads"]
     resources:
         mem_mb=4000,
         runtime=30,
@@ -28,4 +28,4 @@ rule train_simcover:
     shell:
         "deepsnow train-simcover --params {params.section:q} --train-a {input.train_a:q}"
         " --train-b {input.train_b:q} --output {output.weights:q} --summary {output.summary:q}"
-        " --threads {threads} 2> {log:q}"
+        " 2> {log:q}"

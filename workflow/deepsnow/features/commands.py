@@ -56,7 +56,8 @@ def _register_train_simcover(sub: argparse._SubParsersAction) -> None:
         output="weights file to write (simcover.pt)",
         summary="JSON summary to write: held-out errors of the fractions, training-mean baseline, loss history",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides simcover.threads)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch trains with (overrides simcover.threads; another count gives other weights)")
 
 
 def _check_mode(args) -> bool:
@@ -143,19 +144,19 @@ def _train_simcover(args, params) -> Iterator[Made]:
     fractions and snow fraction (the split's 'landcover' arrays); its 512-d penultimate layer is the
     'simcover' feature. A seeded share (simcover.holdout) of the training patches is held out: the
     summary JSON (and the log) give its mean absolute error of the class and snow fractions and its
-    dominant-class accuracy, next to those of always predicting the training mean. Test patches are never
-    read. The weights file is read back with torch.load(weights_only=True)."""
-    import torch
-
+    dominant-class accuracy, next to those of always predicting the training mean. simcover.n_seeds
+    trainings (seeds simcover.seed, seed + 1, ...) give the spread of those numbers (summary 'seeds',
+    'spread'); the weights file holds the model of simcover.seed. Test patches are never read. The
+    weights file is read back with torch.load(weights_only=True)."""
     from deepsnow.features.simcover_train import train_simcover
     from deepsnow.io import write_json
     from deepsnow.torchfile import save
 
-    threads = args.threads if args.threads is not None else params["threads"]
-    if threads:
-        torch.set_num_threads(int(threads))
+    if args.threads is not None:
+        params = {**params, "threads": args.threads}
     payload, summary = train_simcover([args.train_a, args.train_b], params)
     save(payload, args.output)
     write_json(args.summary, summary)
     yield Made([args.output, args.summary], inputs=[args.train_a, args.train_b],
-               extra={"n_train": summary["n_train"], "n_heldout": summary["n_heldout"], **summary["heldout"]})
+               extra={"n_train": summary["n_train"], "n_heldout": summary["n_heldout"], "n_seeds": summary["n_seeds"],
+                      "threads": summary["threads"], **summary["heldout"]})

@@ -225,20 +225,36 @@ def headline_html(metrics: Path, summary: Path, run: str, simcover: Path | None 
 
 
 def simcover_html(path: Path | None) -> str:
-    """simcover's held-out errors of the fractions next to the training-mean baseline (empty without it)."""
+    """simcover's held-out errors of the fractions: the kept model's, their spread over the trained seeds,
+    and the training-mean baseline (empty without a summary)."""
     if path is None:
         return ""
     data = read_json(path)
     try:
-        held, base = data["heldout"], data["baseline_train_mean"]
-        rows = [[label, f"{held[k]:.4f}", f"{base[k]:.4f}"] for k, label in SIMCOVER_HEADLINE.items()]
+        held, base, spread = data["heldout"], data["baseline_train_mean"], data["spread"]
+        seed, n = int(data["seed"]), int(data["n_seeds"])
+        rows = [[label, f"{held[k]:.4f}", _spread_text(spread["heldout"][k]),
+                 f"{base[k]:.4f} ({_range_text(spread['baseline_train_mean'][k])})"]
+                for k, label in SIMCOVER_HEADLINE.items()]
     except (KeyError, TypeError, ValueError) as exc:
         raise DeepsnowError(f"{path}: not a summary from 'deepsnow train-simcover' ({type(exc).__name__}: {exc})") from exc
+    header = ["measure", f"simcover (seed {seed}, the extractor)", f"over {n} seeds: mean ± s.d. (min–max)",
+              "training-mean baseline (over the seeds)"]
+    threads = int(data.get("threads", 0))
     return (
         f"<p><b>simcover extractor: held-out training patches ({int(data.get('n_heldout', 0))} of "
-        f"{int(data.get('n_heldout', 0)) + int(data.get('n_train', 0))})</b></p>"
-        f"{table_html(['measure', 'simcover', 'training-mean baseline'], rows, inline=True)}"
+        f"{int(data.get('n_heldout', 0)) + int(data.get('n_train', 0))}), {n} seed{'s' if n != 1 else ''} trained "
+        f"with {threads} thread{'s' if threads != 1 else ''}</b></p>"
+        f"{table_html(header, rows, inline=True)}"
     )
+
+
+def _spread_text(s: dict) -> str:
+    return f"{s['mean']:.4f} ± {s['sd']:.4f} ({_range_text(s)})"
+
+
+def _range_text(s: dict) -> str:
+    return f"{s['min']:.4f}–{s['max']:.4f}"
 
 
 def _report_pages(args, params):
