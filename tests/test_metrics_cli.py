@@ -40,13 +40,14 @@ def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     rng = np.random.default_rng(0)
     a = rng.integers(0, 120, (N, S, S, 3), dtype=np.uint8)
-    truth = np.clip(a.astype(int) + 120, 0, 255).astype(np.uint8)
+    truth = np.clip(a.astype(int) + 120, 0, 255).astype(np.uint8)  # the snowfall truth, which samples approach
+    season = np.where(np.arange(S)[None, :, None, None] < S // 2, truth, a)  # the snow season's: half snowy
     b = rng.integers(100, 256, (N, S, S, 3), dtype=np.uint8)
     ids_a = np.array([f"simA_r{i}" for i in range(N)])
     ids_b = np.array([f"simB_r{i}" for i in range(N)])
     water = np.zeros((N, S, S), bool)
     water[:, :8] = True
-    save_npz(d / "dataset/testA.npz", rgb=a, ids=ids_a, truth=truth, water=water)
+    save_npz(d / "dataset/testA.npz", rgb=a, ids=ids_a, truth=season, truth_snowfall=truth, water=water)
     save_npz(d / "dataset/testB.npz", rgb=b, ids=ids_b)
     for e, noise in ((1, 80), (2, 40), (3, 10)):  # samples approach the truth over epochs
         fake_b = np.clip(truth.astype(int) + rng.integers(-noise, noise + 1, truth.shape), 0, 255).astype(np.uint8)
@@ -136,6 +137,13 @@ def test_metrics_table(run):
     l1 = [float(r["paired_l1"]) for r in ab]
     assert l1[0] > l1[1] > l1[2]  # noise shrinks over the epochs
     assert all(int(r["n_paired"]) == N for r in ab)
+    assert all(r["paired_l1_season"] == "" and r["paired_ssim_season"] == "" for r in ba)
+    test_a = load_npz(run / "dataset/testA.npz")
+    for r in ab:  # paired_*: against truth_snowfall; paired_*_season: against truth (samples list testA reversed)
+        fake = load_npz(run / f"samples/epoch_{int(r['epoch']):03d}.npz")["fake_B"][::-1].astype(int)
+        for col, key in (("paired_l1", "truth_snowfall"), ("paired_l1_season", "truth")):
+            assert float(r[col]) == pytest.approx(np.abs(fake - test_a[key]).mean() / 255, rel=1e-12), col
+        assert float(r["paired_l1_season"]) > float(r["paired_l1"]) and -1 <= float(r["paired_ssim_season"]) <= 1
     assert all(r["inception_weights"] == "random-seed0" and r["resnet_pretrained"] == "false" for r in rows)
     assert all(float(r["fid"]) >= 0 and 0 <= float(r["crd"]) <= 2 for r in rows)
     assert (run / "metrics/metrics.csv.prov.json").exists()
@@ -146,6 +154,24 @@ def test_metrics_table(run):
     assert {"metric", "spearman_rho", "p_value", "n_epochs"} <= set(corr[0])
     fid_l1 = next(c for c in corr if c["metric"] == "fid" and c["paired"] == "paired_l1")
     assert fid_l1["n_epochs"] == "3" and -1 <= float(fid_l1["spearman_rho"]) <= 1
+
+
+def test_test_set_without_snowfall_truth_measures_against_the_season_truth(run, tmp_path):
+    """A testA.npz cut before the snowfall truth existed: the paired errors fall back to 'truth', and say so."""
+    old = load_npz(run / "dataset/testA.npz")
+    save_npz(tmp_path / "testA.npz", **{k: old[k] for k in ("rgb", "ids", "truth", "water")})
+    real = [run / "features/real_inception.npz", run / "features/real_resnet50.npz"]
+    proc = _ok(
+        deepsnow(
+            "metrics", "epoch", "--params", METRICS, "--real", *real,
+            "--features", run / "features/epoch_003_inception.npz", run / "features/epoch_003_resnet50.npz",
+            "--samples", run / "samples/epoch_003.npz", "--truth", tmp_path / "testA.npz",
+            "--outputs", tmp_path / "epoch_003.json",
+        )
+    )
+    assert "no 'truth_snowfall'" in proc.stderr
+    row = json.loads((tmp_path / "epoch_003.json").read_text())["rows"][0]
+    assert row["direction"] == "AtoB" and row["paired_l1"] == row["paired_l1_season"] > 0
 
 
 def test_per_extractor_distances(run):

@@ -43,9 +43,9 @@ def load(path):
         return {k: d[k] for k in d.files}
 
 
-def cut(tmp_path, scene, mask, p, truth=None, name="out"):
+def cut(tmp_path, scene, mask, p, truth=None, name="out", snowfall=None):
     npz, table = tmp_path / name / "p.npz", tmp_path / name / "p.csv"
-    summary = cut_patches(scene, mask, p, npz, table, truth_path=truth)
+    summary = cut_patches(scene, mask, p, npz, table, truth_path=truth, snowfall_path=snowfall)
     return summary, load(npz), read_csv(table)
 
 
@@ -166,8 +166,10 @@ def test_rgb_formula_transform_and_truth_alignment(tmp_path):
     truth = write_cover_scene(
         tmp_path / "truth.tif", np.full(shape, "snow"), reflectance=truth_refl, transform=tr
     )
+    fall_refl = {b: rng.uniform(0.5, 1.0, shape) for b in ("B04", "B03", "B02")}
+    snowfall = write_cover_scene(tmp_path / "snowfall.tif", np.full(shape, "snow"), reflectance=fall_refl, transform=tr)
     p = params(size=16, stride=8, rgb_max=0.8, rgb_gamma=2.0)
-    _, arr, _ = cut(tmp_path, scene, mask, p, truth=truth)
+    _, arr, _ = cut(tmp_path, scene, mask, p, truth=truth, snowfall=snowfall)
 
     def direct(path):
         with rasterio.open(path) as src:
@@ -175,13 +177,15 @@ def test_rgb_formula_transform_and_truth_alignment(tmp_path):
         x = np.clip(dn / 10000.0 / 0.8, 0, 1) ** (1 / 2.0)
         return np.rint(255 * x).astype(np.uint8).transpose(1, 2, 0)
 
-    full, full_truth = direct(scene), direct(truth)
+    full, full_truth, full_fall = direct(scene), direct(truth), direct(snowfall)
     assert arr["rgb"].shape == (len(arr["ids"]), 16, 16, 3) and arr["rgb"].dtype == np.uint8
-    assert arr["truth"].shape == arr["rgb"].shape
+    assert arr["truth"].shape == arr["truth_snowfall"].shape == arr["rgb"].shape
+    assert arr["truth_snowfall"].dtype == np.uint8
     assert len(arr["ids"]) == 5 * 4
     for i, (r, c) in enumerate(zip(arr["row"], arr["col"])):
         np.testing.assert_array_equal(arr["rgb"][i], full[r : r + 16, c : c + 16])
         np.testing.assert_array_equal(arr["truth"][i], full_truth[r : r + 16, c : c + 16])
+        np.testing.assert_array_equal(arr["truth_snowfall"][i], full_fall[r : r + 16, c : c + 16])
         a = Affine(*arr["transform"][i])
         assert a @ (0, 0) == pytest.approx((origin[0] + 10 * c, origin[1] - 10 * r))
         assert a @ (16, 16) == pytest.approx((origin[0] + 10 * (c + 16), origin[1] - 10 * (r + 16)))
@@ -204,7 +208,7 @@ def test_zero_kept_gives_empty_arrays_with_right_shapes(tmp_path):
     assert arr["crs"].shape == () and arr["crs"].dtype.kind == "U"
     for k in ("snow_fraction", "cloud_fraction", "valid_fraction", "water_fraction"):
         assert arr[k].shape == (0,) and arr[k].dtype == np.float32
-    assert "truth" not in arr
+    assert "truth" not in arr and "truth_snowfall" not in arr
 
 
 def _no_outputs(tmp_path, name="out"):
@@ -236,6 +240,9 @@ def test_grid_mismatch_and_missing_season_are_errors(tmp_path):
     utm34 = write_cover_scene(tmp_path / "t34.tif", np.full((32, 32), "snow"), crs="EPSG:32634")
     with pytest.raises(DeepsnowError, match="truth scene.*CRS"):
         cut(tmp_path, scene, mask, params(size=16), truth=utm34)
+    with pytest.raises(DeepsnowError, match="snowfall truth scene.*CRS") as err:
+        cut(tmp_path, scene, mask, params(size=16), snowfall=utm34)
+    assert str(utm34) in str(err.value)
     untagged = write_cover_scene(tmp_path / "u" / "snowfree.tif", np.full((32, 32), "veg"), season=None)
     with pytest.raises(DeepsnowError, match="DEEPSNOW_SEASON") as err:
         cut(tmp_path, untagged, mask, params(size=16))

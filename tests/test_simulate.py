@@ -28,8 +28,8 @@ def params(**simulator) -> dict:
 
 
 def run_area(outdir: Path, aoi: str, p: dict) -> tuple[dict, dict[str, Path]]:
-    paths = {k: outdir / aoi / f"{k}.tif" for k in ("snowfree", "snow", "truth")}
-    summary = sim.simulate_area(aoi, p, paths["snowfree"], paths["snow"], paths["truth"])
+    paths = {k: outdir / aoi / f"{k}.tif" for k in ("snowfree", "snow", "truth", "snowfall")}
+    summary = sim.simulate_area(aoi, p, paths["snowfree"], paths["snow"], paths["truth"], snowfall_path=paths["snowfall"])
     return summary, paths
 
 
@@ -85,7 +85,8 @@ def test_scene_format_and_geometry(default_run):
             assert 6 <= date.month <= 8
         else:
             assert date.month in (1, 2)
-        assert ("DEEPSNOW_TRUTH" in tags) == (name == "truth")
+        assert ("DEEPSNOW_TRUTH" in tags) == (name in ("truth", "snowfall"))
+        assert ("DEEPSNOW_SNOWFALL" in tags) == (name == "snowfall")
         scene = read_scene(path)  # the project's own reader accepts it
         assert scene.shape == (SIZE, SIZE)
         assert set(np.unique(scene.data_mask)) <= {0, 1}
@@ -105,7 +106,8 @@ def test_summary_is_json_and_complete(default_run):
     assert summary["epsg"] == 32632
     assert set(summary["land_cover"]) == set(sim.LAND_COVER)
     assert abs(sum(summary["land_cover"].values()) - 1.0) < 1e-3
-    assert set(summary["scenes"]) == {"snowfree", "snow", "truth"}
+    assert set(summary["scenes"]) == {"snowfree", "snow", "truth", "snowfall"}
+    assert summary["snow"]["snowfall_line_m"] < summary["elevation_m"]["min"]
     for name, s in summary["scenes"].items():
         for key in ("snow_fraction", "cloud_fraction", "shadow_fraction", "valid_fraction", "cloudy", "date"):
             assert key in s, (name, key)
@@ -164,14 +166,15 @@ def test_area_does_not_depend_on_number_of_areas(tmp_path, default_run):
 #: seed 1, every acquired scene cloudy at 30 % cover, snow line 500 m, so that terrain, land cover, snow,
 #: clouds, shadows and a nodata wedge (in its snow-free scene) all show. Recorded by running this case
 #: through the single-module simulator (deepsnow/data/simulate.py) of commit b3d4cd1, before it became
-#: the deepsnow.data.simulator package, and matched by the package unchanged. A numpy or scipy upgrade
-#: that changes the random streams or the FFT changes them too: then re-record with the code before
+#: the deepsnow.data.simulator package, and matched by the package unchanged; the snowfall truth's
+#: was recorded when it was added. A numpy or scipy upgrade that changes the random streams or the FFT changes them too: then re-record with the code before
 #: any change of yours.
 PINNED_CASE = {"size": 96, "n_aois": 4, "seed": 1, "cloudy_scene_fraction": 1.0, "cloud_cover": 0.3, "snow_line_m": 500}
 PINNED_PIXELS = {
     "snowfree": "4b658fe8d94c90d1b159c2bbb2f3ab981d4f1ff2a8c5c275b3e15b3951dfaa02",
     "snow": "9cc2239a702710fad376ca4f9f98df3b167d7ae6c8be233ff8821f50d893201f",
     "truth": "d31d02be9597e38dc16675ee0ad32b9315daa50d7750ce55db5af228eb5a6657",
+    "snowfall": "f66a93dd6078f9c6e84a392a807202198d8e8e26034b87d8b4bc0c12d5e52e7c",
     "landcover": "b4a2c822c9189b0ece30171679cd7237c1e2f2c469b0043b200ea3550c4a6497",
 }
 
@@ -180,10 +183,13 @@ def test_pixels_are_as_recorded(tmp_path):
     """Refactoring the simulator leaves its pixels alone: a small area's arrays hash as recorded."""
     paths = {name: tmp_path / f"{name}.tif" for name in PINNED_PIXELS}
     p = validate_section("data", {"simulator": PINNED_CASE})
-    summary = sim.simulate_area("sim00", p, paths["snowfree"], paths["snow"], paths["truth"], paths["landcover"])
+    summary = sim.simulate_area(
+        "sim00", p, paths["snowfree"], paths["snow"], paths["truth"], paths["landcover"], paths["snowfall"]
+    )
     scenes = summary["scenes"]
     assert scenes["snowfree"]["valid_fraction"] < 1 and scenes["snow"]["cloud_fraction"] > 0.3
     assert scenes["truth"]["snow_fraction"] > 0.3  # the case shows what it is meant to
+    assert scenes["snowfall"]["snow_fraction"] > scenes["truth"]["snow_fraction"] + 0.2
     for name, path in paths.items():
         with rasterio.open(path) as src:
             pixels = src.read()
@@ -403,6 +409,50 @@ def test_truth_is_aligned_with_snowfree_scene(default_run):
         assert summary["scenes"]["truth"]["snow_fraction"] > 0.1
 
 
+def _open_land(land) -> np.ndarray:
+    """Fields, meadow, bare ground and rock that is not a cliff (from 40 degrees snow slides off)."""
+    return np.isin(land.cover, (sim.MEADOW, sim.CROP, sim.CEREAL, sim.SOIL, sim.ROCK)) & (land.slope < 40)
+
+
+def test_snowfall_truth_is_snowy_wherever_the_surface_holds_snow(tmp_path):
+    """A snow line far above the terrain leaves the season's truth bare, yet the snowfall truth is snow on
+    all open land, in canopy gaps and on roofs; open water stays water, cleared roads stay dark."""
+    summary, paths = run_area(tmp_path, "sim00", params(snow_line_m=3000))
+    land = sim.build_landscape(SIZE, summary["seed"])
+    truth, fall = read_scene(paths["truth"]), read_scene(paths["snowfall"])
+    assert summary["scenes"]["truth"]["snow_fraction"] == 0 and not np.any(truth.scl == 11)
+    assert summary["snow"]["frozen_lakes"] == 0  # lakes freeze with the season, not the snowfall
+    open_land = _open_land(land)
+    assert open_land.mean() > 0.3 and np.all(fall.scl[open_land] == 11)
+    water = land.cover == sim.WATER
+    assert water.sum() > 20 and np.all(fall.scl[water] == 6)
+    assert not np.any(fall.scl[land.cover == sim.ROAD] == 11)
+    forest = land.cover == sim.FOREST
+    assert 0.5 < np.mean(fall.scl[forest] == 11) < 1.0  # canopy gaps snowy, dense canopy shows through
+    assert np.median(fall.reflectance["B03"][forest]) < np.median(fall.reflectance["B03"][open_land])
+    assert np.all(ndsi(fall)[fall.scl == 11] > 0.4)
+    # same sun, same sensor noise as the season's truth: on open water, which holds no snow, the pixels agree
+    assert all(np.array_equal(fall.reflectance[b][water], truth.reflectance[b][water]) for b in fall.reflectance)
+
+
+def test_snowfall_truth_only_adds_snow_to_the_season_truth(default_run):
+    """Same snow realisation with a lower line: never less snow than the season's truth, snow wherever the
+    truth has snow, and the truth's pixels where its snow cover was already complete."""
+    for aoi, (summary, paths) in default_run.items():
+        land = sim.build_landscape(SIZE, summary["seed"])
+        states = sim.season_states(land, params()["simulator"], summary["seed"])
+        season, snowfall = states.snow["snow"], states.snow["snowfall"]
+        assert np.all(snowfall >= season)
+        truth, fall = read_scene(paths["truth"]), read_scene(paths["snowfall"])
+        assert np.all(fall.scl[truth.scl == 11] == 11)
+        assert np.mean(fall.scl == 11) > np.mean(truth.scl == 11) + 0.2, aoi
+        complete = snowfall - season < 1e-3
+        assert complete.sum() > 500, aoi
+        for b in fall.reflectance:  # sensor noise scales with the pixel: at most 0.2 % apart
+            assert np.abs(fall.reflectance[b] - truth.reflectance[b])[complete].max() < 0.002, (aoi, b)
+        assert np.array_equal(states.fsnow, season)  # the season's cover, as the land-cover labels carry it
+
+
 # --------------------------------------------------------------------------- clouds
 
 
@@ -472,11 +522,13 @@ def test_nodata_wedge_is_small(tmp_path):
 def test_cli_simulate_end_to_end(tmp_path):
     out = {k: tmp_path / "scenes" / "sim01" / f"{k}.tif" for k in ("snowfree", "snow")}
     out["truth"] = tmp_path / "truth" / "sim01" / "snow.tif"
+    out["snowfall"] = tmp_path / "truth" / "sim01" / "snowfall.tif"
     cmd = [
         sys.executable, "-m", "deepsnow.cli", "simulate",
         "--params", json.dumps({"simulator": {"size": 128, "n_aois": 2}}),
         "--aoi", "sim01",
         "--snowfree", str(out["snowfree"]), "--snow", str(out["snow"]), "--truth", str(out["truth"]),
+        "--snowfall", str(out["snowfall"]),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -42,6 +42,7 @@ def make_shard(root, aoi, season, n, truth=False, size=S):
     }
     if truth:
         arrays["truth"] = 255 - rgb
+        arrays["truth_snowfall"] = np.maximum(rgb, 200)
     path = root / aoi / f"{season}.npz"
     save_npz(path, **arrays)
     return path
@@ -91,6 +92,9 @@ def test_areas_are_disjoint_and_outputs_consistent(tmp_path, shards):
     assert "truth" in sets["testA"] and "truth" in sets["trainA"]
     assert "truth" not in sets["testB"] and "truth" not in sets["trainB"]
     np.testing.assert_array_equal(sets["testA"]["truth"], 255 - sets["testA"]["rgb"])
+    # the snowfall truth likewise, under the same ids
+    assert "truth_snowfall" in sets["testA"] and "truth_snowfall" not in sets["testB"]
+    np.testing.assert_array_equal(sets["testA"]["truth_snowfall"], np.maximum(sets["testA"]["rgb"], 200))
     n_a = {a: 3 + int(a[1]) for a in ["a0", "a1", "a2", "a3"]}
     assert summary["counts"]["testA"] == sum(n_a[a] for a in summary["test_aois"])
     assert summary["counts"]["trainB"] == 2 * len(summary["train_aois"])

@@ -68,6 +68,13 @@ def test_run_produces_dataset_with_provenance(finished_run: Path):
     with rasterio.open(res / "scenes" / "sim00" / "snow.tif") as src:
         assert src.crs.to_epsg() in range(32601, 32661)
         assert src.descriptions == ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
+    # the test patches carry both truths, cut with the same windows: the snowfall one is never darker
+    test_a = load_npz(res / "dataset" / "testA.npz", required=("rgb", "ids", "truth", "truth_snowfall"))
+    assert test_a["truth_snowfall"].shape == test_a["truth"].shape == test_a["rgb"].shape
+    assert test_a["truth_snowfall"].dtype == np.uint8
+    assert test_a["truth_snowfall"].astype(int).mean() > test_a["truth"].astype(int).mean()
+    with rasterio.open(res / "truth" / "sim02" / "snowfall.tif") as src:
+        assert src.tags()["DEEPSNOW_SNOWFALL"] == "1"
     # the provenance chain leads from a dataset file back to the simulated scenes
     stages = [d["stage"] for d in provenance.chain(res / "dataset" / "trainA.npz")]
     assert stages[0] == "split" and {"patches", "mask", "simulate"} <= set(stages)
@@ -119,7 +126,7 @@ def test_run_trains_generates_and_measures(finished_run: Path):
         # the test config uses random weights: every row says so
         assert r["resnet_pretrained"] in ("False", "false", "0") and r["resnet_weights"].startswith("random")
         if r["direction"] == "AtoB":
-            assert 0 <= float(r["paired_l1"]) <= 1
+            assert 0 <= float(r["paired_l1"]) <= 1 and 0 <= float(r["paired_l1_season"]) <= 1
     stages = [d["stage"] for d in provenance.chain(res / "metrics" / "metrics.csv")]
     assert {"train", "embed", "split", "simulate"} <= set(stages)
     prov = provenance.load(res / "samples" / "epoch_001.npz")

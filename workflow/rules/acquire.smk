@@ -2,11 +2,12 @@
 
 
 rule simulate:
-    """Simulate one area's snow-free and snow scenes, the true snow-covered scene and its land cover."""
+    """Simulate one area's snow-free and snow scenes, its two true snow-covered scenes and its land cover."""
     output:
         snowfree=run_path("scenes/{aoi}/snowfree.tif"),
         snow=run_path("scenes/{aoi}/snow.tif"),
         truth=run_path("truth/{aoi}/snow.tif"),
+        snowfall=run_path("truth/{aoi}/snowfall.tif"),
         landcover=run_path("truth/{aoi}/landcover.tif"),
     log:
         run_path("logs/simulate/{aoi}.log"),
@@ -22,7 +23,7 @@ rule simulate:
     shell:
         "deepsnow simulate --params {params.section:q} --aoi {wildcards.aoi:q}"
         " --snowfree {output.snowfree:q} --snow {output.snow:q} --truth {output.truth:q}"
-        " --landcover {output.landcover:q}"
+        " --snowfall {output.snowfall:q} --landcover {output.landcover:q}"
         " 2> {log:q}"
 
 

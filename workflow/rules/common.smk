@@ -176,15 +176,18 @@ def patch_inputs(wildcards):
         "scene": run_path(f"scenes/{wildcards.aoi}/{wildcards.season}.tif"),
         "mask": run_path(f"masks/{wildcards.aoi}/{wildcards.season}.tif"),
     }
-    if SIMULATED and wildcards.season == "snowfree":
+    if SIMULATED and wildcards.season == "snowfree":  # both truths: the season's and the snowfall's
         inputs["truth"] = run_path(f"truth/{wildcards.aoi}/snow.tif")
+        inputs["truth_snowfall"] = run_path(f"truth/{wildcards.aoi}/snowfall.tif")
     if SIMULATED:  # the simulator's labels: per-patch class fractions (both seasons)
         inputs["landcover"] = run_path(f"truth/{wildcards.aoi}/landcover.tif")
     return inputs
 
 
 def truth_option(wildcards, input):
-    return f"--truth {shlex.quote(input.truth)}" if "truth" in input.keys() else ""
+    """--truth and --truth-snowfall as the job's inputs have them."""
+    given = [k for k in ("truth", "truth_snowfall") if k in input.keys()]
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(getattr(input, k))}" for k in given)
 
 
 def landcover_option(wildcards, input):

@@ -23,10 +23,13 @@ def _simulate_command(sub: argparse._SubParsersAction) -> None:
         p,
         snowfree="output GeoTIFF of the snow-free season",
         snow="output GeoTIFF of the snow season",
-        truth="output GeoTIFF: the snow-free scene after snowfall",
+        truth="output GeoTIFF: the snow-free scene's area in the snow season (snowy above the snow line)",
     )
     path_options(
-        p, required=False, landcover="output 2-band uint8 GeoTIFF: land-cover class and snow fraction (optional)"
+        p,
+        required=False,
+        landcover="output 2-band uint8 GeoTIFF: land-cover class and snow fraction (optional)",
+        snowfall="output GeoTIFF: the same after a snowfall over the whole area, the paired errors' truth (optional)",
     )
 
 
@@ -69,7 +72,12 @@ def _patches_command(sub: argparse._SubParsersAction) -> None:
         output="output .npz shard",
         table="output .csv of all candidate windows",
     )
-    path_options(p, required=False, truth="optional true snow-covered scene (simulator)")
+    path_options(
+        p,
+        required=False,
+        truth="optional true snow-season scene (simulator): array 'truth'",
+        truth_snowfall="optional true scene after a snowfall over the whole area (simulator): array 'truth_snowfall'",
+    )
     path_options(
         p, required=False, landcover="optional land-cover GeoTIFF (simulator): per-patch class and snow fractions"
     )
@@ -85,12 +93,15 @@ def _simulate(args, params) -> Made:
     """Simulate one area's snow-free and snow-season Sentinel-2 L2A scenes (offline source).
 
     Write a georeferenced 7-band scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask) for the snow-free and the
-    snow season of one simulated area, plus the true snow-covered version of the snow-free scene and, with
-    --landcover, the land-cover labels (class per pixel, snow fraction). Deterministic for a given seed."""
+    snow season of one simulated area, plus the true snow-season version of the snow-free scene, with
+    --snowfall the same after a snowfall over the whole area and with --landcover the land-cover labels
+    (class per pixel, snow fraction). Deterministic for a given seed."""
     from deepsnow.data.simulator.area import simulate_area
 
-    summary = simulate_area(args.aoi, params, args.snowfree, args.snow, args.truth, args.landcover)
-    outputs = [args.snowfree, args.snow, args.truth] + ([args.landcover] if args.landcover else [])
+    summary = simulate_area(
+        args.aoi, params, args.snowfree, args.snow, args.truth, args.landcover, snowfall_path=args.snowfall
+    )
+    outputs = [args.snowfree, args.snow, args.truth] + [p for p in (args.landcover, args.snowfall) if p]
     return Made(outputs, seed=summary.get("seed"), extra=summary)
 
 
@@ -128,9 +139,10 @@ def _patches(args, params) -> Made:
     from deepsnow.data import patches
 
     summary = patches.cut_patches(
-        args.scene, args.mask, params, args.output, args.table, truth_path=args.truth, landcover_path=args.landcover
+        args.scene, args.mask, params, args.output, args.table, truth_path=args.truth,
+        landcover_path=args.landcover, snowfall_path=args.truth_snowfall,
     )
-    inputs = [args.scene, args.mask] + [p for p in (args.truth, args.landcover) if p]
+    inputs = [args.scene, args.mask] + [p for p in (args.truth, args.truth_snowfall, args.landcover) if p]
     return Made([args.output, args.table], inputs=inputs, extra=summary)
 
 

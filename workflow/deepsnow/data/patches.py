@@ -111,6 +111,7 @@ def cut_patches(
     truth_path: str | os.PathLike | None = None,
     window_rows: int | None = None,
     landcover_path: str | os.PathLike | None = None,
+    snowfall_path: str | os.PathLike | None = None,
 ) -> dict:
     """Cut, label and filter the patches of one scene; write the ``.npz`` shard and ``.csv`` table.
 
@@ -118,7 +119,9 @@ def cut_patches(
     comes from its ``DEEPSNOW_SEASON`` tag (required); its area from the
     ``DEEPSNOW_AOI`` tag, or, when that tag is absent, the scene's parent folder
     name (``scenes/<aoi>/<season>.tif``). ``truth_path`` is an optional scene on
-    the same grid whose RGB is cut with the same windows (array ``truth``);
+    the same grid whose RGB is cut with the same windows (array ``truth``),
+    ``snowfall_path`` another (array ``truth_snowfall``: the simulator's truth after a
+    snowfall over the whole area, which the paired errors compare with);
     ``landcover_path`` an optional land-cover GeoTIFF on the same grid
     (:mod:`deepsnow.data.landcover`) whose class and snow fractions per kept
     window become the arrays ``landcover`` and ``landcover_targets``.
@@ -144,13 +147,17 @@ def cut_patches(
         stack.enter_context(raster_env())
         scene, season, aoi = _open_scene_checked(stack, scene_path, size)
         mask = _open_on_grid(stack, MaskFile, mask_path, scene, "mask")
-        truth = _open_on_grid(stack, SceneFile, Path(truth_path), scene, "truth scene") if truth_path else None
+        truths = {
+            key: _open_on_grid(stack, SceneFile, Path(path), scene, f"{what} scene")
+            for key, path, what in (("truth", truth_path, "truth"), ("truth_snowfall", snowfall_path, "snowfall truth"))
+            if path
+        }
         cover = _open_on_grid(stack, LandcoverFile, Path(landcover_path), scene, "land cover") if landcover_path else None
         bands = row_bands(scene.shape[0], size, stride, rows)
         win = window_stats_banded(mask, bands, size, stride)
         labels = label_windows(win, params, season)
         ids = np.array([f"{aoi}_{season}_r{r}_c{c}" for r, c in zip(win.row, win.col)], dtype=str).astype("U")
-        arrays = kept_arrays(scene, truth, mask, bands, win, labels.kept, ids, size, params)
+        arrays = kept_arrays(scene, truths, mask, bands, win, labels.kept, ids, size, params)
         if cover is not None:
             arrays |= landcover_arrays(cover, bands, win, labels.kept, size, season)
         # The CSV goes in place inside the npz's atomic block: both files or neither.
@@ -290,9 +297,10 @@ def label_windows(win: Windows, params: dict, season: str) -> Labels:
     return Labels(label=label, reason=reason, kept=reason == "")
 
 
-def kept_arrays(scene, truth, mask, bands, win: Windows, kept, ids, size: int, params: dict) -> dict:
+def kept_arrays(scene, truths: dict, mask, bands, win: Windows, kept, ids, size: int, params: dict) -> dict:
     """The shard's arrays (docs/formats.md, "Patches") for the kept windows; the patches themselves as
-    :class:`~deepsnow.io.NpzArray` streams, cut band by band (:func:`row_bands`) while the shard is written."""
+    :class:`~deepsnow.io.NpzArray` streams, cut band by band (:func:`row_bands`) while the shard is written.
+    ``truths``: array name (``truth``, ``truth_snowfall``) -> opened scene cut with the same windows."""
     k = np.flatnonzero(kept)
     kr, kc = win.row[k], win.col[k]
     n_cols = int(np.unique(win.col).size)
@@ -304,9 +312,7 @@ def kept_arrays(scene, truth, mask, bands, win: Windows, kept, ids, size: int, p
 
         return NpzArray(np.uint8, (len(k), size, size, 3), _band_patches(raster, bands, k, win, n_cols, size, read))
 
-    arrays = {"rgb": rgb_of(scene)}
-    if truth is not None:
-        arrays["truth"] = rgb_of(truth)
+    arrays = {"rgb": rgb_of(scene)} | {key: rgb_of(raster) for key, raster in truths.items()}
     water = _band_patches(mask, bands, k, win, n_cols, size, lambda r0, r1: mask.read(r0, r1) == WATER)
     arrays["water"] = NpzArray(bool, (len(k), size, size), water)
     arrays["ids"] = np.asarray(ids[k], dtype="U") if len(k) else np.zeros(0, dtype="<U1")

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 SETS = ("trainA", "trainB", "testA", "testB")
 DOMAIN_OF_SEASON = {"snowfree": "A", "snow": "B"}
-#: Arrays every shard must have (``truth`` and ``landcover`` + ``landcover_targets`` are optional).
+#: Arrays every shard must have (``truth``, ``truth_snowfall`` and ``landcover`` + ``landcover_targets``
+#: are optional).
 SHARD_ARRAYS = (
     "rgb",
     "water",
@@ -52,7 +53,7 @@ SHARD_ARRAYS = (
 #: Per-patch arrays concatenated along the first axis.
 PER_PATCH = tuple(a for a in SHARD_ARRAYS if a != "crs")
 #: Optional per-patch arrays: kept in a set when every shard of it has them.
-OPTIONAL_PER_PATCH = ("truth", "landcover")
+OPTIONAL_PER_PATCH = ("truth", "truth_snowfall", "landcover")
 MANIFEST_COLUMNS = ("patch_id", "aoi", "season", "domain", "split", "row", "col")
 
 
@@ -113,7 +114,7 @@ def choose_test_areas(areas: list[str], params: dict) -> list[str]:
 
 
 def _concat(shards: list[dict], size: int) -> dict:
-    """Concatenate shard arrays; ``truth`` and ``landcover`` only when every shard has them."""
+    """Concatenate shard arrays; each of :data:`OPTIONAL_PER_PATCH` only when every shard has it."""
     out = {}
     for key in PER_PATCH:
         parts = [s["arrays"][key] for s in shards]

@@ -40,7 +40,8 @@ HEADLINE = {
     "kid_mean": "KID",
     "rf_logloss_mean": "RF log loss (ln 2 = chance)",
     "rf_auc_mean": "RF AUC",
-    "paired_l1": "paired L1 (vs true snow)",
+    "paired_l1": "paired L1 (vs snowfall truth)",
+    "paired_l1_season": "paired L1 (vs snow-season truth)",
 }
 #: simcover's held-out measures on the headline page: summary key -> label
 SIMCOVER_HEADLINE = {

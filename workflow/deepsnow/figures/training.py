@@ -26,7 +26,7 @@ FIG8_METRICS = {
     "kid_mean": ("KID", "KID (Inception features, squared units)"),
     "rf_logloss_mean": ("RF log loss", "RF log loss (nats)"),
 }
-PAIRED_LABEL = "paired L1 vs truth (0–1 scale)"
+PAIRED_LABEL = "paired L1 vs snowfall truth (0–1 scale)"
 
 
 def _metrics_rows(path, direction: str = "AtoB"):
@@ -166,9 +166,9 @@ NO_TRUTH_TEXT = (
     "No paired ground truth in this run:\n"
     "the paired_l1 column of metrics.csv is empty.\n"
     "Paired errors need the simulator's true\n"
-    "snow images (testA 'truth'); real Sentinel-2\n"
-    "data has none. Only the unpaired metrics\n"
-    "are shown."
+    "snow images (testA 'truth_snowfall');\n"
+    "real Sentinel-2 data has none. Only the\n"
+    "unpaired metrics are shown."
 )
 
 
@@ -284,7 +284,7 @@ def figure8(rows, metrics_path, corr=None):
         _corr_table(ax, corr, {**FIG8_METRICS, **per_extractor_names(corr)})
         panel_label(ax, "f", "Spearman ρ across epochs (AtoB)")
     suptitle(fig,
-        "Unpaired metrics beside the paired ground-truth error (simulator truth), per epoch"
+        "Unpaired metrics beside the paired ground-truth error (simulator's snowfall truth), per epoch"
         + _wrap_note(weights_note(rows))
     )
     return fig

@@ -35,7 +35,9 @@ def _epoch_command(command) -> None:
     path_options(
         p, required=False, nargs="*", default=[], samples="samples/epoch_NNN.npz of the same epochs (for paired errors)"
     )
-    path_options(p, required=False, truth="dataset/testA.npz holding 'truth' (simulator data; paired errors)")
+    path_options(
+        p, required=False, truth="dataset/testA.npz holding 'truth_snowfall' and 'truth' (simulator data; paired errors)"
+    )
     p.add_argument("--threads", type=int, default=None, help="parallel RF fits (overrides metrics.n_jobs)")
 
 

@@ -7,7 +7,9 @@ whose features are given, ``fd_<extractor>`` (Fréchet distance), ``cd_<extracto
 use the ``metrics.inception_extractor`` features (default the FID Inception);
 FRD, CRD and the RF test the ``metrics.resnet_extractor`` features (default
 ResNet-50); the paired errors (AtoB only, simulator data) the generated images
-against the true snowy ones.
+against the true snowy ones: ``paired_l1``, ``paired_ssim``, ``paired_l1_water`` against the
+snowfall truth (``truth_snowfall`` of testA.npz, which domain B's snow makes reachable),
+``paired_l1_season``, ``paired_ssim_season`` against the snow season's truth (``truth``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from deepsnow.metrics.load import DIRECTIONS, check_pair, load_epochs, load_real
 log = logging.getLogger("deepsnow.metrics")
 
 _EPOCH_IN_NAME = re.compile(r"epoch_?(\d+)")
+#: testA.npz's true images: the snowfall truth (the paired errors') and the snow season's
+TRUTH_ARRAYS = ("truth_snowfall", "truth")
 
 
 # ----------------------------------------------------------------------------- one epoch
@@ -128,13 +132,18 @@ def set_metrics(real: dict, fake: dict, params: dict, n_jobs: int) -> dict:
 
 
 def _paired(direction: str, paired: dict | None) -> dict:
-    """Paired errors against the simulator's true snow images: AtoB only, NaN where there is no truth."""
+    """Paired errors against the simulator's true snow images: AtoB only, NaN where there is no truth.
+    ``paired["truth"]`` is the reachable truth, ``paired["season"]`` the snow season's (None: not given)."""
     nan = float("nan")
     row = {"paired_l1": nan, "paired_ssim": nan, "paired_l1_water": nan, "n_paired": 0}
+    row |= {"paired_l1_season": nan, "paired_ssim_season": nan}
     if direction == "AtoB" and paired is not None:
         from deepsnow.metrics.paired import paired_errors
 
         row.update(paired_errors(paired["fake"], paired["truth"], paired.get("water")))
+        if paired.get("season") is not None:
+            season = paired_errors(paired["fake"], paired["season"])
+            row.update(paired_l1_season=season["paired_l1"], paired_ssim_season=season["paired_ssim"])
     return row
 
 
@@ -159,7 +168,8 @@ def evaluate_epoch(
     paired: dict | None = None,
     n_jobs: int | None = None,
 ) -> list[dict]:
-    """The two rows (AtoB, BtoA) of one epoch. ``paired``: {"fake", "truth", "water"} images for AtoB."""
+    """The two rows (AtoB, BtoA) of one epoch. ``paired``: {"fake", "truth", "season", "water"} images
+    for AtoB (:func:`_paired`)."""
     inc, res = params["inception_extractor"], params["resnet_extractor"]
     _check_extractors(real, fake, (inc, res, *real), epoch)
     n_jobs = params["n_jobs"] if n_jobs is None else n_jobs
@@ -247,13 +257,23 @@ def evaluate_files(
 
 
 def _load_truth(truth_path) -> dict | None:
-    """The simulator's test set with its true snowy images, or None when it has none (real data)."""
+    """The simulator's test set with its true snowy images, or None when it has none (real data).
+
+    The paired errors' truth is ``truth_snowfall``; a test set cut before it existed has only
+    ``truth`` (the snow season's), which then stands in for it, with a warning."""
     truth = load_npz(truth_path)
-    if "truth" not in truth:
-        log.info("%s has no 'truth' array (not simulator data): paired errors are left empty", truth_path)
+    given = [k for k in TRUTH_ARRAYS if k in truth]
+    if not given:
+        log.info("%s has no %s array (not simulator data): paired errors are left empty", truth_path, "/".join(TRUTH_ARRAYS))
         return None
     if "ids" not in truth:
-        raise DeepsnowError(f"{truth_path}: has 'truth' but no 'ids' to pair them with the samples")
+        raise DeepsnowError(f"{truth_path}: has {given} but no 'ids' to pair them with the samples")
+    if "truth_snowfall" not in truth:
+        log.warning(
+            "WARNING: %s has no 'truth_snowfall' (cut before the snowfall truth existed): paired_l1/ssim/l1_water "
+            "are measured against the snow season's 'truth', which the generator cannot reach; rerun the "
+            "simulate, patches and split stages for the snowfall truth", truth_path,
+        )
     return truth
 
 
@@ -265,9 +285,11 @@ def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> d
     n = len(samples["ids_A"])
     if len(fi) < n:
         log.warning("epoch %d: %d of %d generated images have no true counterpart in %s", epoch, n - len(fi), n, truth_path)
+    reachable = truth["truth_snowfall"] if "truth_snowfall" in truth else truth["truth"]
     return {
         "fake": samples["fake_B"][fi],
-        "truth": truth["truth"][ti],
+        "truth": reachable[ti],
+        "season": truth["truth"][ti] if "truth" in truth else None,
         "water": truth["water"][ti] if "water" in truth else None,
         "samples_path": str(path),
     }

@@ -1,8 +1,10 @@
 """Paired error of translated images against the simulator's true snow-covered images.
 
-Only the simulator has ground truth: ``testA.npz`` may hold ``truth``, the same
-snow-free test patch rendered after snowfall. ``fake_B[i]`` (testA patch i
-translated A->B) pairs with ``truth`` of the same id.
+Only the simulator has ground truth: ``testA.npz`` may hold ``truth_snowfall``, the same
+snow-free test patch after a snowfall over the whole area (what domain B's snow asks of the
+generator), and ``truth``, the same in the snow season (snowy only above the snow line, which
+the input does not show). ``fake_B[i]`` (testA patch i translated A->B) pairs with the true
+image of the same id; :mod:`deepsnow.metrics.epoch` measures against both (docs/metrics.md).
 
 * ``paired_l1``: mean absolute difference over pixels and channels, on the
   0..1 scale (uint8 difference / 255);

@@ -43,6 +43,9 @@ TABLE_COLUMNS = (
     "paired_ssim",
     "paired_l1_water",
     "n_paired",
+    # against the snow season's truth (the paired errors above: the snowfall truth; docs/metrics.md)
+    "paired_l1_season",
+    "paired_ssim_season",
 )
 
 #: unpaired metrics correlated with the paired errors, and the sign each should

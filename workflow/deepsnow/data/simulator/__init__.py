@@ -1,9 +1,10 @@
 """Offline scene source: simulated Sentinel-2 L2A acquisitions of invented mountain valleys.
 
-:func:`simulate_area` writes, for one simulated area (``sim00``, ``sim01``, ...), three scene
+:func:`simulate_area` writes, for one simulated area (``sim00``, ``sim01``, ...), scene
 GeoTIFFs in the format of docs/formats.md: the snow-free (summer) scene, the snow-season
-(winter) scene, and the truth (the snow-free scene's area after snowfall, cloud-free), plus,
-on request, the land-cover labels. The pixels come from a small physical-looking model —
+(winter) scene, and the truth (the snow-free scene's area in the snow season, cloud-free), plus,
+on request, the snowfall truth (the same after a snowfall over the whole area) and the
+land-cover labels. The pixels come from a small physical-looking model —
 fractal terrain with a river, lakes, forest, fields, towns and roads; per-class spectra;
 hillshade from the overpass sun; snow from a snow line; clouds with shadows; sensor noise —
 deterministic per area seed. The model, its numbers and their sources: docs/simulator.md.

@@ -1,5 +1,6 @@
-"""One simulated area end to end: its landscape and seasons, the three scenes rendered and written,
-the land-cover labels, and a summary of what was made."""
+"""One simulated area end to end: its landscape and seasons, the scenes rendered and written (the two
+acquisitions, the truth and, on request, the snowfall truth), the land-cover labels, and a summary of
+what was made."""
 
 from __future__ import annotations
 
@@ -21,18 +22,25 @@ from deepsnow.data.simulator.spectra import LAND_COVER
 
 log = logging.getLogger("deepsnow.data.simulator")
 
-#: Scene -> (season, acquired, noise): an acquired scene may have clouds and a nodata wedge; the
-#: truth is the snow-season surface under the snow-free acquisition's sensor noise (docs/simulator.md).
+#: Scene -> (season, surface, acquired, noise): an acquired scene may have clouds and a nodata wedge;
+#: the truth is the snow-season surface under the snow-free acquisition's sensor noise, the snowfall
+#: truth the same after a snowfall over the whole area (docs/simulator.md).
 SCENES = {
-    "snowfree": ("snowfree", True, "snowfree"),
-    "snow": ("snow", True, "snow"),
-    "truth": ("snow", False, "snowfree"),
+    "snowfree": ("snowfree", "snowfree", True, "snowfree"),
+    "snow": ("snow", "snow", True, "snow"),
+    "truth": ("snow", "snow", False, "snowfree"),
+    "snowfall": ("snow", "snowfall", False, "snowfree"),
 }
+#: The tags that say a scene is a truth, and which one.
+TRUTH_TAGS = {"truth": {"DEEPSNOW_TRUTH": 1}, "snowfall": {"DEEPSNOW_TRUTH": 1, "DEEPSNOW_SNOWFALL": 1}}
 
 
-def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path, landcover_path=None) -> dict:
-    """Simulate one area: write the snow-free, snow-season and truth scenes (and, with
-    ``landcover_path``, the land-cover labels of :mod:`deepsnow.data.landcover`); return a summary.
+def simulate_area(
+    aoi: str, params: dict, snowfree_path, snow_path, truth_path, landcover_path=None, snowfall_path=None
+) -> dict:
+    """Simulate one area: write the snow-free, snow-season and truth scenes (with ``landcover_path``
+    the land-cover labels of :mod:`deepsnow.data.landcover`, with ``snowfall_path`` the snowfall
+    truth); return a summary.
 
     ``params`` is the validated ``data`` config section. The summary (JSON-
     serialisable) holds the area seed, EPSG code, transform, bounds, terrain
@@ -59,6 +67,8 @@ def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path, 
     seasons = season_states(land, sim, seed)
     base_tags = {"DEEPSNOW_SOURCE": "simulator", "DEEPSNOW_AOI": aoi, "DEEPSNOW_SEED": seed}
     paths = {"snowfree": snowfree_path, "snow": snow_path, "truth": truth_path}
+    if snowfall_path is not None:
+        paths["snowfall"] = snowfall_path
     scenes = {
         name: _write_acquisition(name, path, land, seasons, sim, seed, crs, transform, base_tags)
         for name, path in paths.items()
@@ -73,20 +83,18 @@ def simulate_area(aoi: str, params: dict, snowfree_path, snow_path, truth_path, 
 
 def _write_acquisition(name, path, land, seasons: SeasonStates, sim, seed, crs, transform, base_tags) -> dict:
     """Render and write one scene of ``SCENES``; its SCL statistics, date, sun and cloudiness."""
-    season, acquired, noise = SCENES[name]
+    season, surf, acquired, noise = SCENES[name]
     n = land.cover.shape[0]
     sun_el, sun_az = seasons.suns[season]
     cloud = cloud_field(n, seed, season, sim, sun_el, sun_az) if acquired else None
     wedge = nodata_wedge(n, seed, season) if acquired else None
-    fs, fz = (seasons.fsnow, seasons.frozen) if season == "snow" else (None, None)
+    fs, fz = (seasons.snow[surf], seasons.frozen) if season == "snow" else (None, None)
     refl, scl, mask = render(
-        seasons.surfaces[season], land, fs, fz, seasons.illum[season], cloud, wedge,
+        seasons.surfaces[surf], land, fs, fz, seasons.illum[season], cloud, wedge,
         stream_rng(seed, Stream.NOISE, SEASON_KEY[noise]),
     )
     date = seasons.dates[season].isoformat()
-    tags = dict(base_tags, DEEPSNOW_SEASON=season, DEEPSNOW_DATE=date)
-    if name == "truth":
-        tags["DEEPSNOW_TRUTH"] = 1
+    tags = dict(base_tags, DEEPSNOW_SEASON=season, DEEPSNOW_DATE=date, **TRUTH_TAGS.get(name, {}))
     write_scene(path, refl, scl, mask, crs, transform, tags=tags)
     stats = scene_stats(scl, mask)
     stats.update(
