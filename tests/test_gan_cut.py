@@ -11,7 +11,7 @@ import pytest
 import torch
 from deepsnow import DeepsnowError
 from deepsnow.gan import cut, networks
-from deepsnow.gan.patchnce import PatchSampleF, patchnce_loss
+from deepsnow.gan.patchnce import PatchSampleF, l2_normalize, patchnce_loss
 
 
 def reference_generator_layout(ngf: int, n_blocks: int) -> list[tuple[str, tuple]]:
@@ -218,6 +218,18 @@ def test_patch_sample_f_shares_the_key_locations_with_the_query():
         ("mlp_1.2.bias", (8,)),
     ]
     assert f.heads_channels(f.state_dict()) == [5, 7]
+
+
+def test_l2_normalisation_has_finite_gradients_at_zero():
+    x = torch.tensor([[0.0, 0.0, 0.0], [3e-4, -4e-4, 0.0]], requires_grad=True)
+    y = l2_normalize(x)
+    # the reference's values: x / (||x|| + 1e-7)
+    torch.testing.assert_close(y.detach(), torch.tensor([[0.0, 0.0, 0.0], [0.6, -0.8, 0.0]]) * (5e-4 / (5e-4 + 1e-7)))
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    z = torch.zeros(1, 3, requires_grad=True)  # the reference's formula gives NaN here
+    (z / (z.pow(2).sum(1, keepdim=True).pow(0.5) + 1e-7)).sum().backward()
+    assert torch.isnan(z.grad).all()
 
 
 def test_patch_sample_f_locations_repeat_with_the_seed_and_its_saved_state():

@@ -19,7 +19,7 @@ Output sizes equal the plain networks' (floor(n / 2) down, 2n up), and the param
 persistent buffers called ``filt``, as in the reference, so reference state dicts
 (``<epoch>_net_G.pth``, ``<epoch>_net_D.pth``) load directly (docs/cut.md lists the keys).
 
-The PatchNCE taps (:func:`encoder_taps`) are indices into the generator's ``model`` Sequential;
+The PatchNCE taps (:func:`deepsnow.gan.sizes.encoder_taps`) are indices into the generator's ``model`` Sequential;
 :meth:`AntialiasedResnetGenerator.encode` returns those layers' outputs.
 """
 
@@ -33,14 +33,7 @@ from torch import nn
 
 from deepsnow import DeepsnowError
 from deepsnow.gan.networks import ANTIALIASED, Architecture, ResnetBlock, init_weights, norm_layer
-
-#: The reference's ``--nce_layers`` default: the padded input, the two down-sampling convolutions
-#: and residual blocks 1 and 5 of the 9-block generator.
-REFERENCE_NCE_LAYERS = (0, 4, 8, 12, 16)
-
-#: Index of the first residual block in the generator's ``model``: pad, conv, norm, relu, then
-#: twice (conv, norm, relu, Downsample).
-FIRST_BLOCK = 12
+from deepsnow.gan.sizes import FIRST_BLOCK, encoder_taps  # noqa: F401 (re-exported)
 
 
 def binomial_filter(size: int) -> torch.Tensor:
@@ -192,30 +185,3 @@ def build_generator(arch: Architecture, init: bool = True, gain: float = 0.02) -
 def build_discriminator(arch: Architecture, init: bool = True, gain: float = 0.02) -> AntialiasedNLayerDiscriminator:
     net = AntialiasedNLayerDiscriminator(arch.output_nc, arch.ndf, arch.n_layers_d)
     return init_weights(net, gain, init_type="xavier") if init else net
-
-
-def encoder_taps(n_blocks: int, nce_layers: Sequence[int] | None = None) -> list[int]:
-    """The generator layers PatchNCE compares, for a generator of ``n_blocks`` residual blocks.
-
-    ``nce_layers`` given (``gan.nce_layers``): used as they are, each must lie in the encoder
-    (``0 .. 11 + n_blocks``). Not given: the reference's taps 0, 4, 8, 12, 16 (blocks 1 and 5 of the
-    9-block generator) with each residual-block tap past the last block moved to the last block and
-    repeats dropped: 6 blocks keep 12, 16 (as the reference's ``resnet_6blocks``), 3 blocks give
-    12, 14, 1 block gives 12 alone. Without residual blocks the reference's taps do not exist.
-    """
-    last = FIRST_BLOCK + n_blocks - 1
-    if nce_layers is not None:
-        layers = sorted({int(i) for i in nce_layers})
-        beyond = [i for i in layers if i > last or i < 0]
-        if beyond or not layers:
-            raise DeepsnowError(
-                f"key 'gan.nce_layers': layers {beyond or layers} are not in the generator's encoder: with "
-                f"gan.n_blocks = {n_blocks} its layers are 0..{last} (residual block k is layer {FIRST_BLOCK - 1} + k)"
-            )
-        return layers
-    if n_blocks < 1:
-        raise DeepsnowError(
-            "key 'gan.n_blocks': 0 residual blocks leave none for the NCE layers 12 and 16 (residual blocks 1 "
-            "and 5); use gan.n_blocks >= 1, or set gan.nce_layers within 0..11"
-        )
-    return sorted({i if i < FIRST_BLOCK else min(i, last) for i in REFERENCE_NCE_LAYERS})

@@ -286,16 +286,26 @@ def infer_generator_arch(state: dict, source: str = "state dict") -> Architectur
             f"missing or wrong; first keys: {sample})"
         )
     ngf, input_nc = int(first.shape[0]), int(first.shape[1])
+    # CUT's antialiased generator: a blur buffer after the first down-sampling convolution, blocks from 12
+    antialiased = "model.7.filt" in state
+    first_block, tail = (12, 9) if antialiased else (10, 7)
     blocks = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))}
     n_blocks = len(blocks)
-    if blocks and blocks != set(range(10, 10 + n_blocks)):
+    if blocks and blocks != set(range(first_block, first_block + n_blocks)):
         raise DeepsnowError(
-            f"{source}: residual blocks at unexpected positions {sorted(blocks)} (expected model.10 ...)"
+            f"{source}: residual blocks at unexpected positions {sorted(blocks)} (expected model.{first_block} ...)"
         )
-    last = state.get(f"model.{10 + n_blocks + 6 + 1}.weight")
+    last = state.get(f"model.{first_block + n_blocks + tail}.weight")
     if not isinstance(last, torch.Tensor) or last.dim() != 4:
         raise DeepsnowError(
-            f"{source}: not a ResnetGenerator state dict: final convolution 'model.{10 + n_blocks + 7}.weight' missing"
+            f"{source}: not a ResnetGenerator state dict: final convolution "
+            f"'model.{first_block + n_blocks + tail}.weight' missing"
+        )
+    if antialiased:
+        netG, netD, upsample = ANTIALIASED
+        return Architecture(
+            ngf=ngf, n_blocks=n_blocks, input_nc=input_nc, output_nc=int(last.shape[0]), netG=netG, netD=netD,
+            upsample=upsample,
         )
     # a resize-convolution generator's first upsampling layer holds its convolution as '.conv'
     upsample = "resize_conv" if f"model.{10 + n_blocks}.conv.weight" in state else "transpose"

@@ -76,8 +76,8 @@ class PatchSampleF(nn.Module):
         for i, feat in enumerate(feats):
             pid = patch_ids[i] if patch_ids is not None else self.sample_ids(feat, num_patches)
             x = feat.permute(0, 2, 3, 1).flatten(1, 2)[:, pid, :].flatten(0, 1)  # (B x P, C)
-            x = getattr(self, f"mlp_{i}")(x)
-            out.append(x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-7))  # the reference's Normalize(2)
+            x = getattr(self, f"mlp_{i}")(x).float()
+            out.append(l2_normalize(x))
             ids.append(pid)
         return out, ids
 
@@ -86,6 +86,14 @@ class PatchSampleF(nn.Module):
 
     def set_rng_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """The reference's ``Normalize(2)``, ``x / (||x|| + 1e-7)`` per row, with a finite gradient where a
+    head outputs an all-zero vector (a dead ReLU layer and zero biases, as initialised): there the
+    reference's square root has an infinite derivative and its gradient is NaN. Clamping the squared
+    norm at 1e-30 changes no value (1e-15 is lost next to 1e-7 in float32)."""
+    return x / (x.pow(2).sum(1, keepdim=True).clamp_min(1e-30).sqrt() + 1e-7)
 
 
 def patchnce_loss(feat_q: torch.Tensor, feat_k: torch.Tensor, batch_size: int, tau: float = 0.07) -> torch.Tensor:
