@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,9 @@ from deepsnow.config import validate_section
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import train as train_mod
 from deepsnow.gan.cut_model import CUT, LOSS_NAMES
+from deepsnow.gan.generate import generate, translate_batches
 from deepsnow.gan.patchnce import patchnce_loss
+from deepsnow.io import load_npz
 from test_gan_train import data, read_csv, state_of  # noqa: F401 (data is a fixture)
 
 PARAMS = dict(
@@ -252,19 +255,27 @@ def test_cyclegan_checkpoint_is_not_resumed_as_cut(tmp_path, data):  # noqa: F81
         run(tmp_path, data, cut_params("cut", n_epochs=1, n_epochs_decay=0), "same")
 
 
-def test_samples_of_a_one_sided_model_are_refused_not_half_written(tmp_path, data):  # noqa: F811
-    with pytest.raises(DeepsnowError, match="one-sided model"):
-        run(
-            tmp_path,
-            data,
-            cut_params("cut"),
-            "samples",
-            samples_dir=tmp_path / "s",
-            test_a=data[0],
-            test_b=data[1],
-            samples_params=validate_section("samples", {}),
-        )
-    assert not (tmp_path / "samples").exists()
+def test_samples_of_a_one_sided_model_are_a_to_b_only_and_remade_after_a_kill(tmp_path, data):  # noqa: F811
+    params = cut_params("cut", keep_every=2)  # epoch 1's checkpoint is deleted once epoch 2 is written
+    samples = {"samples_dir": tmp_path / "s", "test_a": data[0], "test_b": data[1]}
+    samples["samples_params"] = validate_section("samples", {"batch_size": 2})
+    d, out = run(tmp_path, data, params, "samples", max_epochs=2, **samples)
+    assert [p.name for p in sorted((tmp_path / "s").iterdir())] == ["epoch_001.npz", "epoch_002.npz"]
+    npz = load_npz(tmp_path / "s" / "epoch_002.npz")
+    assert sorted(npz) == ["epoch", "fake_B", "ids_A"] and npz["fake_B"].shape == (5, 24, 24, 3)
+    g, _ = ckpt.load_generator(d / "checkpoints" / "epoch_002.pt", "G_A")
+    assert np.array_equal(npz["fake_B"], translate_batches(g, load_npz(data[0])["rgb"], 2, torch.device("cpu")))
+    # samples lost after their checkpoint was written are remade from it on resume, A->B only too
+    for p in state_of(d).glob("samples-*/epoch_002.npz"):
+        p.unlink()
+    (tmp_path / "s" / "epoch_002.npz").unlink()
+    _, out = run(tmp_path, data, params, "samples", **samples)
+    assert out["resumed_from"] == 2
+    assert np.array_equal(load_npz(tmp_path / "s" / "epoch_002.npz")["fake_B"], npz["fake_B"])
+    assert sorted(load_npz(tmp_path / "s" / "epoch_003.npz")) == ["epoch", "fake_B", "ids_A"]
+    # deepsnow generate makes the same file from the checkpoint
+    generate(samples["samples_params"], [d / "checkpoints" / "epoch_002.pt"], [tmp_path / "g.npz"], data[0], data[1])
+    assert np.array_equal(load_npz(tmp_path / "g.npz")["fake_B"], npz["fake_B"])
 
 
 @pytest.mark.parametrize(

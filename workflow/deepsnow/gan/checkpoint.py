@@ -226,3 +226,12 @@ def load_generator(path: str | os.PathLike, which: str = "G_A", device: torch.de
     net.to(device).eval()
     info["arch"] = arch.as_dict()
     return net, info
+
+
+def load_generators(path: str | os.PathLike, device: torch.device | str = "cpu"):
+    """``(G_A, G_B, info)`` of a deepsnow checkpoint; ``G_B`` is None for a one-sided (CUT / FastCUT) one."""
+    g_a, info = load_generator(path, "G_A", device)
+    if info["kind"] != "deepsnow":
+        raise DeepsnowError(f"{path}: a deepsnow checkpoint is needed here, not a reference generator file")
+    g_b = None if info["arch"]["netG"] == cut.ANTIALIASED[0] else load_generator(path, "G_B", device)[0]
+    return g_a, g_b, info

@@ -2,7 +2,7 @@
 
 ``gan.model`` picks the model (:data:`MODELS`): :class:`~deepsnow.gan.model.CycleGAN` or
 :class:`~deepsnow.gan.cut_model.CUT` (FastCUT is CUT with other settings); everything below is
-shared. A one-sided model has no B->A generator, so it writes no per-epoch samples yet.
+shared. A one-sided model has no B->A generator: its per-epoch samples hold A->B only.
 
 Training is ``state.resume()`` -> one :func:`_train_epoch` per epoch ->
 ``state.save_epoch()`` at every saved epoch (:func:`saved_epochs`), the state being
@@ -211,11 +211,6 @@ def _samples(params: dict, test_a, test_b, samples_params: dict | None, samples_
                 "written first"
             )
         return None
-    if params.get("model", "cyclegan") != "cyclegan":
-        raise DeepsnowError(
-            f"gan.model {params['model']}: per-epoch samples of a one-sided model are not written yet (they hold "
-            "both directions); train without --samples-dir"
-        )
     if test_a is None or test_b is None:
         raise DeepsnowError("train: writing samples needs the test sets (--test-a and --test-b)")
     return Samples.load(samples_params, test_a, test_b, samples_dir)
