@@ -485,13 +485,13 @@ def _check_simcover(config: dict) -> list[str]:
 #: checks that need more than one section (whole config only).
 def _check_workflow_model(config: dict) -> list[str]:
     """The workflow runs two-sided models only: a one-sided one (CUT, FastCUT) has no B->A generator,
-    and the embeddings, metrics and figures of the samples still expect both directions."""
+    and the metrics table, figures and report are not yet made for a single direction."""
     model = (config.get("gan") or {}).get("model", "cyclegan")
     if model == "cyclegan":
         return []
     return [
-        f"key 'gan.model': the workflow does not run one-sided models ({model}) yet: its embeddings, metrics and "
-        "figures need the B->A direction. Train one with 'deepsnow train'; docs/cut.md"
+        f"key 'gan.model': the workflow does not run one-sided models ({model}) yet: its metrics table, figures "
+        "and report expect the B->A direction too. Train one with 'deepsnow train'; docs/cut.md"
     ]
 
 
