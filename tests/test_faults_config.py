@@ -173,6 +173,13 @@ BAD_VALUES = [
     ("range-metrics-folds", {"metrics": {"rf_folds": 1}}, "metrics.rf_folds", "1 is less than the minimum of 2", "metrics"),
     ("range-no-epochs", {"gan": {"n_epochs": 0, "n_epochs_decay": 0}}, "gan.n_epochs", "must be at least 1", None),
     ("range-patch-larger-than-scene", {"patches": {"size": 4096}}, "patches.size", "larger than the scene", None),
+    ("cut-option-on-cyclegan", {"gan": {"lambda_NCE": 2.0}}, "gan.lambda_NCE",
+     "an option of CUT / FastCUT, but gan.model is cyclegan", "gan"),
+    ("cyclegan-option-on-cut", {"gan": {"model": "cut", "lambda_cycle": 10.0}}, "gan.lambda_cycle",
+     "an option of cycleGAN, but gan.model is cut", "gan"),
+    ("cut-generator-too-small", {"gan": {"model": "cut", "n_blocks": 1, "nce_layers": [0, 4, 8, 12, 16]}},
+     "gan.nce_layers", "layers [16] are not in the generator's encoder", "gan"),
+    ("cut-in-the-workflow", {"gan": {"model": "fastcut"}}, "gan.model", "does not run one-sided models", None),
 ]
 
 

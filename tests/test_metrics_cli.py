@@ -297,3 +297,54 @@ def test_plugin_extractor_through_the_cli(run, tmp_path):
     rgb = load_npz(run / "dataset/testB.npz")["rgb"]
     np.testing.assert_allclose(out["features"], rgb.reshape(N, -1, 3).mean(1) / 255, rtol=1e-5)
     assert str(out["extractor"]) == "tinyplug" and out["ids"].tolist() == [f"simB_r{i}" for i in range(N)]
+
+
+def test_one_sided_samples_give_the_a_to_b_rows_alone(run, tmp_path):
+    """A one-sided model's samples (CUT, FastCUT: fake_B only) through embed, metrics epoch and pca: the
+    AtoB rows and PCA coordinates equal those of the same fake_B in the two-sided run; no BtoA."""
+    d = tmp_path
+    for e in (1, 3):
+        s = load_npz(run / f"samples/epoch_{e:03d}.npz")
+        save_npz(d / f"samples/epoch_{e:03d}.npz", fake_B=s["fake_B"], ids_A=s["ids_A"], epoch=s["epoch"])
+    _ok(
+        deepsnow(
+            "embed", "--params", FEATURES, "--extractor", "inception", "resnet50",
+            "--samples", *[d / f"samples/epoch_{e:03d}.npz" for e in (1, 3)],
+            "--outputs", *[d / f"features/epoch_{e:03d}_{{extractor}}.npz" for e in (1, 3)],
+        )
+    )
+    f = load_npz(d / "features/epoch_003_resnet50.npz")
+    assert "fake_A" not in f and "ids_B" not in f
+    assert np.array_equal(f["fake_B"], load_npz(run / "features/epoch_003_resnet50.npz")["fake_B"])
+    real = [run / "features/real_inception.npz", run / "features/real_resnet50.npz"]
+    feats = [d / f"features/epoch_{e:03d}_{x}.npz" for e in (1, 3) for x in ("inception", "resnet50")]
+    _ok(
+        deepsnow(
+            "metrics", "epoch", "--params", METRICS, "--real", *real, "--features", *feats,
+            "--samples", *[d / f"samples/epoch_{e:03d}.npz" for e in (1, 3)], "--truth", run / "dataset/testA.npz",
+            "--outputs", *[d / f"metrics/epoch_{e:03d}.json" for e in (1, 3)],
+        )
+    )
+    for e in (1, 3):
+        (row,) = json.loads((d / f"metrics/epoch_{e:03d}.json").read_text())["rows"]
+        two = json.loads((run / f"metrics/epoch_{e:03d}.json").read_text())["rows"]
+        (same,) = [r for r in two if r["direction"] == "AtoB"]
+        for key in ("fid", "frd", "crd", "kid_mean", "rf_logloss_mean", "paired_l1", "n_fake"):
+            assert row[key] == pytest.approx(same[key]), key
+    _ok(
+        deepsnow(
+            "metrics", "pca", "--params", METRICS, "--real", run / "features/real_resnet50.npz",
+            "--features", *[d / f"features/epoch_{e:03d}_resnet50.npz" for e in (1, 3)],
+            "--output", d / "metrics/pca.csv", "--summary", d / "metrics/pca.json",
+        )
+    )
+    rows = _rows(d / "metrics/pca.csv")
+    assert {r["direction"] for r in rows} == {"AtoB"} and len(rows) == 3 * N
+    assert rows == [r for r in _rows(run / "metrics/pca.csv") if r["direction"] == "AtoB"]
+    # features of a one-sided and a two-sided model are not measured together
+    mixed = [d / "features/epoch_001_inception.npz", run / "features/epoch_001_resnet50.npz"]
+    proc = deepsnow(
+        "metrics", "epoch", "--params", METRICS, "--real", *real, "--features", *mixed,
+        "--outputs", d / "metrics/mixed_001.json",
+    )
+    assert proc.returncode == 2 and "one-sided model (no fake_A) and of a two-sided one" in proc.stderr, proc.stderr

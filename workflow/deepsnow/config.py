@@ -339,8 +339,36 @@ def _check_patches(patches: dict) -> list[str]:
     return []
 
 
+#: Options of one model only (their defaults are filled for that model alone, see the schema).
+MODEL_OPTIONS = {
+    "cyclegan": ("upsample", "lambda_cycle", "lambda_identity", "pool_size"),
+    "cut": ("lambda_GAN", "lambda_NCE", "nce_idt", "nce_layers", "nce_T", "num_patches", "flip_equivariance"),
+}
+
+
+def _check_gan_model(gan: dict) -> list[str]:
+    """No option of the other model; CUT's NCE layers inside its generator's encoder."""
+    model = gan.get("model", "cyclegan")
+    family = "cyclegan" if model == "cyclegan" else "cut"
+    other = "cut" if family == "cyclegan" else "cyclegan"
+    problems = [
+        f"key 'gan.{k}': an option of {'CUT / FastCUT' if other == 'cut' else 'cycleGAN'}, but gan.model is "
+        f"{model}; remove it{' or set gan.model: cut or fastcut' if other == 'cut' else ''}"
+        for k in MODEL_OPTIONS[other]
+        if k in gan
+    ]
+    if family == "cut":
+        from deepsnow.gan.sizes import encoder_taps
+
+        try:
+            encoder_taps(gan["n_blocks"], gan.get("nce_layers"))
+        except DeepsnowError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def _check_gan(gan: dict) -> list[str]:
-    problems = []
+    problems = _check_gan_model(gan)
     if gan["crop_size"] > gan["load_size"]:
         problems.append(f"key 'gan.crop_size': {gan['crop_size']} is larger than gan.load_size ({gan['load_size']})")
     if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
@@ -476,7 +504,20 @@ def _check_simcover(config: dict) -> list[str]:
 
 
 #: checks that need more than one section (whole config only).
+def _check_workflow_model(config: dict) -> list[str]:
+    """The workflow runs two-sided models only: a one-sided one (CUT, FastCUT) has no B->A generator,
+    and the metrics table, figures and report are not yet made for a single direction."""
+    model = (config.get("gan") or {}).get("model", "cyclegan")
+    if model == "cyclegan":
+        return []
+    return [
+        f"key 'gan.model': the workflow does not run one-sided models ({model}) yet: its metrics table, figures "
+        "and report expect the B->A direction too. Train one with 'deepsnow train'; docs/cut.md"
+    ]
+
+
 CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
     _check_simcover,
+    _check_workflow_model,
 )

@@ -156,20 +156,16 @@ def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
         raise DeepsnowError(f"--samples has {len(samples)} files but --outputs has {len(outputs)}; they pair by position")
     summaries = []
     for src, dst in zip(samples, outputs):
-        s = load_npz(src, required=("fake_B", "fake_A", "epoch"))
+        s = load_npz(src, required=("fake_B", "epoch"))
         epoch = int(np.asarray(s["epoch"]).reshape(()))
-        fb, ids_a = _embed_array(s, "fake_B", "ids_A", src, ext, params, f"{ext.name} epoch {epoch} fake B")
-        fa, ids_b = _embed_array(s, "fake_A", "ids_B", src, ext, params, f"{ext.name} epoch {epoch} fake A")
-        save_npz(
-            dst,
-            fake_B=fb,
-            fake_A=fa,
-            ids_A=ids_a,
-            ids_B=ids_b,
-            epoch=np.array(epoch, dtype=np.int64),
-            **metadata_arrays(ext),
-        )
-        summaries.append({"samples": str(src), "output": str(dst), "epoch": epoch, "n_fake_B": len(fb), "n_fake_A": len(fa)})
+        feats, ids = {}, {}
+        # a one-sided model's samples (CUT, FastCUT) hold A->B only: so does their features file
+        for fk, ik, what in (("fake_B", "ids_A", "fake B"), ("fake_A", "ids_B", "fake A")):
+            if fk in s:
+                feats[fk], ids[ik] = _embed_array(s, fk, ik, src, ext, params, f"{ext.name} epoch {epoch} {what}")
+        save_npz(dst, **feats, **ids, epoch=np.array(epoch, dtype=np.int64), **metadata_arrays(ext))
+        counts = {f"n_{fk}": len(feats[fk]) if fk in feats else 0 for fk in ("fake_B", "fake_A")}
+        summaries.append({"samples": str(src), "output": str(dst), "epoch": epoch, **counts})
     return summaries
 
 

@@ -1,4 +1,4 @@
-"""The cycleGAN stage: networks, training, per-epoch samples and scene translation.
+"""The translation stage (cycleGAN; CUT / FastCUT): networks, training, per-epoch samples and scene translation.
 
 Modules:
 
@@ -7,6 +7,11 @@ Modules:
 - :mod:`deepsnow.gan.sizes` (torch-free): input sizes the networks accept (config checks).
 - :mod:`deepsnow.gan.networks`: the unmodified cycleGAN networks of Zhu et al.
   (2017) with the reference implementation's state-dict layout.
+- :mod:`deepsnow.gan.cut`: the antialiased networks of CUT / FastCUT (Park et al. 2020) and
+  the encoder layers PatchNCE compares.
+- :mod:`deepsnow.gan.patchnce`: PatchNCE's patch sampler and heads (F) and its loss.
+- :mod:`deepsnow.gan.cut_model`: the CUT / FastCUT training step (one generator, one
+  discriminator, PatchNCE; ``gan.model``).
 - :mod:`deepsnow.gan.data`: domain loading and the reference augmentation.
 - :mod:`deepsnow.gan.model`: the cycleGAN training step (losses, optimisers,
   image pools).

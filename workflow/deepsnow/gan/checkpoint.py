@@ -6,7 +6,7 @@ tensors, numbers, strings, booleans, ``None``, lists, tuples and dicts:
 =================  ==========================================================
 key                value
 =================  ==========================================================
-format, version    ``"deepsnow-cyclegan"``, ``1``
+format, version    ``"deepsnow-cyclegan"``, ``1`` (CUT / FastCUT checkpoints too)
 deepsnow_version   package version that wrote it
 epoch              last completed epoch (1-based)
 iteration          training iterations done in total
@@ -25,8 +25,14 @@ history            ``{"epoch": (E, k) float64, "iter": (N, 10) float64}`` loss l
 device, precision  where and how it was trained
 =================  ==========================================================
 
-Reference generator files (``<epoch>_net_G_A.pth``: a bare state dict) are
-accepted wherever a generator is loaded (:func:`load_generator`).
+A CUT / FastCUT checkpoint (its ``arch`` antialiased, ``config.model`` cut or fastcut) holds
+``G_A`` (the reference's ``netG``, A->B), ``D_A`` (``netD``, judges domain B) and ``F`` (``netF``)
+instead of the four networks, ``optimizer_F`` and ``scheduler_F`` besides those of G and D,
+``sampler_rng`` and ``flip_rng`` (the generators of F's locations and of the flips) instead of
+the pools, and its loss logs have the columns of :data:`deepsnow.gan.cut_model.LOSS_NAMES`.
+
+Reference generator files (``<epoch>_net_G_A.pth``, CUT's ``<epoch>_net_G.pth``: a bare state
+dict) are accepted wherever a generator is loaded (:func:`load_generator`).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import numpy as np
 import torch
 
 from deepsnow import DeepsnowError
-from deepsnow.gan import networks
+from deepsnow.gan import cut, networks
 from deepsnow.gan.model import LOSS_NAMES
 from deepsnow.torchfile import load_raw
 
@@ -49,8 +55,20 @@ log = logging.getLogger("deepsnow.gan")
 
 FORMAT = "deepsnow-cyclegan"
 VERSION = 1
-EPOCH_COLUMNS = ("epoch", "iterations", "lr", *LOSS_NAMES, "seconds", "it_per_s")
-ITER_COLUMNS = ("epoch", "iteration", *LOSS_NAMES)
+
+
+def epoch_columns(loss_names) -> tuple[str, ...]:
+    """Columns of the per-epoch loss log of a model with these losses."""
+    return ("epoch", "iterations", "lr", *loss_names, "seconds", "it_per_s")
+
+
+def iter_columns(loss_names) -> tuple[str, ...]:
+    """Columns of the per-iteration loss log of a model with these losses."""
+    return ("epoch", "iteration", *loss_names)
+
+
+EPOCH_COLUMNS = epoch_columns(LOSS_NAMES)
+ITER_COLUMNS = iter_columns(LOSS_NAMES)
 REQUIRED_KEYS = ("epoch", "iteration", "arch", "config", "G_A", "G_B", "D_A", "D_B")
 TRAINING_KEYS = (
     "optimizer_G",
@@ -59,6 +77,15 @@ TRAINING_KEYS = (
     "scheduler_D",
     "pool_fake_A",
     "pool_fake_B",
+    "rng",
+    "history",
+)
+#: The same for a CUT / FastCUT checkpoint (see the module docstring).
+CUT_REQUIRED_KEYS = ("epoch", "iteration", "arch", "config", "G_A", "D_A", "F")
+CUT_TRAINING_KEYS = (
+    *(f"{kind}_{net}" for kind in ("optimizer", "scheduler") for net in "GDF"),
+    "sampler_rng",
+    "flip_rng",
     "rng",
     "history",
 )
@@ -124,8 +151,10 @@ def check(obj, path, training: bool = False) -> dict:
         raise DeepsnowError(f"{path}: not a deepsnow cycleGAN checkpoint (no format '{FORMAT}'){hint}")
     if obj.get("version") != VERSION:
         raise DeepsnowError(f"{path}: checkpoint format version {obj.get('version')!r}, this deepsnow reads {VERSION}")
-    need = REQUIRED_KEYS + (TRAINING_KEYS if training else ())
-    missing = [k for k in need if k not in obj]
+    arch = obj.get("arch")
+    one_sided = isinstance(arch, dict) and networks.Architecture.from_dict(arch, source=str(path)).antialiased
+    required, training_keys = (CUT_REQUIRED_KEYS, CUT_TRAINING_KEYS) if one_sided else (REQUIRED_KEYS, TRAINING_KEYS)
+    missing = [k for k in required + (training_keys if training else ()) if k not in obj]
     if missing:
         raise DeepsnowError(f"{path}: checkpoint lacks keys {missing}")
     networks.Architecture.from_dict(obj["arch"], source=str(path))
@@ -171,12 +200,17 @@ def load_generator(path: str | os.PathLike, which: str = "G_A", device: torch.de
     if is_ours(obj):
         check(obj, path)
         arch = networks.Architecture.from_dict(obj["arch"], source=str(path))
+        if which not in obj:
+            raise DeepsnowError(
+                f"{path}: a one-sided (CUT / FastCUT) checkpoint holds the A->B generator G_A only, not {which}: "
+                "it does not translate B->A"
+            )
         state = obj[which]
         info = {"kind": "deepsnow", "epoch": int(obj["epoch"]), "generator": which}
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state = networks.clean_state_dict(obj)
         arch = networks.infer_generator_arch(state, source=str(path))
-        m = re.match(r"^(.*)_net_(G_[AB])\.pth$", path.name)
+        m = re.match(r"^(.*)_net_(G_[AB]|G)\.pth$", path.name)  # cycleGAN's G_A, G_B; CUT's G
         info = {"kind": "reference", "epoch": m.group(1) if m else None, "generator": m.group(2) if m else None}
     else:
         raise DeepsnowError(
@@ -187,8 +221,17 @@ def load_generator(path: str | os.PathLike, which: str = "G_A", device: torch.de
         raise DeepsnowError(
             f"{path}: generator maps {arch.input_nc} to {arch.output_nc} channels; RGB (3 -> 3) expected"
         )
-    net = networks.build_generator(arch, init=False)
+    net = (cut.build_generator if arch.antialiased else networks.build_generator)(arch, init=False)
     networks.load_state_strict(net, state, str(path), which if info["kind"] == "deepsnow" else "state dict")
     net.to(device).eval()
     info["arch"] = arch.as_dict()
     return net, info
+
+
+def load_generators(path: str | os.PathLike, device: torch.device | str = "cpu"):
+    """``(G_A, G_B, info)`` of a deepsnow checkpoint; ``G_B`` is None for a one-sided (CUT / FastCUT) one."""
+    g_a, info = load_generator(path, "G_A", device)
+    if info["kind"] != "deepsnow":
+        raise DeepsnowError(f"{path}: a deepsnow checkpoint is needed here, not a reference generator file")
+    g_b = None if info["arch"]["netG"] == cut.ANTIALIASED[0] else load_generator(path, "G_B", device)[0]
+    return g_a, g_b, info

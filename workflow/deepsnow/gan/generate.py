@@ -13,7 +13,8 @@ patches (0 = all, in the dataset's deterministic order) are used for every epoch
 Output, one ``.npz`` per checkpoint (atomic, no pickles):
 
 - ``fake_B``: ``(N_A, S, S, 3) uint8`` = G_A(testA), ``ids_A``: ``(N_A,)`` the testA patch ids
-- ``fake_A``: ``(N_B, S, S, 3) uint8`` = G_B(testB), ``ids_B``: ``(N_B,)`` the testB patch ids
+- ``fake_A``: ``(N_B, S, S, 3) uint8`` = G_B(testB), ``ids_B``: ``(N_B,)`` the testB patch ids;
+  absent for a one-sided model (CUT, FastCUT: no B->A generator)
 - ``epoch``: ``() int64``
 
 8-bit values are ``round((x + 1) * 127.5)`` of the generator output ``x`` in [-1, 1].
@@ -71,13 +72,17 @@ def load_test_sets(test_a, test_b, max_samples: int) -> dict:
 
 
 def write_samples(
-    out, g_a: torch.nn.Module, g_b: torch.nn.Module, test: dict, epoch: int, batch_size: int, device
+    out, g_a: torch.nn.Module, g_b: torch.nn.Module | None, test: dict, epoch: int, batch_size: int, device
 ) -> Path:
-    """Translate ``test`` (:func:`load_test_sets`) with one epoch's generators and write the samples file."""
+    """Translate ``test`` (:func:`load_test_sets`) with one epoch's generators and write the samples file
+    (A->B only when ``g_b`` is None: a one-sided model)."""
     fake_b = translate_batches(g_a, test["rgb_A"], batch_size, device)
-    fake_a = translate_batches(g_b, test["rgb_B"], batch_size, device)
-    save_npz(out, fake_B=fake_b, ids_A=test["ids_A"], fake_A=fake_a, ids_B=test["ids_B"], epoch=np.int64(epoch))
-    log.info("epoch %d: translated %d A->B and %d B->A test patches -> %s", epoch, len(fake_b), len(fake_a), out)
+    arrays = {"fake_B": fake_b, "ids_A": test["ids_A"]}
+    if g_b is not None:
+        arrays.update(fake_A=translate_batches(g_b, test["rgb_B"], batch_size, device), ids_B=test["ids_B"])
+    save_npz(out, **arrays, epoch=np.int64(epoch))
+    back = f" and {len(arrays['fake_A'])} B->A" if g_b is not None else " (one-sided: no B->A)"
+    log.info("epoch %d: translated %d A->B%s test patches -> %s", epoch, len(fake_b), back, out)
     return Path(out)
 
 
@@ -111,10 +116,7 @@ def generate(
     written: list[Path] = []
     try:
         for path, out in zip(checkpoints, outputs):
-            g_a, info = ckpt.load_generator(path, "G_A", device)
-            if info["kind"] != "deepsnow":
-                raise DeepsnowError(f"{path}: generate needs a deepsnow checkpoint holding both generators")
-            g_b, _ = ckpt.load_generator(path, "G_B", device)
+            g_a, g_b, info = ckpt.load_generators(path, device)
             written.append(write_samples(out, g_a, g_b, test, info["epoch"], bs, device))
             epochs.append(info["epoch"])
             del g_a, g_b

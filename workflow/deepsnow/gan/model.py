@@ -104,7 +104,7 @@ class Forward(NamedTuple):
     idt_B: torch.Tensor | None  # G_B(real_A)
 
 
-def _gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
+def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
     """LSGAN loss: mean squared distance of the predictions to 1 (real) or 0 (fake), in fp32."""
     target = torch.ones_like if real else torch.zeros_like
     return F.mse_loss(pred.float(), target(pred, dtype=torch.float32))
@@ -113,7 +113,7 @@ def _gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
 def loss_D_basic(pred: torch.Tensor, n_real: int) -> torch.Tensor:
     """The loss of reference ``backward_D_basic`` (its backward runs once, for both discriminators):
     0.5 x (real + fake) on one forward of ``n_real`` real images, then the pooled fakes."""
-    return 0.5 * (_gan_loss(pred[:n_real], True) + _gan_loss(pred[n_real:], False))
+    return 0.5 * (gan_loss(pred[:n_real], True) + gan_loss(pred[n_real:], False))
 
 
 def set_requires_grad(nets, flag: bool) -> None:
@@ -122,9 +122,45 @@ def set_requires_grad(nets, flag: bool) -> None:
             p.requires_grad_(flag)
 
 
-class CycleGAN:
+class Trainer:
+    """What every model's training shares: input preparation, mixed-precision backward and optimiser
+    steps, train mode and the current learning rate (``nets``, ``opt_G``, ``scaler``, ``device`` and
+    ``channels_last`` come from the model)."""
+
+    nets: tuple[nn.Module, ...]
+
+    def train_mode(self) -> None:
+        for net in self.nets:
+            net.train()
+
+    @property
+    def lr(self) -> float:
+        return float(self.opt_G.param_groups[0]["lr"])
+
+    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        x = x_uint8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def _step(self, opt) -> None:
+        if self.scaler is not None:
+            self.scaler.step(opt)
+        else:
+            opt.step()
+
+
+class CycleGAN(Trainer):
     """Two generators, two discriminators, their optimisers, schedulers and image pools
     (``params``: the validated gan section)."""
+
+    loss_names = LOSS_NAMES
 
     def __init__(self, params: dict, device: torch.device, arch: networks.Architecture | None = None):
         self.params = params
@@ -168,20 +204,6 @@ class CycleGAN:
     @property
     def nets(self) -> tuple[nn.Module, ...]:
         return (self.G_A, self.G_B, self.D_A, self.D_B)
-
-    def train_mode(self) -> None:
-        for net in self.nets:
-            net.train()
-
-    @property
-    def lr(self) -> float:
-        return float(self.opt_G.param_groups[0]["lr"])
-
-    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        x = x_uint8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
 
     # -- the training step (reference CycleGANModel: forward, backward_G, backward_D_basic, optimize_parameters)
     # Paper names: G_A is G (A -> B), G_B is F (B -> A), D_A is D_Y (judges domain B), D_B is D_X.
@@ -231,8 +253,8 @@ class CycleGAN:
     def backward_G(self, real_A, real_B, fwd: Forward, pred_fB, pred_fA) -> tuple[torch.Tensor, ...]:
         """Adversarial (LSGAN), cycle and identity losses of both generators, then their update;
         returns ``(G_A, G_B, cycle_A, cycle_B, idt_A, idt_B)``."""
-        loss_G_A = _gan_loss(pred_fB, True)
-        loss_G_B = _gan_loss(pred_fA, True)
+        loss_G_A = gan_loss(pred_fB, True)
+        loss_G_B = gan_loss(pred_fA, True)
         loss_cyc_A = F.l1_loss(fwd.rec_A.float(), real_A) * self.lambda_cycle  # ||F(G(x)) - x||_1
         loss_cyc_B = F.l1_loss(fwd.rec_B.float(), real_B) * self.lambda_cycle  # ||G(F(y)) - y||_1
         if self.lambda_idt > 0:
@@ -259,18 +281,6 @@ class CycleGAN:
         self._backward(loss_D_A + loss_D_B)
         self._step(self.opt_D)
         return loss_D_A, loss_D_B
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-
-    def _step(self, opt) -> None:
-        if self.scaler is not None:
-            self.scaler.step(opt)
-        else:
-            opt.step()
 
     def end_epoch(self) -> None:
         """Advance the learning-rate schedule (reference: once per epoch)."""

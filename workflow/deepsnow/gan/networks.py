@@ -36,6 +36,9 @@ _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 #: The generator's x2 upsampling layers: the reference's transposed convolution, or resize-convolution.
 UPSAMPLE_MODES = ("transpose", "resize_conv")
 
+#: ``(netG, netD, upsample)`` of the antialiased networks of CUT (built by :mod:`deepsnow.gan.cut`).
+ANTIALIASED = ("resnet_antialias", "basic_antialias", "antialias")
+
 
 def norm_layer(channels: int) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
@@ -162,8 +165,15 @@ class NLayerDiscriminator(nn.Module):
         return self.model(x)
 
 
-def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """Reference ``init_weights(init_type='normal')``: conv weights ~ N(0, gain), biases 0."""
+#: Reference ``init_type`` values: ``normal`` (cycleGAN: weights ~ N(0, gain)) and ``xavier``
+#: (CUT: ``xavier_normal_`` with that gain).
+INIT_TYPES = ("normal", "xavier")
+
+
+def init_weights(net: nn.Module, gain: float = 0.02, init_type: str = "normal") -> nn.Module:
+    """Reference ``init_weights``: conv and linear weights by ``init_type`` (:data:`INIT_TYPES`), biases 0."""
+    if init_type not in INIT_TYPES:
+        raise DeepsnowError(f"init_type must be one of {', '.join(INIT_TYPES)}, got {init_type!r}")
 
     def init_func(m: nn.Module) -> None:
         classname = m.__class__.__name__
@@ -172,7 +182,10 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
             and m.weight is not None
             and (classname.find("Conv") != -1 or classname.find("Linear") != -1)
         ):
-            nn.init.normal_(m.weight.data, 0.0, gain)
+            if init_type == "xavier":
+                nn.init.xavier_normal_(m.weight.data, gain=gain)
+            else:
+                nn.init.normal_(m.weight.data, 0.0, gain)
             if getattr(m, "bias", None) is not None:
                 nn.init.constant_(m.bias.data, 0.0)
         elif classname.find("BatchNorm2d") != -1:  # not used with instance norm; kept for parity
@@ -216,14 +229,15 @@ class Architecture:
         if unknown:
             raise DeepsnowError(f"{source}: unknown architecture keys {unknown}")
         arch = cls(**d)
-        if (
-            arch.netG != "resnet"
-            or arch.netD != "basic"
-            or arch.norm != "instance"
-            or arch.upsample not in UPSAMPLE_MODES
-        ):
+        plain = arch.netG == "resnet" and arch.netD == "basic" and arch.upsample in UPSAMPLE_MODES
+        if arch.norm != "instance" or not (plain or arch.antialiased):
             raise DeepsnowError(f"{source}: unsupported architecture {asdict(arch)}")
         return arch
+
+    @property
+    def antialiased(self) -> bool:
+        """The CUT networks (:mod:`deepsnow.gan.cut`): antialiased down- and up-sampling."""
+        return (self.netG, self.netD, self.upsample) == ANTIALIASED
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -272,16 +286,26 @@ def infer_generator_arch(state: dict, source: str = "state dict") -> Architectur
             f"missing or wrong; first keys: {sample})"
         )
     ngf, input_nc = int(first.shape[0]), int(first.shape[1])
+    # CUT's antialiased generator: a blur buffer after the first down-sampling convolution, blocks from 12
+    antialiased = "model.7.filt" in state
+    first_block, tail = (12, 9) if antialiased else (10, 7)
     blocks = {int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))}
     n_blocks = len(blocks)
-    if blocks and blocks != set(range(10, 10 + n_blocks)):
+    if blocks and blocks != set(range(first_block, first_block + n_blocks)):
         raise DeepsnowError(
-            f"{source}: residual blocks at unexpected positions {sorted(blocks)} (expected model.10 ...)"
+            f"{source}: residual blocks at unexpected positions {sorted(blocks)} (expected model.{first_block} ...)"
         )
-    last = state.get(f"model.{10 + n_blocks + 6 + 1}.weight")
+    last = state.get(f"model.{first_block + n_blocks + tail}.weight")
     if not isinstance(last, torch.Tensor) or last.dim() != 4:
         raise DeepsnowError(
-            f"{source}: not a ResnetGenerator state dict: final convolution 'model.{10 + n_blocks + 7}.weight' missing"
+            f"{source}: not a ResnetGenerator state dict: final convolution "
+            f"'model.{first_block + n_blocks + tail}.weight' missing"
+        )
+    if antialiased:
+        netG, netD, upsample = ANTIALIASED
+        return Architecture(
+            ngf=ngf, n_blocks=n_blocks, input_nc=input_nc, output_nc=int(last.shape[0]), netG=netG, netD=netD,
+            upsample=upsample,
         )
     # a resize-convolution generator's first upsampling layer holds its convolution as '.conv'
     upsample = "resize_conv" if f"model.{10 + n_blocks}.conv.weight" in state else "transpose"

@@ -66,8 +66,11 @@ def checkpoint_name(epoch: int) -> str:
 
 
 def trajectory_params(params: dict) -> dict:
-    """The gan keys that determine what training learns (all but :data:`RUNTIME_KEYS`)."""
-    return {k: v for k, v in sorted(params.items()) if k not in RUNTIME_KEYS}
+    """The gan keys that determine what training learns (all but :data:`RUNTIME_KEYS`); ``model: cyclegan``
+    is left out, as the same run as no ``model`` (the default)."""
+    return {
+        k: v for k, v in sorted(params.items()) if k not in RUNTIME_KEYS and (k, v) != ("model", "cyclegan")
+    }
 
 
 def state_key(params: dict, length: int = 12) -> str:

@@ -302,8 +302,7 @@ class RunState:
                 break
             out = self.samples_state / samples_name(s)
             if not out.exists():
-                g_a, _ = ckpt.load_generator(self.dir / checkpoint_name(s), "G_A", self.device)
-                g_b, _ = ckpt.load_generator(self.dir / checkpoint_name(s), "G_B", self.device)
+                g_a, g_b, _ = ckpt.load_generators(self.dir / checkpoint_name(s), self.device)
                 write_samples(out, g_a, g_b, self.samples.test, s, self.samples.batch_size, self.device)
                 del g_a, g_b
             publish(out, self.samples.dir / samples_name(s))
@@ -320,7 +319,13 @@ class RunState:
         if self.samples is not None:
             s = self.samples
             out = write_samples(
-                self.samples_state / samples_name(epoch), model.G_A, model.G_B, s.test, epoch, s.batch_size, self.device
+                self.samples_state / samples_name(epoch),
+                model.G_A,
+                getattr(model, "G_B", None),  # None: a one-sided model
+                s.test,
+                epoch,
+                s.batch_size,
+                self.device,
             )
             publish(out, s.dir / samples_name(epoch))
         self._prune(latest=epoch)

@@ -1,4 +1,8 @@
-"""``deepsnow train``: one job trains the whole cycleGAN run, resumably.
+"""``deepsnow train``: one job trains the whole cycleGAN (or CUT / FastCUT) run, resumably.
+
+``gan.model`` picks the model (:data:`MODELS`): :class:`~deepsnow.gan.model.CycleGAN` or
+:class:`~deepsnow.gan.cut_model.CUT` (FastCUT is CUT with other settings); everything below is
+shared. A one-sided model has no B->A generator: its per-epoch samples hold A->B only.
 
 Training is ``state.resume()`` -> one :func:`_train_epoch` per epoch ->
 ``state.save_epoch()`` at every saved epoch (:func:`saved_epochs`), the state being
@@ -42,8 +46,9 @@ import torch
 from deepsnow import DeepsnowError
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import networks, runtime
+from deepsnow.gan.cut_model import CUT
 from deepsnow.gan.data import UnalignedData, load_domain
-from deepsnow.gan.model import LOSS_NAMES, CycleGAN
+from deepsnow.gan.model import CycleGAN
 from deepsnow.gan.schedule import (  # noqa: F401  (re-exported)
     RUNTIME_KEYS,
     checkpoint_name,
@@ -58,6 +63,9 @@ from deepsnow.gan.state import RunState, Samples, data_key, publish, samples_key
 from deepsnow.io import atomic_output
 
 log = logging.getLogger("deepsnow.gan")
+
+#: ``gan.model`` -> the model class and its name in the logs (absent: cyclegan).
+MODELS = {"cyclegan": (CycleGAN, "cycleGAN"), "cut": (CUT, "CUT"), "fastcut": (CUT, "FastCUT")}
 
 
 def seed_everything(seed: int) -> None:
@@ -105,18 +113,21 @@ class TrainJob:
 
 
 class LossHistory:
-    """The loss logs a checkpoint holds and the two CSVs mirror: per epoch and per iteration (float64)."""
+    """The loss logs a checkpoint holds and the two CSVs mirror: per epoch and per iteration (float64),
+    for a model with the losses ``loss_names``."""
 
-    def __init__(self, resumed=None):
+    def __init__(self, loss_names, resumed=None):
+        self.loss_names = tuple(loss_names)
+        self.epoch_columns, self.iter_columns = ckpt.epoch_columns(loss_names), ckpt.iter_columns(loss_names)
         if resumed is None:
-            self.epoch = torch.zeros((0, len(ckpt.EPOCH_COLUMNS)), dtype=torch.float64)
-            self.iter = torch.zeros((0, len(ckpt.ITER_COLUMNS)), dtype=torch.float64)
+            self.epoch = torch.zeros((0, len(self.epoch_columns)), dtype=torch.float64)
+            self.iter = torch.zeros((0, len(self.iter_columns)), dtype=torch.float64)
             self.iteration = 0
         else:
             self.epoch, self.iter, self.iteration = resumed.epoch_history, resumed.iter_history, resumed.iteration
 
     def add(self, epoch: int, ipe: int, lr: float, losses: torch.Tensor, seconds: float) -> torch.Tensor:
-        """Append one epoch's ``(ipe, 8)`` losses; returns their means."""
+        """Append one epoch's ``(ipe, len(loss_names))`` losses; returns their means."""
         self.iteration += ipe
         idx = torch.arange(self.iteration - ipe + 1, self.iteration + 1, dtype=torch.float64)
         rows = torch.cat([torch.full((ipe, 1), float(epoch), dtype=torch.float64), idx[:, None], losses], 1)
@@ -129,14 +140,15 @@ class LossHistory:
         return means
 
     def write(self, job: TrainJob) -> None:
-        write_csv(job.losses_csv, ckpt.EPOCH_COLUMNS, self.epoch)
-        write_csv(job.iter_losses_csv, ckpt.ITER_COLUMNS, self.iter)
+        write_csv(job.losses_csv, self.epoch_columns, self.epoch)
+        write_csv(job.iter_losses_csv, self.iter_columns, self.iter)
 
     def epochs_done(self) -> int:
         return int(self.epoch[-1, 0].item()) if len(self.epoch) else 0
 
     def final_losses(self) -> dict:
-        return dict(zip(LOSS_NAMES, self.epoch[-1, 3 : 3 + len(LOSS_NAMES)].tolist())) if len(self.epoch) else {}
+        names = self.loss_names
+        return dict(zip(names, self.epoch[-1, 3 : 3 + len(names)].tolist())) if len(self.epoch) else {}
 
 
 def train(
@@ -171,7 +183,6 @@ def train(
     samples = _samples(params, test_a, test_b, samples_params, samples_dir)
     device = runtime.resolve_device(params["device"])
     runtime.check_precision(params["precision"], device)
-    arch = networks.Architecture.from_params(params)
     rgb_a, _ = load_domain(train_a, "A")
     rgb_b, _ = load_domain(train_b, "B")
     state = RunState(params, state_dir, checkpoint_dir, data_key(train_a, train_b), device, samples)
@@ -183,7 +194,7 @@ def train(
             data = UnalignedData(rgb_a, rgb_b, params, str(train_a), str(train_b))
             del rgb_a, rgb_b
             seed_everything(int(params["seed"]))
-            model = CycleGAN(params, device, arch)
+            model = MODELS[params.get("model", "cyclegan")][0](params, device)
             return _run(job, state, model, data)
         finally:
             runtime.restore_global_state(prev)
@@ -205,16 +216,17 @@ def _samples(params: dict, test_a, test_b, samples_params: dict | None, samples_
     return Samples.load(samples_params, test_a, test_b, samples_dir)
 
 
-def _run(job: TrainJob, state: RunState, model: CycleGAN, data: UnalignedData) -> dict:
+def _run(job: TrainJob, state: RunState, model, data: UnalignedData) -> dict:
     """Resume, train the remaining epochs (saving the saved ones), return the summary."""
     state.prepare()
     job.remove_csv_partials()
     resumed = state.resume(model)
-    history = LossHistory(resumed)
+    history = LossHistory(model.loss_names, resumed)
     history.write(job)  # the CSVs always mirror the state we continue from
     ipe = data.iterations_per_epoch
     log.info(
-        "training cycleGAN on %s (%s): %d epochs x %d iterations (|A|=%d, |B|=%d, batch %d), checkpoints at %d epochs",
+        "training %s on %s (%s): %d epochs x %d iterations (|A|=%d, |B|=%d, batch %d), checkpoints at %d epochs",
+        MODELS[job.params.get("model", "cyclegan")][1],
         model.device,
         job.params["precision"],
         job.n_total,
@@ -235,7 +247,7 @@ def _run(job: TrainJob, state: RunState, model: CycleGAN, data: UnalignedData) -
         if epoch in state.saved:
             state.save_epoch(model, epoch, history.iteration, history.epoch, history.iter)
         history.write(job)
-        _log_epoch(job, epoch, ipe, seconds, lr, means, saved=epoch in state.saved)
+        _log_epoch(job, epoch, ipe, seconds, lr, dict(zip(model.loss_names, means.tolist())), epoch in state.saved)
         log.info("%s", run_progress(epoch, job.n_total, epoch - first + 1, time.perf_counter() - t_run, ipe))
         if job.on_epoch_end is not None:
             job.on_epoch_end(epoch)
@@ -243,9 +255,9 @@ def _run(job: TrainJob, state: RunState, model: CycleGAN, data: UnalignedData) -
 
 
 def _train_epoch(
-    job: TrainJob, state: RunState, model: CycleGAN, data: UnalignedData, epoch: int, done_before: int
+    job: TrainJob, state: RunState, model, data: UnalignedData, epoch: int, done_before: int
 ) -> tuple[torch.Tensor, float]:
-    """One epoch of training steps; returns its ``(iterations, 8)`` float64 losses and its seconds."""
+    """One epoch of training steps; returns its ``(iterations, losses)`` float64 losses and its seconds."""
     ipe = data.iterations_per_epoch
     # Reading losses back forces a device sync: every step on CPU (free), every 50 on a GPU.
     sync_every = 1 if model.device.type == "cpu" else 50
@@ -259,10 +271,11 @@ def _train_epoch(
             if i % sync_every == 0 or i == ipe:
                 block = torch.stack(pending).cpu().to(torch.float64)
                 pending = []
-                _check_finite(block, epoch, i - len(block) + 1, done_before, ipe, state.last_good, state.dir)
+                where = (epoch, i - len(block) + 1, done_before, ipe)
+                _check_finite(block, model.loss_names, where, state.last_good, state.dir)
                 rows.append(block)
                 if job.progress:
-                    losses = {k: f"{v:.3f}" for k, v in zip(("G_A", "G_B", "D_A", "D_B"), block[-1, :4].tolist())}
+                    losses = {k: f"{v:.3f}" for k, v in zip(model.loss_names[:4], block[-1, :4].tolist())}
                     bar.set_postfix(losses, refresh=False)
             bar.update(1)
     finally:
@@ -288,15 +301,17 @@ def _progress_bar(job: TrainJob, epoch: int, ipe: int):
 
 
 def _check_finite(
-    block: torch.Tensor, epoch: int, first_i: int, done_before: int, ipe: int, last_good, state_dir: Path
+    block: torch.Tensor, loss_names, where: tuple[int, int, int, int], last_good, state_dir: Path
 ) -> None:
-    """Raise naming the first non-finite loss of ``block`` (rows = iterations ``first_i``... of ``epoch``)."""
+    """Raise naming the first non-finite loss of ``block`` (rows = iterations ``first_i``... of ``epoch``;
+    ``where``: ``(epoch, first_i, done_before, ipe)``)."""
+    epoch, first_i, done_before, ipe = where
     finite = torch.isfinite(block)
     if bool(finite.all()):
         return
     r, c = (~finite).nonzero()[0].tolist()
     it = first_i + r
-    bad = ", ".join(f"{k}={v}" for k, v, ok in zip(LOSS_NAMES, block[r].tolist(), finite[r].tolist()) if not ok)
+    bad = ", ".join(f"{k}={v}" for k, v, ok in zip(loss_names, block[r].tolist(), finite[r].tolist()) if not ok)
     keep = f"the last good checkpoint is {last_good}" if last_good else f"no checkpoint was written yet in {state_dir}"
     raise DeepsnowError(
         f"non-finite loss at epoch {epoch}, iteration {it} of {ipe} (global iteration {done_before + it}): {bad}; "
@@ -305,7 +320,7 @@ def _check_finite(
     )
 
 
-def _log_epoch(job: TrainJob, epoch: int, ipe: int, seconds: float, lr: float, means, saved: bool) -> None:
+def _log_epoch(job: TrainJob, epoch: int, ipe: int, seconds: float, lr: float, means: dict, saved: bool) -> None:
     log.info(
         "epoch %d/%d: %d it in %.1f s (%.2f it/s), lr %.3g, %s%s",
         epoch,
@@ -314,7 +329,7 @@ def _log_epoch(job: TrainJob, epoch: int, ipe: int, seconds: float, lr: float, m
         seconds,
         ipe / max(seconds, 1e-9),
         lr,
-        " ".join(f"{k}={v:.4f}" for k, v in zip(LOSS_NAMES, means.tolist())),
+        " ".join(f"{k}={v:.4f}" for k, v in means.items()),
         f", saved {checkpoint_name(epoch)}" if saved else "",
     )
 
@@ -341,7 +356,7 @@ def run_progress(epoch: int, n_total: int, done_this_run: int, elapsed: float, i
     )
 
 
-def _summary(job, state: RunState, model: CycleGAN, data: UnalignedData, history, resumed, elapsed: float) -> dict:
+def _summary(job, state: RunState, model, data: UnalignedData, history, resumed, elapsed: float) -> dict:
     iters_this_run = history.iteration - (resumed.iteration if resumed else 0)
     return {
         "epochs": job.n_total,

@@ -23,7 +23,7 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.io import load_npz, write_json
-from deepsnow.metrics.load import DIRECTIONS, check_pair, load_epochs, load_real
+from deepsnow.metrics.load import check_pair, directions_of, load_epochs, load_real
 
 log = logging.getLogger("deepsnow.metrics")
 
@@ -168,13 +168,13 @@ def evaluate_epoch(
     paired: dict | None = None,
     n_jobs: int | None = None,
 ) -> list[dict]:
-    """The two rows (AtoB, BtoA) of one epoch. ``paired``: {"fake", "truth", "season", "water"} images
-    for AtoB (:func:`_paired`)."""
+    """The rows (AtoB, BtoA; AtoB alone for a one-sided model) of one epoch. ``paired``: {"fake", "truth",
+    "season", "water"} images for AtoB (:func:`_paired`)."""
     inc, res = params["inception_extractor"], params["resnet_extractor"]
     _check_extractors(real, fake, (inc, res, *real), epoch)
     n_jobs = params["n_jobs"] if n_jobs is None else n_jobs
     rows = []
-    for direction, (fk, rk) in DIRECTIONS.items():
+    for direction, (fk, rk) in directions_of(fake.values()).items():
         where = f"epoch {epoch} {direction}"
         xi, yi = fake[inc][fk], real[inc][rk]
         xr, yr = fake[res][fk], real[res][rk]

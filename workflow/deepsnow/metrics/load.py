@@ -1,7 +1,9 @@
 """Reading the features files the metrics use, and checking that real and generated ones belong together.
 
 Directions: ``AtoB`` compares ``fake_B`` (testA translated to snowy) with the
-real snowy test set ``B``; ``BtoA`` compares ``fake_A`` with the real ``A``.
+real snowy test set ``B``; ``BtoA`` compares ``fake_A`` with the real ``A``. A one-sided
+model (CUT, FastCUT) has no ``fake_A``: its epochs have the ``AtoB`` direction only
+(:func:`directions_of`).
 The real features and the epoch features of an extractor must have been made
 with the same weights, otherwise the metrics refuse.
 """
@@ -61,12 +63,13 @@ def load_epochs(paths) -> dict[int, dict[str, dict]]:
     out: dict[int, dict[str, dict]] = {}
     for p in paths:
         arr = _read_features(p)
-        for key in ("fake_B", "fake_A", "epoch"):
+        for key in ("fake_B", "epoch"):
             if key not in arr:
                 raise DeepsnowError(f"{p}: not an epoch-features file (no {key!r} array; made by 'deepsnow embed --samples'?)")
         epoch = int(np.asarray(arr["epoch"]).reshape(()))
         for key in ("fake_B", "fake_A"):
-            _check_feature_array(arr[key], key, p, f"epoch {epoch} {_DIRECTION_OF[key]}")
+            if key in arr:  # no fake_A: a one-sided model's samples
+                _check_feature_array(arr[key], key, p, f"epoch {epoch} {_DIRECTION_OF[key]}")
         name = arr["extractor"]
         slot = out.setdefault(epoch, {})
         if name in slot:
@@ -74,6 +77,19 @@ def load_epochs(paths) -> dict[int, dict[str, dict]]:
         arr["_path"] = str(p)
         slot[name] = arr
     return out
+
+
+def directions_of(fakes) -> dict[str, tuple[str, str]]:
+    """The :data:`DIRECTIONS` every one of ``fakes`` (epoch-features arrays) holds: both for a cycleGAN,
+    ``AtoB`` alone for a one-sided model. Features of both kinds mixed are refused."""
+    fakes = list(fakes)
+    have = {d: keys for d, keys in DIRECTIONS.items() if all(keys[0] in f for f in fakes)}
+    mixed = [f["_path"] for f in fakes if ("fake_A" in f) != ("BtoA" in have)]
+    if mixed:
+        raise DeepsnowError(
+            f"epoch features of a one-sided model (no fake_A) and of a two-sided one given together: {mixed[:3]}"
+        )
+    return have
 
 
 def check_pair(real: dict, fake: dict, name: str, epoch: int) -> None:
@@ -84,6 +100,8 @@ def check_pair(real: dict, fake: dict, name: str, epoch: int) -> None:
             f"epoch {epoch} {fake['weights']} ({fake['_path']}); re-embed both with the same features config"
         )
     for rk, fk in (("A", "fake_A"), ("B", "fake_B")):
+        if fk not in fake:
+            continue
         if real[rk].ndim != 2 or fake[fk].ndim != 2 or real[rk].shape[1] != fake[fk].shape[1]:
             raise DeepsnowError(
                 f"{name}: feature dimensions differ: {real['_path']}:{rk} {real[rk].shape} vs {fake['_path']}:{fk} {fake[fk].shape}"

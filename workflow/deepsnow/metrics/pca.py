@@ -11,7 +11,7 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.io import write_json
-from deepsnow.metrics.load import DIRECTIONS, check_pair, load_epochs, load_real
+from deepsnow.metrics.load import check_pair, directions_of, load_epochs, load_real
 from deepsnow.metrics.table import write_csv
 
 PCA_COLUMNS_FIXED = ("source", "epoch", "direction", "id")
@@ -91,7 +91,7 @@ def pca_projection(real_path, feature_paths, params: dict, output, summary_path)
         "n_components": k,
         "directions": {},
     }
-    for direction, (fk, rk) in DIRECTIONS.items():
+    for direction, (fk, rk) in directions_of(epochs[e][name] for e in chosen if name in epochs[e]).items():
         parts = _parts(real, epochs, chosen, name, fk, rk)
         pca, coords = _fit(parts, direction, k, int(params["seed"]))
         rows += _rows(parts, coords, direction, k)
