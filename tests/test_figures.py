@@ -679,3 +679,44 @@ def test_figure8_has_a_row_for_the_per_extractor_distances(tmp_path):
     cells = {cell.get_text().get_text() for cell in table.get_celld().values()}
     assert {"FD simcover", "CD simcover", "FID"} <= cells
     assert fig.get_size_inches()[1] > 9
+
+
+def _make_one_sided(files):
+    """Turn a _write_run folder into a one-sided (CUT) run's: AtoB rows only, samples without
+    fake_A, the CUT loss columns, PCA of AtoB only."""
+    from deepsnow.io import load_npz
+
+    for name in ("metrics", "pca"):
+        df = pd.read_csv(files[name])
+        df[df["direction"] == "AtoB"].to_csv(files[name], index=False)
+    summary = json.loads(files["pca_summary"].read_text())
+    summary["directions"] = {"AtoB": summary["directions"]["AtoB"]}
+    files["pca_summary"].write_text(json.dumps(summary))
+    for p in files["samples"]:
+        arrays = load_npz(p)
+        save_npz(p, fake_B=arrays["fake_B"], ids_A=arrays["ids_A"], epoch=arrays["epoch"])
+    losses = pd.DataFrame({"epoch": list(EPOCHS), "iterations": 10, "lr": 2e-4, "G_GAN": [0.9, 0.6, 0.5],
+                           "D_real": [0.3, 0.25, 0.24], "D_fake": [0.2, 0.22, 0.23], "G": [2.0, 1.5, 1.2],
+                           "NCE": [1.1, 0.9, 0.7], "NCE_Y": [1.0, 0.8, 0.6], "seconds": 1.0, "it_per_s": 10.0})
+    losses.to_csv(files["losses"], index=False)
+    return files
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 7, 8])
+def test_figures_of_a_one_sided_run_draw_only_the_snow_direction(n, tmp_path):
+    files = _make_one_sided(_write_run(tmp_path))
+    built = _build(n, files)
+    text = _texts(built.figure)
+    assert "no values" not in text and "BtoA" not in text and "B→A" not in text, text
+    if n == 3:
+        legend = [t.get_text() for t in built.figure.axes[0].get_legend().get_texts()]
+        assert legend == ["generator G (adversarial)", "discriminator D, real B", "discriminator D, fake B",
+                          "PatchNCE (× λ_NCE)"]
+        assert built.figure.get_suptitle().startswith("CUT training dynamics")
+
+
+def test_figure3_refuses_a_losses_table_of_neither_model(tmp_path):
+    files = _write_run(tmp_path)
+    pd.DataFrame({"epoch": list(EPOCHS), "G_GAN": 1.0}).to_csv(files["losses"], index=False)
+    with pytest.raises(DeepsnowError, match=r"losses.csv: training losses table lacks columns \['D_real'"):
+        _build(3, files)

@@ -40,6 +40,8 @@ STYLE = {
 
 METRICS_REQUIRED = (*ROW_KEY_COLUMNS, *EXTRACTOR_COLUMNS)
 LOSSES_REQUIRED = ("epoch", "G_A", "D_A", "cycle_A")
+#: the loss columns of a one-sided model's log (CUT / FastCUT; deepsnow.gan.cut_model.LOSS_NAMES)
+CUT_LOSSES_REQUIRED = ("epoch", "G_GAN", "D_real", "D_fake", "NCE")
 CORRELATIONS_REQUIRED = ("metric", "paired", "direction", "spearman_rho", "p_value", "n_epochs", "expected_sign")
 PCA_REQUIRED = ("source", "epoch", "direction", "id", "pc1")
 

@@ -49,24 +49,57 @@ def _plot_metric(ax, epochs, values, label=None, color="C0", marker="o"):
 
 
 def build_figure3(params: dict, losses, metrics) -> Drawn:
-    ldf = common.read_csv(losses, common.LOSSES_REQUIRED, "training losses table")
+    ldf = _losses_table(losses)
     rows = _metrics_rows(metrics)
     _require_columns(rows, metrics, ("fid", "frd", "crd"))
     fig = figure3(ldf, losses, rows, metrics)
     return Drawn(fig, [Path(losses), Path(metrics)], {"epochs": rows["epoch"].tolist()})
 
 
+#: panel (a) of Figure 3 per model: (column, label, colour) of each loss drawn, and the title's model name
+LOSS_PANELS = {
+    "cyclegan": (
+        (
+            ("G_A", "generator G_A (adversarial)", "C0"),
+            ("D_A", "discriminator D_A", "C1"),
+            ("cycle_A", "cycle-consistency A→B→A (L1 × λ)", "C2"),
+        ),
+        "CycleGAN",
+    ),
+    "cut": (
+        (
+            ("G_GAN", "generator G (adversarial)", "C0"),
+            ("D_real", "discriminator D, real B", "C1"),
+            ("D_fake", "discriminator D, fake B", "C6"),
+            ("NCE", "PatchNCE (× λ_NCE)", "C2"),
+        ),
+        "CUT",
+    ),
+}
+
+
+def _losses_table(path):
+    """The training losses table: a cycleGAN's (G_A, D_A, cycle_A, ...) or a one-sided model's
+    (G_GAN, D_real, D_fake, NCE, ...), told apart by its columns."""
+    head = common.read_csv(path, ("epoch",), "training losses table")
+    required = common.LOSSES_REQUIRED if "G_A" in head.columns else common.CUT_LOSSES_REQUIRED
+    return common.read_csv(path, required, "training losses table")
+
+
+def loss_panel(losses) -> tuple[tuple, str]:
+    """The curves of panel (a) and the model's name for the losses table's model."""
+    return LOSS_PANELS["cyclegan" if "G_A" in losses.columns else "cut"]
+
+
 def figure3(losses, losses_path, rows, metrics_path):
-    """(a) G_A, D_A and cycle_A losses per epoch; (b) FID, (c) FRD, (d) CRD per epoch (AtoB rows)."""
+    """(a) the losses of the snow direction per epoch (cycleGAN: G_A, D_A, cycle_A; CUT / FastCUT:
+    G_GAN, D_real, D_fake, NCE); (b) FID, (c) FRD, (d) CRD per epoch (AtoB rows)."""
     fig = new_figure(7.5, 6.0)
     axes = fig.subplots(2, 2)
     ax = axes[0, 0]
     ep = numeric(losses, "epoch", losses_path)
-    for col, label, color in (
-        ("G_A", "generator G_A (adversarial)", "C0"),
-        ("D_A", "discriminator D_A", "C1"),
-        ("cycle_A", "cycle-consistency A→B→A (L1 × λ)", "C2"),
-    ):
+    curves, model_name = loss_panel(losses)
+    for col, label, color in curves:
         _plot_metric(ax, ep, numeric(losses, col, losses_path), label=label, color=color)
     _headroom(ax, 0.45)
     ax.legend(loc="upper right")
@@ -88,7 +121,7 @@ def figure3(losses, losses_path, rows, metrics_path):
         ax.set_ylabel(ylabel)
         epoch_axis(ax)
         panel_label(ax, letter, title)
-    suptitle(fig, "CycleGAN training dynamics (snow-free → snow)" + _wrap_note(weights_note(rows)))
+    suptitle(fig, f"{model_name} training dynamics (snow-free → snow)" + _wrap_note(weights_note(rows)))
     return fig
 
 
