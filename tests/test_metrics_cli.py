@@ -15,6 +15,7 @@ import pytest
 from helpers import deepsnow, env_with_venv
 from synthetic import install_tinyplug
 from deepsnow.io import load_npz, save_npz
+from deepsnow.metrics.table import correlations
 
 N = 4  # images per set: few, Inception at 299 px is slow on CPU (4 = the least 2-fold RF allows)
 S = 32
@@ -341,6 +342,22 @@ def test_one_sided_samples_give_the_a_to_b_rows_alone(run, tmp_path):
     rows = _rows(d / "metrics/pca.csv")
     assert {r["direction"] for r in rows} == {"AtoB"} and len(rows) == 3 * N
     assert rows == [r for r in _rows(run / "metrics/pca.csv") if r["direction"] == "AtoB"]
+    # the table and its correlations: AtoB rows alone, the correlations those of the same AtoB rows
+    jsons = [d / f"metrics/epoch_{e:03d}.json" for e in (1, 3)]
+    _ok(
+        deepsnow(
+            "metrics", "table", "--params", METRICS, "--epochs", *jsons,
+            "--output", d / "metrics/metrics.csv", "--correlations", d / "metrics/correlations.csv",
+        )
+    )
+    assert [(r["epoch"], r["direction"]) for r in _rows(d / "metrics/metrics.csv")] == [("1", "AtoB"), ("3", "AtoB")]
+    two_sided = [r for e in (1, 3) for r in json.loads((run / f"metrics/epoch_{e:03d}.json").read_text())["rows"]]
+    expected = correlations([r for r in two_sided if r["direction"] == "AtoB"])
+    corr = _rows(d / "metrics/correlations.csv")
+    assert len(corr) == len(expected) > 0 and {c["n_epochs"] for c in corr} == {"2"}
+    for got, want in zip(corr, expected):
+        assert (got["metric"], got["paired"], got["direction"]) == (want["metric"], want["paired"], "AtoB")
+        assert float(got["spearman_rho"] or "nan") == pytest.approx(want["spearman_rho"], nan_ok=True)  # NaN: empty
     # features of a one-sided and a two-sided model are not measured together
     mixed = [d / "features/epoch_001_inception.npz", run / "features/epoch_001_resnet50.npz"]
     proc = deepsnow(
