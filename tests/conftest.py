@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import copy_workflow, snakemake
+from helpers import copy_data_half, copy_workflow, snakemake
 
 
 @pytest.fixture(scope="session")
@@ -16,4 +16,13 @@ def test_config_run(tmp_path_factory) -> Path:
     commands that leave its results as they are (dry runs, --report); to change a run, copy_run()."""
     work = copy_workflow(tmp_path_factory.mktemp("test-config-run"))
     snakemake(work, "--configfile", "configs/test.yaml")
+    return work
+
+
+@pytest.fixture(scope="session")
+def cut_config_run(test_config_run, tmp_path_factory) -> Path:
+    """configs/test.yaml with configs/test_cut.yaml (gan.model: cut) run to its final targets from the
+    shared run's data half (copy_data_half): train, samples, metrics, figures, report, products."""
+    work = copy_data_half(test_config_run, tmp_path_factory.mktemp("cut-config-run") / "wf")
+    snakemake(work, "--configfile", "configs/test.yaml", "configs/test_cut.yaml")
     return work

@@ -179,7 +179,8 @@ BAD_VALUES = [
      "an option of cycleGAN, but gan.model is cut", "gan"),
     ("cut-generator-too-small", {"gan": {"model": "cut", "n_blocks": 1, "nce_layers": [0, 4, 8, 12, 16]}},
      "gan.nce_layers", "layers [16] are not in the generator's encoder", "gan"),
-    ("cut-in-the-workflow", {"gan": {"model": "fastcut"}}, "gan.model", "does not run one-sided models", None),
+    ("cut-pca-of-b-to-a", {"gan": {"model": "cut"}, "figures": {"pca_direction": "BtoA"}}, "figures.pca_direction",
+     "BtoA needs a B->A generator, but gan.model cut is one-sided", None),
 ]
 
 
