@@ -55,3 +55,12 @@ def test_cut_run_draws_its_figures_and_builds_its_report(cut_config_run: Path):
         names = z.namelist()
     assert any(n.endswith("report.html") for n in names)
     assert sum(n.endswith(".png") and "figure" in n for n in names) == 11
+
+
+def test_cut_run_makes_products_and_the_change_testbed_with_its_generator(cut_config_run: Path):
+    import json
+
+    res = cut_config_run / "results" / "test"
+    summary = json.loads((res / "synthetic" / "sim02" / "snow.summary.json").read_text())
+    assert summary["checkpoint"].endswith("epoch_003.pt") and (res / "synthetic" / "sim02" / "snow.tif").stat().st_size > 0
+    assert _rows(res / "change" / "summary.csv")
