@@ -31,6 +31,7 @@ import numpy as np
 from deepsnow import DeepsnowError
 from deepsnow.change import benchmark as bench
 from deepsnow.change import implant, pixels, registry, sampling
+from deepsnow.data.scene import raster_env
 
 log = logging.getLogger("deepsnow.change")
 
@@ -134,6 +135,9 @@ def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets
     started = time.monotonic()
     fns = registry.resolve(params["detectors"])
     with contextlib.ExitStack() as stack:
+        # GDAL's default block cache (5 % of the machine's memory) would keep the blocks of every image
+        # read once per pass: on a full tile most of the stage's peak
+        stack.enter_context(raster_env())
         opened = pixels.open_images(stack, images, rgb)
         shape, n_valid, used, implanted, source = _plan(area, opened, params, rows)
         log.info("area %s: %d of %d pixels valid, %d used, %d implanted", area, n_valid, shape[0] * shape[1],
