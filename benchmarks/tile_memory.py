@@ -8,10 +8,15 @@
    2500 rows, as a Sentinel Hub mosaic arrives), a STAC download's read and write of one item (the
    scene's bands as single-band 10 m / 20 m GeoTIFFs read onto the grid in row windows, without the
    search; files instead of HTTP), ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
-   ``deepsnow translate`` on each scene as child processes, and prints each one's peak RSS
+   ``deepsnow translate`` and ``deepsnow change area`` (default ``change`` config: 4 M pixels used
+   of the tile's valid ones, the four built-in detectors; with the scene's snow season as the real
+   after-image, the true snow scene as truth, and that truth rendered to an RGB product with
+   ``dataMask`` as its internal mask standing in for the synthesize stage's product, which is
+   not measured here) on each scene as child processes, and prints each one's peak RSS
    (``os.wait4``: the child's own ``ru_maxrss``) and wall time, the sizes side by side, so that memory
    growth with area shows (it should be flat). A child whose RSS passes ``--max-rss-gb`` is killed
-   (reported as such) so that the benchmark cannot exhaust a shared machine.
+   (reported as such) so that the benchmark cannot exhaust a shared machine. A peak above
+   ``--budget-gb`` (the project's 2 GB per stage on a full tile) is flagged in the table.
 
 The builders run in child processes too, so the benchmark's own process stays small (a child forked
 from a large parent would report the parent's pages as its own peak).
@@ -33,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AOI = "tile00"
-STAGES = ["download-write", "stac-read-write", "mask", "patches", "translate"]
+STAGES = ["download-write", "stac-read-write", "mask", "patches", "translate", "change"]
 
 
 def log(msg: str) -> None:
@@ -193,6 +198,30 @@ def read_like_a_stac_download(folder: Path, out: Path) -> None:
     shutil.rmtree(raw_dir)
 
 
+def build_product(truth: Path, out: Path) -> None:
+    """A stand-in for the synthesize stage's RGB product of a scene: ``truth`` rendered as the
+    patches are (rgb_max 1, gamma 2.2), uint8, its ``dataMask`` as the internal mask, strip by strip."""
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    from deepsnow.data.render import render_rgb
+    from deepsnow.data.scene import SceneFile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with SceneFile(truth) as sc, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        (h, w), prof = sc.shape, dict(driver="GTiff", count=3, dtype="uint8", crs=sc.crs, transform=sc.transform,
+                                      tiled=True, blockxsize=512, blockysize=512, compress="deflate")
+        with rasterio.open(out.with_suffix(".part.tif"), "w", width=w, height=h, **prof) as dst:
+            for r0 in range(0, h, 1024):
+                r1 = min(h, r0 + 1024)
+                bands = sc.read_bands(r0, r1, ("B04", "B03", "B02", "dataMask"))
+                win = Window(0, r0, w, r1 - r0)
+                dst.write(np.moveaxis(render_rgb(bands, 1.0, 2.2), -1, 0), window=win)
+                dst.write_mask(np.where(bands["dataMask"] == 1, 255, 0).astype(np.uint8), window=win)
+    os.replace(out.with_suffix(".part.tif"), out)
+
+
 def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
     """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
     import torch
@@ -226,7 +255,7 @@ def prepare(args, work: Path) -> tuple[Path, Path, Path]:
     """The simulated base scenes and the checkpoint (made once, kept in ``work``)."""
     base = work / "base"
     sf, truth = base / "snowfree.tif", base / "truth.tif"
-    if not (sf.exists() and truth.exists()):
+    if not (sf.exists() and truth.exists() and (base / "snow.tif").exists()):
         log(f"simulating a {args.base} x {args.base} px area")
         data = {"simulator": {"size": args.base, "seed": 5, "cloudy_scene_fraction": 1.0, "cloud_cover": 0.1}}
         subprocess.run(
@@ -254,12 +283,37 @@ def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
                             "--table", str(d / "patches" / AOI / "snowfree.csv")),
         "translate": deepsnow("translate", "--checkpoint", str(ckpt), "--input", str(scene), "--device", "cpu",
                               "--output", str(d / "translated" / AOI / "snowy.tif")),
+        "change": deepsnow("change", "area", "--area", AOI, "--before", str(scene),
+                           "--before-mask", str(d / "masks" / AOI / "snowfree.tif"),
+                           "--real", str(d / "scenes" / AOI / "snow.tif"), "--real-mask", str(d / "masks" / AOI / "snow.tif"),
+                           "--synthetic", str(d / "synthetic" / AOI / "snow.tif"), "--truth", str(truth),
+                           "--output", str(d / "change" / f"{AOI}.json")),
     }  # fmt: skip
+
+
+def build_change_inputs(work: Path, d: Path) -> None:
+    """What ``deepsnow change area`` reads beyond the other stages' files: both seasons' masks
+    (``deepsnow mask``, unmeasured) and the stand-in synthetic product (:func:`build_product`)."""
+    for season in ("snowfree", "snow"):
+        mask = d / "masks" / AOI / f"{season}.tif"
+        if not mask.exists():
+            cmd = deepsnow("mask", "--scene", str(d / "scenes" / AOI / f"{season}.tif"), "--output", str(mask),
+                           "--summary", str(mask.with_suffix(".json")))  # fmt: skip
+            if run_measured(cmd, 1e9, work / "build.log")["rc"] != 0:
+                raise SystemExit(f"masking {season} failed; see {work / 'build.log'}")
+    product = d / "synthetic" / AOI / "snow.tif"
+    if not product.exists():
+        cmd = [sys.executable, __file__, "_product", str(d / "truth" / AOI / "snow.tif"), str(product)]
+        if run_measured(cmd, 1e9, work / "build.log")["rc"] != 0:
+            raise SystemExit(f"writing {product} failed; see {work / 'build.log'}")
 
 
 def run_size(args, work: Path, size: int, sf: Path, truth: Path, ckpt: Path) -> dict:
     d = work / f"s{size}"
-    for src, dst in ((sf, d / "scenes" / AOI / "snowfree.tif"), (truth, d / "truth" / AOI / "snow.tif")):
+    scenes = [(sf, d / "scenes" / AOI / "snowfree.tif"), (truth, d / "truth" / AOI / "snow.tif")]
+    if "change" not in args.skip:
+        scenes.append((sf.with_name("snow.tif"), d / "scenes" / AOI / "snow.tif"))
+    for src, dst in scenes:
         if not dst.exists():
             log(f"building {dst} ({size} x {size} px, mirror-tiled)")
             t = run_measured([sys.executable, __file__, "_build", str(src), str(dst), str(size)], 1e9, work / "build.log")
@@ -272,6 +326,8 @@ def run_size(args, work: Path, size: int, sf: Path, truth: Path, ckpt: Path) -> 
                          1e9, work / "build.log")  # fmt: skip
         if t["rc"] != 0:
             raise SystemExit(f"writing {d / 'assets'} failed; see {work / 'build.log'}")
+    if "change" not in args.skip:
+        build_change_inputs(work, d)
     (d / "stac").mkdir(parents=True, exist_ok=True)
     out = {}
     for stage, cmd in stage_commands(args, d, ckpt).items():
@@ -300,6 +356,9 @@ def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_stac":
         read_like_a_stac_download(Path(sys.argv[2]), Path(sys.argv[3]))
         return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_product":
+        build_product(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_checkpoint":
         build_checkpoint(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
         return 0
@@ -312,20 +371,21 @@ def main(argv=None) -> int:
     ap.add_argument("--ngf", type=int, default=4, help="generator width of the translate checkpoint")
     ap.add_argument("--n-blocks", type=int, default=1, help="residual blocks of the translate checkpoint")
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage whose RSS passes this")
+    ap.add_argument("--budget-gb", type=float, default=2.0, help="flag a peak RSS above this (the per-stage budget)")
     ap.add_argument("--skip", nargs="*", default=[], choices=STAGES, help="stages to skip")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     sf, truth, ckpt = prepare(args, args.work)
     results = {size: run_size(args, args.work, size, sf, truth, ckpt) for size in args.sizes}
-    print_table(results)
+    print_table(results, args.budget_gb)
     if args.json:
         args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2) + "\n")
     bad = [(s, st) for s, r in results.items() for st, x in r.items() if x["rc"] != 0]
     return 1 if bad else 0
 
 
-def print_table(results: dict) -> None:
+def print_table(results: dict, budget_gb: float) -> None:
     sizes = list(results)
     head = "stage".ljust(15) + "".join(f"| {f'{s} x {s}':>24} " for s in sizes)
     print("\n" + head + "\n" + "-" * len(head))
@@ -338,9 +398,11 @@ def print_table(results: dict) -> None:
                 cells.append("| " + "-".rjust(24) + " ")
                 continue
             flag = "!" if x["rc"] else ""
-            cells.append(f"| {x['peak_rss_gb']:6.2f} GB {x['wall_s']:7.1f} s{flag:>1}   ")
+            over = "^" if x["peak_rss_gb"] > budget_gb else ""
+            cells.append(f"| {x['peak_rss_gb']:6.2f} GB{over:1} {x['wall_s']:7.1f} s{flag:>1}  ")
         print(st.ljust(15) + "".join(cells))
-    print("(peak RSS of each child process, wall time; ! = failed or killed over --max-rss-gb)")
+    print(f"(peak RSS of each child process, wall time; ^ = over the {budget_gb:g} GB budget; "
+          "! = failed or killed over --max-rss-gb)")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,39 @@ def test_implant_mask_seeded_within_valid():
     assert abs(m1.sum() - 0.1 * valid.sum()) <= 16
 
 
+@pytest.mark.parametrize(
+    ("shape", "density", "max_pixels", "seed"),
+    [
+        ((300, 400), 0.7, 30000, 0),  # numpy's tail shuffle: sample > valid / 50
+        ((300, 400), 0.9, 100000, 5),  # most valid pixels used: long overwrite chains
+        ((300, 400), 0.5, 500, 1),  # Floyd's algorithm: sample <= valid / 50
+        ((90, 100), 0.8, 3000, 2),  # population under 10000: tail shuffle regardless
+        ((50, 60), 0.5, 10**6, 3),  # fewer valid than max_pixels: all of them
+    ],
+)
+def test_choose_pixels_is_numpys_choice_of_the_valid_indices(shape, density, max_pixels, seed):
+    from deepsnow.change.evaluate import choose_pixels
+
+    valid = np.random.default_rng(seed + 100).random(shape) < density
+    valid[7] = False  # an empty row
+    flat = np.flatnonzero(valid.ravel())
+    expect = flat
+    if flat.size > max_pixels:
+        expect = np.sort(np.random.default_rng([seed, 2]).choice(flat, size=max_pixels, replace=False))
+    got = choose_pixels(valid, max_pixels, seed)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expect)
+
+
+def test_sample_ranks_replays_the_tail_shuffle_exactly():
+    from deepsnow.change.sampling import sample_ranks
+
+    for n, size, seed in [(10001, 9000, 0), (20000, 401, 1), (250000, 60000, 2)]:
+        expect = np.random.default_rng([seed, 2]).choice(n, size=size, replace=False)
+        got = sample_ranks(np.random.default_rng([seed, 2]), n, size)
+        np.testing.assert_array_equal(np.sort(got), np.sort(expect))
+
+
 def test_pixel_swap_takes_after_values_from_elsewhere():
     rng = np.random.default_rng(0)
     after = rng.integers(0, 255, size=(3, 30, 30)).astype(np.uint8)

@@ -30,7 +30,8 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.change import benchmark as bench
-from deepsnow.change import implant, pixels, registry
+from deepsnow.change import implant, pixels, registry, sampling
+from deepsnow.data.scene import raster_env
 
 log = logging.getLogger("deepsnow.change")
 
@@ -84,12 +85,13 @@ def compare_pairs(scores: dict[str, np.ndarray], implanted: np.ndarray, far: flo
 
 
 def choose_pixels(valid: np.ndarray, max_pixels: int, seed: int) -> np.ndarray:
-    """Sorted flat indices of the valid pixels, a seeded uniform sample of ``max_pixels`` if more."""
-    flat = np.flatnonzero(valid.ravel())
-    if flat.size > max_pixels:
-        rng = np.random.default_rng([seed, 2])
-        flat = np.sort(rng.choice(flat, size=max_pixels, replace=False))
-    return flat
+    """Sorted flat indices of the valid pixels, a seeded uniform sample of ``max_pixels`` if more
+    (without an index per valid pixel: :mod:`deepsnow.change.sampling`)."""
+    n_valid = int(np.count_nonzero(valid))
+    if n_valid <= max_pixels:
+        return np.flatnonzero(valid.ravel())
+    ranks = np.sort(sampling.sample_ranks(np.random.default_rng([seed, 2]), n_valid, max_pixels))
+    return sampling.flat_indices(valid, ranks)
 
 
 def check_bands(area: str, o: pixels.Opened, which: str, values: np.ndarray) -> None:
@@ -133,6 +135,9 @@ def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets
     started = time.monotonic()
     fns = registry.resolve(params["detectors"])
     with contextlib.ExitStack() as stack:
+        # GDAL's default block cache (5 % of the machine's memory) would keep the blocks of every image
+        # read once per pass: on a full tile most of the stage's peak
+        stack.enter_context(raster_env())
         opened = pixels.open_images(stack, images, rgb)
         shape, n_valid, used, implanted, source = _plan(area, opened, params, rows)
         log.info("area %s: %d of %d pixels valid, %d used, %d implanted", area, n_valid, shape[0] * shape[1],
