@@ -20,6 +20,7 @@ import numpy as np
 from deepsnow import DeepsnowError
 from deepsnow.change import benchmark as bench
 from deepsnow.change import evaluate
+from deepsnow.data.scene import raster_env
 
 #: false-alarm rates whose detection rates the table shows (points of evaluate.ROC_FPR)
 TABLE_FPR = (1e-3, 1e-2, 1e-1)
@@ -85,7 +86,8 @@ def read_scores(path: Path, anomalies: Path, rows: int) -> tuple[np.ndarray, np.
     import rasterio
 
     scores, labels = [], []
-    with rasterio.open(anomalies) as ref, _open(rasterio, path) as src:
+    # GDAL's default block cache (5 % of RAM) would keep every block read once: bounded as in the other stages
+    with raster_env(), rasterio.open(anomalies) as ref, _open(rasterio, path) as src:
         _check_grid(src, path, ref, anomalies)
         for _, _, win in bench.windows((ref.height, ref.width), rows):
             lab = ref.read(1, window=win)
