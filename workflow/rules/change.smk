@@ -47,9 +47,7 @@ rule change_benchmark:
         files=expand(list(CHANGE_BENCHMARK_FILES.values()), aoi=CHANGE_AREAS, allow_missing=True),
     output:
         catalog=CHANGE_BENCHMARK_CATALOG,
-        stac_items=expand(
-            CHANGE_BENCHMARK_DIR + "/{aoi}/{aoi}.json", aoi=CHANGE_AREAS, allow_missing=True
-        ),
+        stac_items=expand(CHANGE_BENCHMARK_ITEMS, aoi=CHANGE_AREAS, allow_missing=True),
     log:
         variant_path("logs/change/benchmark.log"),
     conda:

@@ -465,11 +465,12 @@ def change_inputs(wildcards):
     return inputs
 
 
-# The benchmark the change rule writes per area (change/benchmark/<area>/): the band set rgb in the
+# The benchmark each change job writes per area, in change/benchmark/<area>/. The band set rgb in the
 # folder itself, reflectance (synthesize.reflectance) in its reflectance/ folder; after_truth.tif on
 # simulator data. Names as deepsnow.change.benchmark writes them; output keys <band set>_<file>.
 CHANGE_BENCHMARK_DIR = variant_path("change/benchmark")
 CHANGE_BENCHMARK_CATALOG = f"{CHANGE_BENCHMARK_DIR}/catalog.json"
+CHANGE_BENCHMARK_ITEMS = f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{{aoi}}.json"
 CHANGE_BENCHMARK_FILES = {
     f"{bands}_{name}": f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{folder}{name}.tif"
     for bands, folder in [("rgb", "")]
