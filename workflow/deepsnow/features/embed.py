@@ -149,6 +149,17 @@ def embed_real(real_a, real_b, output, ext: Extractor, params: dict, key: str = 
     return {"n_A": len(fa), "n_B": len(fb)}
 
 
+def _check_sides(arrays: dict, path) -> None:
+    """A two-sided model's samples hold ``fake_A`` with ``ids_B``, a one-sided model's (CUT) neither: one
+    without the other is a damaged file, not a one-sided model."""
+    if ("fake_A" in arrays) != ("ids_B" in arrays):
+        missing = [k for k in ("fake_A", "ids_B") if k not in arrays]
+        raise DeepsnowError(
+            f"{path}: missing arrays {missing}; found {sorted(arrays)} (a two-sided model's samples hold fake_A "
+            "and ids_B, a one-sided model's neither)"
+        )
+
+
 def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
     """Embed the samples of one or more epochs, one output file per samples file."""
     samples, outputs = list(samples), list(outputs)
@@ -157,6 +168,7 @@ def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
     summaries = []
     for src, dst in zip(samples, outputs):
         s = load_npz(src, required=("fake_B", "epoch"))
+        _check_sides(s, src)
         epoch = int(np.asarray(s["epoch"]).reshape(()))
         feats, ids = {}, {}
         # a one-sided model's samples (CUT, FastCUT) hold A->B only: so does their features file
