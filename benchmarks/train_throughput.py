@@ -13,6 +13,17 @@ batch 1) and the demo size (ngf = ndf = 16, 3 blocks, 64 px), time
 on the very same networks in the same process, and print iterations/s and the
 ratio ours/baseline; then our step in bf16 (autocast) vs fp32.
 
+``--compare-models``: the cost of each model (``gan.model``: cycleGAN, CUT, FastCUT) at the
+demo size (the ``gan`` section of ``config.yaml``: ngf = ndf = 16, 3 blocks, 64 px) and the paper
+size (``configs/paper.yaml`` merged over it: ngf = ndf = 64, 9 blocks, 256 px), batch 1, on the
+CPU by default. Each (size, model) runs in its own child process: the training as ``deepsnow train``
+sets it up (``runtime.configure``, the model class of ``deepsnow.gan.train.MODELS``), then warm-up
+and timed calls of the model's own ``step`` (for CUT the first builds F's heads, as in training). Printed:
+iterations/s (1 / median step time), the child's peak RSS (``ru_maxrss``) and its growth over the
+RSS before the model was built (networks, optimisers, activations and gradients of the step), each
+as a ratio to cycleGAN's of the same size measured in the same run, with the 1-minute load
+average around each child (other processes on the machine slow the steps down).
+
 ``--compare-precision``: train the demo-size model for a few epochs on the same
 data in fp32 and in bf16, plus fp32 with another seed, and print the per-epoch
 mean losses side by side: the fp32-bf16 difference is to be read against the
@@ -23,22 +34,49 @@ Examples::
     python benchmarks/train_throughput.py                      # paper + demo sizes on the default device
     python benchmarks/train_throughput.py --sizes demo --iters 20
     python benchmarks/train_throughput.py --compare-precision --epochs 5
+    python benchmarks/train_throughput.py --compare-models                  # cycleGAN vs CUT vs FastCUT, demo + paper, CPU
+    python benchmarks/train_throughput.py --compare-models --sizes demo --iters 40 --json cost.json
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+
 SIZES = {
     "paper": dict(ngf=64, ndf=64, n_blocks=9, crop_size=256, batch_size=1),
     "demo": dict(ngf=16, ndf=16, n_blocks=3, crop_size=64, batch_size=1),
 }
+#: --compare-models: size -> the config files whose merged gan section it is (later ones win)
+SIZE_CONFIGS = {"demo": ("config.yaml",), "paper": ("config.yaml", "configs/paper.yaml")}
+MODELS = ("cyclegan", "cut", "fastcut")
+#: --compare-models defaults per size: (warm-up, timed) iterations; paper size on 2 CPU cores is ~1-10 s/it
+MODEL_ITERS = {"demo": (3, 20), "paper": (1, 3)}
+
+
+def positive_int(text: str, least: int = 1) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    return positive_int(text, least=0)
 
 
 def parse_args(argv=None):
@@ -47,10 +85,37 @@ def parse_args(argv=None):
         "or (--compare-precision) fp32 vs bf16 loss curves of a short demo-size training.",
     )
     p.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["paper", "demo"], help="architectures to time")
-    p.add_argument("--iters", type=int, default=None, help="timed iterations per variant (default: paper 2, demo 10)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations per variant (default 1)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument(
+        "--iters",
+        type=positive_int,
+        default=None,
+        help="timed iterations per variant (default: paper 2, demo 10; --compare-models paper 3, demo 20)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=count,
+        default=None,
+        help="untimed warm-up iterations per variant (default 1; --compare-models paper 1, demo 3)",
+    )
+    p.add_argument(
+        "--device", default=None, help="auto, cpu, cuda, cuda:N (default auto; --compare-models cpu)"
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch threads (default: torch's choice; --compare-models 1: on a shared 2-core machine two "
+        "threads wait on each other, docs/performance.md)",
+    )
+    p.add_argument(
+        "--compare-models",
+        action="store_true",
+        help="iterations/s and peak memory of cycleGAN, CUT and FastCUT at demo and paper size, ratios vs cycleGAN",
+    )
+    p.add_argument(
+        "--models", nargs="+", choices=MODELS, default=list(MODELS), help="models for --compare-models (default all)"
+    )
+    p.add_argument("--json", type=Path, default=None, help="--compare-models: also write the numbers to this file")
     p.add_argument(
         "--precisions",
         nargs="+",
@@ -94,6 +159,21 @@ def time_loop(step, batches, warmup: int, iters: int, sync) -> list[float]:
     return times
 
 
+def random_batches(batch: int, crop: int, n: int = 4) -> list:
+    """``n`` pairs of uint8 (batch, 3, crop, crop) batches from seed 0 (the step's cost does not depend on them)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    shape = (batch, 3, crop, crop)
+    return [
+        (
+            torch.randint(0, 256, shape, generator=g, dtype=torch.uint8),
+            torch.randint(0, 256, shape, generator=g, dtype=torch.uint8),
+        )
+        for _ in range(n)
+    ]
+
+
 def throughput(args) -> None:
     import torch
 
@@ -119,14 +199,7 @@ def throughput(args) -> None:
         size = SIZES[name]
         iters = args.iters or (2 if name == "paper" else 10)
         c = size["crop_size"]
-        g = torch.Generator().manual_seed(0)
-        batches = [
-            (
-                torch.randint(0, 256, (size["batch_size"], 3, c, c), generator=g, dtype=torch.uint8),
-                torch.randint(0, 256, (size["batch_size"], 3, c, c), generator=g, dtype=torch.uint8),
-            )
-            for _ in range(4)
-        ]
+        batches = random_batches(size["batch_size"], c)
         torch.manual_seed(0)
         base_model = CycleGAN(gan_params(size, "fp32", str(device)), device)
         n_g, n_d = networks.count_parameters(base_model.G_A), networks.count_parameters(base_model.D_A)
@@ -281,8 +354,154 @@ def compare_precision(args) -> None:
         )
 
 
+# --------------------------------------------------------------------------- --compare-models
+
+
+def model_params(size: str, model: str, device: str, threads: int) -> dict:
+    """The validated gan section of ``size`` (its config files merged, :data:`SIZE_CONFIGS`) with ``model``."""
+    import yaml
+
+    from deepsnow import DeepsnowError
+    from deepsnow.config import merge_config, validate_section
+
+    config: dict = {}
+    for name in SIZE_CONFIGS[size]:
+        path = REPO / name
+        try:
+            config = merge_config(config, yaml.safe_load(path.read_text()) or {})
+        except (OSError, yaml.YAMLError) as exc:
+            raise DeepsnowError(f"{path}: cannot read the {size} size's gan section ({exc})") from None
+    gan = dict(config.get("gan") or {}, model=model, device=device, threads=threads)
+    return validate_section("gan", gan, source=" + ".join(SIZE_CONFIGS[size]))
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (MB), from /proc (Linux)."""
+    with open("/proc/self/status") as fh:
+        line = next(x for x in fh if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def measure_model(spec: dict) -> dict:
+    """In a child process: build ``spec``'s model as training does and time its ``step``."""
+    import torch
+
+    from deepsnow.gan import networks, runtime
+    from deepsnow.gan.train import MODELS, seed_everything
+
+    params = spec["params"]
+    device = runtime.resolve_device(params["device"])
+    runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])
+    batches = random_batches(params["batch_size"], params["crop_size"])
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    before = rss_mb()
+    seed_everything(int(params["seed"]))
+    model = MODELS[params["model"]][0](params, device)
+    model.train_mode()
+
+    def step(a, b):
+        model.step(model.prepare(a), model.prepare(b))
+
+    times = time_loop(step, batches, spec["warmup"], spec["iters"], sync)
+    med = statistics.median(times)
+    return {
+        "it_per_s": 1.0 / med,
+        "ms_per_it_median": med * 1000.0,
+        "ms_per_it_min": min(times) * 1000.0,
+        "iters": len(times),
+        "warmup": spec["warmup"],
+        "threads": torch.get_num_threads(),
+        "parameters": sum(networks.count_parameters(n) for n in model.nets),  # F's heads exist after a step
+        "rss_before_model_mb": before,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # kilobytes on Linux
+        "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+    }
+
+
+def run_child(spec: dict) -> dict:
+    """Run :func:`measure_model` in a fresh process (its peak RSS is its own); its record, or exit on failure."""
+    cmd = [sys.executable, __file__, "_model", json.dumps(spec)]
+    load = os.getloadavg()[0]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {spec['size']} {spec['params']['model']} failed:\n{proc.stderr[-4000:]}")
+    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    return dict(rec, load_before=load, load_after=os.getloadavg()[0])
+
+
+def compare_models(args) -> None:
+    device = args.device or "cpu"
+    threads = args.threads or 1
+    log(f"cycleGAN vs CUT vs FastCUT training step on {device}, {threads} torch thread(s), batch 1, "
+        f"one child process per size and model; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    rows = []
+    for size in args.sizes:
+        warmup, iters = MODEL_ITERS[size]
+        for model in args.models:
+            params = model_params(size, model, device, threads)
+            spec = {"size": size, "params": params, "warmup": warmup if args.warmup is None else args.warmup}
+            spec["iters"] = args.iters or iters
+            log(f"{size} {model}: ngf {params['ngf']}, {params['n_blocks']} blocks, {params['crop_size']} px, "
+                f"{spec['warmup']} warm-up + {spec['iters']} timed iterations ...")  # fmt: skip
+            rec = dict(run_child(spec), size=size, model=model, ngf=params["ngf"], n_blocks=params["n_blocks"])
+            rows.append(dict(rec, crop_size=params["crop_size"]))
+            log(f"{size} {model}: {rec['it_per_s']:.3f} it/s, peak RSS {rec['peak_rss_mb']:.0f} MB "
+                f"(+{rec['peak_rss_mb'] - rec['rss_before_model_mb']:.0f} MB over the process before the model)")
+    add_ratios(rows)
+    print_model_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps({"device": device, "threads": threads, "rows": rows}, indent=2) + "\n")
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Each row's it/s and memory over cycleGAN's of the same size (when cycleGAN was measured)."""
+    base = {r["size"]: r for r in rows if r["model"] == "cyclegan"}
+    for r in rows:
+        r["step_mb"] = r["peak_rss_mb"] - r["rss_before_model_mb"]
+        b = base.get(r["size"])
+        if b is not None:
+            r["speed_vs_cyclegan"] = r["it_per_s"] / b["it_per_s"]
+            r["peak_rss_vs_cyclegan"] = r["peak_rss_mb"] / b["peak_rss_mb"]
+            r["step_mb_vs_cyclegan"] = r["step_mb"] / (b["peak_rss_mb"] - b["rss_before_model_mb"])
+
+
+def print_model_table(rows: list[dict]) -> None:
+    def ratio(r, key):
+        return f"{r[key]:.2f}" if key in r else "-"
+
+    head = (f"{'size':<6s} {'model':<9s} {'it/s':>8s} {'ms/it':>8s} {'x cycleGAN':>10s} {'peak RSS MB':>11s} "
+            f"{'x cycleGAN':>10s} {'step MB':>8s} {'x cycleGAN':>10s} {'parameters':>11s} {'load':>10s}")  # fmt: skip
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in rows:
+        print(f"{r['size']:<6s} {r['model']:<9s} {r['it_per_s']:8.3f} {r['ms_per_it_median']:8.1f} "
+              f"{ratio(r, 'speed_vs_cyclegan'):>10s} {r['peak_rss_mb']:11.0f} {ratio(r, 'peak_rss_vs_cyclegan'):>10s} "
+              f"{r['step_mb']:8.0f} {ratio(r, 'step_mb_vs_cyclegan'):>10s} {r['parameters']:11,d} "
+              f"{r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
+    print("(it/s: 1 / median step time; peak RSS: the child process's ru_maxrss; step MB: peak RSS minus the "
+          "RSS before the model was built; x cycleGAN: over cycleGAN's of the same size, this run; load: "
+          "1-minute load average before-after the child)")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "_model":
+        print(json.dumps(measure_model(json.loads(sys.argv[2]))))
+        return 0
     args = parse_args(argv)
+    if args.compare_models:
+        from deepsnow import DeepsnowError
+
+        try:
+            compare_models(args)
+        except DeepsnowError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    args.device = args.device or "auto"
+    args.warmup = 1 if args.warmup is None else args.warmup
     if args.compare_precision:
         compare_precision(args)
     else:
