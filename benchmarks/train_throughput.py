@@ -19,7 +19,8 @@ size (``configs/paper.yaml`` merged over it: ngf = ndf = 64, 9 blocks, 256 px), 
 CPU by default. Each (size, model) runs in its own child process: the training as ``deepsnow train``
 sets it up (``runtime.configure``, the model class of ``deepsnow.gan.train.MODELS``), then warm-up
 and timed calls of the model's own ``step`` (for CUT the first builds F's heads, as in training). Printed:
-iterations/s (1 / median step time), the child's peak RSS (``ru_maxrss``) and its growth over the
+iterations/s (1 / median step time), the median CPU time of a step (this process's: less sensitive
+than wall time to other processes on a shared machine), the child's peak RSS (``ru_maxrss``) and its growth over the
 RSS before the model was built (networks, optimisers, activations and gradients of the step), each
 as a ratio to cycleGAN's of the same size measured in the same run, with the 1-minute load
 average around each child (other processes on the machine slow the steps down).
@@ -62,7 +63,7 @@ SIZES = {
 SIZE_CONFIGS = {"demo": ("config.yaml",), "paper": ("config.yaml", "configs/paper.yaml")}
 MODELS = ("cyclegan", "cut", "fastcut")
 #: --compare-models defaults per size: (warm-up, timed) iterations; paper size on 2 CPU cores is ~1-10 s/it
-MODEL_ITERS = {"demo": (3, 20), "paper": (1, 3)}
+MODEL_ITERS = {"demo": (3, 20), "paper": (1, 2)}
 
 
 def positive_int(text: str, least: int = 1) -> int:
@@ -89,7 +90,7 @@ def parse_args(argv=None):
         "--iters",
         type=positive_int,
         default=None,
-        help="timed iterations per variant (default: paper 2, demo 10; --compare-models paper 3, demo 20)",
+        help="timed iterations per variant (default: paper 2, demo 10; --compare-models paper 2, demo 20)",
     )
     p.add_argument(
         "--warmup",
@@ -147,15 +148,19 @@ def gan_params(size: dict, precision: str, device: str, seed: int = 0) -> dict:
     return validate_section("gan", p)
 
 
-def time_loop(step, batches, warmup: int, iters: int, sync) -> list[float]:
+def time_loop(step, batches, warmup: int, iters: int, sync, cpu_times: list | None = None) -> list[float]:
+    """Wall seconds of each timed step (after ``warmup`` untimed ones); with ``cpu_times``, this process's
+    CPU seconds of each are appended to it (less sensitive than wall time to other processes' load)."""
     times = []
     for i in range(warmup + iters):
         a, b = batches[i % len(batches)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step(a, b)
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+            if cpu_times is not None:
+                cpu_times.append(time.process_time() - c0)
     return times
 
 
@@ -402,12 +407,14 @@ def measure_model(spec: dict) -> dict:
     def step(a, b):
         model.step(model.prepare(a), model.prepare(b))
 
-    times = time_loop(step, batches, spec["warmup"], spec["iters"], sync)
+    cpu: list[float] = []
+    times = time_loop(step, batches, spec["warmup"], spec["iters"], sync, cpu)
     med = statistics.median(times)
     return {
         "it_per_s": 1.0 / med,
         "ms_per_it_median": med * 1000.0,
         "ms_per_it_min": min(times) * 1000.0,
+        "cpu_s_per_it": statistics.median(cpu),
         "iters": len(times),
         "warmup": spec["warmup"],
         "threads": torch.get_num_threads(),
@@ -461,6 +468,7 @@ def add_ratios(rows: list[dict]) -> None:
         b = base.get(r["size"])
         if b is not None:
             r["speed_vs_cyclegan"] = r["it_per_s"] / b["it_per_s"]
+            r["cpu_speed_vs_cyclegan"] = b["cpu_s_per_it"] / r["cpu_s_per_it"]
             r["peak_rss_vs_cyclegan"] = r["peak_rss_mb"] / b["peak_rss_mb"]
             r["step_mb_vs_cyclegan"] = r["step_mb"] / (b["peak_rss_mb"] - b["rss_before_model_mb"])
 
@@ -469,17 +477,19 @@ def print_model_table(rows: list[dict]) -> None:
     def ratio(r, key):
         return f"{r[key]:.2f}" if key in r else "-"
 
-    head = (f"{'size':<6s} {'model':<9s} {'it/s':>8s} {'ms/it':>8s} {'x cycleGAN':>10s} {'peak RSS MB':>11s} "
-            f"{'x cycleGAN':>10s} {'step MB':>8s} {'x cycleGAN':>10s} {'parameters':>11s} {'load':>10s}")  # fmt: skip
+    head = (f"{'size':<6s} {'model':<9s} {'it/s':>8s} {'x cycleGAN':>10s} {'CPU s/it':>9s} {'x cycleGAN':>10s} "
+            f"{'peak RSS MB':>11s} {'x cycleGAN':>10s} {'step MB':>8s} {'x cycleGAN':>10s} {'parameters':>11s} "
+            f"{'load':>9s}")  # fmt: skip
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
-        print(f"{r['size']:<6s} {r['model']:<9s} {r['it_per_s']:8.3f} {r['ms_per_it_median']:8.1f} "
-              f"{ratio(r, 'speed_vs_cyclegan'):>10s} {r['peak_rss_mb']:11.0f} {ratio(r, 'peak_rss_vs_cyclegan'):>10s} "
-              f"{r['step_mb']:8.0f} {ratio(r, 'step_mb_vs_cyclegan'):>10s} {r['parameters']:11,d} "
-              f"{r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
-    print("(it/s: 1 / median step time; peak RSS: the child process's ru_maxrss; step MB: peak RSS minus the "
-          "RSS before the model was built; x cycleGAN: over cycleGAN's of the same size, this run; load: "
-          "1-minute load average before-after the child)")
+        print(f"{r['size']:<6s} {r['model']:<9s} {r['it_per_s']:8.3f} {ratio(r, 'speed_vs_cyclegan'):>10s} "
+              f"{r['cpu_s_per_it']:9.3f} {ratio(r, 'cpu_speed_vs_cyclegan'):>10s} {r['peak_rss_mb']:11.0f} "
+              f"{ratio(r, 'peak_rss_vs_cyclegan'):>10s} {r['step_mb']:8.0f} {ratio(r, 'step_mb_vs_cyclegan'):>10s} "
+              f"{r['parameters']:11,d} {r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
+    print("(it/s: 1 / median wall time of a step; CPU s/it: median CPU time of a step, x cycleGAN as a speed "
+          "(cycleGAN's CPU s/it over this one's: less sensitive to other processes' load than it/s); peak RSS: "
+          "the child process's ru_maxrss; step MB: peak RSS minus the RSS before the model was built; "
+          "x cycleGAN: over cycleGAN's of the same size, this run; load: 1-minute load average before-after the child)")
 
 
 def log(msg: str) -> None:
