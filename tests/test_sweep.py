@@ -67,6 +67,35 @@ def test_bad_sweeps_are_refused_naming_the_key(sweep, top, words):
         assert word in str(err.value)
 
 
+def test_gan_model_is_sweepable_each_variant_with_its_own_models_defaults():
+    variants = variants_of(validate_config(config_with({"gan.model": ["cyclegan", "cut", "fastcut"]})))
+    assert [v["group"] for v in variants.values()] == ["cyclegan", "cut", "fastcut"]
+    gan = {v["values"]["gan.model"]: v["config"]["gan"] for v in variants.values()}
+    assert gan["cyclegan"]["pool_size"] == 50 and "lambda_NCE" not in gan["cyclegan"]
+    assert "pool_size" not in gan["cut"] and "upsample" not in gan["cut"]
+    assert (gan["cut"]["lambda_NCE"], gan["cut"]["nce_idt"], gan["cut"]["flip_equivariance"]) == (1.0, True, False)
+    assert (gan["fastcut"]["lambda_NCE"], gan["fastcut"]["nce_idt"], gan["fastcut"]["flip_equivariance"]) == (10.0, False, True)
+    # from a CUT base: FastCUT gets its own defaults, not CUT's; an option set in the base stays
+    base = {"gan": {"model": "cut", "num_patches": 64}}
+    gan = {v["values"]["gan.model"]: v["config"]["gan"]
+           for v in variants_of(validate_config(config_with({"gan.model": ["cut", "fastcut"]}, **base))).values()}
+    assert (gan["fastcut"]["lambda_NCE"], gan["fastcut"]["num_patches"], gan["cut"]["num_patches"]) == (10.0, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "base, words",
+    [
+        ({"upsample": "resize_conv"}, ["gan.model = \"cut\"", "gan.upsample': an option of cycleGAN"]),
+        ({"model": "cut", "num_patches": 64}, ["gan.model = \"cyclegan\"", "gan.num_patches': an option of CUT"]),
+    ],
+)
+def test_a_model_option_set_in_the_base_is_refused_with_the_other_model(base, words):
+    with pytest.raises(DeepsnowError) as err:
+        validate_config(config_with({"gan.model": ["cyclegan", "cut"]}, gan=base))
+    for word in words:
+        assert word in str(err.value)
+
+
 def test_a_variant_failing_a_cross_section_check_is_refused_before_any_job():
     # crop_size above load_size only in one variant
     with pytest.raises(DeepsnowError, match=r"(?s)sweep variant gan.crop_size = 64.*gan.crop_size.: 64 is larger"):

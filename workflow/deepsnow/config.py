@@ -176,7 +176,29 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 def variants_of(config: dict) -> dict[str, dict]:
     """The variants of a validated config's ``sweep`` (deepsnow.sweep.expand), each validated; {} without."""
-    return expand(config, load_schema(), validate_config)
+    base_model = (config.get("gan") or {}).get("model", "cyclegan")
+    swept = set(config.get("sweep") or {})
+
+    def validate_variant(variant: dict, source: str) -> dict:
+        return validate_config(_without_base_model_defaults(variant, base_model, swept), source)
+
+    return expand(config, load_schema(), validate_variant)
+
+
+def _without_base_model_defaults(variant: dict, base_model: str, swept: set) -> dict:
+    """A variant whose ``gan.model`` differs from the base config's, without the model options the base
+    validation filled (those equal to the base model's defaults, and not swept), so that validation
+    fills the variant model's own: a sweep of ``gan.model`` gets each model's defaults. An option the
+    base config sets to another value stays (and is refused with the other model family)."""
+    gan = variant.get("gan") or {}
+    model = gan.get("model", "cyclegan")
+    if model == base_model:
+        return variant
+    base_defaults = validate_section("gan", {"model": base_model})
+    for key in (k for options in MODEL_OPTIONS.values() for k in options):
+        if key in gan and key in base_defaults and gan[key] == base_defaults[key] and f"gan.{key}" not in swept:
+            del gan[key]
+    return variant
 
 
 def validate_section(name: str, section: dict | None, source: str = "--params") -> dict:
