@@ -277,6 +277,51 @@ def test_compare_carries_the_per_extractor_scores_with_their_expected_signs(tmp_
     assert cov["n"] == "6" and float(cov["spearman_rho"]) < 0 < float(fd["spearman_rho"])
 
 
+def write_cut_losses(path: Path, rng, epochs=(1, 2)) -> Path:
+    cols = ("G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y")
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["epoch", "iterations", "lr", *cols, "seconds", "it_per_s"])
+        w.writeheader()
+        w.writerows({"epoch": e, "iterations": 10, "lr": 2e-4, **{c: rng.uniform() for c in cols}, "seconds": 1,
+                     "it_per_s": 10} for e in epochs)
+    return path
+
+
+def test_a_one_sided_group_is_compared_on_what_both_groups_have(tmp_path: Path):
+    """cycleGAN (both directions) next to CUT (A->B only, its own losses): tests where both have values,
+    the other rows alone, and Figures 3 and 11 draw both groups without empty panels."""
+    from deepsnow.figures.table import make_figure
+
+    rng = np.random.default_rng(6)
+    names, groups = ["seed0-cyclegan", "seed1-cyclegan", "seed0-cut", "seed1-cut"], ["cyclegan"] * 2 + ["cut"] * 2
+    tables = [write_variant(tmp_path / f"{v}.csv", rng, 0.0 if g == "cyclegan" else 3.0) for v, g in zip(names, groups)]
+    for t in tables[2:]:  # a one-sided model's metrics table has A->B rows only
+        write_csv(t, [r for r in read(t) if r["direction"] == "AtoB"], TABLE_COLUMNS)
+    arts = [write_artifacts(tmp_path / f"{v}-a.csv", {1: 1.0 + i, 2: 2.0 + i}) for i, v in enumerate(names)]
+    losses = [write_losses(tmp_path / f"{v}-l.csv", rng, (1, 2)) for v in names[:2]]
+    losses += [write_cut_losses(tmp_path / f"{v}-l.csv", rng) for v in names[2:]]
+    compare(tables, names, groups, arts, tmp_path / "summary.csv", tmp_path / "final.csv", losses)
+    summary = {(r["group"], int(r["epoch"]), r["direction"], r["metric"]): r for r in read(tmp_path / "summary.csv")}
+    assert not any(g == "cut" and d == "BtoA" for g, _, d, _ in summary)
+    want = [0.5 * (float(r["D_real"]) + float(r["D_fake"])) for t in losses[2:] for r in read(t) if r["epoch"] == "2"]
+    assert math.isclose(float(summary[("cut", 2, "AtoB", "loss_D")]["mean"]), statistics.mean(want))
+    final = {}
+    for r in read(tmp_path / "final.csv"):
+        final.setdefault((r["direction"], r["metric"]), []).append(r)
+    tested = {k for k, rows in final.items() if any(r["welch_t"] for r in rows)}
+    assert {("AtoB", m) for m in ("fid", "rf_logloss_mean", "checkerboard_score", "loss_G", "loss_D")} <= tested
+    for key, group in ((("BtoA", "fid"), "cyclegan"), (("AtoB", "loss_cycle"), "cyclegan"), (("AtoB", "loss_NCE"), "cut")):
+        assert [(r["group_a"], r["group_b"]) for r in final[key]] == [(group, "")], key  # that group alone
+    figures = {n: make_figure(n, validate_section("figures", {}), comparison_summary=tmp_path / "summary.csv")
+               for n in (3, 11)}
+    labels = [t.get_text() for ax in figures[11].figure.axes for t in ax.get_xticklabels()]
+    assert labels.count("cut") == labels.count("cyclegan") == 4  # FID, RF log loss, checkerboard, paired L1
+    loss_ax = figures[3].figure.axes[0]
+    assert len(loss_ax.get_lines()) == 6  # cycleGAN: G, D, cycle; CUT: G, D, NCE
+    legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
+    assert any("PatchNCE" in t for t in legend) and any("cycle" in t for t in legend)
+
+
 @pytest.mark.parametrize("n", [3, 5, 7])
 def test_figures_3_5_7_per_group_draw_each_groups_mean_and_spread(tmp_path: Path, n: int):
     from deepsnow.figures.table import make_figure

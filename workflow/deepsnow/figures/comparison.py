@@ -42,11 +42,13 @@ FINAL = {
     "checkerboard_score": "checkerboard",
     "paired_l1": "paired L1",
 }
-#: Figure 3's loss panel: summary metric -> (label, line style); the A->B losses G_A, D_A, cycle_A
+#: Figure 3's loss panel: summary metric -> (label, line style); the A->B losses (cycleGAN: G_A, D_A,
+#: cycle_A; CUT / FastCUT: G_GAN, 0.5 (D_real + D_fake), NCE)
 LOSSES = {
-    "loss_G": ("generator G_A", "-"),
-    "loss_D": ("discriminator D_A", "--"),
-    "loss_cycle": ("cycle A→B→A (L1 × λ)", ":"),
+    "loss_G": ("generator (adversarial)", "-"),
+    "loss_D": ("discriminator", "--"),
+    "loss_cycle": ("cycle A→B→A (L1 × λ; cycleGAN)", ":"),
+    "loss_NCE": ("PatchNCE (× λ_NCE; CUT, FastCUT)", "-."),
 }
 #: which extractor each pretrained flag is about
 PRETRAINED = {"inception_pretrained": "Inception", "resnet_pretrained": "ResNet"}
@@ -168,8 +170,9 @@ def _loss_panel(ax, summary: Summary) -> None:
         for metric, (_, style) in LOSSES.items():
             band(ax, summary, g, metric, f"C{k}", linestyle=style)
     handles = [Line2D([], [], color=f"C{k}", label=g) for k, g in enumerate(summary.groups)]
-    handles += [Line2D([], [], color="0.3", linestyle=style, label=label) for label, style in LOSSES.values()]
-    if not any(summary.has(m) for m in LOSSES):
+    present = [m for m in LOSSES if summary.has(m)]  # a sweep of one model family draws its losses only
+    handles += [Line2D([], [], color="0.3", linestyle=LOSSES[m][1], label=LOSSES[m][0]) for m in present]
+    if not present:
         ax.text(0.5, 0.5, "no losses in the summary", transform=ax.transAxes, ha="center", va="center", color="0.4")
     ax.legend(handles=handles, loc="upper right", fontsize=7, ncol=2)
     ax.set_ylabel("loss (per-epoch mean, unitless)")
@@ -181,7 +184,7 @@ def figure5(summary: Summary):
     return _one_panel(
         summary, "rf_logloss_mean", "RF log loss, real vs generated (nats)", "",
         (LN2, f"chance (ln 2 ≈ {LN2:.3f})", "--"),
-        f"Random forest, real vs cycleGAN snow images, per variant group: {_spread_title(summary)}"
+        f"Random forest, real vs generated snow images, per variant group: {_spread_title(summary)}"
         + summary.weights_note(("resnet_pretrained",)),
     )
 

@@ -3,15 +3,17 @@
 Variants that differ only in ``gan.seed`` form a group. From every variant's ``metrics.csv`` (and
 its Figure 7 ``artifacts.csv``, for the checkerboard score, a measure of the A->B samples, and its
 ``train/losses.csv``, for Figure 3's per-epoch losses as ``loss_G``, ``loss_D``, ``loss_cycle`` and
-``loss_idt``: the ``_A`` losses under A->B, the ``_B`` ones under B->A) this writes
+``loss_idt``: the ``_A`` losses under A->B, the ``_B`` ones under B->A; a one-sided model's, CUT or
+FastCUT, as ``loss_G``, ``loss_D`` and ``loss_NCE`` under A->B) this writes
 
 * ``comparison/summary.csv``: per group, epoch, direction and metric the mean, the sample standard
   deviation (ddof 1; empty for one variant) and n, the number of variants with a finite value.
   The metrics table's ``inception_pretrained`` and ``resnet_pretrained`` join as 1 (pretrained) or 0
   (random weights), so a figure drawn from the summary can flag random weights (not in final.csv);
 * ``comparison/final.csv``: the last epoch's values per group, and for every pair of groups a
-  two-sided Welch t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each metric; with one
-  group, its rows alone (no test);
+  two-sided Welch t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each metric both groups
+  have; a metric only one group has (one group, or B->A and the cycle losses next to one-sided
+  models' groups) as that group's row alone (no test);
 * ``comparison/correlations.csv`` (optional): Spearman's rho of each unpaired metric with each
   paired error (simulator runs) over the sweep's variants: ``pooled`` over every (variant, epoch),
   and ``epoch N`` across the variants at each measured epoch: does a metric rank the seeds and
@@ -47,6 +49,14 @@ LOSS_METRICS = {
     f"{loss}_{d}": (direction, f"loss_{loss}")
     for loss in ("G", "D", "cycle", "idt")
     for d, direction in (("A", "AtoB"), ("B", "BtoA"))
+}
+#: a one-sided model's (CUT, FastCUT) losses, A->B only: metric -> (the columns averaged, their weights).
+#: loss_G and loss_D are cycleGAN's G_A and D_A: the LSGAN loss of the generator and 0.5 x (real + fake)
+#: of the discriminator (a mean of per-epoch means is the per-epoch mean of the sum); loss_NCE is PatchNCE.
+CUT_LOSS_METRICS = {
+    "loss_G": (("G_GAN",), (1.0,)),
+    "loss_D": (("D_real", "D_fake"), (0.5, 0.5)),
+    "loss_NCE": (("NCE",), (1.0,)),
 }
 SUMMARY_COLUMNS = ("group", "epoch", "direction", "metric", "mean", "sd", "n", "variants")
 FINAL_COLUMNS = (
@@ -112,11 +122,21 @@ def variant_values(table, artifacts=None, losses=None) -> dict[tuple[int, str, s
 
 
 def loss_values(path) -> dict[tuple[int, str, str], float]:
-    """{(epoch, direction, loss_<name>): value} of one variant's train/losses.csv (per-epoch means)."""
+    """{(epoch, direction, loss_<name>): value} of one variant's train/losses.csv (per-epoch means): a
+    cycleGAN's both directions, a one-sided model's (told by its ``G_GAN`` column) A->B only."""
     rows = _read_rows(path)
-    missing = [c for c in ("epoch", *LOSS_METRICS) if c not in rows[0]]
+    one_sided = "G_GAN" in rows[0]
+    needed = {c for cols, _ in CUT_LOSS_METRICS.values() for c in cols} if one_sided else set(LOSS_METRICS)
+    missing = sorted(c for c in ("epoch", *needed) if c not in rows[0])
     if missing:
-        raise DeepsnowError(f"{path}: no column(s) {missing}; expected a train/losses.csv of 'deepsnow train'")
+        model = "a CUT / FastCUT" if one_sided else "a cycleGAN"
+        raise DeepsnowError(f"{path}: no column(s) {missing}; expected {model} train/losses.csv of 'deepsnow train'")
+    if one_sided:
+        return {
+            (int(r["epoch"]), "AtoB", metric): sum(w * _number(r[c], path, c) for c, w in zip(cols, weights))
+            for r in rows
+            for metric, (cols, weights) in CUT_LOSS_METRICS.items()
+        }
     return {
         (int(r["epoch"]), direction, metric): _number(r[col], path, col)
         for r in rows
