@@ -398,6 +398,19 @@ def test_dry_run_of_a_two_by_two_sweep_plans_four_trainings_on_one_data_half(tmp
     assert "results/test/train/losses.csv" not in out  # no unswept copy
 
 
+def test_dry_run_of_configs_models_plans_three_models_by_three_seeds(tmp_path: Path):
+    """configs/models.yaml (cycleGAN vs CUT vs FastCUT, docs/cut.md) over the demo: 9 trainings in 3 groups."""
+    work = copy_workflow(tmp_path / "wf")
+    proc = snakemake(work, "-n", "--configfile", "configs/models.yaml")
+    out = proc.stdout + proc.stderr
+    counts = job_counts(out)
+    assert counts["train"] == 9 and counts["split"] == 1 and counts["comparison"] == 1
+    for model in ("cyclegan", "cut", "fastcut"):
+        for seed in (0, 1, 2):
+            assert f"results/models/variants/seed{seed}-{model}/train/losses.csv" in out
+    assert "results/models/comparison/figure11.png" in out
+
+
 def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: Path):
     """The one end-to-end sweep: the test run's data half and real embeddings reused, two 1-epoch trainings."""
     work = copy_run(test_config_run, tmp_path / "run")
