@@ -164,27 +164,13 @@ def time_loop(step, batches, warmup: int, iters: int, sync, cpu_times: list | No
     return times
 
 
-def random_batches(batch: int, crop: int, n: int = 4) -> list:
-    """``n`` pairs of uint8 (batch, 3, crop, crop) batches from seed 0 (the step's cost does not depend on them)."""
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    shape = (batch, 3, crop, crop)
-    return [
-        (
-            torch.randint(0, 256, shape, generator=g, dtype=torch.uint8),
-            torch.randint(0, 256, shape, generator=g, dtype=torch.uint8),
-        )
-        for _ in range(n)
-    ]
-
-
 def throughput(args) -> None:
     import torch
 
     from deepsnow.gan import networks, runtime
     from deepsnow.gan.model import CycleGAN
-    from reference_loop import reference_step  # next to this script
+    from gpu_check import make_batches  # next to this script
+    from reference_loop import reference_step
 
     device = runtime.resolve_device(args.device, key="--device")
     if args.threads:
@@ -204,7 +190,7 @@ def throughput(args) -> None:
         size = SIZES[name]
         iters = args.iters or (2 if name == "paper" else 10)
         c = size["crop_size"]
-        batches = random_batches(size["batch_size"], c)
+        batches = make_batches(size["batch_size"], c)
         torch.manual_seed(0)
         base_model = CycleGAN(gan_params(size, "fp32", str(device)), device)
         n_g, n_d = networks.count_parameters(base_model.G_A), networks.count_parameters(base_model.D_A)
@@ -393,11 +379,12 @@ def measure_model(spec: dict) -> dict:
 
     from deepsnow.gan import networks, runtime
     from deepsnow.gan.train import MODELS, seed_everything
+    from gpu_check import make_batches  # next to this script
 
     params = spec["params"]
     device = runtime.resolve_device(params["device"])
     runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])
-    batches = random_batches(params["batch_size"], params["crop_size"])
+    batches = make_batches(params["batch_size"], params["crop_size"])
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     before = rss_mb()
     seed_everything(int(params["seed"]))

@@ -194,8 +194,7 @@ def test_figure11_draws_every_group_from_the_summary(tmp_path: Path):
     assert sum("not measured" in ax.get_title() for ax in drawn.figure.axes) == 3
 
 
-def write_losses(path: Path, rng, epochs=(1, 2, 3)) -> Path:
-    cols = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+def write_losses(path: Path, rng, epochs=(1, 2, 3), cols=("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")) -> Path:
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["epoch", "iterations", "lr", *cols, "seconds", "it_per_s"])
         w.writeheader()
@@ -277,16 +276,6 @@ def test_compare_carries_the_per_extractor_scores_with_their_expected_signs(tmp_
     assert cov["n"] == "6" and float(cov["spearman_rho"]) < 0 < float(fd["spearman_rho"])
 
 
-def write_cut_losses(path: Path, rng, epochs=(1, 2)) -> Path:
-    cols = ("G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y")
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["epoch", "iterations", "lr", *cols, "seconds", "it_per_s"])
-        w.writeheader()
-        w.writerows({"epoch": e, "iterations": 10, "lr": 2e-4, **{c: rng.uniform() for c in cols}, "seconds": 1,
-                     "it_per_s": 10} for e in epochs)
-    return path
-
-
 def test_a_one_sided_group_is_compared_on_what_both_groups_have(tmp_path: Path):
     """cycleGAN (both directions) next to CUT (A->B only, its own losses): tests where both have values,
     the other rows alone, and Figures 3 and 11 draw both groups without empty panels."""
@@ -299,7 +288,8 @@ def test_a_one_sided_group_is_compared_on_what_both_groups_have(tmp_path: Path):
         write_csv(t, [r for r in read(t) if r["direction"] == "AtoB"], TABLE_COLUMNS)
     arts = [write_artifacts(tmp_path / f"{v}-a.csv", {1: 1.0 + i, 2: 2.0 + i}) for i, v in enumerate(names)]
     losses = [write_losses(tmp_path / f"{v}-l.csv", rng, (1, 2)) for v in names[:2]]
-    losses += [write_cut_losses(tmp_path / f"{v}-l.csv", rng) for v in names[2:]]
+    cut_columns = ("G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y")  # a one-sided model's losses.csv
+    losses += [write_losses(tmp_path / f"{v}-l.csv", rng, (1, 2), cut_columns) for v in names[2:]]
     compare(tables, names, groups, arts, tmp_path / "summary.csv", tmp_path / "final.csv", losses)
     summary = {(r["group"], int(r["epoch"]), r["direction"], r["metric"]): r for r in read(tmp_path / "summary.csv")}
     assert not any(g == "cut" and d == "BtoA" for g, _, d, _ in summary)
