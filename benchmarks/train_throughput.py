@@ -424,7 +424,10 @@ def run_child(spec: dict) -> dict:
 
 
 def compare_models(args) -> None:
+    from deepsnow.gan import runtime
+
     device = args.device or "cpu"
+    runtime.resolve_device(device, key="--device")  # a device that does not exist here: exit 2 before any child
     threads = args.threads or 1
     log(f"cycleGAN vs CUT vs FastCUT training step on {device}, {threads} torch thread(s), batch 1, "
         f"one child process per size and model; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
