@@ -7,9 +7,11 @@ Sections of the JSON written to ``--output`` (docs/performance.md says what each
 * ``train``: iterations/s of the paper-size training step (ngf 64, 9 blocks, 256 px, batch 1): the
   plain fp32 reference loop (``benchmarks/reference_loop.py``) and ours in fp32, bf16 and fp16
   (gradient scaler), with channels_last, with ``torch.compile`` (compile time apart), and bf16 at
-  batch 4 and 8; peak memory of each and the ratio ours / baseline;
+  batch 4 and 8; the CUT and FastCUT steps (``gan.model: cut | fastcut``) in fp32 and in bf16 with
+  channels_last; peak memory of each, the ratio ours / baseline and CUT's / cycleGAN's;
 * ``numerics``: a 20-iteration loss trace from one seed in fp32, bf16 and fp16, the largest relative
-  difference to fp32, and whether ``deterministic: true`` runs (and which ops warn);
+  difference to fp32, and whether ``deterministic: true`` runs (and which ops warn); the same for
+  CUT in fp32 and bf16 (its PatchNCE indexing has a backward of its own);
 * ``embed``: images/s of the Inception (299 px) and ResNet-50 extractors at batch 64, fp32 and bf16
   (random weights: no download);
 * ``translate``: Mpx/s of the paper generator translating a 4096 x 4096 scene tile by tile, per-tile
@@ -30,7 +32,7 @@ raise, to check that a failure is recorded while the rest runs.
 
 Examples::
 
-    srun --gpus=1 python benchmarks/gpu_check.py --output gpu.json     # on a cluster GPU node (<= 6 min)
+    srun --gpus=1 python benchmarks/gpu_check.py --output gpu.json     # on a cluster GPU node (<= 7 min)
     python benchmarks/gpu_check.py --device cpu --quick --output x.json
 """
 
@@ -72,6 +74,7 @@ class Plan:
     min_iters: int
     max_iters: int
     trace_iters: int  # numerics: length of the loss trace
+    cut_trace_iters: int  # numerics: length of CUT's loss traces
     det_iters: int  # numerics: steps of each deterministic run
     embed_batch: int
     embed_images: int
@@ -86,7 +89,7 @@ class Plan:
     workflow_targets: tuple[str, ...] = ()  # () = the workflow's default target (figures and report)
     workflow_override: dict = field(default_factory=dict)  # merged over configs/test.yaml
     workflow_args: tuple[str, ...] = ()
-    budget_s: float = 330.0  # measurements starting later are skipped
+    budget_s: float = 360.0  # measurements starting later are skipped (330 before CUT's were added)
     workflow_grace_s: float = 30.0  # the workflow may run this long past the budget, then it is killed
 
 
@@ -98,6 +101,7 @@ FULL = Plan(
     min_iters=5,
     max_iters=500,
     trace_iters=20,
+    cut_trace_iters=20,
     det_iters=5,
     embed_batch=64,
     embed_images=1024,
@@ -117,6 +121,7 @@ QUICK = Plan(
     min_iters=2,
     max_iters=5,
     trace_iters=20,
+    cut_trace_iters=5,  # a CUT step costs ~1.3x cycleGAN's at this size; the quick numbers only show it runs
     det_iters=3,
     embed_batch=4,
     embed_images=8,
@@ -136,7 +141,8 @@ QUICK = Plan(
     workflow_targets=("results/test/metrics/metrics.csv",),
     workflow_override={"gan": {"n_epochs": 1, "n_epochs_decay": 0, "threads": 1}, "metrics": {"n_jobs": 1}},
     workflow_args=("--set-threads", "embed_real=1", "embed_samples=1", "metrics_epoch=1"),
-    budget_s=150.0,
+    # 150 s before CUT's steps and traces were added (+15 s idle, +40 s at load 8)
+    budget_s=240.0,
     workflow_grace_s=300.0,  # a loaded shared machine may take minutes; the test needs the result
 )
 
@@ -149,6 +155,16 @@ TRAIN_VARIANTS = {
     "ours bf16 channels_last": ("bf16", True, False),
     "ours bf16 channels_last compile": ("bf16", True, True),
 }
+
+#: one-sided models' variants at batch 1: label -> (model, precision, channels_last); each is compared
+#: with the cycleGAN variant of the same precision and memory format (:data:`CYCLEGAN_PEER`)
+CUT_VARIANTS = {
+    "cut fp32": ("cut", "fp32", False),
+    "cut bf16 channels_last": ("cut", "bf16", True),
+    "fastcut fp32": ("fastcut", "fp32", False),
+    "fastcut bf16 channels_last": ("fastcut", "bf16", True),
+}
+CYCLEGAN_PEER = {("fp32", False): "ours fp32", ("bf16", True): "ours bf16 channels_last"}
 
 #: the op named by torch's "... does not have a deterministic implementation" warning or error
 NONDETERMINISTIC_OP = re.compile(r"(\S+) does not have a deterministic implementation")
@@ -303,23 +319,26 @@ def device_info(requested: str, device) -> dict:
 # -- train: the training step, ours and the reference loop --------------------------------------
 
 
-def gan_params(plan: Plan, device, precision="fp32", channels_last=False, compile_=False, batch=1) -> dict:
+def gan_params(
+    plan: Plan, device, precision="fp32", channels_last=False, compile_=False, batch=1, model="cyclegan"
+) -> dict:
     """The validated gan section of one variant (the model trusts its params, as from the CLI)."""
     from deepsnow.config import validate_section
 
     p = dict(plan.arch, load_size=plan.arch["crop_size"], precision=precision, device=str(device), seed=0)
-    p.update(channels_last=channels_last, compile=compile_, batch_size=batch)
+    p.update(channels_last=channels_last, compile=compile_, batch_size=batch, model=model)
     return validate_section("gan", p)
 
 
 def build_model(params: dict, device):
-    """A CycleGAN initialised from seed 0: every variant starts from the same weights."""
+    """The model of ``gan.model`` (as training picks it) initialised from seed 0: every variant of a
+    model starts from the same weights."""
     import torch
 
-    from deepsnow.gan.model import CycleGAN
+    from deepsnow.gan.train import MODELS
 
     torch.manual_seed(0)
-    return CycleGAN(params, device)
+    return MODELS[params["model"]][0](params, device)
 
 
 def make_batches(batch: int, crop: int, n: int = 4) -> list:
@@ -385,13 +404,16 @@ def train_baseline(plan: Plan, device) -> dict:
     )
 
 
-def train_ours(plan: Plan, device, precision: str, channels_last: bool, compile_: bool, batch: int) -> dict:
-    """Our training step (``CycleGAN.step``) in one precision, memory format and batch size."""
+def train_ours(
+    plan: Plan, device, precision: str, channels_last: bool, compile_: bool, batch: int, model_name="cyclegan"
+) -> dict:
+    """Our training step (``CycleGAN.step``, or ``CUT.step`` for cut / fastcut) in one precision, memory
+    format and batch size."""
     reason = unsupported(precision, device)
     if reason:
         raise Skipped(reason)
     with compile_backend(plan.compile_backend):
-        model = build_model(gan_params(plan, device, precision, channels_last, compile_, batch), device)
+        model = build_model(gan_params(plan, device, precision, channels_last, compile_, batch, model_name), device)
 
     def step(a, b):
         model.step(model.prepare(a), model.prepare(b))
@@ -399,6 +421,7 @@ def train_ours(plan: Plan, device, precision: str, channels_last: bool, compile_
     reset_peak(device)
     warm, times = timed_steps(step, make_batches(batch, plan.arch["crop_size"]), plan, device)
     rec = dict(rate_record(warm, times, batch), precision=precision, compile=compile_, **peak_memory(device))
+    rec["model"] = model_name
     # channels_last is applied on CUDA only (the package's rule); record what ran
     rec.update(channels_last=model.channels_last, channels_last_requested=channels_last)
     if compile_:
@@ -437,44 +460,61 @@ def measure_train(check: Check) -> dict:
     runs = {"baseline fp32": check.run("train/baseline fp32", train_baseline, plan, device)}
     for label, variant in train_variants(plan).items():
         runs[label] = check.run(f"train/{label}", train_ours, plan, device, *variant)
+    for label, (model, precision, channels_last) in CUT_VARIANTS.items():
+        runs[label] = check.run(f"train/{label}", train_ours, plan, device, precision, channels_last, False, 1, model)
+    add_train_ratios(runs)
+    return {"size": size, "variants": runs}
+
+
+def add_train_ratios(runs: dict) -> None:
+    """cycleGAN variants: images/s over the baseline's (batches differ); CUT / FastCUT: it/s over the
+    cycleGAN step's of the same precision and memory format."""
     base = runs["baseline fp32"]
     for label, rec in runs.items():
-        if label != "baseline fp32" and rec["status"] == "ok" and base["status"] == "ok":
-            rec["ratio_vs_baseline"] = rec["images_per_s"] / base["images_per_s"]  # images/s: batches differ
-    return {"size": size, "variants": runs}
+        if rec["status"] != "ok" or label == "baseline fp32":
+            continue
+        if label in CUT_VARIANTS:
+            peer = runs[CYCLEGAN_PEER[CUT_VARIANTS[label][1:]]]
+            if peer["status"] == "ok":
+                rec["ratio_vs_cyclegan"] = rec["it_per_s"] / peer["it_per_s"]
+        elif base["status"] == "ok":
+            rec["ratio_vs_baseline"] = rec["images_per_s"] / base["images_per_s"]
 
 
 # -- numerics: loss traces per precision, deterministic mode ------------------------------------
 
 
-def loss_trace(plan: Plan, device, precision: str, iters: int):
-    """``(iters, 8)`` float64 losses of our step from seed 0 on fixed batches (channels_last as in training)."""
+def loss_trace(plan: Plan, device, precision: str, iters: int, model_name: str = "cyclegan"):
+    """``(iters, n_losses)`` float64 losses of our step from seed 0 on fixed batches (channels_last as in
+    training)."""
     import torch
 
     reason = unsupported(precision, device)
     if reason:
         raise Skipped(reason)
-    model = build_model(gan_params(plan, device, precision, channels_last=True), device)
+    model = build_model(gan_params(plan, device, precision, channels_last=True, model=model_name), device)
     rows = [model.step(model.prepare(a), model.prepare(b)) for a, b in make_batches(1, plan.arch["crop_size"], iters)]
     return torch.stack(rows).cpu().double()
 
 
-def trace_record(plan: Plan, device, precision: str) -> dict:
-    return {"losses": loss_trace(plan, device, precision, plan.trace_iters).tolist()}
+def trace_record(plan: Plan, device, precision: str, model_name: str = "cyclegan") -> dict:
+    iters = plan.trace_iters if model_name == "cyclegan" else plan.cut_trace_iters
+    return {"losses": loss_trace(plan, device, precision, iters, model_name).tolist()}
 
 
-def max_rel_diff(losses: list, reference: list) -> dict:
-    """Largest |x - x_fp32| / |x_fp32| over the trace, overall and per loss term."""
+def max_rel_diff(losses: list, reference: list, names=None) -> dict:
+    """Largest |x - x_fp32| / |x_fp32| over the trace, overall and per loss term (``names``: the
+    model's loss names, cycleGAN's by default)."""
     from deepsnow.gan.model import LOSS_NAMES
 
     per = {}
-    for j, name in enumerate(LOSS_NAMES):
+    for j, name in enumerate(names or LOSS_NAMES):
         diffs = [abs(x[j] - r[j]) / max(abs(r[j]), 1e-8) for x, r in zip(losses, reference)]
         per[name] = max(diffs)
     return {"max": max(per.values()), "per_loss": per}
 
 
-def deterministic_run(plan: Plan, device) -> dict:
+def deterministic_run(plan: Plan, device, model_name: str = "cyclegan") -> dict:
     """``deterministic: true`` as training sets it (runtime.configure): does it run, are two runs
     bit-identical, and which ops warn (on CUDA it only warns) or raise."""
     import torch
@@ -488,7 +528,7 @@ def deterministic_run(plan: Plan, device) -> dict:
             warnings.simplefilter("always")
             runtime.configure(device, None, deterministic=True, cudnn_benchmark=False)
             try:
-                t1, t2 = (loss_trace(plan, device, "fp32", plan.det_iters) for _ in range(2))
+                t1, t2 = (loss_trace(plan, device, "fp32", plan.det_iters, model_name) for _ in range(2))
                 rec["bit_identical"] = bool(torch.equal(t1, t2))
             except RuntimeError as exc:
                 rec.update(runs=False, error=clip(f"{type(exc).__name__}: {exc}"), bit_identical=None)
@@ -509,7 +549,21 @@ def measure_numerics(check: Check) -> dict:
         ok = traces[p]["status"] == "ok" and traces["fp32"]["status"] == "ok"
         diffs[p] = max_rel_diff(traces[p]["losses"], traces["fp32"]["losses"]) if ok else None
     det = check.run("numerics/deterministic", deterministic_run, plan, device)
-    return {"iterations": plan.trace_iters, "traces": traces, "max_rel_diff_vs_fp32": diffs, "deterministic": det}
+    out = {"iterations": plan.trace_iters, "traces": traces, "max_rel_diff_vs_fp32": diffs, "deterministic": det}
+    return dict(out, cut=cut_numerics(check))
+
+
+def cut_numerics(check: Check) -> dict:
+    """CUT's loss traces in fp32 and bf16, their largest relative difference, and its deterministic run."""
+    from deepsnow.gan.cut_model import LOSS_NAMES
+
+    plan, device = check.plan, check.device
+    traces = {p: check.run(f"numerics/cut {p} trace", trace_record, plan, device, p, "cut") for p in ("fp32", "bf16")}
+    ok = all(t["status"] == "ok" for t in traces.values())
+    diff = max_rel_diff(traces["bf16"]["losses"], traces["fp32"]["losses"], LOSS_NAMES) if ok else None
+    det = check.run("numerics/cut deterministic", deterministic_run, plan, device, "cut")
+    return {"iterations": plan.cut_trace_iters, "traces": traces, "max_rel_diff_vs_fp32": {"bf16": diff},
+            "deterministic": det}
 
 
 # -- embed: feature extractors ------------------------------------------------------------------
@@ -793,13 +847,16 @@ def summary_lines(result: dict) -> list[str]:
     train = result.get("train", {}).get("variants", {})
     if train:
         lines.append(f"train {result['train']['size']}:")
-        lines.append(f"  {'variant':<36s} {'it/s':>9s} {'img/s':>9s} {'x base':>7s} {'peak MB':>9s} {'compile s':>9s}")
+        lines.append(
+            f"  {'variant':<36s} {'it/s':>9s} {'img/s':>9s} {'x base':>7s} {'x cycleGAN':>10s} {'peak MB':>9s} "
+            f"{'compile s':>9s}"
+        )
     for label, rec in train.items():
         mem = rec.get("peak_gpu_mb") if rec.get("peak_gpu_mb") is not None else rec.get("peak_rss_mb")
         lines.append(
             f"  {label:<36s} {_cell(rec, 'it_per_s', '9.3f'):>9s} {_cell(rec, 'images_per_s', '9.3f'):>9s} "
-            f"{_cell(rec, 'ratio_vs_baseline', '7.2f'):>7s} {'-' if mem is None else format(mem, '9.0f'):>9s} "
-            f"{_cell(rec, 'compile_s', '9.1f'):>9s}"
+            f"{_cell(rec, 'ratio_vs_baseline', '7.2f'):>7s} {_cell(rec, 'ratio_vs_cyclegan', '10.2f'):>10s} "
+            f"{'-' if mem is None else format(mem, '9.0f'):>9s} {_cell(rec, 'compile_s', '9.1f'):>9s}"
         )
     return lines + _numerics_lines(result) + _rates_lines(result)
 
@@ -808,22 +865,26 @@ def _numerics_lines(result: dict) -> list[str]:
     num = result.get("numerics")
     if not num:
         return []
-    diffs = ", ".join(
+    lines = [f"numerics ({num['iterations']} it): max relative loss difference vs fp32: {_diffs_text(num)}"]
+    lines.append(f"deterministic: {_det_text(num['deterministic'])}")
+    if "cut" in num:
+        cut = num["cut"]
+        lines.append(f"CUT ({cut['iterations']} it): max relative loss difference vs fp32: {_diffs_text(cut)}")
+        lines.append(f"CUT deterministic: {_det_text(cut['deterministic'])}")
+    return lines
+
+
+def _diffs_text(num: dict) -> str:
+    return ", ".join(
         f"{p} {v['max']:.3g}" if v else f"{p} {num['traces'][p]['status']}"
         for p, v in num["max_rel_diff_vs_fp32"].items()
     )
-    det = num["deterministic"]
-    det_text = (
-        det["status"]
-        if det["status"] != "ok"
-        else (
-            f"runs {det['runs']}, bit-identical {det.get('bit_identical')}, ops {det['nondeterministic_ops'] or 'none'}"
-        )
-    )
-    return [
-        f"numerics ({num['iterations']} it): max relative loss difference vs fp32: {diffs}",
-        f"deterministic: {det_text}",
-    ]
+
+
+def _det_text(det: dict) -> str:
+    if det["status"] != "ok":
+        return det["status"]
+    return f"runs {det['runs']}, bit-identical {det.get('bit_identical')}, ops {det['nondeterministic_ops'] or 'none'}"
 
 
 def _rates_lines(result: dict) -> list[str]:
@@ -849,7 +910,7 @@ def _rates_lines(result: dict) -> list[str]:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="Measure every CUDA path of deepsnow in one short run (<= 6 min on one GPU): training step "
+        description="Measure every CUDA path of deepsnow in one short run (<= 7 min on one GPU): training step "
         "throughput per precision, loss numerics, deterministic mode, embedding, scene translation and the tiny "
         "workflow end to end. Writes one JSON and prints a summary. See docs/performance.md.",
     )
@@ -864,7 +925,7 @@ def parse_args(argv=None):
         "--budget",
         type=float,
         default=None,
-        help="seconds after which measurements are skipped " "(default 330, quick 150)",
+        help="seconds after which measurements are skipped " "(default 360, quick 240)",
     )
     p.add_argument(
         "--workdir",

@@ -74,6 +74,10 @@ def test_train_rates_and_skipped_precisions(quick_run):
     assert variants["ours fp16"]["status"] == "skipped" and "CUDA" in variants["ours fp16"]["reason"]
     compiled = variants["ours bf16 channels_last compile"]
     assert compiled["status"] == "ok" and compiled["compile"] is True and compiled["compile_s"] >= 0
+    for label in ("cut fp32", "cut bf16 channels_last", "fastcut fp32", "fastcut bf16 channels_last"):
+        rec = variants[label]  # the one-sided models' steps, against cycleGAN's of the same precision
+        assert rec["status"] == "ok" and rec["model"] == label.split()[0], rec
+        assert rec["it_per_s"] > 0 and rec["ratio_vs_cyclegan"] > 0 and "ratio_vs_baseline" not in rec
 
 
 @pytest.mark.slow
@@ -86,6 +90,11 @@ def test_numerics_traces_and_determinism(quick_run):
     assert num["traces"]["fp16"]["status"] == "skipped" and num["max_rel_diff_vs_fp32"]["fp16"] is None
     det = num["deterministic"]
     assert det["status"] == "ok" and det["runs"] is True and det["bit_identical"] is True  # CPU: bit-reproducible
+    cut = num["cut"]  # CUT: its own 6 losses, traced and checked the same way
+    assert len(cut["traces"]["fp32"]["losses"]) == cut["iterations"] > 0
+    assert all(len(row) == 6 for row in cut["traces"]["fp32"]["losses"])
+    assert set(cut["max_rel_diff_vs_fp32"]["bf16"]["per_loss"]) == {"G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y"}
+    assert cut["deterministic"]["bit_identical"] is True
 
 
 @pytest.mark.slow
