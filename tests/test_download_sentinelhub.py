@@ -155,6 +155,11 @@ def test_request_bodies_follow_the_config(serve, ben, tmp_path):
     assert body["input"]["bounds"]["properties"]["crs"].endswith("/32633")
     assert body["output"]["responses"] == [{"identifier": "default", "format": {"type": "image/tiff"}}]
     assert 'units: "DN"' in body["evalscript"] and "UINT16" in body["evalscript"]
+    # the evalscript (unchanged: cached responses stay valid) returns OUTPUT_BANDS, the order the mosaic reads
+    from deepsnow.data.download.sentinelhub import OUTPUT_BANDS
+
+    assert f"bands: {json.dumps(list(OUTPUT_BANDS))}" in body["evalscript"]
+    assert f"return [{', '.join('s.' + b for b in OUTPUT_BANDS)}];" in body["evalscript"]
 
 
 def test_log_line_says_the_snow_share_is_scl_snow(serve, ben, tmp_path, caplog):

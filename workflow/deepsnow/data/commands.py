@@ -109,8 +109,8 @@ def _download(args, params) -> Made:
     """Download one area's Sentinel-2 L2A scene of one season (Sentinel Hub / CDSE or a STAC API).
 
     Search the season window for Sentinel-2 L2A acquisitions under the maximum cloud cover and write the
-    area's scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask, reflectance x 10000, 10 m, the UTM zone of the
-    area's centre) in the format of the simulator, with a provenance sidecar. sentinelhub: Catalog search,
+    area's scene GeoTIFF (B02 B03 B04 B08 B11 as reflectance x 10000, SCL, dataMask, by name; 10 m, the UTM
+    zone of the area's centre) in the format of the simulator, with a provenance sidecar. sentinelhub: Catalog search,
     then Process API requests (least-cloudy mosaicking), credentials from SH_CLIENT_ID/SH_CLIENT_SECRET or
     data.sentinelhub.profile. stac: pystac-client search (default Element 84 Earth Search), windowed COG
     reads of the least-cloudy item. With --cache a rerun makes no request."""

@@ -250,7 +250,7 @@ def write_scene(
         out.write(0, reflectance, scl, data_mask)
 
 
-def describe_scene(dst, layout: tuple[str, ...], tags: dict | None) -> None:
+def _describe(dst, layout: tuple[str, ...], tags: dict | None) -> None:
     """Band names, tags with the format version, and the scale turning the stored integers into
     reflectance (GDAL's ``scale``) of an open scene being written with bands ``layout``."""
     dst.update_tags(**{k: str(v) for k, v in dict(tags or {}, **{VERSION_TAG: SCENE_VERSION}).items()})
@@ -315,7 +315,7 @@ class SceneWriter:
             try:
                 if self.next_row != self.h:
                     raise DeepsnowError(f"{self.path}: only {self.next_row} of {self.h} rows were written")
-                describe_scene(self._dst, self.layout, self.tags)
+                _describe(self._dst, self.layout, self.tags)
             except BaseException as err:  # nothing appears at the path
                 self._stack.__exit__(type(err), err, err.__traceback__)
                 raise
