@@ -188,6 +188,7 @@ def test_simulator_demo_config(capsys):
     assert t["patches_max"] == {"train_a": 363, "train_b": 363, "test_a": 121, "test_b": 121}
     assert t["download_bytes"] == 0 and t["processing_units"] == 0
     assert t["scene_bytes"] == 8 * 384 * 384 * 12 * 2  # the simulator writes 12 uint16 bands
+    assert plan["scene_bands"] == ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL", "dataMask"]
     assert plan["training"]["iterations"] == 363 * 6 and plan["training"]["test_translations"] == 242 * 6
 
 

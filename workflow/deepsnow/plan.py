@@ -350,6 +350,7 @@ def make_plan(config: dict, label: str = "config", it_s: float | None = None, it
         "configs": label,
         "run": config["run"],
         "source": config["data"]["source"],
+        "scene_bands": list(scene_bands(config["data"]["source"])),
         "resolution_m": float(config["data"].get("resolution", 10)),
         "patches": {"size": config["patches"]["size"], "stride": config["patches"]["stride"]},
         "areas": entries,
@@ -444,7 +445,8 @@ def format_plan(plan: dict) -> str:
     lines += [
         "",
         f"totals: {t['scenes']} scenes; download {_size(t['download_bytes'])} "
-        f"({_download_words(plan['source'])}); scenes written {_size(t['scene_bytes'])} uncompressed; "
+        f"({_download_words(plan['source'])}); scenes written {_size(t['scene_bytes'])} uncompressed "
+        f"({len(plan['scene_bands'])} uint16 bands: {' '.join(plan['scene_bands'])}); "
         f"requests {_requests(t['requests'])}; "
         + (
             f"{t['processing_units']:,.3f} Sentinel Hub processing units ({PU_DEFINITION_URL})"
