@@ -171,3 +171,20 @@ def test_commands_refuse_a_scene_without_a_band_they_need(tmp_path, capsys):
     assert main(patches) == 2
     assert f"{no_blue}: scene has no band B02" in capsys.readouterr().err
     assert not (out / "p.npz").exists() and not (out / "p.csv").exists()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_figure_9_renders_a_scene_from_its_red_green_and_blue_by_name(tmp_path, version):
+    """Figure 9 reads a scene's B04 B03 B02 by name (a version-2 scene stores B02 first), rendered as the patches are."""
+    from deepsnow.data.render import render_rgb
+    from deepsnow.figures.synthetic import read_rgb
+
+    refl, (scl, mask) = reflectances(REFLECTANCE_BANDS if version == 2 else V1_BANDS[:5], seed=4), scl_and_mask()
+    path = tmp_path / "scene.tif"
+    if version == 2:
+        write_scene(path, refl, scl, mask, CRS, transform_at())
+    else:
+        write_v1_scene(path, refl, scl, mask)
+    scene = read_scene(path)
+    expected = render_rgb({b: scene.reflectance[b] for b in ("B04", "B03", "B02")}, 1.0, 2.2)
+    assert np.array_equal(read_rgb(path, (1.0, 2.2)), expected)
