@@ -382,8 +382,6 @@ def stored_bands(src, path) -> dict[str, int]:
     them; a file without the version tag (version 1) holds exactly ``V1_BANDS``. A
     :class:`DeepsnowError` naming ``path`` otherwise: a scene is never read by position."""
     names = [d or "" for d in src.descriptions]
-    if set(src.dtypes) != {"uint16"}:
-        raise DeepsnowError(f"{path}: expected uint16 bands, found {sorted(set(src.dtypes))}")
     version = src.tags().get(VERSION_TAG)
     if version is None or version == "1":
         if tuple(names) != V1_BANDS:
@@ -400,6 +398,8 @@ def stored_bands(src, path) -> dict[str, int]:
             f"{path}: expected scene bands named by their descriptions, each once, reflectance bands of "
             f"{list(REFLECTANCE_BANDS)} then SCL and dataMask; found {src.count} bands {names}"
         )
+    if set(src.dtypes) != {"uint16"}:
+        raise DeepsnowError(f"{path}: expected uint16 bands, found {sorted(set(src.dtypes))}")
     return {n: i for i, n in enumerate(names, start=1)}
 
 
