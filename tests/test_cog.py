@@ -96,7 +96,8 @@ def test_class_mask_has_colours_category_names_and_a_qgis_style(tmp_path):
     with rasterio.open(tif) as src, rasterio.open(scene) as sc:
         cmap = src.colormap(1)
         assert all(cmap[c][:3] == CLASS_COLOURS[c][:3] for c in CLASS_NAMES)  # (a TIFF palette has no alpha)
-        assert np.array_equal(src.read_masks(1) > 0, sc.read(sc.descriptions.index("dataMask") + 1) > 0)  # the mask is the scene's dataMask
+        data_mask = sc.read(sc.descriptions.index("dataMask") + 1)
+        assert np.array_equal(src.read_masks(1) > 0, data_mask > 0)  # the mask is the scene's dataMask
     aux, qml = style_paths(tif)
     assert qml.name == "mask.qml"
     names = [c.text or "" for c in ET.parse(aux).getroot().find("PAMRasterBand").find("CategoryNames")]
