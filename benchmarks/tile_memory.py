@@ -104,21 +104,21 @@ def build_scene(base: Path, out: Path, size: int) -> None:
     import rasterio
     from rasterio.windows import Window
 
-    from deepsnow.data.scene import BANDS, scene_profile
+    from deepsnow.data.scene import scene_profile
     from deepsnow.io import atomic_output
 
     with rasterio.open(base) as src:
-        data, crs, transform, tags = src.read(), src.crs, src.transform, src.tags()
-    _, h, w = data.shape
+        data, crs, transform, tags, names = src.read(), src.crs, src.transform, src.tags(), src.descriptions
+    n_bands, h, w = data.shape
     cols = mirror_index(size, w)
     tags["DEEPSNOW_NOTE"] = f"mirror-tiled from {base.name} ({h} x {w} px) by benchmarks/tile_memory.py"
     with atomic_output(out, suffix=".tif") as tmp:
-        with rasterio.open(tmp, "w", **scene_profile(size, size, crs, transform)) as dst:
+        with rasterio.open(tmp, "w", **scene_profile(size, size, crs, transform, n_bands)) as dst:
             for r0 in range(0, size, 1024):
                 r1 = min(size, r0 + 1024)
                 rows = mirror_index(r1, h)[r0:r1]
                 dst.write(np.ascontiguousarray(data[:, rows][:, :, cols]), window=Window(0, r0, size, r1 - r0))
-            for i, b in enumerate(BANDS, start=1):
+            for i, b in enumerate(names, start=1):
                 dst.set_band_description(i, b)
             dst.update_tags(**tags)
 
@@ -131,18 +131,19 @@ def write_like_a_download(scene: Path, out: Path, strip_rows: int) -> None:
     from rasterio.windows import Window
 
     from deepsnow.data.download.common import Grid, write_dn_strips
-    from deepsnow.data.scene import REFLECTANCE_BANDS
+    from deepsnow.data.download.sentinelhub import FETCHED_BANDS, OUTPUT_BANDS
 
     with rasterio.open(scene) as src:
         h, w, t = src.height, src.width, src.transform
         grid = Grid(src.crs.to_epsg(), t.c, t.f, w, h, t.a)
+        index = [list(src.descriptions).index(b) + 1 for b in OUTPUT_BANDS]
 
-        def strips():  # uint16 strips of all 7 bands, as the Sentinel Hub mosaic yields them
+        def strips():  # uint16 strips of the evalscript's 7 bands, as the Sentinel Hub mosaic yields them
             for r0 in range(0, h, strip_rows):
-                stack = src.read(window=Window(0, r0, w, min(h, r0 + strip_rows) - r0))
-                yield r0, dict(zip(REFLECTANCE_BANDS, stack[:5])), stack[5], stack[6] > 0
+                stack = src.read(index, window=Window(0, r0, w, min(h, r0 + strip_rows) - r0))
+                yield r0, dict(zip(FETCHED_BANDS, stack[:5])), stack[5], stack[6] > 0
 
-        write_dn_strips(out, strips(), grid, src.tags())
+        write_dn_strips(out, strips(), grid, src.tags(), FETCHED_BANDS)
 
 
 def build_assets(scene: Path, folder: Path) -> None:
@@ -152,12 +153,12 @@ def build_assets(scene: Path, folder: Path) -> None:
     import rasterio
     from rasterio.windows import Window
 
-    from deepsnow.data.scene import BANDS
-
     folder.mkdir(parents=True, exist_ok=True)
     with rasterio.open(scene) as src:
         h, w, t = src.height, src.width, src.transform
-        for i, band in enumerate(BANDS[:6], start=1):
+        index = {b: i for i, b in enumerate(src.descriptions, start=1)}
+        for band in ("B04", "B03", "B02", "B08", "B11", "SCL"):
+            i = index[band]
             step = 2 if band in ("B11", "SCL") else 1
             prof = dict(driver="GTiff", width=w // step, height=h // step, count=1, dtype="uint16", crs=src.crs,
                         transform=t * t.scale(step), nodata=0, tiled=True, blockxsize=512, blockysize=512,
@@ -165,7 +166,8 @@ def build_assets(scene: Path, folder: Path) -> None:
             with rasterio.open(folder / f"{band}.tif.part", "w", **prof) as dst:
                 for r0 in range(0, h - h % step, 2048):
                     win = Window(0, r0, w, min(h - h % step, r0 + 2048) - r0)
-                    a = src.read(i, window=win)[::step, ::step] * (src.read(7, window=win)[::step, ::step] > 0)
+                    valid = src.read(index["dataMask"], window=win)[::step, ::step] > 0
+                    a = src.read(i, window=win)[::step, ::step] * valid
                     dst.write(a[:, : w // step].astype(np.uint16), 1, window=Window(0, r0 // step, w // step, a.shape[0]))
             os.replace(folder / f"{band}.tif.part", folder / f"{band}.tif")
 
@@ -181,7 +183,7 @@ def read_like_a_stac_download(folder: Path, out: Path) -> None:
 
     from deepsnow.areas import Area
     from deepsnow.data.download.common import Grid, write_dn_strips
-    from deepsnow.data.download.stac import raw_strips, read_item_retrying, valid_fraction
+    from deepsnow.data.download.stac import REFLECTANCE, raw_strips, read_item_retrying, valid_fraction
 
     with rasterio.open(folder / "B04.tif") as ref:
         t = ref.transform
@@ -193,8 +195,8 @@ def read_like_a_stac_download(folder: Path, out: Path) -> None:
     shutil.rmtree(raw_dir, ignore_errors=True)
     raw, _ = read_item_retrying(item, grid, st, Area("tile", (0, 0, 1, 1), {}), "snowfree", raw_dir)
     log(f"valid fraction {valid_fraction(raw):.3f}")
-    offsets = {b: {"scale": 1e-4, "offset": 0.0} for b in ("B04", "B03", "B02", "B08", "B11")}
-    write_dn_strips(out, raw_strips(raw, offsets), grid, {"DEEPSNOW_SOURCE": "stac"})
+    offsets = {b: {"scale": 1e-4, "offset": 0.0} for b in REFLECTANCE}
+    write_dn_strips(out, raw_strips(raw, offsets), grid, {"DEEPSNOW_SOURCE": "stac"}, REFLECTANCE)
     shutil.rmtree(raw_dir)
 
 

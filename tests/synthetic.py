@@ -23,9 +23,10 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
-from deepsnow.data.scene import REFLECTANCE_BANDS, write_scene
+from deepsnow.data.scene import V1_BANDS, write_scene
 
-#: Reflectances of each cover type (B04, B03, B02, B08, B11).
+#: Reflectances of each cover type in the bands a download fetches (B04, B03, B02, B08, B11): the
+#: synthetic scenes hold these five, as downloaded scenes do.
 SPECTRA = {
     # green vegetation: bright NIR, NDSI < 0
     "veg": {"B04": 0.04, "B03": 0.07, "B02": 0.04, "B08": 0.35, "B11": 0.20},
@@ -38,6 +39,7 @@ SPECTRA = {
     # thick cloud: bright everywhere, NDSI ~ 0.14
     "cloud": {"B04": 0.60, "B03": 0.60, "B02": 0.62, "B08": 0.60, "B11": 0.45},
 }
+BANDS = tuple(SPECTRA["veg"])
 #: SCL class Sen2Cor would give each cover.
 DEFAULT_SCL = {"veg": 4, "soil": 5, "water": 6, "snow": 11, "cloud": 9}
 
@@ -53,10 +55,10 @@ def transform_at(origin=ORIGIN, pixel: float = 10.0) -> Affine:
 def cover_arrays(cover: np.ndarray) -> dict[str, np.ndarray]:
     """Reflectance bands (float64) for a 2-D array of cover names."""
     cover = np.asarray(cover)
-    refl = {b: np.zeros(cover.shape, dtype=np.float64) for b in REFLECTANCE_BANDS}
+    refl = {b: np.zeros(cover.shape, dtype=np.float64) for b in BANDS}
     for name, spec in SPECTRA.items():
         sel = cover == name
-        for b in REFLECTANCE_BANDS:
+        for b in BANDS:
             refl[b][sel] = spec[b]
     unknown = set(np.unique(cover)) - set(SPECTRA)
     if unknown:
@@ -77,7 +79,7 @@ def write_cover_scene(
     reflectance: dict | None = None,
     tags: dict | None = None,
 ) -> Path:
-    """Write a 7-band scene GeoTIFF for ``cover`` (2-D array of names); returns the path.
+    """Write a scene GeoTIFF of the five bands of :data:`SPECTRA` for ``cover`` (2-D array of names); returns the path.
 
     ``scl`` defaults to :data:`DEFAULT_SCL` per cover; ``data_mask`` to all 1;
     ``reflectance`` entries replace bands computed from the cover. ``season``
@@ -108,6 +110,14 @@ def write_cover_scene(
         tags=all_tags,
     )
     return path
+
+
+def v1_stack(path) -> np.ndarray:
+    """A scene's bands B04 B03 B02 B08 B11 SCL dataMask (``V1_BANDS``), found by name and stacked in that
+    order: what ``rasterio.open(path).read()`` gave before scenes recorded which bands they hold."""
+    with rasterio.open(path) as src:
+        index = {d: i for i, d in enumerate(src.descriptions, start=1)}
+        return src.read([index[b] for b in V1_BANDS])
 
 
 def blocks(shape, block: int, layout: list[list[str]]) -> np.ndarray:

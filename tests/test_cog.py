@@ -61,7 +61,7 @@ def test_cog_output_leaves_nothing_on_error(tmp_path):
 
 
 def test_scene_is_a_cog_with_reflectance_scale_and_a_datamask_mask(tmp_path):
-    from deepsnow.data.scene import BANDS, REFLECTANCE_BANDS, read_scene, write_scene
+    from deepsnow.data.scene import REFLECTANCE_BANDS, SCENE_BANDS, read_scene, write_scene
 
     h, w = 300, 270
     rng = np.random.default_rng(3)
@@ -73,10 +73,10 @@ def test_scene_is_a_cog_with_reflectance_scale_and_a_datamask_mask(tmp_path):
     write_scene(path, refl, scl, valid, "EPSG:32633", TRANSFORM, tags={"DEEPSNOW_DATE": "2021-07-04"})
     assert cog_validate(str(path), strict=True)[0]
     with rasterio.open(path) as src:
-        assert src.descriptions == BANDS
-        assert src.scales == (1e-4,) * 5 + (1.0, 1.0) and src.offsets == (0.0,) * 7
+        assert src.descriptions == SCENE_BANDS
+        assert src.scales == (1e-4,) * 10 + (1.0, 1.0) and src.offsets == (0.0,) * 12
         assert np.array_equal(src.read_masks(1) > 0, valid > 0)  # QGIS hides the dataMask = 0 area
-        dn = src.read(1)
+        dn = src.read(SCENE_BANDS.index("B04") + 1)
     assert np.array_equal(dn, np.rint(refl["B04"].astype(np.float64) * 10000).astype(np.uint16))  # DN x scale = refl.
     back = read_scene(path)
     assert np.array_equal(back.scl, scl) and back.tags["DEEPSNOW_DATE"] == "2021-07-04"
@@ -96,7 +96,8 @@ def test_class_mask_has_colours_category_names_and_a_qgis_style(tmp_path):
     with rasterio.open(tif) as src, rasterio.open(scene) as sc:
         cmap = src.colormap(1)
         assert all(cmap[c][:3] == CLASS_COLOURS[c][:3] for c in CLASS_NAMES)  # (a TIFF palette has no alpha)
-        assert np.array_equal(src.read_masks(1) > 0, sc.read(7) > 0)  # the mask is the scene's dataMask
+        data_mask = sc.read(sc.descriptions.index("dataMask") + 1)
+        assert np.array_equal(src.read_masks(1) > 0, data_mask > 0)  # the mask is the scene's dataMask
     aux, qml = style_paths(tif)
     assert qml.name == "mask.qml"
     names = [c.text or "" for c in ET.parse(aux).getroot().find("PAMRasterBand").find("CategoryNames")]

@@ -28,10 +28,10 @@ from rasterio.warp import transform_bounds
 from deepsnow import DeepsnowError
 from deepsnow.config import validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
-from deepsnow.data.scene import BANDS, read_scene
+from deepsnow.data.scene import VERSION_TAG, read_scene
 from helpers import REPO, copy_workflow, deepsnow, env_with_venv, merged_config, snakemake
 from mock_servers import MockSentinelHub, Scene, ben_sources, inner_bbox
-from synthetic import bigearthnet_example_dir
+from synthetic import bigearthnet_example_dir, v1_stack
 
 pytest.importorskip("bigearthnet_common")
 pytest.importorskip("sentinelhub")
@@ -115,7 +115,9 @@ def test_scene_has_right_crs_bounds_bands_and_values(serve, ben, tmp_path):
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32633  # UTM zone of the bbox centre (13.7 E)
         assert ds.res == (10.0, 10.0) and ds.count == 7 and ds.dtypes[0] == "uint16"
-        assert ds.descriptions == BANDS
+        # the bands fetched today (the mask's and the RGB's), recorded by name in a version-2 scene
+        assert ds.descriptions == ("B02", "B03", "B04", "B08", "B11", "SCL", "dataMask")
+        assert ds.tags()[VERSION_TAG] == "2"
         tags = ds.tags()
         # the grid covers the bbox's UTM envelope, snapped outward by less than a pixel
         env = transform_bounds("EPSG:4326", ds.crs, *bbox, densify_pts=21)
@@ -123,7 +125,7 @@ def test_scene_has_right_crs_bounds_bands_and_values(serve, ben, tmp_path):
         assert b.left <= env[0] < b.left + 10 and b.bottom <= env[1] < b.bottom + 10
         assert b.right - 10 < env[2] <= b.right and b.top - 10 < env[3] <= b.top
         assert ds.transform.c % 10 == 0 and ds.transform.f % 10 == 0
-        data = ds.read()
+    data = v1_stack(out)
     assert tags["DEEPSNOW_SOURCE"] == "sentinelhub" and tags["DEEPSNOW_AOI"] == "area1"
     assert tags["DEEPSNOW_SEASON"] == "snowfree" and tags["DEEPSNOW_DATE"] == "2021-07-01/2021-08-31"
     # real BigEarthNet pixels, band for band, exactly as served
@@ -153,6 +155,11 @@ def test_request_bodies_follow_the_config(serve, ben, tmp_path):
     assert body["input"]["bounds"]["properties"]["crs"].endswith("/32633")
     assert body["output"]["responses"] == [{"identifier": "default", "format": {"type": "image/tiff"}}]
     assert 'units: "DN"' in body["evalscript"] and "UINT16" in body["evalscript"]
+    # the evalscript (unchanged: cached responses stay valid) returns OUTPUT_BANDS, the order the mosaic reads
+    from deepsnow.data.download.sentinelhub import OUTPUT_BANDS
+
+    assert f"bands: {json.dumps(list(OUTPUT_BANDS))}" in body["evalscript"]
+    assert f"return [{', '.join('s.' + b for b in OUTPUT_BANDS)}];" in body["evalscript"]
 
 
 def test_log_line_says_the_snow_share_is_scl_snow(serve, ben, tmp_path, caplog):
@@ -175,7 +182,7 @@ def test_large_area_is_split_into_tiles_and_mosaicked(serve, ben, tmp_path):
     n = -(-h // 32) * -(-w // 32)
     assert summary["tiles"] == n > 1 and sh.count("process") == n
     assert all(b["output"]["width"] <= 32 and b["output"]["height"] <= 32 for b in sh.process_bodies)
-    np.testing.assert_array_equal(rasterio.open(out).read(), expected_window(src, out))
+    np.testing.assert_array_equal(v1_stack(out), expected_window(src, out))
 
 
 def test_snowy_area_in_the_next_utm_zone(serve, ben, tmp_path):
@@ -224,7 +231,7 @@ def test_transient_faults_end_in_success(serve, ben, tmp_path, endpoint, faults,
     t0 = time.monotonic()
     download_scene(params_for(sh, inner_bbox(src)), "area1", "snowfree", out, cache=tmp_path / "cache")
     assert check(sh), [(e["endpoint"], e["status"]) for e in sh.log]
-    np.testing.assert_array_equal(rasterio.open(out).read(), expected_window(src, out))
+    np.testing.assert_array_equal(v1_stack(out), expected_window(src, out))
     if faults == ["429"]:
         assert time.monotonic() - t0 >= sh.retry_after_ms / 1000  # Retry-After (milliseconds) was honoured
     assert no_temp_files(tmp_path)
@@ -238,7 +245,7 @@ def test_token_expiring_between_tiles_is_refreshed(serve, ben, tmp_path):
     summary = download_scene(params_for(sh, inner_bbox(src), sentinelhub={"max_tile_px": 40}), "area1", "snowfree", out)
     assert summary["tiles"] == 4 and sh.count("process", 401) == 1 and sh.count("process", 200) == 4
     assert sh.count("token", 200) == 2
-    np.testing.assert_array_equal(rasterio.open(out).read(), expected_window(src, out))
+    np.testing.assert_array_equal(v1_stack(out), expected_window(src, out))
 
 
 @pytest.mark.parametrize(

@@ -31,10 +31,10 @@ from deepsnow.areas import areas_of
 from deepsnow.config import validate_config, validate_section
 from deepsnow.data.download import DownloadError, download_scene
 from deepsnow.data.download.stac import scale_offset
-from deepsnow.data.scene import BANDS, read_scene
+from deepsnow.data.scene import VERSION_TAG, read_scene
 from helpers import REPO, copy_workflow, deepsnow, merged_config, snakemake
 from mock_servers import MockStac, ben_sources, inner_bbox, synthetic_source
-from synthetic import bigearthnet_example_dir
+from synthetic import bigearthnet_example_dir, v1_stack
 
 pytest.importorskip("bigearthnet_common")
 pytest.importorskip("pystac_client")
@@ -94,12 +94,14 @@ def test_scene_has_right_crs_bounds_bands_and_values(stac, ben, tmp_path, varian
     out = tmp_path / "scenes" / "area1" / "snowfree.tif"
     summary = download_scene(params_for(stac, bbox, stac={"resampling": "nearest"}), "area1", "snowfree", out)
     with rasterio.open(out) as ds:
-        assert ds.crs.to_epsg() == 32633 and ds.res == (10.0, 10.0) and ds.descriptions == BANDS
+        assert ds.crs.to_epsg() == 32633 and ds.res == (10.0, 10.0) and ds.tags()[VERSION_TAG] == "2"
+        assert ds.descriptions == ("B02", "B03", "B04", "B08", "B11", "SCL", "dataMask")  # today's bands, by name
         env = transform_bounds("EPSG:4326", ds.crs, *bbox, densify_pts=21)
         b = ds.bounds
         assert b.left <= env[0] < b.left + 10 and b.top - 10 < env[3] <= b.top
         assert b.right - 10 < env[2] <= b.right and b.bottom <= env[1] < b.bottom + 10
-        tags, data = ds.tags(), ds.read()
+        tags = ds.tags()
+    data = v1_stack(out)
     assert tags["DEEPSNOW_SOURCE"] == "stac" and tags["DEEPSNOW_DATE"] == "2021-07-10"
     assert tags["DEEPSNOW_SCENE"] == "S2A_33UVP_20210710_0_L2A" and tags["DEEPSNOW_SEASON"] == "snowfree"
     # real pixels, offset removed: reflectance x 10000 exactly as in the patch (B11 and SCL nearest from 20 m)
@@ -114,7 +116,7 @@ def test_b11_bilinear_is_close_and_scl_stays_nearest(stac, ben, tmp_path):
     stac.add_item(src, "S2A_1", cloud_cover=3.0, datetime=SUMMER)
     out = tmp_path / "s.tif"
     download_scene(params_for(stac, inner_bbox(src)), "area1", "snowfree", out)
-    data, exp = rasterio.open(out).read(), expected(src, out)
+    data, exp = v1_stack(out), expected(src, out)
     np.testing.assert_array_equal(data[[0, 1, 2, 3, 5, 6]], exp[[0, 1, 2, 3, 5, 6]])
     b11, ref = data[4].astype(float), exp[4].astype(float)
     assert not np.array_equal(b11, ref)  # really interpolated ...
@@ -143,7 +145,7 @@ def test_only_the_area_window_is_read(stac, tmp_path):
     x0, y0, x1, y1 = transform_bounds("EPSG:32633", "EPSG:4326", 503000, 5196400, 503600, 5197000)
     out = tmp_path / "s.tif"
     download_scene(params_for(stac, [x0, y0, x1, y1], stac={"resampling": "nearest"}), "area1", "snowfree", out)
-    np.testing.assert_array_equal(rasterio.open(out).read(), expected(src, out))
+    np.testing.assert_array_equal(v1_stack(out), expected(src, out))
     for band in ("B04", "B03", "B02", "B08", "B11", "SCL"):
         size = (stac.root / "S2A_big" / f"{band}.tif").stat().st_size
         served = stac.bytes_served(f"S2A_big/{band}.tif")
@@ -214,7 +216,7 @@ def test_cog_500_is_retried(stac, ben, tmp_path, n):
     out = tmp_path / "s.tif"
     download_scene(params_for(stac, inner_bbox(src), stac={"resampling": "nearest"}), "area1", "snowfree", out)
     assert stac.count("file", 500) == n
-    np.testing.assert_array_equal(rasterio.open(out).read(), expected(src, out))
+    np.testing.assert_array_equal(v1_stack(out), expected(src, out))
 
 
 def test_truncated_cog_fails_cleanly(stac, ben, tmp_path):

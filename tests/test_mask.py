@@ -204,7 +204,7 @@ def test_bad_scene_files_are_errors(tmp_path, params, kind):
         pattern = "no CRS"
     elif kind == "missing_bands":
         scene = _write_raw_tif(tmp_path / "scene.tif", 5, descriptions=["B04", "B03", "B02", "B08", "B11"])
-        pattern = "expected 7 bands"
+        pattern = r"a version-1 scene \(DEEPSNOW_SCENE_VERSION absent\) has 7 bands"
     else:
         scene = tmp_path / "nowhere.tif"
         pattern = "not found"

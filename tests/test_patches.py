@@ -16,7 +16,7 @@ from deepsnow import DeepsnowError
 from deepsnow.config import validate_section
 from deepsnow.data.mask import mask_scene
 from deepsnow.data.patches import cut_patches
-from synthetic import blocks, transform_at, write_cover_scene
+from synthetic import blocks, transform_at, v1_stack, write_cover_scene
 
 LAYOUT = [["veg", "snow"], ["water", "cloud"]]
 
@@ -172,8 +172,7 @@ def test_rgb_formula_transform_and_truth_alignment(tmp_path):
     _, arr, _ = cut(tmp_path, scene, mask, p, truth=truth, snowfall=snowfall)
 
     def direct(path):
-        with rasterio.open(path) as src:
-            dn = src.read([1, 2, 3]).astype(np.float64)  # B04, B03, B02
+        dn = v1_stack(path)[:3].astype(np.float64)  # B04, B03, B02, by name
         x = np.clip(dn / 10000.0 / 0.8, 0, 1) ** (1 / 2.0)
         return np.rint(255 * x).astype(np.uint8).transpose(1, 2, 0)
 

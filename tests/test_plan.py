@@ -22,6 +22,7 @@ from deepsnow.plan import (
     evalscript_request,
     load_config,
     request_pu,
+    scene_bands,
     utm_zones,
     windows,
 )
@@ -49,6 +50,13 @@ def plan_error(capsys, *args) -> str:
 
 
 # --------------------------------------------------------------------------- the paper configs
+
+
+def test_scene_bands_of_each_source():
+    """The scene each source writes: downloads today's five reflectance bands, the simulator all ten."""
+    download = ("B02", "B03", "B04", "B08", "B11", "SCL", "dataMask")
+    assert scene_bands("sentinelhub") == scene_bands("stac") == download
+    assert len(scene_bands("simulator")) == 12 and scene_bands("simulator")[-2:] == ("SCL", "dataMask")
 
 
 @pytest.mark.parametrize("name, source", [("paper", "sentinelhub"), ("stac", "stac")])
@@ -178,7 +186,9 @@ def test_simulator_demo_config(capsys):
     assert a["seasons"]["snow"]["window"] is None and a["seasons"]["snow"]["requests"] == {}
     t = plan["totals"]
     assert t["patches_max"] == {"train_a": 363, "train_b": 363, "test_a": 121, "test_b": 121}
-    assert t["download_bytes"] == 0 and t["processing_units"] == 0 and t["scene_bytes"] == 8 * 384 * 384 * 14
+    assert t["download_bytes"] == 0 and t["processing_units"] == 0
+    assert t["scene_bytes"] == 8 * 384 * 384 * 12 * 2  # the simulator writes 12 uint16 bands
+    assert plan["scene_bands"] == ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL", "dataMask"]
     assert plan["training"]["iterations"] == 363 * 6 and plan["training"]["test_translations"] == 242 * 6
 
 

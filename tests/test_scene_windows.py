@@ -10,7 +10,7 @@ import rasterio
 from deepsnow import DeepsnowError
 from deepsnow.data.download.common import Grid, write_dn_scene, write_dn_strips
 from deepsnow.data.download.stac import ScaledDN
-from deepsnow.data.scene import BANDS, REFLECTANCE_BANDS, SCALE, SceneFile, SceneWriter, read_scene, write_scene
+from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCENE_BANDS, SceneFile, SceneWriter, read_scene, write_scene
 
 GRID = Grid(32633, 500000.0, 5200000.0, 300, 600)  # 600 rows x 300 columns: 256 px tiles
 
@@ -32,7 +32,7 @@ def naive_write(path, dn, scl, mask, grid, tags):
 
 def same_scene(a, b) -> None:
     with rasterio.open(a) as x, rasterio.open(b) as y:
-        assert x.profile == y.profile and x.tags() == y.tags() and x.descriptions == y.descriptions == BANDS
+        assert x.profile == y.profile and x.tags() == y.tags() and x.descriptions == y.descriptions == SCENE_BANDS
         assert np.array_equal(x.read(), y.read())
 
 
@@ -45,7 +45,7 @@ def test_strips_give_the_whole_array_scene(tmp_path, step):
         (r0, {b: v[r0 : r0 + step] for b, v in dn.items()}, scl[r0 : r0 + step], mask[r0 : r0 + step])
         for r0 in range(0, GRID.height, step)
     )
-    counts = write_dn_strips(tmp_path / "strips.tif", strips, GRID, tags)
+    counts = write_dn_strips(tmp_path / "strips.tif", strips, GRID, tags, tuple(dn))
     same_scene(tmp_path / "whole.tif", tmp_path / "strips.tif")
     # GDAL got whole 256-row block bands: no compressed block was written twice
     assert (tmp_path / "strips.tif").stat().st_size <= 1.02 * (tmp_path / "whole.tif").stat().st_size
@@ -69,13 +69,13 @@ def test_strips_out_of_order_or_missing_leave_nothing(tmp_path):
     grid = Grid(32633, 500000.0, 5200000.0, 30, 40)
     refl = {b: v / SCALE for b, v in dn.items()}
     with pytest.raises(DeepsnowError, match="only 20 of 40 rows"):
-        with SceneWriter(tmp_path / "a.tif", 40, 30, grid.crs, grid.transform) as out:
+        with SceneWriter(tmp_path / "a.tif", 40, 30, grid.crs, grid.transform, tuple(refl)) as out:
             out.write(0, {b: v[:20] for b, v in refl.items()}, scl[:20], mask[:20])
     with pytest.raises(DeepsnowError, match="does not follow row 0"):
-        with SceneWriter(tmp_path / "a.tif", 40, 30, grid.crs, grid.transform) as out:
+        with SceneWriter(tmp_path / "a.tif", 40, 30, grid.crs, grid.transform, tuple(refl)) as out:
             out.write(10, {b: v[10:] for b, v in refl.items()}, scl[10:], mask[10:])
     with pytest.raises(RuntimeError, match="source failed"):
-        with SceneWriter(tmp_path / "a.tif", 40, 30, grid.crs, grid.transform) as out:
+        with SceneWriter(tmp_path / "a.tif", 40, 30, grid.crs, grid.transform, tuple(refl)) as out:
             out.write(0, {b: v[:20] for b, v in refl.items()}, scl[:20], mask[:20])
             raise RuntimeError("source failed")
     assert not list(tmp_path.iterdir())

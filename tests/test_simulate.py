@@ -17,7 +17,7 @@ from scipy import ndimage
 from deepsnow import DeepsnowError
 from deepsnow.config import validate_section
 from deepsnow.data import simulator as sim
-from deepsnow.data.scene import BANDS, REFLECTANCE_BANDS, read_scene
+from deepsnow.data.scene import REFLECTANCE_BANDS, SCENE_BANDS, V1_BANDS, VERSION_TAG, read_scene
 
 SIZE = 192
 CLOUD_CLASSES = (8, 9, 10)
@@ -64,8 +64,8 @@ def test_scene_format_and_geometry(default_run):
     summary, paths = default_run["sim00"]
     for name, path in paths.items():
         with rasterio.open(path) as src:
-            assert src.count == 7
-            assert tuple(src.descriptions) == BANDS
+            assert src.count == 12  # the simulator writes all ten reflectance bands
+            assert tuple(src.descriptions) == SCENE_BANDS
             assert set(src.dtypes) == {"uint16"}
             assert (src.width, src.height) == (SIZE, SIZE)
             epsg = src.crs.to_epsg()
@@ -77,7 +77,7 @@ def test_scene_format_and_geometry(default_run):
             # the upper-left corner of sim00 is the origin projected to UTM 32N
             assert abs(t.c - 576730) < 20 and abs(t.f - 5150089) < 20
             tags = src.tags()
-        assert tags["DEEPSNOW_SOURCE"] == "simulator"
+        assert tags["DEEPSNOW_SOURCE"] == "simulator" and tags[VERSION_TAG] == "2"
         assert tags["DEEPSNOW_AOI"] == "sim00"
         assert tags["DEEPSNOW_SEASON"] == ("snowfree" if name == "snowfree" else "snow")
         date = dt.date.fromisoformat(tags["DEEPSNOW_DATE"])
@@ -162,13 +162,17 @@ def test_area_does_not_depend_on_number_of_areas(tmp_path, default_run):
     assert sha256(paths["snowfree"]) == sha256(other["snowfree"])
 
 
-#: sha256 of the pixel arrays (rasterio ``read()`` of every band, as stored) of area sim00 at 96 px, base
-#: seed 1, every acquired scene cloudy at 30 % cover, snow line 500 m, so that terrain, land cover, snow,
-#: clouds, shadows and a nodata wedge (in its snow-free scene) all show. Recorded by running this case
-#: through the single-module simulator (deepsnow/data/simulate.py) of commit b3d4cd1, before it became
-#: the deepsnow.data.simulator package, and matched by the package unchanged; the snowfall truth's
-#: was recorded when it was added. A numpy or scipy upgrade that changes the random streams or the FFT changes them too: then re-record with the code before
-#: any change of yours.
+#: sha256 of the pixel arrays of area sim00 at 96 px, base seed 1, every acquired scene cloudy at 30 %
+#: cover, snow line 500 m, so that terrain, land cover, snow, clouds, shadows and a nodata wedge (in its
+#: snow-free scene) all show: of the scenes' version-1 bands (B04 B03 B02 B08 B11 SCL dataMask, read by
+#: name and stacked in that order: the bytes of a version-1 scene's rasterio ``read()``) and of the
+#: land-cover file (its ``read()``). Recorded by running this case through the single-module simulator
+#: (deepsnow/data/simulate.py) of commit b3d4cd1, before it became the deepsnow.data.simulator
+#: package, and matched by the package unchanged; the snowfall truth's was recorded when it was added.
+#: Unchanged when the five bands B05 B06 B07 B8A B12 were added (branch ``bands``, issue #28): these
+#: are main's digests of its 7-band scenes, so the first five bands' pixels, SCL and dataMask are bit
+#: for bit as before (the default RGB run is unchanged). A numpy or scipy upgrade that changes the
+#: random streams or the FFT changes them too: then re-record with the code before any change of yours.
 PINNED_CASE = {"size": 96, "n_aois": 4, "seed": 1, "cloudy_scene_fraction": 1.0, "cloud_cover": 0.3, "snow_line_m": 500}
 PINNED_PIXELS = {
     "snowfree": "4b658fe8d94c90d1b159c2bbb2f3ab981d4f1ff2a8c5c275b3e15b3951dfaa02",
@@ -177,10 +181,30 @@ PINNED_PIXELS = {
     "snowfall": "f66a93dd6078f9c6e84a392a807202198d8e8e26034b87d8b4bc0c12d5e52e7c",
     "landcover": "b4a2c822c9189b0ece30171679cd7237c1e2f2c469b0043b200ea3550c4a6497",
 }
+#: The bands added for issue #28, in this order: sha256 of their pixels (as stored), recorded when they were added.
+NEW_BANDS = ("B05", "B06", "B07", "B8A", "B12")
+PINNED_NEW_BANDS = {
+    "snowfree": "bc5fa8197a79503d3ef8c85bebf1b57dcbcbbefa70c82f27f423ce0ae1038fda",
+    "snow": "458b9d07d8499316b52a609ecb336db44ac6f21f2e09c14447078eb5c942371a",
+    "truth": "32d42833201c83dc947922cdd9ab5a0780376395ff96fab69f863446d0905b95",
+    "snowfall": "0aa4c857530c5ccc8bdfb70eddaef71525545372c91cc1a7aa4c0cf2bc8e3171",
+}
+
+
+def pixel_digests(path: Path) -> tuple[str, str | None]:
+    """sha256 of a file's version-1 bands (by name, in ``V1_BANDS`` order; every band of a non-scene)
+    and of its ``NEW_BANDS`` (None for a non-scene)."""
+    with rasterio.open(path) as src:
+        index = {d: i for i, d in enumerate(src.descriptions, start=1)}
+        if "SCL" not in index:
+            return hashlib.sha256(src.read().tobytes()).hexdigest(), None
+        old, new = src.read([index[b] for b in V1_BANDS]), src.read([index[b] for b in NEW_BANDS])
+    return hashlib.sha256(old.tobytes()).hexdigest(), hashlib.sha256(new.tobytes()).hexdigest()
 
 
 def test_pixels_are_as_recorded(tmp_path):
-    """Refactoring the simulator leaves its pixels alone: a small area's arrays hash as recorded."""
+    """Refactoring the simulator leaves its pixels alone: a small area's arrays hash as recorded; the
+    bands of the earlier 7-band scenes as main recorded them before the five new bands came."""
     paths = {name: tmp_path / f"{name}.tif" for name in PINNED_PIXELS}
     p = validate_section("data", {"simulator": PINNED_CASE})
     summary = sim.simulate_area(
@@ -191,17 +215,21 @@ def test_pixels_are_as_recorded(tmp_path):
     assert scenes["truth"]["snow_fraction"] > 0.3  # the case shows what it is meant to
     assert scenes["snowfall"]["snow_fraction"] > scenes["truth"]["snow_fraction"] + 0.2
     for name, path in paths.items():
-        with rasterio.open(path) as src:
-            pixels = src.read()
-        assert hashlib.sha256(pixels.tobytes()).hexdigest() == PINNED_PIXELS[name], name
+        old, new = pixel_digests(path)
+        assert old == PINNED_PIXELS[name], name
+        assert new == PINNED_NEW_BANDS.get(name), name
 
 
 def test_spectra_cover_every_band_and_class():
     """The per-band spectra table is the one place a band is added: it matches the scene bands."""
-    assert tuple(sim.SPECTRA) == REFLECTANCE_BANDS
+    assert sorted(sim.SPECTRA) == sorted(REFLECTANCE_BANDS)  # all ten, the first five first (noise order)
+    assert tuple(sim.SPECTRA)[:5] == V1_BANDS[:5] and set(sim.BAND_NOISE_KEY) == set(tuple(sim.SPECTRA)[5:])
     for band, spec in sim.SPECTRA.items():
         assert len(spec.summer) == len(spec.winter) == len(sim.LAND_COVER), band
         assert 0 < spec.snow_age[0] + spec.snow_age[1] and 0 < spec.snow_age[0], band  # snow stays positive at every age
+    for band in ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A"):  # older, wetter snow is darker in the VNIR
+        assert sim.SPECTRA[band].snow_age[1] < 0 and sim.SPECTRA[band].snow > 0.7, band
+    assert sim.SPECTRA["B12"].snow < sim.SPECTRA["B11"].snow < 0.1  # and dark in the SWIR
 
 
 def test_areas_differ(default_run):
@@ -264,8 +292,10 @@ def test_land_cover_spectra(default_run):
         assert m["B08"] > 4 * m["B04"], veg  # red edge
         assert m["B03"] > m["B04"] and m["B03"] > m["B02"], veg  # green peak
         assert 0.2 < m["B08"] < 0.55 and 0.02 < m["B04"] < 0.07, veg
+        assert m["B04"] < m["B05"] < m["B06"] < m["B07"] < m["B8A"], veg  # the red edge, up to the NIR plateau
+        assert abs(m["B8A"] - m["B08"]) < 0.05 and m["B12"] < m["B11"], veg
     water = med["water"]
-    assert water["B08"] < 0.04 and water["B11"] < 0.03
+    assert water["B08"] < 0.04 and water["B11"] < 0.03 and water["B8A"] < 0.03 and water["B12"] < 0.02
     assert all(water["B08"] < med[c]["B08"] for c in med if c != "water")  # darkest in NIR
     for bare in ("bare_soil", "rock"):
         m = med[bare]
@@ -327,6 +357,8 @@ def test_snow_pixels_have_snow_spectra(default_run, cloudy_run):
             r = {b: float(np.median(v[snow])) for b, v in scene.reflectance.items()}
             assert r["B11"] < 0.2 and r["B03"] > 0.35
             assert r["B02"] >= r["B04"]  # slightly brighter in blue
+            assert r["B12"] < r["B11"] and r["B8A"] > 0.3  # darker still at 2190 nm; bright in the NIR
+            assert r["B04"] > r["B05"] > r["B07"] > r["B8A"], name  # falling from the red through the NIR
     assert n_snow > 1000
 
 

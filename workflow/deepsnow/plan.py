@@ -69,8 +69,8 @@ PU_UNCOUNTED_BANDS = ("dataMask",)
 #: STAC asset reads: band -> (resolution in m, bytes per pixel) of Earth Search's Sentinel-2 L2A COGs.
 STAC_ASSETS = {"B04": (10, 2), "B03": (10, 2), "B02": (10, 2), "B08": (10, 2), "B11": (20, 2), "SCL": (20, 1)}
 
-#: The written scene: B04 B03 B02 B08 B11 SCL dataMask as uint16 (docs/formats.md), uncompressed size.
-SCENE_BAND_BYTES = 7 * 2
+#: Bytes per pixel of one band of a written scene (uint16, docs/formats.md), uncompressed.
+SCENE_BAND_BYTES = 2
 
 DOMAINS = {"snowfree": "a", "snow": "b"}
 
@@ -258,6 +258,20 @@ def _scene_cost(config: dict, grid) -> dict:
     raise DeepsnowError(f"key 'data.source': no plan for source {data['source']!r}")
 
 
+def scene_bands(source: str) -> tuple[str, ...]:
+    """The bands of the scene ``source`` writes (docs/formats.md): the simulator all ten reflectance
+    bands, a download the five it fetches today; then SCL and dataMask."""
+    from deepsnow.data.scene import AUX_BANDS, REFLECTANCE_BANDS
+
+    if source == "simulator":
+        return REFLECTANCE_BANDS + AUX_BANDS
+    if source == "sentinelhub":
+        from deepsnow.data.download.sentinelhub import FETCHED_BANDS as fetched
+    else:
+        from deepsnow.data.download.stac import REFLECTANCE as fetched
+    return tuple(b for b in REFLECTANCE_BANDS if b in fetched) + AUX_BANDS
+
+
 def _area_entry(config: dict, area: dict, split: str) -> dict:
     g, p = area["grid"], config["patches"]
     n = windows(g.width, g.height, p["size"], p["stride"])
@@ -268,7 +282,7 @@ def _area_entry(config: dict, area: dict, split: str) -> dict:
             "domain": domain.upper(),
             "window": list(win) if win else None,
             "patches_max": n,
-            "scene_bytes": g.width * g.height * SCENE_BAND_BYTES,
+            "scene_bytes": g.width * g.height * SCENE_BAND_BYTES * len(scene_bands(config["data"]["source"])),
             **_scene_cost(config, g),
         }
     return {
@@ -336,6 +350,7 @@ def make_plan(config: dict, label: str = "config", it_s: float | None = None, it
         "configs": label,
         "run": config["run"],
         "source": config["data"]["source"],
+        "scene_bands": list(scene_bands(config["data"]["source"])),
         "resolution_m": float(config["data"].get("resolution", 10)),
         "patches": {"size": config["patches"]["size"], "stride": config["patches"]["stride"]},
         "areas": entries,
@@ -430,7 +445,8 @@ def format_plan(plan: dict) -> str:
     lines += [
         "",
         f"totals: {t['scenes']} scenes; download {_size(t['download_bytes'])} "
-        f"({_download_words(plan['source'])}); scenes written {_size(t['scene_bytes'])} uncompressed; "
+        f"({_download_words(plan['source'])}); scenes written {_size(t['scene_bytes'])} uncompressed "
+        f"({len(plan['scene_bands'])} uint16 bands: {' '.join(plan['scene_bands'])}); "
         f"requests {_requests(t['requests'])}; "
         + (
             f"{t['processing_units']:,.3f} Sentinel Hub processing units ({PU_DEFINITION_URL})"

@@ -3,7 +3,7 @@
 An area has up to four images on one grid: ``before`` (the real snow-free scene),
 ``real`` (the real snow-season scene), ``synthetic`` (the synthesize stage's product of
 the before scene) and ``truth`` (the simulator's true snow scene). Scenes are the
-project's 7-band scene GeoTIFFs; the synthetic product is a 3-band uint8 RGB COG (and
+project's scene GeoTIFFs (bands found by name); the synthetic product is a 3-band uint8 RGB COG (and
 optionally a 3-band uint16 reflectance x 10000 COG), valid where its internal mask is.
 
 Band sets: ``rgb``, the scenes rendered as the patches stage renders them
@@ -58,6 +58,7 @@ class Opened:
         self.image, self.rgb = image, rgb
         if image.kind == "scene":
             self.scene = stack.enter_context(SceneFile(image.path))
+            self.scene.require(RGB + ("dataMask",))
             self.grid = (self.scene.shape, self.scene.crs, self.scene.transform)
         else:
             self.src = stack.enter_context(_open(rasterio, image.path))

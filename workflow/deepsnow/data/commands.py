@@ -92,8 +92,8 @@ def _split_command(sub: argparse._SubParsersAction) -> None:
 def _simulate(args, params) -> Made:
     """Simulate one area's snow-free and snow-season Sentinel-2 L2A scenes (offline source).
 
-    Write a georeferenced 7-band scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask) for the snow-free and the
-    snow season of one simulated area, plus the true snow-season version of the snow-free scene, with
+    Write a georeferenced 12-band scene GeoTIFF (the ten L2A reflectance bands B02 B03 B04 B05 B06 B07 B08
+    B8A B11 B12, then SCL and dataMask) for the snow-free and the snow season of one simulated area, plus the true snow-season version of the snow-free scene, with
     --snowfall the same after a snowfall over the whole area and with --landcover the land-cover labels
     (class per pixel, snow fraction). Deterministic for a given seed."""
     from deepsnow.data.simulator.area import simulate_area
@@ -109,8 +109,8 @@ def _download(args, params) -> Made:
     """Download one area's Sentinel-2 L2A scene of one season (Sentinel Hub / CDSE or a STAC API).
 
     Search the season window for Sentinel-2 L2A acquisitions under the maximum cloud cover and write the
-    area's scene GeoTIFF (B04 B03 B02 B08 B11 SCL dataMask, reflectance x 10000, 10 m, the UTM zone of the
-    area's centre) in the format of the simulator, with a provenance sidecar. sentinelhub: Catalog search,
+    area's scene GeoTIFF (B02 B03 B04 B08 B11 as reflectance x 10000, SCL, dataMask, by name; 10 m, the UTM
+    zone of the area's centre) in the format of the simulator, with a provenance sidecar. sentinelhub: Catalog search,
     then Process API requests (least-cloudy mosaicking), credentials from SH_CLIENT_ID/SH_CLIENT_SECRET or
     data.sentinelhub.profile. stac: pystac-client search (default Element 84 Earth Search), windowed COG
     reads of the least-cloudy item. With --cache a rerun makes no request."""

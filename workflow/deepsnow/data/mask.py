@@ -161,6 +161,7 @@ def mask_scene(
     scene_path = Path(scene_path)
     rows = window_rows_of(window_rows)
     with raster_env(), SceneFile(scene_path) as scene:
+        scene.require(MASK_BANDS)  # before anything is written
         h, w = scene.shape
         with cog_output(out_tif, _class_profile(h, w, scene.crs, scene.transform), resampling="nearest") as dst:
             counts = _classify_windows(scene, dst, params, aligned_rows(rows, dst.block_shapes[0][0]))

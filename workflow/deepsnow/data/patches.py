@@ -63,6 +63,8 @@ CSV_COLUMNS = (
     "kept",
     "reason",
 )
+#: The scene bands the patches are rendered from (red, green, blue).
+RGB_BANDS = ("B04", "B03", "B02")
 #: The label a window must have to be kept, by scene season (domain rule).
 SEASON_LABEL = {"snowfree": "snowfree", "snow": "snowy"}
 
@@ -152,6 +154,8 @@ def cut_patches(
             for key, path, what in (("truth", truth_path, "truth"), ("truth_snowfall", snowfall_path, "snowfall truth"))
             if path
         }
+        for raster in (scene, *truths.values()):
+            raster.require(RGB_BANDS)  # before any window is read
         cover = _open_on_grid(stack, LandcoverFile, Path(landcover_path), scene, "land cover") if landcover_path else None
         bands = row_bands(scene.shape[0], size, stride, rows)
         win = window_stats_banded(mask, bands, size, stride)
@@ -307,7 +311,7 @@ def kept_arrays(scene, truths: dict, mask, bands, win: Windows, kept, ids, size:
 
     def rgb_of(raster):
         def read(r0, r1):
-            refl = raster.read_bands(r0, r1, ("B04", "B03", "B02"))
+            refl = raster.read_bands(r0, r1, RGB_BANDS)
             return render_rgb(refl, params["rgb_max"], params["rgb_gamma"])
 
         return NpzArray(np.uint8, (len(k), size, size, 3), _band_patches(raster, bands, k, win, n_cols, size, read))

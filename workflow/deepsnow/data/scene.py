@@ -1,7 +1,10 @@
 """The scene GeoTIFF: one format for every acquisition source (see docs/formats.md).
 
-7 ``uint16`` bands ``B04, B03, B02, B08, B11, SCL, dataMask``; reflectance
-bands are surface reflectance x 10000; 10 m pixels in a UTM CRS.
+``uint16`` bands found by name (the band descriptions): any of the ten Sentinel-2 L2A
+surface-reflectance bands resampled to 10 m (``REFLECTANCE_BANDS``, x 10000), then ``SCL`` and
+``dataMask``; 10 m pixels in a UTM CRS. Version 2 (tag ``DEEPSNOW_SCENE_VERSION``) records its
+bands in any subset; version 1 (no tag) is the earlier fixed 7-band layout ``V1_BANDS``, still read
+for the bands it has.
 """
 
 from __future__ import annotations
@@ -20,8 +23,19 @@ from rasterio.windows import Window
 from deepsnow import DeepsnowError
 from deepsnow.cog import cog_output, gdal_env
 
-BANDS = ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
-REFLECTANCE_BANDS = ("B04", "B03", "B02", "B08", "B11")
+#: Every Sentinel-2 L2A surface-reflectance band a scene may hold (resampled to 10 m), in ESA's
+#: order, which is the order a scene stores them in. B01 and B09 (60 m atmospheric bands) are not
+#: scene bands; B10 is not in L2A.
+REFLECTANCE_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+#: The bands every scene holds after its reflectance bands.
+AUX_BANDS = ("SCL", "dataMask")
+#: Every band name a scene may hold, in stored order.
+SCENE_BANDS = REFLECTANCE_BANDS + AUX_BANDS
+#: The scene format written now, and the tag that records it.
+SCENE_VERSION = 2
+VERSION_TAG = "DEEPSNOW_SCENE_VERSION"
+#: Version 1 (no version tag): exactly these 7 bands in this order.
+V1_BANDS = ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
 SEASONS = ("snowfree", "snow")
 SCALE = 10000.0
 
@@ -45,7 +59,8 @@ SCL_N_CLASSES = 12
 
 @dataclass
 class Scene:
-    """A scene in memory: reflectance as float32 (0..~1.5), SCL and dataMask as uint8."""
+    """A scene in memory: reflectance (the bands the scene holds, by name) as float32 (0..~1.5), SCL and
+    dataMask as uint8."""
 
     reflectance: dict[str, np.ndarray]
     scl: np.ndarray
@@ -165,31 +180,53 @@ class Progress:
         self.log.info("%s: rows 0-%d of %d (%.0f %%, %.1f Mpx/s)", self.what, row1, self.h, 100 * row1 / self.h, rate)
 
 
-def encode_scene(reflectance: dict, scl: np.ndarray, data_mask: np.ndarray, where="scene") -> np.ndarray:
-    """The ``(7, h, w) uint16`` stack of a scene's bands (reflectance x 10000, rounded and clipped)."""
-    missing = [b for b in REFLECTANCE_BANDS if b not in reflectance]
-    if missing:
-        raise DeepsnowError(f"write_scene {where}: missing reflectance bands {missing}")
+def scene_layout(bands, where="scene") -> tuple[str, ...]:
+    """The stored bands of a scene holding reflectance ``bands``: those in ``REFLECTANCE_BANDS``
+    order, then ``SCL`` and ``dataMask``. Unknown or repeated names, or none, are an error naming ``where``."""
+    bands = list(bands)
+    unknown = [b for b in bands if b not in REFLECTANCE_BANDS]
+    if unknown:
+        raise DeepsnowError(f"{where}: unknown reflectance band(s) {unknown}; a scene holds any of {list(REFLECTANCE_BANDS)}")
+    repeated = sorted({b for b in bands if bands.count(b) > 1})
+    if repeated:
+        raise DeepsnowError(f"{where}: reflectance band(s) {repeated} given more than once")
+    if not bands:
+        raise DeepsnowError(f"{where}: a scene needs at least one reflectance band of {list(REFLECTANCE_BANDS)}")
+    return tuple(b for b in REFLECTANCE_BANDS if b in bands) + AUX_BANDS
+
+
+def encode_scene(
+    reflectance: dict, scl: np.ndarray, data_mask: np.ndarray, layout: tuple[str, ...], where="scene"
+) -> np.ndarray:
+    """The ``(len(layout), h, w) uint16`` stack of a scene's bands in ``layout`` (:func:`scene_layout`):
+    reflectance x 10000, rounded and clipped; ``reflectance`` holds exactly the layout's reflectance bands."""
+    wanted = [b for b in layout if b in REFLECTANCE_BANDS]
+    missing, extra = [b for b in wanted if b not in reflectance], [b for b in reflectance if b not in wanted]
+    if missing or extra:
+        raise DeepsnowError(
+            f"write_scene {where}: reflectance bands {sorted(reflectance)} do not match the scene's {wanted}"
+            f" (missing {missing}, not in the scene {extra})"
+        )
     h, w = scl.shape
-    stack = np.empty((len(BANDS), h, w), dtype=np.uint16)
-    for i, b in enumerate(REFLECTANCE_BANDS):
+    stack = np.empty((len(layout), h, w), dtype=np.uint16)
+    for i, b in enumerate(wanted):
         arr = np.asarray(reflectance[b], dtype=np.float64)
         if arr.shape != (h, w):
             raise DeepsnowError(f"write_scene {where}: band {b} has shape {arr.shape}, expected {(h, w)}")
         stack[i] = np.clip(np.rint(arr * SCALE), 0, 65535).astype(np.uint16)
-    stack[5] = scl.astype(np.uint16)
-    stack[6] = data_mask.astype(np.uint16)
+    stack[layout.index("SCL")] = scl.astype(np.uint16)
+    stack[layout.index("dataMask")] = data_mask.astype(np.uint16)
     return stack
 
 
-def scene_profile(height: int, width: int, crs, transform: Affine) -> dict:
-    """The GeoTIFF profile of a scene: 7 uint16 bands, band-interleaved, 256 px blocks (a COG, see
-    :mod:`deepsnow.cog`)."""
+def scene_profile(height: int, width: int, crs, transform: Affine, count: int) -> dict:
+    """The GeoTIFF profile of a scene of ``count`` uint16 bands, band-interleaved, 256 px blocks (a COG,
+    see :mod:`deepsnow.cog`)."""
     return {
         "driver": "GTiff",
         "height": height,
         "width": width,
-        "count": len(BANDS),
+        "count": count,
         "dtype": "uint16",
         "crs": CRS.from_user_input(crs),
         "transform": transform,
@@ -207,25 +244,27 @@ def write_scene(
     transform: Affine,
     tags: dict | None = None,
 ) -> None:
-    """Write a scene GeoTIFF (a COG) atomically. ``reflectance`` values are reflectances (0..1+)."""
+    """Write a scene GeoTIFF (a COG) atomically, holding the bands of ``reflectance`` (reflectances, 0..1+)."""
     h, w = scl.shape
-    with SceneWriter(path, h, w, crs, transform, tags) as out:
+    with SceneWriter(path, h, w, crs, transform, tuple(reflectance), tags) as out:
         out.write(0, reflectance, scl, data_mask)
 
 
-def _describe(dst, tags: dict | None) -> None:
-    """Band names, tags, and the scale turning the stored integers into reflectance (GDAL's ``scale``)."""
-    dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
-    for i, b in enumerate(BANDS, start=1):
+def _describe(dst, layout: tuple[str, ...], tags: dict | None) -> None:
+    """Band names, tags with the format version, and the scale turning the stored integers into
+    reflectance (GDAL's ``scale``) of an open scene being written with bands ``layout``."""
+    dst.update_tags(**{k: str(v) for k, v in dict(tags or {}, **{VERSION_TAG: SCENE_VERSION}).items()})
+    for i, b in enumerate(layout, start=1):
         dst.set_band_description(i, b)
-    dst.scales = tuple(1.0 / SCALE if b in REFLECTANCE_BANDS else 1.0 for b in BANDS)
-    dst.offsets = (0.0,) * len(BANDS)
+    dst.scales = tuple(1.0 / SCALE if b in REFLECTANCE_BANDS else 1.0 for b in layout)
+    dst.offsets = (0.0,) * len(layout)
 
 
 class SceneWriter:
     """Write a scene GeoTIFF in full-width row strips, top to bottom, without holding the scene.
 
-    ``with SceneWriter(path, h, w, crs, transform, tags) as out: out.write(row0, refl, scl, mask)``;
+    ``with SceneWriter(path, h, w, crs, transform, bands, tags) as out: out.write(row0, refl, scl, mask)``;
+    ``bands`` are the reflectance bands the scene holds (stored as :func:`scene_layout` orders them);
     the strips must follow each other (``row0`` = the rows written so far) and cover the scene.
     Rows are passed to GDAL in whole 256-row block bands (the rest waits for the next strip), so
     no compressed block is written twice; ``dataMask`` becomes the internal mask. The file, a
@@ -233,13 +272,14 @@ class SceneWriter:
     block ends without error and every row was written (temp file, then rename).
     """
 
-    def __init__(self, path, height: int, width: int, crs, transform: Affine, tags: dict | None = None):
+    def __init__(self, path, height: int, width: int, crs, transform: Affine, bands, tags: dict | None = None):
         self.path, self.h, self.w = Path(path), int(height), int(width)
-        self.profile = scene_profile(self.h, self.w, crs, transform)
+        self.layout = scene_layout(bands, where=self.path)
+        self.profile = scene_profile(self.h, self.w, crs, transform, len(self.layout))
         self.tags = tags
         self.next_row = 0  # rows received
         self.done_row = 0  # rows handed to GDAL
-        self._pending = np.zeros((len(BANDS), 0, self.w), dtype=np.uint16)
+        self._pending = np.zeros((len(self.layout), 0, self.w), dtype=np.uint16)
 
     def __enter__(self) -> "SceneWriter":
         import contextlib
@@ -256,7 +296,7 @@ class SceneWriter:
                 f"{self.path}: strip at row {row0} of shape {scl.shape} does not follow row {self.next_row} "
                 f"of a scene {self.w} px wide"
             )
-        stack = encode_scene(reflectance, scl, data_mask, where=self.path)
+        stack = encode_scene(reflectance, scl, data_mask, self.layout, where=self.path)
         self.next_row += stack.shape[1]
         if self.next_row > self.h:
             raise DeepsnowError(f"{self.path}: strip ends at row {self.next_row}, past the scene's {self.h} rows")
@@ -265,7 +305,8 @@ class SceneWriter:
         if n:
             window = Window(0, self.done_row, self.w, n)
             self._dst.write(pending[:, :n], window=window)
-            self._dst.write_mask((pending[BANDS.index("dataMask"), :n] > 0).view(np.uint8) * np.uint8(255), window=window)
+            valid = pending[self.layout.index("dataMask"), :n] > 0
+            self._dst.write_mask(valid.view(np.uint8) * np.uint8(255), window=window)
             self.done_row += n
         self._pending = pending[:, n:].copy()
 
@@ -274,7 +315,7 @@ class SceneWriter:
             try:
                 if self.next_row != self.h:
                     raise DeepsnowError(f"{self.path}: only {self.next_row} of {self.h} rows were written")
-                _describe(self._dst, self.tags)
+                _describe(self._dst, self.layout, self.tags)
             except BaseException as err:  # nothing appears at the path
                 self._stack.__exit__(type(err), err, err.__traceback__)
                 raise
@@ -335,12 +376,49 @@ class RasterFile(abc.ABC):
             ) from exc
 
 
-class SceneFile(RasterFile):
-    """A scene GeoTIFF opened and checked (as :func:`read_scene` does), read by row bands.
+def stored_bands(src, path) -> dict[str, int]:
+    """Band name -> rasterio band index of an open scene ``src``, its header checked: uint16 bands named
+    by their descriptions with names of ``SCENE_BANDS``, each once, ``SCL`` and ``dataMask`` among
+    them; a file without the version tag (version 1) holds exactly ``V1_BANDS``. A
+    :class:`DeepsnowError` naming ``path`` otherwise: a scene is never read by position."""
+    names = [d or "" for d in src.descriptions]
+    version = src.tags().get(VERSION_TAG)
+    if version is None or version == "1":
+        if tuple(names) != V1_BANDS:
+            raise DeepsnowError(
+                f"{path}: a version-1 scene ({VERSION_TAG} {version or 'absent'}) has {len(V1_BANDS)} bands "
+                f"{list(V1_BANDS)}, found {src.count} bands {names}"
+            )
+    elif version != str(SCENE_VERSION):
+        raise DeepsnowError(f"{path}: scene format version {version!r} unknown (this deepsnow reads 1 and {SCENE_VERSION})")
+    unknown = [n for n in names if n not in SCENE_BANDS]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if unknown or repeated or not {"SCL", "dataMask"} <= set(names) or not set(names) & set(REFLECTANCE_BANDS):
+        raise DeepsnowError(
+            f"{path}: expected scene bands named by their descriptions, each once, reflectance bands of "
+            f"{list(REFLECTANCE_BANDS)} then SCL and dataMask; found {src.count} bands {names}"
+        )
+    if set(src.dtypes) != {"uint16"}:
+        raise DeepsnowError(f"{path}: expected uint16 bands, found {sorted(set(src.dtypes))}")
+    return {n: i for i, n in enumerate(names, start=1)}
 
-    ``with SceneFile(path) as sc: sc.read_bands(r0, r1, ("B03", "SCL"))``; ``shape``, ``crs``,
-    ``transform``, ``tags`` and ``block_rows`` (rows of one GeoTIFF block) come from the header.
-    Raises :class:`DeepsnowError` naming the file on any defect, at opening or at a read.
+
+def band_indexes(index: dict[str, int], names, path) -> list[int]:
+    """The rasterio indexes of bands ``names`` in a scene's :func:`stored_bands`; a :class:`DeepsnowError`
+    naming the file ``path`` and every band of ``names`` it does not hold."""
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise DeepsnowError(f"{path}: scene has no band {', '.join(missing)} (it holds {list(index)})")
+    return [index[n] for n in names]
+
+
+class SceneFile(RasterFile):
+    """A scene GeoTIFF opened and checked (as :func:`read_scene` does), read by row bands and band names.
+
+    ``with SceneFile(path) as sc: sc.read_bands(r0, r1, ("B03", "SCL"))``; ``bands`` (the names it
+    holds, stored order), ``shape``, ``crs``, ``transform``, ``tags`` and ``block_rows`` (rows of one
+    GeoTIFF block) come from the header. Raises :class:`DeepsnowError` naming the file on any defect,
+    at opening or at a read, and naming the band when a band asked for is not in the file.
     """
 
     kind, described = "scene", "GeoTIFF scene"
@@ -356,22 +434,26 @@ class SceneFile(RasterFile):
             raise DeepsnowError(f"{path}: expected a GeoTIFF scene, got a {src.driver} file")
         if src.crs is None:
             raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
-        names = list(src.descriptions)
-        if src.count != len(BANDS) or tuple(names) != BANDS:
-            raise DeepsnowError(f"{path}: expected {len(BANDS)} bands {list(BANDS)}, found {src.count} bands {names}")
-        if src.dtypes[0] != "uint16":
-            raise DeepsnowError(f"{path}: expected uint16 bands, found {src.dtypes[0]}")
+        self._index = stored_bands(src, path)
+        self.bands = tuple(self._index)
+        self.reflectance_bands = tuple(b for b in self.bands if b in REFLECTANCE_BANDS)
 
-    def read_bands(self, row0: int = 0, row1: int | None = None, names=BANDS) -> dict[str, np.ndarray]:
-        """Bands ``names`` of rows ``row0 .. row1``: reflectance float32 (0..~1.5), SCL and dataMask uint8."""
-        data = self._rows(row0, row1, [BANDS.index(n) + 1 for n in names])
+    def require(self, names) -> None:
+        """Raise :class:`DeepsnowError` naming the file and the bands of ``names`` it does not hold."""
+        band_indexes(self._index, names, self.path)
+
+    def read_bands(self, row0: int = 0, row1: int | None = None, names=None) -> dict[str, np.ndarray]:
+        """Bands ``names`` (default: all it holds) of rows ``row0 .. row1``: reflectance float32
+        (0..~1.5), SCL and dataMask uint8."""
+        names = self.bands if names is None else tuple(names)
+        data = self._rows(row0, row1, band_indexes(self._index, names, self.path))
         return {n: _decode(n, data[i]) for i, n in enumerate(names)}
 
     def read(self, row0: int = 0, row1: int | None = None) -> Scene:
         """All bands of rows ``row0 .. row1`` as a :class:`Scene` (its transform is that of ``row0``)."""
         bands = self.read_bands(row0, row1)
         return Scene(
-            reflectance={b: bands[b] for b in REFLECTANCE_BANDS},
+            reflectance={b: bands[b] for b in self.reflectance_bands},
             scl=bands["SCL"],
             data_mask=bands["dataMask"],
             crs=self.crs,

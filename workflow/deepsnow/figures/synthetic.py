@@ -56,17 +56,22 @@ def read_rgb(path: Path, rgb, window=None, out_shape=None) -> np.ndarray:
     from rasterio.windows import Window
 
     from deepsnow.data.render import render_rgb
-    from deepsnow.data.scene import SCALE
+    from deepsnow.data.scene import SCALE, band_indexes, stored_bands
 
+    rgb_bands = ("B04", "B03", "B02")
     try:
         with rasterio.open(path) as src:
             win = Window(*window) if window else None
-            data = src.read([1, 2, 3], window=win, out_shape=(3, *out_shape) if out_shape else None)
+            # a scene's red, green and blue found by name (a scene's first bands are not B04 B03 B02)
+            index = [1, 2, 3] if src.dtypes[0] == "uint8" else band_indexes(stored_bands(src, path), rgb_bands, path)
+            data = src.read(index, window=win, out_shape=(3, *out_shape) if out_shape else None)
             if src.dtypes[0] == "uint8":
                 return data.transpose(1, 2, 0)
+    except DeepsnowError:
+        raise
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF for Figure 9: {exc}") from exc
-    refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(("B04", "B03", "B02"))}
+    refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(rgb_bands)}
     return render_rgb(refl, *rgb)
 
 

@@ -145,7 +145,7 @@ def _translate(args, params) -> Made:
     Translate a scene of any size by overlapping tiles blended with a smooth window; with --norm scene
     (the default) every instance-norm layer uses the whole scene's statistics, so the tiles agree with
     one pass over the whole scene. Input: a deepsnow scene
-    GeoTIFF (7 bands, rendered to RGB with --rgb-max/--rgb-gamma as the patches stage) or a 3-band uint8 RGB
+    GeoTIFF (its B04 B03 B02 found by name, rendered to RGB with --rgb-max/--rgb-gamma as the patches stage) or a 3-band uint8 RGB
     GeoTIFF. Output: a 3-band uint8 RGB GeoTIFF with the input's CRS and transform. The checkpoint may be a
     deepsnow checkpoint (G_A for AtoB, G_B for BtoA) or a reference pytorch-CycleGAN-and-pix2pix
     '<epoch>_net_G_A.pth' state dict."""

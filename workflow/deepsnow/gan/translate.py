@@ -22,7 +22,7 @@ the reference's, unchanged.
 Memory is bounded whatever the scene size: the uint8 input and output, and float
 buffers for one row of tiles (scenes are rendered to RGB block by block).
 
-Input: our scene GeoTIFF (7 bands ``B04, B03, B02, B08, B11, SCL, dataMask``;
+Input: our scene GeoTIFF (its ``B04, B03, B02`` and ``dataMask`` found by name;
 rendered to RGB as the patches stage does, ``255 * clip(refl / rgb_max, 0, 1) **
 (1 / rgb_gamma)`` rounded) or a 3-band uint8 RGB GeoTIFF. Output: a 3-band
 uint8 RGB GeoTIFF (bands described red, green, blue) with the input's CRS and
@@ -65,49 +65,53 @@ def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float =
     """
     import rasterio
 
-    from deepsnow.data.scene import BANDS
+    from deepsnow.data.scene import SCENE_BANDS, band_indexes, stored_bands
 
     path = Path(path)
     if not path.exists():
         raise DeepsnowError(f"{path}: input file not found")
     try:
         with gdal_env(), rasterio.open(path) as src:
-            count, dtype, names = src.count, src.dtypes[0], tuple(src.descriptions)
+            count, dtype, names = src.count, src.dtypes[0], list(src.descriptions)
             if count == 3 and dtype == "uint8":
                 rgb = src.read().transpose(1, 2, 0)
                 valid = src.dataset_mask() > 0
                 return np.ascontiguousarray(rgb), valid, src.crs, src.transform, "rgb"
-            if count == len(BANDS) and names == BANDS and dtype == "uint16":
+            if set(names) & set(SCENE_BANDS):  # meant as a scene: its header checked, its bands found by name
+                index = stored_bands(src, path)
                 if rgb_max <= 0 or rgb_gamma <= 0:
                     raise DeepsnowError(f"--rgb-max and --rgb-gamma must be positive, got {rgb_max} and {rgb_gamma}")
                 if src.crs is None:
                     raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
-                rgb, valid = _render_scene(src, rgb_max, rgb_gamma)
+                rgb, valid = _render_scene(src, band_indexes(index, RENDER_BANDS, path), rgb_max, rgb_gamma)
                 return rgb, valid, src.crs, src.transform, "scene"
     except DeepsnowError:
         raise
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
     raise DeepsnowError(
-        f"{path}: expected a deepsnow scene (7 uint16 bands {list(BANDS)}) or a 3-band uint8 RGB GeoTIFF; "
-        f"found {count} {dtype} bands {list(names)}"
+        f"{path}: expected a deepsnow scene (uint16 bands named B04, B03, B02, ..., SCL, dataMask) or a 3-band "
+        f"uint8 RGB GeoTIFF; found {count} {dtype} bands {names}"
     )
 
 
-def _render_scene(src, rgb_max: float, rgb_gamma: float, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+#: The scene bands the rendering reads, in the order :func:`_render_scene` takes their indexes.
+RENDER_BANDS = ("B04", "B03", "B02", "dataMask")
+
+
+def _render_scene(src, idx: list[int], rgb_max: float, rgb_gamma: float, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """RGB as the patches stage renders it (``render_rgb`` of ``read_scene``'s reflectance, bit for bit)
-    and dataMask > 0, read ``rows`` rows at a time."""
+    and dataMask > 0, read ``rows`` rows at a time; ``idx``: the indexes of ``RENDER_BANDS``."""
     from rasterio.windows import Window
 
     from deepsnow.data.render import render_rgb  # the patches stage's rendering: scenes look like the training data
-    from deepsnow.data.scene import BANDS, SCALE
+    from deepsnow.data.scene import SCALE
 
     h, w = src.height, src.width
     rgb, valid = np.empty((h, w, 3), np.uint8), np.empty((h, w), bool)
-    idx = [BANDS.index(b) + 1 for b in ("B04", "B03", "B02", "dataMask")]
     for r in range(0, h, rows):
         data = src.read(idx, window=Window(0, r, w, min(rows, h - r)))
-        refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(("B04", "B03", "B02"))}
+        refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(RENDER_BANDS[:3])}
         rgb[r : r + rows] = render_rgb(refl, rgb_max, rgb_gamma)
         valid[r : r + rows] = data[3] > 0
     return rgb, valid

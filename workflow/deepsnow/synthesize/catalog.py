@@ -47,8 +47,10 @@ ASSETS = {
     "truth": ("simulator's true snow-covered scene", "geotiff", ["data"]),
     "checkpoint": ("cycleGAN checkpoint whose G_A translated the scene", "model", ["metadata"]),
 }
-SCENE_BANDS = (("B04", "red"), ("B03", "green"), ("B02", "blue"), ("B08", "nir"), ("B11", "swir16"), ("SCL", None),
-               ("dataMask", None))
+#: Scene band -> STAC eo common name (eo v1.1.0's names; the three red-edge bands share "rededge").
+EO_COMMON_NAMES = (("B02", "blue"), ("B03", "green"), ("B04", "red"), ("B05", "rededge"), ("B06", "rededge"),
+                   ("B07", "rededge"), ("B08", "nir"), ("B8A", "nir08"), ("B11", "swir16"), ("B12", "swir22"),
+                   ("SCL", None), ("dataMask", None))
 
 
 def offline_validator():
@@ -110,7 +112,7 @@ def _bands(asset_key: str, names: list):
 
     if asset_key == "after_synthetic":
         return [Band.create(name=n, common_name=n) for n in ("red", "green", "blue")]
-    common = dict(SCENE_BANDS)
+    common = dict(EO_COMMON_NAMES)
     return [Band.create(name=n, common_name=common.get(n)) for n in names if n]
 
 

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     path_options(p, nargs="+", checkpoints="kept checkpoints (train/checkpoints/epoch_NNN.pt); synthesize.epoch picks one")
     path_options(
         p,
-        input="the snow-free scene: a deepsnow scene GeoTIFF (7 bands) or a 3-band uint8 RGB GeoTIFF, 10 m pixels",
+        input="the snow-free scene: a deepsnow scene GeoTIFF (B04 B03 B02 among its bands) or a 3-band uint8 RGB GeoTIFF, 10 m pixels",
         output="synthetic/<name>/snow.tif (COG)",
         summary="synthetic/<name>/snow.summary.json (what was made from what, read by 'catalog')",
     )

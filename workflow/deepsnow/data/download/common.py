@@ -149,7 +149,7 @@ def write_dn_scene(
     Pixels with ``data_mask == 0`` get 0 in every band. ``dn`` values may be arrays or anything
     sliced by rows to arrays (``dn[b][r0:r1]``). Returns the counts of :func:`write_dn_strips`.
     """
-    return write_dn_strips(path, whole_strips(dn, scl, data_mask), grid, tags)
+    return write_dn_strips(path, whole_strips(dn, scl, data_mask), grid, tags, tuple(dn))
 
 
 def whole_strips(dn: dict, scl: np.ndarray, mask: np.ndarray, rows: int | None = None):
@@ -162,25 +162,26 @@ def whole_strips(dn: dict, scl: np.ndarray, mask: np.ndarray, rows: int | None =
         yield r0, {b: v[r0:r1] for b, v in dn.items()}, scl[r0:r1], mask[r0:r1]
 
 
-def write_dn_strips(path, strips, grid: Grid, tags: dict, check=None) -> dict:
+def write_dn_strips(path, strips, grid: Grid, tags: dict, bands, check=None) -> dict:
     """Write a scene strip by strip (:class:`~deepsnow.data.scene.SceneWriter`) from ``(row0, dn, scl, mask)``
-    full-width row strips in order (``dn``: reflectance x 10000; ``mask`` non-zero where valid).
+    full-width row strips in order (``dn``: reflectance x 10000 of the reflectance ``bands`` the scene
+    holds, by name; ``mask`` non-zero where valid).
 
     Returns ``{"scl": SCL counts of the valid pixels (invalid ones as 0), "valid": n, "total": n}``.
     ``check(counts)``, when given, runs before the file is put in place and may raise to leave nothing.
     """
-    from deepsnow.data.scene import REFLECTANCE_BANDS, SCALE, SCL_N_CLASSES, SCL_NODATA, SceneWriter
+    from deepsnow.data.scene import SCALE, SCL_N_CLASSES, SCL_NODATA, SceneWriter
     from deepsnow.data.scene import raster_env, scl_counts
 
     counts = {"scl": np.zeros(SCL_N_CLASSES, dtype=np.int64), "valid": 0, "total": 0}
-    with raster_env(), SceneWriter(path, grid.height, grid.width, grid.crs, grid.transform, tags=tags) as out:
+    with raster_env(), SceneWriter(path, grid.height, grid.width, grid.crs, grid.transform, bands, tags) as out:
         for r0, dn, scl, mask in strips:
             # a strip (a row of Process API tiles: up to 2500 rows) is converted 256 rows at a time
             for a in range(0, scl.shape[0], 256):
                 sl = slice(a, a + 256)
                 valid = np.asarray(mask[sl]).astype(bool)
                 refl = {
-                    b: np.where(valid, np.asarray(dn[b][sl], dtype=np.float64), 0.0) / SCALE for b in REFLECTANCE_BANDS
+                    b: np.where(valid, np.asarray(dn[b][sl], dtype=np.float64), 0.0) / SCALE for b in bands
                 }
                 scl8 = np.where(valid, scl[sl], SCL_NODATA).astype(np.uint8)
                 out.write(r0 + a, refl, scl8, valid.astype(np.uint8))
@@ -230,6 +231,7 @@ class Pixels:
     grid: Grid
     tags: dict
     requests: dict  # request counts, reported in the summary
+    bands: tuple[str, ...]  # the reflectance bands read (``dn``'s keys): those the scene will hold
     facts: dict = field(default_factory=dict)  # the source's own record of the read, for its summary
     origin: str = ""  # what the pixels came from, for the log line (" from <item> of <date>")
     note: str | Callable[[], str] = ""  # appended to the log line (a callable: asked after writing)
@@ -275,7 +277,7 @@ def fetch_scene(source: Source, output) -> dict:
         if px.no_valid and counts["valid"] == 0:
             raise DownloadError(area.name, season, px.no_valid)
 
-    stats = download_stats_of(write_dn_strips(output, strips, px.grid, px.tags, check=check))
+    stats = download_stats_of(write_dn_strips(output, strips, px.grid, px.tags, px.bands, check=check))
     # "SCL snow" is SCL class 11 alone: the mask stage's snow (SCL 11 or NDSI) is often much larger
     source.log.info(
         "%s/%s: wrote %s%s (valid %.1f %%, cloud %.1f %%, SCL snow %.1f %%)%s",

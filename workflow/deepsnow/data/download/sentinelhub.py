@@ -73,7 +73,6 @@ from deepsnow.data.download.common import (
     split_grid,
     write_cached_json,
 )
-from deepsnow.data.scene import REFLECTANCE_BANDS
 
 log = logging.getLogger("deepsnow.download.sentinelhub")
 
@@ -92,7 +91,11 @@ function evaluatePixel(s) {
   return [s.B04, s.B03, s.B02, s.B08, s.B11, s.SCL, s.dataMask];
 }
 """
-N_BANDS = 7
+#: The evalscript's output bands in its order: the reflectance bands a download fetches (the mask's and
+#: the RGB's; the scene records which it holds), then SCL and dataMask.
+OUTPUT_BANDS = ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
+FETCHED_BANDS = OUTPUT_BANDS[:5]
+N_BANDS = len(OUTPUT_BANDS)
 
 
 def _fail(area: Area, season: str, msg: str, secrets=()) -> DownloadError:
@@ -535,6 +538,7 @@ class SentinelHubSource:
             grid=grid,
             tags=tags,
             requests=counts,
+            bands=FETCHED_BANDS,
             facts={"tiles": len(tiles)},
             note=lambda: f"; {counts['process_requests']} Process request(s), {counts['cache_hits']} from the cache",
             strips=self._mosaic(tiles, counts),
@@ -575,7 +579,8 @@ class SentinelHubSource:
                     counts,
                     self._log_in,
                 )
-            yield r0, dict(zip(REFLECTANCE_BANDS, strip[:5])), strip[5], strip[6] > 0
+            at = OUTPUT_BANDS.index
+            yield r0, {b: strip[at(b)] for b in FETCHED_BANDS}, strip[at("SCL")], strip[at("dataMask")] > 0
 
     def details(self, scenes: list[dict], from_cache: bool, ok: list[dict], px: Pixels) -> dict:
         return {

@@ -96,6 +96,7 @@ ASSET_KEYS = {
     "B11": ("swir16", "B11"),
     "SCL": ("scl", "SCL"),
 }
+#: The reflectance bands a download fetches (the mask's and the RGB's; a scene records which it holds).
 REFLECTANCE = ("B04", "B03", "B02", "B08", "B11")
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
@@ -484,6 +485,7 @@ class StacSource:
             grid=best.grid,
             tags=tags,
             requests=counts,
+            bands=REFLECTANCE,
             facts={"item": item, "scale_offset": offsets, "reads": best.facts, "candidates_tried": tried},
             origin=f" from {item.get('id')} of {date}",
         )

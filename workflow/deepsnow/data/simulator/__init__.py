@@ -28,6 +28,7 @@ _EXPORTS = {
     "seasons": ("season_states", "SeasonStates", "acquisition_dates", "snow_fraction"),
     "radiometry": ("sun_position", "illumination", "surface", "mix_snow", "render"),
     "clouds": ("cloud_field", "Clouds", "nodata_wedge"),
+    "noise": ("BAND_NOISE_KEY", "sensor_noise_rngs"),
     "spectra": (
         "SPECTRA", "BandSpectra", "LAND_COVER",
         "WATER", "FOREST", "MEADOW", "CROP", "CEREAL", "SOIL", "ROCK", "URBAN", "ROAD",

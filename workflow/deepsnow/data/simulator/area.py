@@ -15,10 +15,10 @@ from deepsnow.data.scene import scene_stats, write_scene
 from deepsnow.data.simulator.clouds import cloud_field, nodata_wedge
 from deepsnow.data.simulator.geometry import PIXEL_M, area_geometry, area_index, area_seed
 from deepsnow.data.simulator.landscape import Landscape, build_landscape
-from deepsnow.data.simulator.noise import SEASON_KEY, Stream, stream_rng
+from deepsnow.data.simulator.noise import SEASON_KEY, sensor_noise_rngs
 from deepsnow.data.simulator.radiometry import render
 from deepsnow.data.simulator.seasons import SeasonStates, season_states
-from deepsnow.data.simulator.spectra import LAND_COVER
+from deepsnow.data.simulator.spectra import LAND_COVER, SPECTRA
 
 log = logging.getLogger("deepsnow.data.simulator")
 
@@ -91,7 +91,7 @@ def _write_acquisition(name, path, land, seasons: SeasonStates, sim, seed, crs, 
     fs, fz = (seasons.snow[surf], seasons.frozen) if season == "snow" else (None, None)
     refl, scl, mask = render(
         seasons.surfaces[surf], land, fs, fz, seasons.illum[season], cloud, wedge,
-        stream_rng(seed, Stream.NOISE, SEASON_KEY[noise]),
+        sensor_noise_rngs(seed, SEASON_KEY[noise], SPECTRA),
     )
     date = seasons.dates[season].isoformat()
     tags = dict(base_tags, DEEPSNOW_SEASON=season, DEEPSNOW_DATE=date, **TRUTH_TAGS.get(name, {}))

@@ -34,10 +34,27 @@ class Stream(enum.IntEnum):
 #: Second stream key of the per-season components (clouds, nodata wedge, sensor noise).
 SEASON_KEY = {"snowfree": 0, "snow": 1}
 
+#: Third stream key of the sensor noise of the bands added after the first five (never renumber):
+#: each draws from its own stream ``[area_seed, Stream.NOISE, season, key]``, so adding them left the
+#: first five bands' draws, and pixels, as they were. The bands not listed here (B04, B03, B02, B08,
+#: B11) draw in that order from the acquisition's shared stream ``[area_seed, Stream.NOISE, season]``.
+BAND_NOISE_KEY = {"B05": 5, "B06": 6, "B07": 7, "B8A": 8, "B12": 12}
+
 
 def stream_rng(seed: int, *keys: int) -> np.random.Generator:
     """The random generator of one component (``keys``) of the area with ``seed``."""
     return np.random.default_rng(np.random.SeedSequence([seed, *keys]))
+
+
+def sensor_noise_rngs(seed: int, season_key: int, bands) -> dict[str, np.random.Generator]:
+    """The sensor-noise generator of each of ``bands`` in one acquisition (``BAND_NOISE_KEY``): one
+    shared generator for the first five bands, to be drawn from in their table order, and one per
+    band added since."""
+    shared = stream_rng(seed, Stream.NOISE, season_key)
+    return {
+        b: stream_rng(seed, Stream.NOISE, season_key, BAND_NOISE_KEY[b]) if b in BAND_NOISE_KEY else shared
+        for b in bands
+    }
 
 
 def fbm(rng: np.random.Generator, shape, beta: float, outer_px: float, inner_px: float = 0.0) -> np.ndarray:

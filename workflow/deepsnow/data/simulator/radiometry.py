@@ -2,7 +2,7 @@
 at-sensor pixels with clouds and sensor noise, and the scene classification (SCL) that matches them.
 
 Reflectances come per band from :data:`~deepsnow.data.simulator.spectra.SPECTRA`, as dicts
-band name -> array in the order of ``REFLECTANCE_BANDS``.
+band name -> array in the order of that table (the first five bands' sensor noise is drawn in it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import math
 import numpy as np
 
 from deepsnow.data.scene import (
-    REFLECTANCE_BANDS,
     SCL_CIRRUS,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
@@ -73,8 +72,7 @@ def surface(land: Landscape, season: str, seed: int) -> dict[str, np.ndarray]:
         vig *= 0.5
     conifer_season = 0 if season == "snowfree" else 1
     out = {}
-    for band in REFLECTANCE_BANDS:
-        spec = SPECTRA[band]
+    for band, spec in SPECTRA.items():
         base = spec.class_reflectance(season)[cover]
         base = np.where(crowns, land.conifer * spec.conifer[conifer_season] + (1.0 - land.conifer) * base, base)
         base = np.where(cover == URBAN, (1.0 - land.tile) * base + land.tile * spec.tile_roof, base)
@@ -107,9 +105,10 @@ def render(
     illum: np.ndarray,
     cloud: Clouds | None,
     nodata: np.ndarray | None,
-    noise_rng: np.random.Generator,
+    noise_rngs: dict[str, np.random.Generator],
 ):
-    """Reflectance bands (dict), SCL and dataMask of one acquisition."""
+    """Reflectance bands (dict), SCL and dataMask of one acquisition; ``noise_rngs``: each band's
+    sensor-noise generator (:func:`~deepsnow.data.simulator.noise.sensor_noise_rngs`)."""
     n = land.cover.shape[0]
     # Noise-free at-sensor reflectance: surface x hillshade, then cloud shadow and cloud.
     clean = {}
@@ -120,9 +119,9 @@ def render(
             refl = cloud.opacity * (SPECTRA[band].cloud * cloud.brightness) + (1.0 - cloud.opacity) * refl * shade
         clean[band] = refl.astype(np.float32)
     scl = scene_classification(surf, clean, land.cover, fsnow, frozen, illum, cloud)
-    out = {}
-    for band, refl in clean.items():  # in band order: the order of the sensor-noise draws
-        refl = refl + (0.002 + 0.01 * refl) * noise_rng.standard_normal((n, n), dtype=np.float32)
+    out = clean  # each noise-free band replaced by its noisy one: ten bands, one copy of each
+    for band, refl in clean.items():  # in table order: the order of the shared stream's draws
+        refl = refl + (0.002 + 0.01 * refl) * noise_rngs[band].standard_normal((n, n), dtype=np.float32)
         out[band] = np.maximum(refl, 1e-4).astype(np.float32)
     mask = np.ones((n, n), dtype=np.uint8)
     if nodata is not None:

@@ -1,9 +1,10 @@
 """The simulator's spectra: surface reflectance per land-cover class and band, snow, cloud and texture.
 
-One :class:`BandSpectra` per reflectance band in :data:`SPECTRA`: adding a Sentinel-2
-band to the simulated scenes is adding its entry here (and its name to
-``deepsnow.data.scene.REFLECTANCE_BANDS``); the model reads every band's numbers from
-this table and names the bands its indices use (NDVI, NDSI). Orders of magnitude and
+One :class:`BandSpectra` per reflectance band in :data:`SPECTRA`, one for each of the ten
+Sentinel-2 L2A bands a scene may hold (``deepsnow.data.scene.REFLECTANCE_BANDS``); the model
+reads every band's numbers from this table and names only the bands its indices use (NDVI,
+NDSI). The first five entries keep their order (their sensor noise is drawn from one stream in
+it); a band added after them draws its own (``noise.BAND_NOISE_KEY``). Typical values and their
 sources: docs/simulator.md, "Reflectance".
 """
 
@@ -45,7 +46,8 @@ class BandSpectra:
         return np.array(self.summer if season == "snowfree" else self.winter, dtype=np.float32)
 
 
-#: Per reflectance band, in the order of ``REFLECTANCE_BANDS``.
+#: Per reflectance band: the first five as they were (never reorder them), then the five added with
+#: the red edge, the narrow NIR and the second SWIR band.
 #:   per class:  water  forest meadow crop   cereal soil   rock   urban  road
 SPECTRA = {
     "B04": BandSpectra(  # red, 665 nm
@@ -77,6 +79,36 @@ SPECTRA = {
         winter=(0.009, 0.200, 0.250, 0.210, 0.290, 0.240, 0.270, 0.250, 0.150),
         conifer=(0.110, 0.100), tile_roof=0.320, snow=0.06, snow_age=(0.6, 0.9), snow_grain=False,
         cloud=0.57, vigour=-0.5,
+    ),
+    "B05": BandSpectra(  # red edge 1, 705 nm: vegetation still near its red absorption, rising
+        summer=(0.022, 0.080, 0.090, 0.085, 0.150, 0.165, 0.185, 0.150, 0.095),
+        winter=(0.020, 0.090, 0.100, 0.090, 0.145, 0.115, 0.175, 0.150, 0.095),
+        conifer=(0.045, 0.040), tile_roof=0.250, snow=0.85, snow_age=(1.03, -0.1), snow_grain=True,
+        cloud=0.68, vigour=-0.6,
+    ),
+    "B06": BandSpectra(  # red edge 2, 740 nm: half way up the red edge
+        summer=(0.018, 0.250, 0.230, 0.280, 0.220, 0.185, 0.200, 0.165, 0.105),
+        winter=(0.017, 0.130, 0.160, 0.190, 0.170, 0.135, 0.195, 0.165, 0.105),
+        conifer=(0.150, 0.125), tile_roof=0.255, snow=0.83, snow_age=(1.02, -0.11), snow_grain=True,
+        cloud=0.67, vigour=0.5,
+    ),
+    "B07": BandSpectra(  # red edge 3, 783 nm: near the NIR plateau
+        summer=(0.016, 0.360, 0.320, 0.400, 0.270, 0.200, 0.215, 0.175, 0.110),
+        winter=(0.016, 0.155, 0.200, 0.250, 0.190, 0.150, 0.210, 0.180, 0.115),
+        conifer=(0.215, 0.180), tile_roof=0.260, snow=0.81, snow_age=(1.02, -0.11), snow_grain=True,
+        cloud=0.67, vigour=0.9,
+    ),
+    "B8A": BandSpectra(  # narrow NIR, 865 nm: the NIR plateau; water and snow absorb a little more than at 842 nm
+        summer=(0.014, 0.410, 0.370, 0.450, 0.310, 0.220, 0.240, 0.195, 0.125),
+        winter=(0.013, 0.180, 0.230, 0.290, 0.210, 0.170, 0.230, 0.195, 0.125),
+        conifer=(0.250, 0.210), tile_roof=0.270, snow=0.76, snow_age=(1.02, -0.13), snow_grain=True,
+        cloud=0.66, vigour=1.0,
+    ),
+    "B12": BandSpectra(  # shortwave infrared, 2190 nm: snow darker still than at 1610 nm; ageing as B11's
+        summer=(0.008, 0.090, 0.110, 0.095, 0.200, 0.240, 0.220, 0.210, 0.120),
+        winter=(0.007, 0.130, 0.160, 0.110, 0.220, 0.170, 0.220, 0.210, 0.120),
+        conifer=(0.050, 0.045), tile_roof=0.300, snow=0.035, snow_age=(0.6, 0.9), snow_grain=False,
+        cloud=0.45, vigour=-0.6,
     ),
 }
 
