@@ -106,16 +106,14 @@ def resamples(n_ref: int, n_cand: int, validity: dict, mode: Mode) -> list[tuple
 
 
 def measure(reference: dict, candidate: dict, params: dict, draws) -> tuple[dict, list[dict]]:
-    """The metrics of one candidate set, and of each bootstrap replicate of it (one process)."""
+    """The metrics of one candidate set (the metrics stage's own functions), and of each bootstrap
+    replicate of it (the same metrics from pairwise matrices computed once: :mod:`.replicates`);
+    one process."""
     from deepsnow.metrics.epoch import set_metrics
+    from deepsnow.validity.replicates import replicate_metrics
 
     values = selected(set_metrics(reference, candidate, params, 1))
-    boots = []
-    for ri, ci in draws:
-        ref = {k: v[ri] for k, v in reference.items()}
-        cand = {k: v[ci] for k, v in candidate.items()}
-        boots.append(selected(set_metrics(ref, cand, params, 1)))
-    return values, boots
+    return values, replicate_metrics(reference, candidate, params, draws)
 
 
 def measure_mode(mode: Mode, feats: dict, params: dict, validity: dict, n_jobs: int) -> dict:
