@@ -126,6 +126,7 @@ def measure_mode(mode: Mode, feats: dict, params: dict, validity: dict, n_jobs: 
     # the random-forest test with validity.rf_repeats: dozens of sets, each with its replicates
     params = {**params, "rf_repeats": validity["rf_repeats"]}
     unique = {0 if li == 0 else (ladder, li): candidate for (ladder, li), candidate in feats.items()}
+    log.info("%s mode: measuring %d sets x %d bootstrap replicates", mode.name, len(unique), len(draws))
     results = Parallel(n_jobs=n_jobs if n_jobs not in (None, 0) else 1)(
         delayed(measure)(mode.reference, candidate, params, draws) for candidate in unique.values()
     )
