@@ -77,7 +77,8 @@ def main(argv=None) -> None:
     warm = features(rng, 12, 0.0)  # imports and first calls outside the timings
     before(warm, warm, params, [])
     measure(warm, warm, params, [])
-    print(f"{'mode':6s} {'ref':>4s} {'cand':>4s} {'before CPU s':>12s} {'now CPU s':>9s} {'(wall s)':>13s} {'ratio':>6s} {'largest rel. diff':>18s}")
+    head = ("mode", "ref", "cand", "before CPU s", "now CPU s", "(wall s)", "ratio", "largest rel. diff")
+    print(" ".join(f"{h:{'<' if i == 0 else '>'}{w}s}" for i, (h, w) in enumerate(zip(head, (6, 4, 4, 12, 9, 13, 6, 18)))))
     for mode, (n_ref, n_cand) in MODES.items():
         reference = features(rng, n_ref, 0.0)
         draws = [(rng.integers(0, n_ref, n_ref), rng.integers(0, n_cand, n_cand)) for _ in range(args.bootstrap)]

@@ -103,7 +103,8 @@ def kid_subsets(n_cand: int, n_ref: int, params: dict) -> list[tuple[np.ndarray,
 
     m = kid_subset_size(params["kid_subset_size"], n_cand, n_ref)
     rng = np.random.default_rng(params["seed"])
-    return [(rng.choice(n_cand, m, replace=False), rng.choice(n_ref, m, replace=False)) for _ in range(params["kid_subsets"])]
+    draws = range(params["kid_subsets"])
+    return [(rng.choice(n_cand, m, replace=False), rng.choice(n_ref, m, replace=False)) for _ in draws]
 
 
 def kid(p: Pairs, ci, ri, subsets, params: dict, dim: int) -> float:
