@@ -208,6 +208,30 @@ def test_level_0_of_the_half_mode_reuses_the_real_features(tiny, tmp_path):
     assert got == pytest.approx(expected)
 
 
+def test_a_replicates_metrics_are_set_metrics_on_its_resampled_rows():
+    """The replicates' metrics come from pairwise matrices computed once (validity/replicates.py):
+    the same as the metrics stage's functions on the rows drawn, repeats and all, and the Fréchet
+    distance both where set_metrics uses its covariance form (D = 3) and its sample-space form."""
+    from deepsnow.config import validate_section
+    from deepsnow.metrics.epoch import set_metrics
+    from deepsnow.validity.replicates import replicate_metrics
+    from deepsnow.validity.run import selected
+    from deepsnow.validity.sets import metrics_params
+
+    rng = np.random.default_rng(5)
+    dims = {"vmeans": 3, "vstats": 6, "wide": 40}
+    ref = {k: rng.gamma(2.0, size=(14, d)).astype(np.float32) for k, d in dims.items()}
+    cand = {k: (rng.gamma(2.2, size=(11, d)) + 0.1).astype(np.float32) for k, d in dims.items()}
+    params = metrics_params(validate_section("metrics", {**METRICS, "kid_subsets": 4}), {"prdc_k": 3})
+    draws = [(rng.integers(0, 14, 14), rng.integers(0, 11, 11)) for _ in range(4)]
+    for (ri, ci), got in zip(draws, replicate_metrics(ref, cand, params, draws)):
+        expected = selected(set_metrics({k: v[ri] for k, v in ref.items()}, {k: v[ci] for k, v in cand.items()}, params, 1))
+        assert list(got) == list(expected)
+        # rel 1e-7: set_metrics's covariance form (n m > D²) takes square roots of round-off-sized
+        # eigenvalues, ~1e-9 relative off the sample-space form that the replicates use
+        assert got == pytest.approx(expected, rel=1e-7, abs=1e-12)
+
+
 def test_without_a_reachable_truth_only_the_half_mode_runs(tiny, tmp_path):
     from deepsnow.io import load_npz
 

@@ -75,7 +75,8 @@ def _kid(x, y, params: dict) -> dict:
     return {"kid_mean": mean, "kid_std": std, "kid_subset_size": size}
 
 
-def _rf(x, y, params: dict, n_jobs: int) -> dict:
+def rf_columns(x, y, params: dict, n_jobs: int) -> dict:
+    """The RF test's columns of the metrics table, x generated and y real features."""
     from deepsnow.metrics.rf import rf_two_sample_test
 
     rf = rf_two_sample_test(
@@ -97,7 +98,7 @@ def _unpaired(xi, yi, xr, yr, params: dict, n_jobs: int) -> dict:
         "crd": cosine_resnet_distance(xr, yr),
         "crd_dot": mean_dot_product(xr, yr),
         **_kid(xi, yi, params),
-        **_rf(xr, yr, params, n_jobs),
+        **rf_columns(xr, yr, params, n_jobs),
     }
 
 

@@ -39,16 +39,16 @@ def clipped_log_loss(y_true, p_generated, clip: float = DEFAULT_CLIP) -> float:
 
 
 def _fit_fold(x, y, ix, iy, tr, te, n_estimators, rf_seed, clip, max_features):
-    from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import roc_auc_score
+
+    from deepsnow.metrics.forest import fit_forest
 
     data = np.concatenate([x[ix], y[iy]]).astype(np.float32)
     labels = np.concatenate([np.ones(len(ix), dtype=int), np.zeros(len(iy), dtype=int)])
-    rf = RandomForestClassifier(n_estimators=n_estimators, random_state=rf_seed, n_jobs=1, max_features=max_features)
-    rf.fit(data[tr], labels[tr])
-    proba = rf.predict_proba(data[te])
-    # column of class 1 (generated); a stratified training fold always holds both classes
-    p = proba[:, list(rf.classes_).index(1)]
+    # RandomForestClassifier(n_estimators, random_state=rf_seed, max_features) to the bit, faster
+    proba = fit_forest(data[tr], labels[tr], n_estimators, rf_seed, max_features)(data[te])
+    # column of class 1 (generated, classes in ascending order); a stratified training fold holds both
+    p = proba[:, 1]
     yte = labels[te]
     return (
         clipped_log_loss(yte, p, clip),

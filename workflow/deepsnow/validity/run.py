@@ -106,16 +106,14 @@ def resamples(n_ref: int, n_cand: int, validity: dict, mode: Mode) -> list[tuple
 
 
 def measure(reference: dict, candidate: dict, params: dict, draws) -> tuple[dict, list[dict]]:
-    """The metrics of one candidate set, and of each bootstrap replicate of it (one process)."""
+    """The metrics of one candidate set (the metrics stage's own functions), and of each bootstrap
+    replicate of it (the same metrics from pairwise matrices computed once: :mod:`.replicates`);
+    one process."""
     from deepsnow.metrics.epoch import set_metrics
+    from deepsnow.validity.replicates import replicate_metrics
 
     values = selected(set_metrics(reference, candidate, params, 1))
-    boots = []
-    for ri, ci in draws:
-        ref = {k: v[ri] for k, v in reference.items()}
-        cand = {k: v[ci] for k, v in candidate.items()}
-        boots.append(selected(set_metrics(ref, cand, params, 1)))
-    return values, boots
+    return values, replicate_metrics(reference, candidate, params, draws)
 
 
 def measure_mode(mode: Mode, feats: dict, params: dict, validity: dict, n_jobs: int) -> dict:
@@ -128,6 +126,7 @@ def measure_mode(mode: Mode, feats: dict, params: dict, validity: dict, n_jobs: 
     # the random-forest test with validity.rf_repeats: dozens of sets, each with its replicates
     params = {**params, "rf_repeats": validity["rf_repeats"]}
     unique = {0 if li == 0 else (ladder, li): candidate for (ladder, li), candidate in feats.items()}
+    log.info("%s mode: measuring %d sets x %d bootstrap replicates", mode.name, len(unique), len(draws))
     results = Parallel(n_jobs=n_jobs if n_jobs not in (None, 0) else 1)(
         delayed(measure)(mode.reference, candidate, params, draws) for candidate in unique.values()
     )
