@@ -442,3 +442,58 @@ def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: 
     assert {(r["scope"], r["n"]) for r in corr if r["metric"] == "fid" and r["paired"] == "paired_l1"} == {
         ("pooled", "2"), ("epoch 1", "2")}
     assert (res / "comparison" / "figure3.png").stat().st_size > 10_000  # Figure 3 per group, drawn
+
+
+# ------------------------------------------------------------------ the change testbed's AUC gap in the comparison
+
+
+def write_change_summary(path: Path, aucs: dict[str, tuple[float, float]]) -> Path:
+    """A change/summary.json as 'deepsnow change summary' writes its gaps: {detector: (synthetic, real)} (rgb)."""
+    import json
+
+    detectors = {d: {"auc": {"real": r, "synthetic": s}, "gap_synthetic_real": abs(s - r)} for d, (s, r) in aucs.items()}
+    path.write_text(json.dumps({"rows": [], "gaps": {"rgb": {"detectors": detectors, "ranking": {}}}}))
+    return path
+
+
+def test_compare_tests_the_change_testbeds_aucs_and_gap_between_groups(tmp_path: Path):
+    rng = np.random.default_rng(7)
+    names, groups = [f"seed{i}-{g}" for g in ("cyclegan", "cut") for i in range(3)], ["cyclegan"] * 3 + ["cut"] * 3
+    tables = [write_variant(tmp_path / f"{v}.csv", rng, 0.0) for v in names]
+    synthetic = [0.70, 0.74, 0.71, 0.80, 0.83, 0.79]  # the real pair is the same for every variant: 0.85
+    change = [write_change_summary(tmp_path / f"{v}.json", {"chronochrome": (s, 0.85), "rx_difference": (0.6, 0.9)})
+              for v, s in zip(names, synthetic)]
+    compare(tables, names, groups, None, tmp_path / "summary.csv", tmp_path / "final.csv", change=change)
+    summary = {(r["group"], int(r["epoch"]), r["direction"], r["metric"]): r for r in read(tmp_path / "summary.csv")}
+    gap = summary[("cut", 2, "AtoB", "change_auc_gap_rgb_chronochrome")]  # at the last epoch, A->B
+    want = [0.85 - s for s in synthetic]
+    assert math.isclose(float(gap["mean"]), statistics.mean(want[3:])) and math.isclose(float(gap["sd"]), statistics.stdev(want[3:]))
+    assert gap["n"] == "3" and not any(m.startswith("change_") for g, e, _, m in summary if e == 1)
+    final = {(r["metric"], r["group_a"], r["group_b"]): r for r in read(tmp_path / "final.csv")}
+    for metric, values in (("change_auc_synthetic_rgb_chronochrome", synthetic), ("change_auc_gap_rgb_chronochrome", want)):
+        f = final[(metric, "cut", "cyclegan")]
+        t = ttest_ind(values[3:], values[:3], equal_var=False)
+        assert math.isclose(float(f["welch_t"]), t.statistic) and math.isclose(float(f["p_value"]), t.pvalue)
+        assert f["epoch"] == "2" and f["direction"] == "AtoB"
+    real = final[("change_auc_real_rgb_chronochrome", "cut", "cyclegan")]  # no spread: no test, the reference
+    assert float(real["mean_a"]) == 0.85 and float(real["sd_a"]) == 0.0 and real["welch_t"] == ""
+    assert float(final[("change_auc_gap_rgb_rx_difference", "cut", "cyclegan")]["mean_a"]) == pytest.approx(0.3)
+
+
+def test_a_damaged_or_missing_change_summary_is_refused_naming_the_file(tmp_path: Path):
+    from helpers import deepsnow
+
+    rng = np.random.default_rng(8)
+    tables = [write_variant(tmp_path / f"{v}.csv", rng, 0.0) for v in ("a", "b")]
+    good = write_change_summary(tmp_path / "good.json", {"chronochrome": (0.7, 0.8)})
+    (tmp_path / "damaged.json").write_text('{"gaps": {"rgb": {"detectors": {"chronochrome": {"auc": {"real": 0.8}}}}}}')
+    (tmp_path / "truncated.json").write_text('{"gaps": {"rgb"')
+    for bad, words in (("missing.json", "cannot read"), ("damaged.json", "not a change summary"),
+                       ("truncated.json", "not a change summary")):
+        with pytest.raises(DeepsnowError, match=f"{bad}: {words}"):
+            compare(tables, ["a", "b"], ["all", "all"], None, tmp_path / "s.csv", tmp_path / "f.csv",
+                    change=[good, tmp_path / bad])
+    assert not (tmp_path / "s.csv").exists()
+    p = deepsnow("metrics", "compare", "--tables", *tables, "--variants", "a", "b", "--groups", "all", "all",
+                 "--change", good, tmp_path / "damaged.json", "--summary", tmp_path / "s.csv", "--final", tmp_path / "f.csv")
+    assert p.returncode == 2 and "damaged.json: not a change summary" in p.stderr, p.stderr
