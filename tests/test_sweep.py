@@ -370,7 +370,7 @@ from test_workflow import job_counts  # noqa: E402
 def test_dry_run_of_a_two_by_two_sweep_plans_four_trainings_on_one_data_half(tmp_path: Path):
     work = copy_workflow(tmp_path / "wf")
     (work / "sweep.yaml").write_text("sweep:\n  gan.seed: [0, 1]\n  gan.upsample: [transpose, resize_conv]\n")
-    proc = snakemake(work, "-n", "--configfile", "configs/test.yaml", "sweep.yaml")
+    proc = snakemake(work, "-n", "-p", "--configfile", "configs/test.yaml", "sweep.yaml")
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train"] == 4 and counts["split"] == 1 and counts["comparison"] == 1
     assert counts["simulate"] == 3 and counts["mask"] == 6 and counts["patches"] == 6  # the data half once
@@ -385,24 +385,37 @@ def test_dry_run_of_a_two_by_two_sweep_plans_four_trainings_on_one_data_half(tmp
     for n in (3, 5, 7, 11):  # Figures 3, 5, 7 per group and Figure 11, from the comparison
         assert f"results/test/comparison/figure{n}.png" in out
     assert "results/test/variants/seed1-resize_conv/train/losses.csv" in out
+    compare_cmd = next(line for line in out.splitlines() if "deepsnow metrics compare" in line)
+    change = compare_cmd.split("--change ")[1].split(" 2>")[0].split()  # the AUC gap: each variant's testbed
+    assert change == [f"results/test/variants/{v}/change/summary.json"
+                      for v in ("seed0-transpose", "seed0-resize_conv", "seed1-transpose", "seed1-resize_conv")]
+    assert counts["change_summary"] == 4 and counts["change"] == 4 * len(merged_config("configs/test.yaml")["split"]["test_aois"])
+    assert "results/test/change/summary.json" not in out
     assert "results/test/train/losses.csv" not in out  # no unswept copy
 
 
 def test_dry_run_of_configs_models_plans_three_models_by_three_seeds(tmp_path: Path):
     """configs/models.yaml (cycleGAN vs CUT vs FastCUT, docs/cut.md) over the demo: 9 trainings in 3 groups."""
     work = copy_workflow(tmp_path / "wf")
-    proc = snakemake(work, "-n", "--configfile", "configs/models.yaml")
+    proc = snakemake(work, "-n", "-p", "--configfile", "configs/models.yaml")
     out = proc.stdout + proc.stderr
     counts = job_counts(out)
     assert counts["train"] == 9 and counts["split"] == 1 and counts["comparison"] == 1
     for model in ("cyclegan", "cut", "fastcut"):
         for seed in (0, 1, 2):
             assert f"results/models/variants/seed{seed}-{model}/train/losses.csv" in out
+            assert f"results/models/variants/seed{seed}-{model}/change/summary.json" in out  # the AUC gap compared
+    assert counts["change_summary"] == 9
+    compare_cmd = next(line for line in out.splitlines() if "deepsnow metrics compare" in line)
+    assert len(compare_cmd.split("--change ")[1].split(" 2>")[0].split()) == 9  # every variant's AUC gap
     assert "results/models/comparison/figure11.png" in out
 
 
 def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: Path):
-    """The one end-to-end sweep: the test run's data half and real embeddings reused, two 1-epoch trainings."""
+    """The one end-to-end sweep: the test run's data half and real embeddings reused, two 1-epoch trainings
+    (and each variant's products and change testbed, whose AUC gap the comparison reads)."""
+    import json
+
     work = copy_run(test_config_run, tmp_path / "run")
     (work / "sweep.yaml").write_text(
         "gan: {n_epochs: 1, n_epochs_decay: 0, keep_every: 1, threads: 1}\n"
@@ -422,6 +435,10 @@ def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: 
             for d, direction in (("A", "AtoB"), ("B", "BtoA")):
                 tables[v].append({"epoch": r["epoch"], "direction": direction,
                                   **{f"loss_{k}": r[f"{k}_{d}"] for k in ("G", "D", "cycle", "idt")}})
+        gaps = json.loads((res / "variants" / v / "change" / "summary.json").read_text())["gaps"]  # the testbed's
+        tables[v].append({"epoch": "1", "direction": "AtoB", **{  # AUCs and gap, at the last epoch
+            f"change_auc_{w}_{b}_{d}": str(g["gap_synthetic_real"] if w == "gap" else g["auc"][w])
+            for b, per in gaps.items() for d, g in per["detectors"].items() for w in ("synthetic", "real", "gap")}})
     def number(cell: str) -> float:  # the pretrained flags are true/false in the table, 1/0 in the summary
         return {"true": 1.0, "false": 0.0}.get(cell.lower()) if cell.lower() in ("true", "false") else float(cell)
 
@@ -437,8 +454,64 @@ def test_two_seed_sweep_runs_to_its_comparison(test_config_run: Path, tmp_path: 
             checked += 1
     assert checked >= 10  # FID, FRD, CRD, KID, RF ... in both directions, the checkerboard score
     assert {r["metric"] for r in summary} >= {"fid", "frd", "kid_mean", "rf_logloss_mean", "checkerboard_score",
-                                              "loss_G", "loss_cycle", "inception_pretrained"}
+                                              "loss_G", "loss_cycle", "inception_pretrained",
+                                              "change_auc_gap_rgb_chronochrome", "change_auc_real_rgb_rx_difference"}
     corr = read(res / "comparison" / "correlations.csv")  # 2 variants x 1 epoch: too few points for a rho
     assert {(r["scope"], r["n"]) for r in corr if r["metric"] == "fid" and r["paired"] == "paired_l1"} == {
         ("pooled", "2"), ("epoch 1", "2")}
     assert (res / "comparison" / "figure3.png").stat().st_size > 10_000  # Figure 3 per group, drawn
+
+
+# ------------------------------------------------------------------ the change testbed's AUC gap in the comparison
+
+
+def write_change_summary(path: Path, aucs: dict[str, tuple[float, float]]) -> Path:
+    """A change/summary.json as 'deepsnow change summary' writes its gaps: {detector: (synthetic, real)} (rgb)."""
+    import json
+
+    detectors = {d: {"auc": {"real": r, "synthetic": s}, "gap_synthetic_real": abs(s - r)} for d, (s, r) in aucs.items()}
+    path.write_text(json.dumps({"rows": [], "gaps": {"rgb": {"detectors": detectors, "ranking": {}}}}))
+    return path
+
+
+def test_compare_tests_the_change_testbeds_aucs_and_gap_between_groups(tmp_path: Path):
+    rng = np.random.default_rng(7)
+    names, groups = [f"seed{i}-{g}" for g in ("cyclegan", "cut") for i in range(3)], ["cyclegan"] * 3 + ["cut"] * 3
+    tables = [write_variant(tmp_path / f"{v}.csv", rng, 0.0) for v in names]
+    synthetic = [0.70, 0.74, 0.71, 0.80, 0.83, 0.79]  # the real pair is the same for every variant: 0.85
+    change = [write_change_summary(tmp_path / f"{v}.json", {"chronochrome": (s, 0.85), "rx_difference": (0.6, 0.9)})
+              for v, s in zip(names, synthetic)]
+    compare(tables, names, groups, None, tmp_path / "summary.csv", tmp_path / "final.csv", change=change)
+    summary = {(r["group"], int(r["epoch"]), r["direction"], r["metric"]): r for r in read(tmp_path / "summary.csv")}
+    gap = summary[("cut", 2, "AtoB", "change_auc_gap_rgb_chronochrome")]  # at the last epoch, A->B
+    want = [0.85 - s for s in synthetic]
+    assert math.isclose(float(gap["mean"]), statistics.mean(want[3:])) and math.isclose(float(gap["sd"]), statistics.stdev(want[3:]))
+    assert gap["n"] == "3" and not any(m.startswith("change_") for g, e, _, m in summary if e == 1)
+    final = {(r["metric"], r["group_a"], r["group_b"]): r for r in read(tmp_path / "final.csv")}
+    for metric, values in (("change_auc_synthetic_rgb_chronochrome", synthetic), ("change_auc_gap_rgb_chronochrome", want)):
+        f = final[(metric, "cut", "cyclegan")]
+        t = ttest_ind(values[3:], values[:3], equal_var=False)
+        assert math.isclose(float(f["welch_t"]), t.statistic) and math.isclose(float(f["p_value"]), t.pvalue)
+        assert f["epoch"] == "2" and f["direction"] == "AtoB"
+    real = final[("change_auc_real_rgb_chronochrome", "cut", "cyclegan")]  # no spread: no test, the reference
+    assert float(real["mean_a"]) == 0.85 and float(real["sd_a"]) == 0.0 and real["welch_t"] == ""
+    assert float(final[("change_auc_gap_rgb_rx_difference", "cut", "cyclegan")]["mean_a"]) == pytest.approx(0.3)
+
+
+def test_a_damaged_or_missing_change_summary_is_refused_naming_the_file(tmp_path: Path):
+    from helpers import deepsnow
+
+    rng = np.random.default_rng(8)
+    tables = [write_variant(tmp_path / f"{v}.csv", rng, 0.0) for v in ("a", "b")]
+    good = write_change_summary(tmp_path / "good.json", {"chronochrome": (0.7, 0.8)})
+    (tmp_path / "damaged.json").write_text('{"gaps": {"rgb": {"detectors": {"chronochrome": {"auc": {"real": 0.8}}}}}}')
+    (tmp_path / "truncated.json").write_text('{"gaps": {"rgb"')
+    for bad, words in (("missing.json", "cannot read"), ("damaged.json", "not a change summary"),
+                       ("truncated.json", "not a change summary")):
+        with pytest.raises(DeepsnowError, match=f"{bad}: {words}"):
+            compare(tables, ["a", "b"], ["all", "all"], None, tmp_path / "s.csv", tmp_path / "f.csv",
+                    change=[good, tmp_path / bad])
+    assert not (tmp_path / "s.csv").exists()
+    p = deepsnow("metrics", "compare", "--tables", *tables, "--variants", "a", "b", "--groups", "all", "all",
+                 "--change", good, tmp_path / "damaged.json", "--summary", tmp_path / "s.csv", "--final", tmp_path / "f.csv")
+    assert p.returncode == 2 and "damaged.json: not a change summary" in p.stderr, p.stderr

@@ -433,7 +433,18 @@ def comparison_inputs(wildcards):
             FIGURE_EXTRA_OUTPUTS["7"]["output_csv"].replace("{variant}", v) for v in VARIANTS
         ],
         "losses": [variant_path("train/losses.csv").replace("{variant}", v) for v in VARIANTS],
+        # the change testbed's AUCs and gap per detector (none without held-out areas)
+        "change": (
+            [variant_path("change/summary.json").replace("{variant}", v) for v in VARIANTS]
+            if CHANGE_AREAS
+            else []
+        ),
     }
+
+
+def comparison_change_option(wildcards, input):
+    """--change and every variant's change/summary.json, when the run has a change testbed."""
+    return " ".join(["--change", *map(shlex.quote, input.change)]) if input.get("change") else ""
 
 
 # --variants and --groups of deepsnow metrics compare, in the order of the variants

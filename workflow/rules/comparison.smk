@@ -1,6 +1,6 @@
-# Comparison (sweeps only, docs/sweeps.md): every variant's metrics per group of variants that differ
-# only in gan.seed, mean, s.d. and n, Welch t-tests at the last epoch; then Figures 3, 5, 7 per group
-# and Figure 11.
+# Comparison (sweeps only, docs/sweeps.md): every variant's metrics (and change testbed's AUCs and gap)
+# per group of variants that differ only in gan.seed, mean, s.d. and n, Welch t-tests at the last
+# epoch; then Figures 3, 5, 7 per group and Figure 11.
 
 
 rule comparison:
@@ -31,12 +31,13 @@ rule comparison:
         code=code("metrics"),
         variants=list(VARIANTS),
         groups=VARIANT_GROUPS,
+        change=comparison_change_option,
     message:
         "Comparing the sweep's variant groups"
     shell:
         "deepsnow metrics compare --tables {input.tables:q} --artifacts {input.artifacts:q} --losses {input.losses:q}"
         " --variants {params.variants:q} --groups {params.groups:q} --summary {output.summary:q} --final {output.final:q}"
-        " --correlations {output.correlations:q} 2> {log:q}"
+        " --correlations {output.correlations:q} {params.change} 2> {log:q}"
 
 
 rule comparison_figure:

@@ -63,6 +63,10 @@ def _compare_command(command) -> None:
     p.add_argument("--groups", nargs="+", required=True, help="each variant's group (variants differing only in gan.seed)")
     path_options(p, required=False, nargs="+", artifacts="every variant's figures/artifacts.csv (checkerboard score), same order")
     path_options(p, required=False, nargs="+", losses="every variant's train/losses.csv (Figure 3's losses), same order")
+    path_options(
+        p, required=False, nargs="+",
+        change="every variant's change/summary.json (the change testbed's AUCs and gap per detector), same order",
+    )
     path_options(p, summary="comparison/summary.csv", final="comparison/final.csv")
     path_options(
         p, required=False,
@@ -143,7 +147,8 @@ def _compare(args, params) -> Made:
     """Mean, standard deviation and n per variant group, epoch, direction and metric; Welch t-tests at the last epoch.
 
     Reads every variant's metrics.csv (and artifacts.csv, for the checkerboard score, and losses.csv,
-    for the per-epoch losses as loss_G/loss_D/loss_cycle/loss_idt per direction) and writes
+    for the per-epoch losses as loss_G/loss_D/loss_cycle/loss_idt per direction, and with --change the change
+    testbed's summary.json, for each detector's synthetic and real AUC and their gap) and writes
     comparison/summary.csv and comparison/final.csv (a two-sided Welch t-test between every pair of
     groups per metric), and with --correlations each metric's Spearman rho with the paired errors
     over the variants (pooled over variants and epochs, and across variants per epoch). Groups: the
@@ -151,9 +156,10 @@ def _compare(args, params) -> Made:
     from deepsnow.metrics.compare import compare
 
     summary = compare(
-        args.tables, args.variants, args.groups, args.artifacts, args.summary, args.final, args.losses, args.correlations
+        args.tables, args.variants, args.groups, args.artifacts, args.summary, args.final, args.losses, args.correlations,
+        args.change,
     )
-    inputs = [*args.tables, *(args.artifacts or []), *(args.losses or [])]
+    inputs = [*args.tables, *(args.artifacts or []), *(args.losses or []), *(args.change or [])]
     outputs = [args.summary, args.final] + ([args.correlations] if args.correlations else [])
     return Made(outputs, inputs=inputs, extra=summary)
 

@@ -4,7 +4,9 @@ Variants that differ only in ``gan.seed`` form a group. From every variant's ``m
 its Figure 7 ``artifacts.csv``, for the checkerboard score, a measure of the A->B samples, and its
 ``train/losses.csv``, for Figure 3's per-epoch losses as ``loss_G``, ``loss_D``, ``loss_cycle`` and
 ``loss_idt``: the ``_A`` losses under A->B, the ``_B`` ones under B->A; a one-sided model's, CUT or
-FastCUT, as ``loss_G``, ``loss_D`` and ``loss_NCE`` under A->B) this writes
+FastCUT, as ``loss_G``, ``loss_D`` and ``loss_NCE`` under A->B; and its change testbed's
+``change/summary.json``, for each detector's AUC on the synthetic and the real pair and their gap,
+``change_auc_synthetic|real|gap_<bands>_<detector>`` under A->B at the last epoch) this writes
 
 * ``comparison/summary.csv``: per group, epoch, direction and metric the mean, the sample standard
   deviation (ddof 1; empty for one variant) and n, the number of variants with a finite value.
@@ -24,9 +26,11 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import logging
 import math
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +62,10 @@ CUT_LOSS_METRICS = {
     "loss_D": (("D_real", "D_fake"), (0.5, 0.5)),
     "loss_NCE": (("NCE",), (1.0,)),
 }
+#: a change testbed's summary.json (deepsnow change summary): per band set and detector the mean AUC per
+#: pair over the held-out areas and gap_synthetic_real = |AUC_synthetic - AUC_real| (smaller: synthetic
+#: snow grades the detector as real snow does) -> change_auc_<what>_<bands>_<detector>
+CHANGE_METRICS = {"synthetic": ("auc", "synthetic"), "real": ("auc", "real"), "gap": ("gap_synthetic_real",)}
 SUMMARY_COLUMNS = ("group", "epoch", "direction", "metric", "mean", "sd", "n", "variants")
 FINAL_COLUMNS = (
     "direction", "metric", "epoch", "group_a", "mean_a", "sd_a", "n_a", "group_b", "mean_b", "sd_b", "n_b",
@@ -144,6 +152,30 @@ def loss_values(path) -> dict[tuple[int, str, str], float]:
     }
 
 
+def change_values(path, epoch: int) -> dict[tuple[int, str, str], float]:
+    """{(epoch, "AtoB", change_auc_<what>_<bands>_<detector>): value} of one variant's change/summary.json:
+    its synthetic products are A->B translations, listed at the comparison's last ``epoch`` (whatever
+    checkpoint synthesize.epoch chose: the products exist once per variant)."""
+    try:
+        gaps = json.loads(Path(path).read_text())["gaps"]
+        values = {}
+        for bands, per in gaps.items():
+            for detector, g in per["detectors"].items():
+                for what, keys in CHANGE_METRICS.items():
+                    v = g[keys[0]][keys[1]] if len(keys) == 2 else g[keys[0]]
+                    values[(epoch, "AtoB", f"change_auc_{what}_{bands}_{detector}")] = _number(v, path, "gaps")
+    except OSError as exc:
+        raise DeepsnowError(f"{path}: cannot read ({exc})") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DeepsnowError(
+            f"{path}: not a change summary ({type(exc).__name__}: {exc}); expected the summary.json of 'deepsnow change"
+            " summary' with gaps per band set and detector (auc.synthetic, auc.real, gap_synthetic_real)"
+        ) from exc
+    if not values:
+        raise DeepsnowError(f"{path}: no detector in its gaps; expected the summary.json of 'deepsnow change summary'")
+    return values
+
+
 def _stats(values: list[float]) -> tuple[float, float, int]:
     finite = np.array([v for v in values if math.isfinite(v)], dtype=float)
     n = int(finite.size)
@@ -175,6 +207,8 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float]:
     a = [v for v in a if math.isfinite(v)]
     b = [v for v in b if math.isfinite(v)]
     if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    if len(set(a) | set(b)) == 1:  # one value in both groups (the change testbed's real AUC): t is 0/0
         return math.nan, math.nan
     res = ttest_ind(a, b, equal_var=False)
     return float(res.statistic), float(res.pvalue)
@@ -223,9 +257,11 @@ def sweep_correlations(variants: dict[str, dict]) -> list[dict]:
     return out
 
 
-def compare(tables, names, groups, artifacts, summary_path, final_path, losses=None, correlations_path=None) -> dict:
+def compare(
+    tables, names, groups, artifacts, summary_path, final_path, losses=None, correlations_path=None, change=None
+) -> dict:
     """Read every variant's tables, write summary.csv and final.csv; returns counts for the sidecar."""
-    optional = {"--artifacts": artifacts or [], "--losses": losses or []}
+    optional = {"--artifacts": artifacts or [], "--losses": losses or [], "--change": change or []}
     if not (len(tables) == len(names) == len(groups)) or any(v and len(v) != len(tables) for v in optional.values()):
         given = ", ".join(f"{k} ({len(v)}, or none)" for k, v in optional.items())
         raise DeepsnowError(
@@ -241,6 +277,8 @@ def compare(tables, names, groups, artifacts, summary_path, final_path, losses=N
     epochs = {n: sorted({k[0] for k in v}) for n, v in values.items()}
     if len({tuple(e) for e in epochs.values()}) > 1:
         raise DeepsnowError(f"the variants' metrics tables hold different epochs: {epochs}")
+    for i, n in enumerate(names if change else []):  # the testbed's products: one per variant, at the end
+        values[n] |= change_values(change[i], epochs[n][-1])
     summary = summarize(values, dict(zip(names, groups)))
     final = final_rows(summary)
     write_csv(summary_path, summary, SUMMARY_COLUMNS)
