@@ -52,6 +52,8 @@ def test_empty_config_takes_defaults():
         ({"data": {"source": "stac"}}, "data.aois", "at least one area"),
         ({"run": "a b;rm -rf"}, "run", "does not match"),
         ({"metrics": {"prdc_k": 0}}, "metrics.prdc_k", "minimum"),
+        ({"tracking": {"enabled": True}, "metrics": {"paired": False}}, "tracking.enabled", "metrics.paired"),
+        ({"tracking": {"enabled": True}, "gan": {"n_epochs": 1, "n_epochs_decay": 1}}, "tracking.enabled", "at least 3 saved epochs"),
     ],
 )
 def test_bad_values_name_the_key(patch, key, words):
@@ -74,3 +76,16 @@ def test_section_validation_and_params_parsing(tmp_path: Path):
         parse_params("{size: ", "patches")
     with pytest.raises(DeepsnowError, match="not found"):
         parse_params(f"@{tmp_path / 'missing.yaml'}", "patches")
+
+
+def test_reference_config_validates_and_its_dry_run_builds_the_dag(tmp_path: Path):
+    """configs/reference.yaml: a run whose quality changes over 16 saved epochs, with metrics/tracking.csv."""
+    from helpers import copy_workflow, merged_config, snakemake
+    from test_workflow import job_counts
+
+    cfg = validate_config(merged_config("configs/reference.yaml"))
+    assert cfg["tracking"]["enabled"] and cfg["gan"]["upsample"] == "resize_conv"
+    assert cfg["data"]["simulator"]["snow_line_m"] < 360  # below the simulator's lowest point
+    work = copy_workflow(tmp_path / "wf")
+    counts = job_counts(snakemake(work, "-n", "--configfile", "configs/reference.yaml").stdout)
+    assert counts["train"] == 1 and counts["metrics_epoch"] == 16 and counts["metric_tracking"] == 1

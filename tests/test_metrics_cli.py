@@ -365,3 +365,106 @@ def test_one_sided_samples_give_the_a_to_b_rows_alone(run, tmp_path):
         "--outputs", d / "metrics/mixed_001.json",
     )
     assert proc.returncode == 2 and "one-sided model (no fake_A) and of a two-sided one" in proc.stderr, proc.stderr
+
+
+# ----------------------------------------------------------------------------- metrics tracking
+
+TRACKING = {"n_bootstrap": 3, "seed": 1, "rf_repeats": 1}
+
+
+def _tracking_paths(run, epochs=(1, 2, 3)) -> dict:
+    return {
+        "table": run / "metrics/metrics.csv",
+        "real": [run / "features/real_inception.npz", run / "features/real_resnet50.npz"],
+        "features": [run / f"features/epoch_{e:03d}_{x}.npz" for e in epochs for x in ("inception", "resnet50")],
+        "samples": [run / f"samples/epoch_{e:03d}.npz" for e in epochs],
+        "truth": run / "dataset/testA.npz",
+    }
+
+
+def _brute_force_replicate(run, r: int) -> dict:
+    """Replicate r of the tracking bootstrap, written out loop by loop: draw the real test-B and the
+    generated test-A rows, then every metric and the paired L1 of each epoch."""
+    from deepsnow.config import parse_params
+    from deepsnow.metrics.epoch import set_metrics
+
+    params = {**parse_params(METRICS, "metrics"), "rf_repeats": 1}
+    rng = np.random.default_rng([1, r])
+    ri, ci = rng.integers(0, N, N), rng.integers(0, N, N)
+    test_a = load_npz(run / "dataset/testA.npz")
+    truth = {k: t for k, t in zip(test_a["ids"].astype(str), test_a["truth_snowfall"])}
+    out: dict = {"paired_l1": []}
+    for e in (1, 2, 3):
+        s = load_npz(run / f"samples/epoch_{e:03d}.npz")  # features rows follow the samples' rows
+        real = {x: load_npz(run / f"features/real_{x}.npz")["B"][ri] for x in ("inception", "resnet50")}
+        fake = {x: load_npz(run / f"features/epoch_{e:03d}_{x}.npz")["fake_B"][ci] for x in ("inception", "resnet50")}
+        for m, v in set_metrics(real, fake, params, 1).items():
+            out.setdefault(m, []).append(v)
+        errs = [np.abs(s["fake_B"][i].astype(int) - truth[str(s["ids_A"][i])].astype(int)).mean() / 255 for i in ci]
+        out["paired_l1"].append(float(np.mean(errs)))
+    return out
+
+
+def _spearman(a, b) -> float:
+    import warnings
+
+    from scipy.stats import spearmanr
+
+    with warnings.catch_warnings():  # a constant replicate: rho undefined (NaN), as the stage leaves it
+        warnings.simplefilter("ignore")
+        return spearmanr(a, b).statistic
+
+
+def test_tracking_equals_a_brute_force_loop(run, tmp_path):
+    from deepsnow.config import parse_params
+    from deepsnow.metrics.table import unpaired_metrics
+    from deepsnow.metrics.tracking import run_tracking
+
+    run_tracking(_tracking_paths(run), tmp_path / "tracking.csv", parse_params(METRICS, "metrics"), TRACKING, 1)
+    rows = {r["metric"]: r for r in _rows(tmp_path / "tracking.csv")}
+    table = [r for r in _rows(run / "metrics/metrics.csv") if r["direction"] == "AtoB"]
+    signs = unpaired_metrics(table)
+    assert set(rows) == set(signs) and "fd_inception" in rows and "coverage_resnet50" in rows
+    l1 = np.array([float(r["paired_l1"]) for r in table])
+    boots = [_brute_force_replicate(run, r) for r in range(3)]
+    for m, row in rows.items():
+        values = signs[m] * np.array([float(r[m]) for r in table])
+        assert float(row["rho"]) == pytest.approx(_spearman(values, l1), abs=1e-12), m
+        assert row["worse_when"] == ("higher" if signs[m] > 0 else "lower")
+        rhos = [x for x in (_spearman(signs[m] * np.array(b[m]), b["paired_l1"]) for b in boots) if np.isfinite(x)]
+        assert int(row["n_bootstrap"]) == len(rhos), m
+        if rhos:
+            assert float(row["ci_low"]) == pytest.approx(np.percentile(rhos, 2.5), abs=1e-12), m
+            assert float(row["ci_high"]) == pytest.approx(np.percentile(rhos, 97.5), abs=1e-12), m
+        assert int(row["picked_epoch"]) == 1 + int(np.argmin(values)) and int(row["best_epoch"]) == 1 + int(np.argmin(l1))
+        assert float(row["regret"]) == pytest.approx(l1[int(np.argmin(values))] - l1.min(), abs=1e-15)
+        picks = [np.argmin(signs[m] * np.array(b[m])) == np.argmin(b["paired_l1"]) for b in boots]
+        assert float(row["pick_share"]) == pytest.approx(np.mean(picks)), m
+
+
+def test_tracking_refuses_bad_input_naming_the_file(run, tmp_path):
+    """Exit status 2 through the command line, the file named, nothing written (the other cases in
+    process: one command start is seconds)."""
+    from deepsnow import DeepsnowError
+    from deepsnow.config import parse_params
+    from deepsnow.metrics.tracking import run_tracking
+
+    no_truth = load_npz(run / "dataset/testA.npz")
+    save_npz(tmp_path / "testA.npz", rgb=no_truth["rgb"], ids=no_truth["ids"])
+    paths = {**_tracking_paths(run), "truth": tmp_path / "testA.npz"}
+    args = [a for k, v in paths.items() for a in (f"--{k}", *(v if isinstance(v, list) else [v]))]
+    p = deepsnow("metrics", "tracking", "--params", json.dumps(TRACKING), "--metrics-params", METRICS, *args,
+                 "--output", tmp_path / "tracking.csv")
+    assert p.returncode == 2 and f"{tmp_path / 'testA.npz'}: no true snowy images" in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "tracking.csv").exists()
+    with open(run / "metrics/metrics.csv") as src, open(tmp_path / "two.csv", "w") as dst:
+        dst.writelines(line for line in src if not line.startswith("3,"))
+    cases = [
+        ({"table": tmp_path / "two.csv"}, f"{tmp_path / 'two.csv'}: 2 epochs"),
+        ({"features": _tracking_paths(run, (1, 2))["features"]}, "--features hold epochs [1, 2] but the metrics table has [1, 2, 3]"),
+    ]
+    for change, message in cases:
+        with pytest.raises(DeepsnowError) as err:
+            run_tracking({**_tracking_paths(run), **change}, tmp_path / "tracking.csv", parse_params(METRICS, "metrics"), TRACKING, 1)
+        assert message in str(err.value)
+        assert not (tmp_path / "tracking.csv").exists()

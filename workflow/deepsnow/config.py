@@ -546,8 +546,28 @@ def _check_one_sided_direction(config: dict) -> list[str]:
     ]
 
 
+def _check_tracking(config: dict) -> list[str]:
+    """Metric tracking correlates with the paired error: simulator data with paired errors on, and
+    at least 3 saved epochs to rank."""
+    from deepsnow.gan.schedule import saved_epochs
+
+    tracking, data, metrics, gan = (config.get(k) for k in ("tracking", "data", "metrics", "gan"))
+    if not (tracking and tracking["enabled"] and data and metrics and gan):
+        return []
+    problems = []
+    if data["source"] != "simulator" or not metrics["paired"]:
+        problems.append(
+            f"key 'tracking.enabled': needs the paired error to the simulator's truth (data.source simulator, "
+            f"metrics.paired true), but data.source is {data['source']!r} and metrics.paired {metrics['paired']}"
+        )
+    saved = saved_epochs(gan)
+    if len(saved) < 3:
+        problems.append(f"key 'tracking.enabled': a rank correlation across epochs needs at least 3 saved epochs, the run saves {saved}")
+    return problems
+
+
 #: checks that need more than one section (whole config only).
 CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
-    _check_simcover, _check_one_sided_direction,
+    _check_simcover, _check_one_sided_direction, _check_tracking,
 )

@@ -258,6 +258,24 @@ def metrics_epoch_inputs(wildcards):
     return inputs
 
 
+# Metric tracking (simulator runs): every unpaired metric against the paired error across the
+# epochs, bootstrapped over the test patches from every epoch's features and samples.
+TRACKING = variant_path("metrics/tracking.csv")
+
+
+def tracking_inputs(wildcards):
+    used = sorted({INCEPTION, RESNET, *EXTRACTORS})
+    return {
+        "table": variant_path("metrics/metrics.csv", wildcards),
+        "real": [real_features(x, wildcards) for x in used],
+        "features": [
+            variant_path(f"features/epoch_{e:03d}_{x}.npz", wildcards) for e in EPOCHS for x in used
+        ],
+        "samples": [variant_path(f"samples/epoch_{e:03d}.npz", wildcards) for e in EPOCHS],
+        "truth": run_path("dataset/testA.npz"),
+    }
+
+
 # Metric validity reads the data half, the real embeddings and the features, metrics and validity
 # sections: one table shared by a sweep's variants, unless the sweep varies one of those sections.
 VALIDITY_SWEPT = SWEEP and any(
@@ -512,5 +530,6 @@ def change_options(wildcards, input):
 # change summary and benchmark catalog, and a sweep's comparison.
 def final_outputs():
     per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
+    per_variant += [TRACKING] if config["tracking"]["enabled"] else []
     per_variant += [CHANGE_SUMMARY, CHANGE_BENCHMARK_CATALOG] if CHANGE_AREAS else []
     return each_variant(per_variant) + (COMPARISON if SWEEP else [])

@@ -120,3 +120,37 @@ rule metric_validity:
         "deepsnow metrics validity --params {params.section:q} --metrics-params {params.metrics:q}"
         " --features-params {params.features:q} --test-a {input.test_a:q} --test-b {input.test_b:q}"
         " --real {input.real:q} {params.simcover} --output {output.table:q} --threads {threads} 2> {log:q}"
+
+
+rule metric_tracking:
+    """How well each metric tracks the paired error across the epochs (simulator runs)."""
+    input:
+        unpack(tracking_inputs),
+    output:
+        table=report(
+            TRACKING,
+            caption="../report/tracking.rst",
+            category="Metrics",
+            labels={"table": "tracking.csv"},
+        ),
+    log:
+        variant_path("logs/metrics/tracking.log"),
+    benchmark:
+        variant_path("benchmarks/metrics/tracking.tsv")
+    conda:
+        "../../envs/eval.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        section=vsection("tracking"),
+        metrics=vsection("metrics"),
+        code=code("metrics"),
+    message:
+        "Rank-correlating every metric with the paired error across the epochs"
+    shell:
+        "deepsnow metrics tracking --params {params.section:q} --metrics-params {params.metrics:q}"
+        " --table {input.table:q} --real {input.real:q} --features {input.features:q}"
+        " --samples {input.samples:q} --truth {input.truth:q} --output {output.table:q}"
+        " --threads {threads} 2> {log:q}"

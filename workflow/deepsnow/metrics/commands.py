@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6."""
     # every subcommand runs the same code: one hash, STAGE_CODE["metrics"]
     command = command_group(sub, "metrics", register.__doc__, section="metrics", code="metrics")
-    for add in (_epoch_command, _table_command, _pca_command, _compare_command, _validity_command):
+    for add in (_epoch_command, _table_command, _pca_command, _compare_command, _validity_command, _tracking_command):
         add(command)
 
 
@@ -90,6 +90,22 @@ def _validity_command(command) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads and parallel RF fits (default: the sections')")
 
 
+def _tracking_command(command) -> None:
+    # its own section (bootstrap size and seed), the metrics stage's code
+    p = command("tracking", _tracking, section="tracking", stage="tracking", code="metrics")
+    path_options(p, table="metrics/metrics.csv (its A->B rows: every unpaired metric and paired_l1 per epoch)")
+    path_options(
+        p,
+        nargs="+",
+        real="real features, one file per extractor (features/real_<extractor>.npz)",
+        features="every epoch's features (features/epoch_NNN_<extractor>.npz), for every extractor of the table",
+        samples="every epoch's samples/epoch_NNN.npz (the generated images of the paired errors)",
+    )
+    path_options(p, truth="dataset/testA.npz holding 'truth_snowfall' (simulator data)", output="metrics/tracking.csv")
+    p.add_argument("--metrics-params", metavar="JSON|@FILE", default=None, help="the 'metrics' config section")
+    p.add_argument("--threads", type=int, default=None, help="bootstrap replicates in parallel (default 1)")
+
+
 def _epoch(args, params) -> list[Made]:
     """Metrics of one or more epochs, one JSON per epoch.
 
@@ -132,6 +148,25 @@ def _validity(args, params) -> Made:
     inputs = [args.test_a, args.test_b, *args.real] + ([args.simcover_weights] if args.simcover_weights else [])
     config = {"validity": params, "metrics": metrics, "features": features}
     return Made([args.output], inputs=inputs, extra=summary, config=config, section="validity")
+
+
+def _tracking(args, params) -> Made:
+    """How well each metric tracks the paired error across the run's epochs (simulator runs).
+
+    For every unpaired metric of metrics.csv (A->B): Spearman's rho across the epochs with the
+    paired L1 to the simulator's truth, sign-corrected (+1: the metric says "worse" exactly when the
+    paired error is larger), with a bootstrap 95 % interval over the test patches (tracking.n_bootstrap
+    replicates; each recomputes every metric per epoch from the saved features and the paired L1 from
+    the per-patch errors), and the epoch the metric would pick (its best value) against the epoch of
+    lowest paired L1."""
+    from deepsnow.config import parse_params
+    from deepsnow.metrics.tracking import run_tracking
+
+    metrics = parse_params(args.metrics_params, "metrics")
+    paths = {"table": args.table, "real": args.real, "features": args.features, "samples": args.samples, "truth": args.truth}
+    summary = run_tracking(paths, args.output, metrics, params, args.threads)
+    inputs = [args.table, *args.real, *args.features, *args.samples, args.truth]
+    return Made([args.output], inputs=inputs, extra=summary, config={"tracking": params, "metrics": metrics})
 
 
 def _table(args, params) -> Made:

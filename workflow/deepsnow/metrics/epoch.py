@@ -235,7 +235,7 @@ def evaluate_files(
     outputs = [Path(o) for o in outputs]
     _check_outputs(order, outputs)
     _warn_not_pretrained(real, params)
-    paired_src = _paired_inputs(samples_paths, truth_path, params, set(order))
+    paired_src = paired_inputs(samples_paths, truth_path, params, set(order))
     summaries = []
     for e, out in zip(order, outputs):
         rows = evaluate_epoch(real, epochs[e], params, e, paired=paired_src.get(e), n_jobs=n_jobs)
@@ -292,11 +292,12 @@ def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> d
         "truth": reachable[ti],
         "season": truth["truth"][ti] if "truth" in truth else None,
         "water": truth["water"][ti] if "water" in truth else None,
+        "ids": np.asarray(samples["ids_A"]).astype(str)[fi],
         "samples_path": str(path),
     }
 
 
-def _paired_inputs(samples_paths, truth_path, params, epochs: set[int]) -> dict[int, dict]:
+def paired_inputs(samples_paths, truth_path, params, epochs: set[int]) -> dict[int, dict]:
     """{epoch: paired images} for every epoch, or {} when paired errors are off or impossible."""
     samples_paths = list(samples_paths or ())
     if not params["paired"] or not samples_paths or truth_path is None:

@@ -37,20 +37,37 @@ def pair_by_ids(fake_ids, truth_ids) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(fi, dtype=int), np.asarray(ti, dtype=int)
 
 
+def _images(fake, truth) -> tuple[np.ndarray, np.ndarray]:
+    """Paired uint8 RGB images as arrays of equal (N, S, S, 3) shapes."""
+    fake, truth = np.asarray(fake), np.asarray(truth)
+    if fake.shape != truth.shape or fake.ndim != 4 or fake.shape[-1] != 3:
+        raise DeepsnowError(f"paired images must have equal (N, S, S, 3) shapes, got {fake.shape} and {truth.shape}")
+    return fake, truth
+
+
+def _abs_diff(fake: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """|fake - truth| of uint8 images on the 0..1 scale (float64)."""
+    return np.abs(fake.astype(np.int16) - truth.astype(np.int16)).astype(np.float64) / 255.0
+
+
+def patch_l1(fake, truth) -> np.ndarray:
+    """``paired_l1`` of every pair (N,): the mean absolute difference of each patch on the 0..1
+    scale. Patches have one size, so their mean is ``paired_l1`` (the metrics tracking bootstraps it)."""
+    fake, truth = _images(fake, truth)
+    return _abs_diff(fake, truth).mean(axis=(1, 2, 3))
+
+
 def paired_errors(fake, truth, water=None) -> dict:
     """L1 (0..1 scale) and SSIM between paired uint8 RGB images (N, S, S, 3)."""
     from skimage.metrics import structural_similarity
 
-    fake = np.asarray(fake)
-    truth = np.asarray(truth)
-    if fake.shape != truth.shape or fake.ndim != 4 or fake.shape[-1] != 3:
-        raise DeepsnowError(f"paired images must have equal (N, S, S, 3) shapes, got {fake.shape} and {truth.shape}")
+    fake, truth = _images(fake, truth)
     n = len(fake)
     if n == 0:
         return {"paired_l1": float("nan"), "paired_ssim": float("nan"), "paired_l1_water": float("nan"), "n_paired": 0}
     if min(fake.shape[1:3]) < 7:
         raise DeepsnowError(f"images of {fake.shape[1]}x{fake.shape[2]} px are too small for SSIM's 7x7 window")
-    diff = np.abs(fake.astype(np.int16) - truth.astype(np.int16)).astype(np.float64) / 255.0
+    diff = _abs_diff(fake, truth)
     l1 = float(diff.mean())
     ssim = float(
         np.mean([structural_similarity(a, b, channel_axis=-1, data_range=255) for a, b in zip(fake, truth)])

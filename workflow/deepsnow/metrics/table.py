@@ -153,7 +153,7 @@ def _finite_pairs(rows: list[dict], metric: str, paired: str) -> list[tuple[floa
     ]
 
 
-def _spearman(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+def spearman(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     """Spearman's rho and its p-value; NaN below 3 epochs or when a side is constant (rho undefined)."""
     import warnings
 
@@ -177,7 +177,7 @@ def correlations(rows: list[dict]) -> list[dict]:
     for paired, porient in PAIRED_METRICS.items():
         for metric, sign in unpaired_metrics(rows).items():
             pairs = _finite_pairs(ab, metric, paired)
-            rho, p = _spearman(pairs)
+            rho, p = spearman(pairs)
             out.append(
                 {
                     "metric": metric,
