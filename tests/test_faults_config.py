@@ -388,6 +388,7 @@ UNQUOTED_OK = {
     "params.options",  # synthesize_options(): built with shlex.quote
     "params.weights",  # weights_option(): built with shlex.quote
     "params.simcover",  # simcover_option(): built with shlex.quote
+    "params.change",  # comparison_change_option(): built with shlex.quote
 }
 
 
