@@ -34,6 +34,39 @@ class SlurmUnavailable(RuntimeError):
     """SLURM could not be installed or started here (the tests skip with this message)."""
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_test_link(link: Path) -> bool:
+    """Whether ``link`` points at a test cluster's config whose slurmctld no longer runs.
+
+    A killed test run leaves /etc/slurm/slurm.conf pointing into its pytest folder, which
+    pytest keeps for a few runs, so the link may still resolve. It is ours (and stale) when
+    the target is gone, or names this module's cluster and its slurmctld pid file names no
+    live process. Anything else (a system SLURM, a test cluster still running) is not stale.
+    """
+    if not link.is_symlink():
+        return False
+    if not link.exists():
+        return True
+    text = link.read_text(errors="replace")
+    if "ClusterName=deepsnow-test" not in text.splitlines():
+        return False
+    pidfiles = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("SlurmctldPidFile=")]
+    for pidfile in map(Path, pidfiles):
+        words = pidfile.read_text().split() if pidfile.exists() else []
+        if words and words[0].isdigit() and _alive(int(words[0])):
+            return False
+    return True
+
+
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -192,8 +225,8 @@ class SlurmCluster:
 
         Refuses to touch a slurm.conf that is already there (a real SLURM on this machine).
         """
-        if SYSTEM_CONF.is_symlink() and not SYSTEM_CONF.exists():
-            SYSTEM_CONF.unlink()  # dangling link left by a killed test run
+        if SYSTEM_CONF.is_symlink() and stale_test_link(SYSTEM_CONF):
+            SYSTEM_CONF.unlink()  # left by a test run that was killed before its teardown
         if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
             raise SlurmUnavailable(f"{SYSTEM_CONF} exists already; not replacing a system SLURM configuration")
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)

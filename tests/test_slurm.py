@@ -349,3 +349,37 @@ def test_an_oversized_profile_is_refused_before_anything_is_submitted(cluster, w
     assert not submitted(out) and last_job_id(cluster) == before, out[-5000:]
     assert not (workdir / "results" / "oversized" / "scenes").exists()
     assert seconds < 120, seconds
+
+
+def _test_conf(folder: Path, pid: int | None) -> Path:
+    folder.mkdir()
+    pidfile = folder / "slurmctld.pid"
+    if pid is not None:
+        pidfile.write_text(f"{pid}\n")
+    conf = folder / "slurm.conf"
+    conf.write_text(f"ClusterName=deepsnow-test\nSlurmctldPidFile={pidfile}\n")
+    return conf
+
+
+def test_a_link_left_by_a_killed_test_run_is_stale_but_a_live_or_system_one_is_not(tmp_path):
+    from slurm_cluster import stale_test_link
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    link = tmp_path / "link.conf"
+    cases = {
+        "pid file names a dead slurmctld": (_test_conf(tmp_path / "a", dead.pid), True),
+        "no pid file": (_test_conf(tmp_path / "b", None), True),
+        "slurmctld alive": (_test_conf(tmp_path / "c", os.getpid()) if (tmp_path / "c").mkdir() is None else None, False),
+        "target gone": (tmp_path / "gone.conf", True),
+    }
+    system = tmp_path / "system.conf"
+    system.write_text("ClusterName=site\nSlurmctldPidFile=/nonexistent\n")
+    cases["a system SLURM's config"] = (system, False)
+    for why, (target, stale) in cases.items():
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        assert stale_test_link(link) is stale, why
+    link.unlink()
+    link.write_text("ClusterName=deepsnow-test\n")
+    assert stale_test_link(link) is False, "a plain file is never replaced"
