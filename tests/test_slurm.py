@@ -370,7 +370,7 @@ def test_a_link_left_by_a_killed_test_run_is_stale_but_a_live_or_system_one_is_n
     cases = {
         "pid file names a dead slurmctld": (_test_conf(tmp_path / "a", dead.pid), True),
         "no pid file": (_test_conf(tmp_path / "b", None), True),
-        "slurmctld alive": (_test_conf(tmp_path / "c", os.getpid()) if (tmp_path / "c").mkdir() is None else None, False),
+        "slurmctld alive": (_test_conf(tmp_path / "c", os.getpid()), False),
         "target gone": (tmp_path / "gone.conf", True),
     }
     system = tmp_path / "system.conf"
