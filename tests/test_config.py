@@ -89,3 +89,4 @@ def test_reference_config_validates_and_its_dry_run_builds_the_dag(tmp_path: Pat
     work = copy_workflow(tmp_path / "wf")
     counts = job_counts(snakemake(work, "-n", "--configfile", "configs/reference.yaml").stdout)
     assert counts["train"] == 1 and counts["metrics_epoch"] == 16 and counts["metric_tracking"] == 1
+    assert counts["metric_ranking"] == 1 and counts["metric_validity"] == 1

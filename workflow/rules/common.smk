@@ -261,6 +261,8 @@ def metrics_epoch_inputs(wildcards):
 # Metric tracking (simulator runs): every unpaired metric against the paired error across the
 # epochs, bootstrapped over the test patches from every epoch's features and samples.
 TRACKING = variant_path("metrics/tracking.csv")
+# ... and with the run's own ladders, which metric to trust (metrics/ranking.csv)
+RANKING = variant_path("metrics/ranking.csv")
 
 
 def tracking_inputs(wildcards):
@@ -530,6 +532,6 @@ def change_options(wildcards, input):
 # change summary and benchmark catalog, and a sweep's comparison.
 def final_outputs():
     per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
-    per_variant += [TRACKING] if config["tracking"]["enabled"] else []
+    per_variant += [TRACKING, RANKING] if config["tracking"]["enabled"] else []
     per_variant += [CHANGE_SUMMARY, CHANGE_BENCHMARK_CATALOG] if CHANGE_AREAS else []
     return each_variant(per_variant) + (COMPARISON if SWEEP else [])

@@ -154,3 +154,31 @@ rule metric_tracking:
         " --table {input.table:q} --real {input.real:q} --features {input.features:q}"
         " --samples {input.samples:q} --truth {input.truth:q} --output {output.table:q}"
         " --threads {threads} 2> {log:q}"
+
+
+rule metric_ranking:
+    """Which metric to trust: the run's ladders and its tracking, per metric (tracking runs)."""
+    input:
+        validity=validity_path("metrics/validity.csv"),
+        tracking=TRACKING,
+    output:
+        table=report(
+            RANKING,
+            caption="../report/ranking.rst",
+            category="Metrics",
+            labels={"table": "ranking.csv"},
+        ),
+    log:
+        variant_path("logs/metrics/ranking.log"),
+    conda:
+        "../../envs/eval.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        code=code("validity"),
+    message:
+        "Ranking the metrics by the ladders and the tracking"
+    shell:
+        "deepsnow metrics rank --validity {input.validity:q} --tracking {input.tracking:q}"
+        " --output {output.table:q} 2> {log:q}"

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     metrics.csv (+ correlations.csv), 'pca' writes the PCA coordinates for Figure 6."""
     # every subcommand runs the same code: one hash, STAGE_CODE["metrics"]
     command = command_group(sub, "metrics", register.__doc__, section="metrics", code="metrics")
-    for add in (_epoch_command, _table_command, _pca_command, _compare_command, _validity_command, _tracking_command):
+    for add in (_epoch_command, _table_command, _pca_command, _compare_command, _validity_command, _tracking_command, _rank_command):
         add(command)
 
 
@@ -106,6 +106,16 @@ def _tracking_command(command) -> None:
     p.add_argument("--threads", type=int, default=None, help="bootstrap replicates in parallel (default 1)")
 
 
+def _rank_command(command) -> None:
+    # no config section: it reads two finished tables; the validity package's code
+    p = command("rank", _rank, section=None, stage="ranking", code="validity")
+    path_options(p, validity="metrics/validity.csv (the degradation ladders)", output="metrics/ranking.csv")
+    path_options(
+        p, required=False,
+        tracking="metrics/tracking.csv of a reference run (rho with the paired error across its epochs); optional",
+    )
+
+
 def _epoch(args, params) -> list[Made]:
     """Metrics of one or more epochs, one JSON per epoch.
 
@@ -167,6 +177,21 @@ def _tracking(args, params) -> Made:
     summary = run_tracking(paths, args.output, metrics, params, args.threads)
     inputs = [args.table, *args.real, *args.features, *args.samples, args.truth]
     return Made([args.output], inputs=inputs, extra=summary, config={"tracking": params, "metrics": metrics})
+
+
+def _rank(args, params) -> Made:
+    """Which metric to trust: one row per metric from the ladders and, given, a reference run.
+
+    Per mode of validity.csv: the metric's lowest sign-corrected rho over the ladders (and which
+    ladder), the ladders it is strictly monotone on, its median sensitivity; from tracking.csv: its
+    rho with the paired error across the epochs, the interval and the regret of the epoch it picks.
+    worst_rho, the weakest of that evidence (a metric that does not move counts as rho 0), orders the
+    rows. The two tables may come from different runs (e.g. the demo's ladders, the reference run's
+    tracking): the provenance records both."""
+    from deepsnow.validity.ranking import run_ranking
+
+    summary = run_ranking(args.validity, args.tracking, args.output)
+    return Made([args.output], inputs=[args.validity] + ([args.tracking] if args.tracking else []), extra=summary)
 
 
 def _table(args, params) -> Made:
