@@ -22,7 +22,10 @@ def test_config_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cut_config_run(test_config_run, tmp_path_factory) -> Path:
     """configs/test.yaml with configs/test_cut.yaml (gan.model: cut) run to its final targets from the
-    shared run's data half (copy_data_half): train, samples, metrics, figures, report, products."""
-    work = copy_data_half(test_config_run, tmp_path_factory.mktemp("cut-config-run") / "wf")
+    shared run's data half (copy_data_half): train, samples, metrics, figures, report, products.
+    What does not depend on the model stays (the real features, simcover, the ladders: same data,
+    same sections, same code), so the run makes only what the model changes."""
+    keep = ("features/real_*", "features/simcover.*", "metrics/validity.csv*")
+    work = copy_data_half(test_config_run, tmp_path_factory.mktemp("cut-config-run") / "wf", keep=keep)
     snakemake(work, "--configfile", "configs/test.yaml", "configs/test_cut.yaml")
     return work

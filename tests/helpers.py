@@ -60,14 +60,25 @@ DATA_HALF = ("scenes", "truth", "masks", "patches", "dataset", "logs", "benchmar
 DATA_HALF_RULES = {"simulate", "download", "mask", "patches", "split"}
 
 
-def copy_data_half(run: Path, dest: Path, name: str = "test") -> Path:
+def copy_data_half(run: Path, dest: Path, name: str = "test", keep: tuple[str, ...] = ()) -> Path:
     """A copy of a finished run (copy_run) keeping only its data half (scenes to split, with the
     logs and benchmarks): a run of the same config in ``dest`` trains, embeds, measures and draws
     anew from the shared data, without simulating, masking and cutting patches again.
-    Whole-run tests that need a fresh model, not fresh data, start here."""
+    Whole-run tests that need a fresh model, not fresh data, start here. ``keep``: globs (relative
+    to results/<name>/) of later results to keep as well, e.g. what does not depend on the model."""
     results = Path("results") / name
-    forget = tuple(str(results / p.name) for p in sorted((run / results).iterdir()) if p.name not in DATA_HALF)
-    return copy_run(run, dest, forget)
+    kept_dirs = {Path(k).parts[0] for k in keep}
+    forget = []
+    for path in sorted((run / results).iterdir()):
+        if path.name in DATA_HALF:
+            continue
+        if path.name not in kept_dirs:
+            forget.append(str(results / path.name))
+            continue
+        for f in sorted(q for q in path.rglob("*") if q.is_file()):
+            if not any(f.relative_to(run / results).match(k) for k in keep):
+                forget.append(str(results / f.relative_to(run / results)))
+    return copy_run(run, dest, tuple(forget))
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:

@@ -32,6 +32,9 @@ pytestmark = pytest.mark.slow
 CONFIG = ("--configfile", "configs/test.yaml")
 RES = Path("results") / "test"
 TABLES = ("metrics/metrics.csv", "metrics/correlations.csv", "metrics/pca.csv", "train/losses_iter.csv")
+# The kill tests compare those tables, so they run to them only: not to the figures, products,
+# change testbed and ladders drawn beside them (the shared run makes those). "--" ends --configfile.
+TARGETS = ("--", *(str(RES / name) for name in TABLES))
 # simcover's weights: the same bytes in two deterministic runs (checkpoints hold each epoch's seconds too)
 WEIGHTS = ("features/simcover.pt",)
 
@@ -129,7 +132,7 @@ def kill_job_and_check(work: Path, job: str) -> None:
     """Start the run, SIGKILL ``job``'s Python process mid-run: Snakemake fails the job, exits non-zero,
     leaves none of its outputs and cleans up its incomplete markers."""
     ready, outputs = KILLS[job]
-    proc = start(work)
+    proc = start(work, *TARGETS)
     try:
         pid, argv = wait_for(lambda: ready(work) and job_processes(work, job), proc, f"a running {job} job")[0]
         if job != "train":
@@ -157,7 +160,7 @@ def test_kill_9_of_a_job_then_rerun(reference, tmp_path, job):
     metrics tables of an undisturbed run."""
     work = run_to_redo(reference, tmp_path / "wf", job)
     kill_job_and_check(work, job)
-    snakemake(work, *CONFIG)  # the same command again, nothing else
+    snakemake(work, *CONFIG, *TARGETS)  # the same command again, nothing else
     assert tables(work) == tables(reference)
     assert not [p for p in (work / "results").rglob("*.part*")]  # the killed writer's temporaries are gone
 
@@ -173,7 +176,7 @@ def test_kill_9_of_the_train_job_then_of_snakemake_then_rerun(reference, tmp_pat
        from the state of step 1 and ends with the tables of an undisturbed run."""
     work = run_to_redo(reference, tmp_path / "wf", "train")
     kill_job_and_check(work, "train")
-    proc = start(work)
+    proc = start(work, *TARGETS)
     try:
         # once the resumed job has republished epoch 1's samples (a declared output: Snakemake names
         # only outputs that exist as incomplete)
@@ -190,19 +193,19 @@ def test_kill_9_of_the_train_job_then_of_snakemake_then_rerun(reference, tmp_pat
         time.sleep(0.1)
     assert not job_processes(work, "train")
 
-    again = snakemake(work, *CONFIG, check=False)
+    again = snakemake(work, *CONFIG, *TARGETS, check=False)
     out = again.stdout + again.stderr
     assert again.returncode != 0, out[-3000:]
     assert "The files below seem to be incomplete" in out and "--rerun-incomplete" in out, out[-3000:]
     assert "results/test/samples/epoch_001.npz" in out.split("Incomplete files:")[-1]
     assert "Error in rule" not in out  # refused before running anything
     # what the profiles run (rerun-incomplete): the lock the killed Snakemake left is named
-    again = snakemake(work, *CONFIG, "--rerun-incomplete", check=False)
+    again = snakemake(work, *CONFIG, "--rerun-incomplete", *TARGETS, check=False)
     out = again.stdout + again.stderr
     assert again.returncode != 0 and "Directory cannot be locked" in out and "--unlock" in out, out[-3000:]
     assert "Error in rule" not in out
     snakemake(work, *CONFIG, "--unlock")
-    snakemake(work, *CONFIG, "--rerun-incomplete")
+    snakemake(work, *CONFIG, "--rerun-incomplete", *TARGETS)
     assert tables(work) == tables(reference)
     log = (work / RES / "logs" / "train.log").read_text()
     # from step 1's epoch 1 (or an epoch 2 that step 2's job could have saved): never from scratch
