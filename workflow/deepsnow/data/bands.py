@@ -116,7 +116,7 @@ def image_of(arrays: dict, path, what: str = "patches") -> tuple[str, tuple[str,
         if problems:
             raise DeepsnowError("; ".join(problems))
     if key not in arrays:
-        raise DeepsnowError(f"{path}: {what} file has no array {key!r} (encoding {encoding})")
+        raise DeepsnowError(f"{path}: missing arrays [{key!r}] ({what} file, encoding {encoding}); found {sorted(arrays)}")
     img = arrays[key]
     if img.ndim != 4 or img.shape[3] != len(bands) or img.dtype != dtype:
         raise DeepsnowError(

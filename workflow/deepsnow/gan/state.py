@@ -340,6 +340,7 @@ class RunState:
             "iteration": iteration,
             "total_epochs": total_epochs(self.params),
             "arch": model.arch.as_dict(),
+            "bands": model.bands.as_dict(),
             "config": dict(self.params),
             "data_key": self.dkey,
             "device": str(self.device),
