@@ -110,7 +110,10 @@ def image_of(arrays: dict, path, what: str = "patches") -> tuple[str, tuple[str,
     else:
         encoding = str(np.asarray(arrays["encoding"]))
         if encoding != "reflectance" or "bands" not in arrays:
-            raise DeepsnowError(f"{path}: 'encoding' {encoding!r} with bands {'bands' in arrays}; expected reflectance with 'bands'")
+            raise DeepsnowError(
+                f"{path}: array 'encoding' is {encoding!r}{'' if 'bands' in arrays else ' and there is no array bands'}; "
+                "a file with an 'encoding' holds reflectance patches named by a 'bands' array"
+            )
         key, bands, dtype = "reflectance", tuple(str(b) for b in np.asarray(arrays["bands"]).ravel()), np.uint16
         problems = check_bands(bands, encoding, key=f"{path}: bands")
         if problems:
