@@ -169,3 +169,34 @@ def test_translate_refuses_a_scene_lacking_a_band_exit_2(trained, tmp_path, caps
         f.write(np.zeros((3, 8, 8), np.uint8))
     assert _translate(tmp / "run" / "ck" / "epoch_002.pt", rgb, out) == 2
     assert "the checkpoint takes reflectance B02" in capsys.readouterr().err and not out.exists()
+
+
+def test_cut_trains_on_reflectance_too(tmp_path):
+    sets = [reflectance_set(tmp_path / f"{n}.npz", 2, s, bands=["B03", "B11"]) for s, n in enumerate(("trainA", "trainB", "testA", "testB"))]
+    params = {k: v for k, v in PARAMS.items() if k != "pool_size"} | {"model": "cut", "num_patches": 8, "n_epochs_decay": 0}
+    d = tmp_path / "run"
+    assert main(["train", "--params", json.dumps(params), "--train-a", str(sets[0]), "--train-b", str(sets[1]),
+                 "--checkpoint-dir", str(d / "ck"), "--state-dir", str(d / "st"), "--losses", str(d / "l.csv"),
+                 "--iter-losses", str(d / "li.csv"), "--no-progress"]) == 0
+    g, info = ckpt.load_generator(d / "ck" / "epoch_001.pt")
+    assert info["bands"].bands == ("B03", "B11") and info["arch"]["input_nc"] == info["arch"]["output_nc"] == 2
+    assert info["arch"]["netG"] != "resnet"  # the antialiased CUT generator, with two channels
+
+
+def test_translated_reflectance_is_the_generator_output_through_the_mapping(trained, tmp_path):
+    """One 32 px tile, its own instance norm: the COG is G_A of the scene's codes, decoded (to 1e-4)."""
+    tmp, _ = trained
+    ck = tmp / "run" / "ck" / "epoch_002.pt"
+    scene = ten_band_scene(tmp_path / "scene.tif", size=32, seed=5)
+    out = tmp_path / "one.tif"
+    assert main(["translate", "--checkpoint", str(ck), "--input", str(scene), "--output", str(out), "--tile", "32",
+                 "--overlap", "0", "--norm", "tile", "--device", "cpu"]) == 0
+    g, info = ckpt.load_generator(ck)
+    scales = info["bands"].unit_reflectance
+    with rasterio.open(scene) as src:
+        index = {d: i for i, d in enumerate(src.descriptions, start=1)}
+        dn = src.read([index[b] for b in TEN]).transpose(1, 2, 0)
+    expected = B.decode_units(translate_batches(g, B.encode_units(dn, scales)[None], 1, torch.device("cpu"))[0], scales)
+    with rasterio.open(out) as dst:
+        got = dst.read().transpose(1, 2, 0)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1

@@ -304,19 +304,25 @@ def write_rgb(
         dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
 
 
-def write_bands(path, dn: np.ndarray, names, crs, transform, valid: np.ndarray | None = None, tags=None) -> None:
-    """``(H, W, C) uint16`` reflectance x 10000 as a C-band uint16 COG (band descriptions = ``names``),
-    atomically; ``valid`` False -> masked."""
+def write_bands(path, codes: np.ndarray, bands: BandSet, crs, transform, valid: np.ndarray | None = None, tags=None,
+                rows: int = 1024) -> None:
+    """``(H, W, C) uint16`` unit codes of ``bands`` as a C-band uint16 COG of reflectance x 10000 (band
+    descriptions = band names), atomically; ``valid`` False -> masked. Decoded one band and ``rows`` rows
+    at a time, so no float copy of the scene is ever whole."""
     from deepsnow.cog import cog_output
+    from deepsnow.data.bands import decode_units
 
-    h, w, nc = dn.shape
+    h, w, nc = codes.shape
+    band = np.empty((h, w), dtype=np.uint16)
     profile = {
         "driver": "GTiff", "height": h, "width": w, "count": nc, "dtype": "uint16", "crs": crs,
         "transform": transform, "blockxsize": 256,
     }
     with cog_output(path, profile, resampling="average") as dst:
-        for i, name in enumerate(names, start=1):
-            dst.write(np.ascontiguousarray(dn[..., i - 1]), i)
+        for i, (name, scale) in enumerate(zip(bands.bands, bands.unit_reflectance), start=1):
+            for r in range(0, h, rows):
+                band[r : r + rows] = decode_units(codes[r : r + rows, :, i - 1], scale)
+            dst.write(band, i)
             dst.set_band_description(i, name)
         if valid is not None and not valid.all():
             dst.write_mask(valid.view(np.uint8) * np.uint8(255))
@@ -372,10 +378,8 @@ def translate_scene(
     if bands.encoding == "rgb8":
         write_rgb(output_path, out, crs, transform, valid, tags)
     else:
-        from deepsnow.data.bands import decode_units
-
         tags["DEEPSNOW_SCALE"] = 1e-4
-        write_bands(output_path, decode_units(out, bands.unit_reflectance), bands.bands, crs, transform, valid, tags)
+        write_bands(output_path, out, bands, crs, transform, valid, tags)
     log.info(
         "translated %s (%dx%d, %s) %s with %d tiles -> %s",
         input_path,
