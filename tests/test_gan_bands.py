@@ -200,3 +200,33 @@ def test_translated_reflectance_is_the_generator_output_through_the_mapping(trai
     with rasterio.open(out) as dst:
         got = dst.read().transpose(1, 2, 0)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_a_checkpoint_keeps_its_own_mapping(trained, tmp_path):
+    """Reading a checkpoint back restores its stored mapping, whatever the code's table says: generate
+    maps the test sets as the checkpoint does, and resuming a run of another mapping is refused."""
+    tmp, sets = trained
+    payload = torch.load(tmp / "run" / "ck" / "epoch_002.pt", weights_only=True)
+    other = [1.0] * 10
+    payload["bands"]["unit_reflectance"] = other
+    torch.save(payload, tmp_path / "epoch_002.pt")
+    g, info = ckpt.load_generator(tmp_path / "epoch_002.pt")
+    assert info["bands"].unit_reflectance == tuple(other)
+    generate(validate_section("samples", {}), [tmp_path / "epoch_002.pt"], [tmp_path / "s.npz"], sets[2], sets[3], device="cpu")
+    codes = B.encode_units(load_npz(sets[2])["reflectance"], other)
+    expected = B.decode_units(translate_batches(g, codes, 2, torch.device("cpu")), other)
+    np.testing.assert_array_equal(load_npz(tmp_path / "s.npz")["fake_B"], expected)
+    # the resumable state of a run whose checkpoint maps otherwise than the training data now do
+    state = next((tmp / "run" / "st").glob("data-*"))
+    copy = tmp_path / "st" / state.name
+    copy.mkdir(parents=True)
+    for f in state.glob("epoch_*.pt"):
+        p = torch.load(f, weights_only=True)
+        p["bands"]["unit_reflectance"] = other
+        torch.save(p, copy / f.name)
+    d = tmp_path / "again"
+    with pytest.raises(DeepsnowError, match=r"epoch_002.pt: a run of .*1.0.*but the training data map as .*0.6.*cannot resume"):
+        from deepsnow.gan.train import train
+
+        train(validate_section("gan", PARAMS), sets[0], sets[1], d / "ck", tmp_path / "st", d / "l.csv", d / "li.csv",
+              progress=False)

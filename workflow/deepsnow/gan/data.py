@@ -87,12 +87,17 @@ class BandSet:
 RGB = BandSet(RGB_BANDS, "rgb8")
 
 
-def load_domain(path: str | os.PathLike, name: str, allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray, BandSet]:
+def load_domain(
+    path: str | os.PathLike, name: str, allow_empty: bool = False, bands: BandSet | None = None
+) -> tuple[np.ndarray, np.ndarray, BandSet]:
     """``(images (N,S,S,C), ids (N,), bands)`` of a dataset file, checked; clear errors naming the file.
-    Images are ``uint8`` RGB, or reflectance as ``uint16`` unit codes (:func:`deepsnow.data.bands.encode_units`)."""
+    Images are ``uint8`` RGB, or reflectance as ``uint16`` unit codes (:func:`deepsnow.data.bands.encode_units`)
+    of the fixed table's mapping, or of ``bands``'s (a checkpoint's) when its bands are the file's."""
     arrays = load_npz(path)
     key, names, encoding = image_of(arrays, path, "dataset")
     bandset = BandSet.of(names, encoding)
+    if bands is not None and (bands.bands, bands.encoding) == (bandset.bands, bandset.encoding):
+        bandset = bands
     rgb = arrays[key] if encoding == "rgb8" else encode_units(arrays[key], bandset.unit_reflectance)
     if rgb.shape[1] != rgb.shape[2]:
         raise DeepsnowError(f"{path}: patches must be square, found {rgb.shape[1]}x{rgb.shape[2]}")

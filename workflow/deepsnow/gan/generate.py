@@ -62,8 +62,8 @@ def x_dtype(images: np.ndarray) -> torch.dtype:
     return torch.from_numpy(images[:0]).dtype
 
 
-def _test_domain(path, name: str, max_samples: int):
-    rgb, ids, bands = load_domain(path, name)
+def _test_domain(path, name: str, max_samples: int, bands: BandSet | None = None):
+    rgb, ids, bands = load_domain(path, name, bands=bands)
     if max_samples:
         rgb, ids = rgb[:max_samples], ids[:max_samples]
     size = rgb.shape[1]
@@ -75,12 +75,12 @@ def _test_domain(path, name: str, max_samples: int):
     return rgb, ids, bands
 
 
-def load_test_sets(test_a, test_b, max_samples: int) -> dict:
+def load_test_sets(test_a, test_b, max_samples: int, bands: BandSet | None = None) -> dict:
     """The fixed held-out sets: ``rgb_A``, ``ids_A``, ``rgb_B``, ``ids_B`` (first ``max_samples`` of each;
-    images as :func:`~deepsnow.gan.data.load_domain` gives them), ``bands`` (their :class:`BandSet`) and
-    ``bands_of`` (file -> band set)."""
-    rgb_a, ids_a, bands_a = _test_domain(test_a, "A", max_samples)
-    rgb_b, ids_b, bands_b = _test_domain(test_b, "B", max_samples)
+    images as :func:`~deepsnow.gan.data.load_domain` gives them, mapped as ``bands`` when given), ``bands``
+    (their :class:`BandSet`) and ``bands_of`` (file -> band set)."""
+    rgb_a, ids_a, bands_a = _test_domain(test_a, "A", max_samples, bands)
+    rgb_b, ids_b, bands_b = _test_domain(test_b, "B", max_samples, bands)
     bands_of = {str(test_a): bands_a, str(test_b): bands_b}
     same_bands(bands_of)
     return {"rgb_A": rgb_a, "ids_A": ids_a, "rgb_B": rgb_b, "ids_B": ids_b, "bands": bands_a, "bands_of": bands_of}
@@ -141,6 +141,8 @@ def generate(
     try:
         for path, out in zip(checkpoints, outputs):
             g_a, g_b, info = ckpt.load_generators(path, device)
+            if info["bands"] != test["bands"]:  # the same bands mapped otherwise: as the checkpoint maps them
+                test = load_test_sets(test_a, test_b, samples_params["max_samples"], info["bands"])
             if info["bands"] != test["bands"]:
                 raise DeepsnowError(
                     f"{path}: the checkpoint takes {info['bands'].describe()}, the test sets hold "
