@@ -341,6 +341,10 @@ THROUGH_SNAKEMAKE = [
     ("aoi-file", {"data": {"source": "stac", "aoi_file": "no/such/areas.geojson"}}, ["key 'data.aoi_file'",
      "no/such/areas.geojson not found"]),
     ("shell-characters", name_fields(PAYLOADS["all-at-once"])["area-name"], ["key 'data.aois[1].name'", "does not match"]),
+    ("rgb8-other-bands", {"patches": {"bands": ["B08", "B04", "B03"]}}, ["key 'patches.bands'", "with patches.encoding rgb8"]),
+    # reflectance patches reach the stages after train, which take 8-bit RGB only so far (docs/bands.md)
+    ("reflectance-run", {"patches": {"encoding": "reflectance", "bands": ["B03", "B08", "B11"]}},
+     ["key 'patches.encoding'", "not built into the workflow yet", "samples' metrics"]),
 ]
 
 

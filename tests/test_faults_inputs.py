@@ -368,8 +368,8 @@ ROWS = [
     Row("dataset-train-garbage", "train.dataset", garbage, NPZ_BROKEN),
     Row("dataset-train-empty", "train.dataset", empty, NPZ_EMPTY),
     Row("dataset-train-missing-rgb", "train.dataset", drop("rgb"), r"missing arrays \['rgb'\]"),
-    Row("dataset-train-float-rgb", "train.dataset", as_float("rgb"), r"'rgb' must be uint8"),
-    Row("dataset-train-grey-rgb", "train.dataset", grey("rgb"), r"'rgb' must have shape \(N, S, S, 3\)"),
+    Row("dataset-train-float-rgb", "train.dataset", as_float("rgb"), r"'rgb' must be \(N, S, S, 3\) uint8"),
+    Row("dataset-train-grey-rgb", "train.dataset", grey("rgb"), r"'rgb' must be \(N, S, S, 3\) uint8"),
     Row("dataset-generate-truncated", "generate.dataset", truncated, NPZ_BROKEN),
     Row("dataset-generate-missing-rgb", "generate.dataset", drop("rgb"), r"missing arrays \['rgb'\]"),
     # checkpoint .pt (generate, translate)

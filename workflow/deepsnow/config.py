@@ -365,9 +365,11 @@ def _check_mask(mask: dict) -> list[str]:
 
 
 def _check_patches(patches: dict) -> list[str]:
+    from deepsnow.data.bands import check_bands
+
     if patches["snowfree_max"] >= patches["snowy_min"]:
         return [f"key 'patches.snowfree_max': {patches['snowfree_max']} must be below patches.snowy_min ({patches['snowy_min']})"]
-    return []
+    return check_bands(patches["bands"], patches["encoding"])
 
 
 #: Options of one model only (their defaults are filled for that model alone, see the schema).
@@ -464,6 +466,34 @@ def _check_patch_fits_scene(config: dict) -> list[str]:
     if data["source"] == "simulator" and size > data["simulator"]["size"]:
         return [f"key 'patches.size': {size} px is larger than the scene (data.simulator.size = {data['simulator']['size']} px)"]
     return []
+
+
+#: The reflectance bands a download writes into a scene (the mask's and the RGB's; issue #28 item 1 has
+#: downloads fetch ``patches.bands`` too, not built yet); the simulator writes all ten.
+DOWNLOADED_BANDS = ("B04", "B03", "B02", "B08", "B11")
+
+
+def _check_reflectance_run(config: dict) -> list[str]:
+    """A workflow run with reflectance patches: its bands must be in the scenes, and the stages after
+    train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only for now (issue #28 item 3)."""
+    patches, data = config.get("patches"), config.get("data")
+    if not patches or patches["encoding"] != "reflectance":
+        return []
+    problems = []
+    if data and data["source"] != "simulator":
+        missing = [b for b in patches["bands"] if b not in DOWNLOADED_BANDS]
+        if missing:
+            problems.append(
+                f"key 'patches.bands': {missing} are not downloaded from data.source {data['source']!r}, which "
+                f"provides {list(DOWNLOADED_BANDS)} (the simulator provides all ten)"
+            )
+    problems.append(
+        "key 'patches.encoding': reflectance patches are not built into the workflow yet: the stages after "
+        "train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only (issue #28 item 3). "
+        "Use patches.encoding: rgb8 here, or run 'deepsnow patches/split/train/translate' with reflectance "
+        "--params directly"
+    )
+    return problems
 
 
 def _check_metrics_extractors(config: dict) -> list[str]:
@@ -569,5 +599,5 @@ def _check_tracking(config: dict) -> list[str]:
 #: checks that need more than one section (whole config only).
 CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
-    _check_simcover, _check_one_sided_direction, _check_tracking,
+    _check_simcover, _check_one_sided_direction, _check_tracking, _check_reflectance_run,
 )

@@ -13,15 +13,16 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "download": ("data/download", "data/scene.py", "areas.py", "cog.py", "io.py"),
     "mask": ("data/mask.py", "data/scene.py", "cog.py", "io.py"),
     "patches": (
-        "data/patches.py", "data/mask.py", "data/render.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"
+        "data/patches.py", "data/bands.py", "data/mask.py", "data/render.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"
     ),
-    "split": ("data/split.py", "areas.py", "io.py"),
-    "train": ("gan", "torchfile.py", "io.py"),
-    "generate": ("gan", "torchfile.py", "io.py"),
+    "split": ("data/split.py", "data/bands.py", "areas.py", "io.py"),
+    # the networks take the patches' bands through data/bands.py's fixed mapping
+    "train": ("gan", "data/bands.py", "torchfile.py", "io.py"),
+    "generate": ("gan", "data/bands.py", "torchfile.py", "io.py"),
     # scene translation renders the scenes as the patches stage does (data/render.py)
-    "translate": ("gan", "torchfile.py", "data/render.py", "data/scene.py", "cog.py", "io.py"),
+    "translate": ("gan", "data/bands.py", "torchfile.py", "data/render.py", "data/scene.py", "cog.py", "io.py"),
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
-    "synthesize": ("synthesize", "gan", "torchfile.py", "cog.py", "io.py", "data/render.py", "data/scene.py"),
+    "synthesize": ("synthesize", "gan", "data/bands.py", "torchfile.py", "cog.py", "io.py", "data/render.py", "data/scene.py"),
     "train_simcover": ("features/simcover.py", "features/simcover_train.py", "features/base.py", "torchfile.py", "io.py"),
     # the change testbed reads scenes (data/scene.py), renders them as the patches stage does; its
     # benchmark's STAC collection is validated and dated as the synthetic products' catalog is

@@ -1,4 +1,4 @@
-"""Cut labelled RGB patches from a scene and its class mask (docs/formats.md, "Patches").
+"""Cut labelled patches from a scene and its class mask (docs/formats.md, "Patches").
 
 Candidate windows lie on a regular grid: rows and columns ``0, stride,
 2*stride, ...`` while a ``size`` x ``size`` window fits in the scene. For each
@@ -15,6 +15,11 @@ window (fractions over all its pixels unless said otherwise):
 
 Window sums come from integral images, so a 2048 x 2048 scene with thousands
 of overlapping windows costs a few array passes.
+
+Bands (``patches.encoding``, :mod:`deepsnow.data.bands`): ``rgb8`` renders B04, B03, B02 to the array
+``rgb`` ``(N, S, S, 3) uint8`` (below); ``reflectance`` keeps ``patches.bands`` as stored in the scene,
+surface reflectance x 10000, in the array ``reflectance`` ``(N, S, S, C) uint16``, and records them in
+``bands`` ``(C,)`` and ``encoding`` ``()`` (the truths, if any, are cut the same way).
 
 RGB rendering: ``255 * clip(refl / rgb_max, 0, 1) ** (1 / rgb_gamma)`` from
 B04, B03, B02, rounded to ``uint8``. ESA's TCI ("visual", reflectance 0..0.2)
@@ -155,7 +160,7 @@ def cut_patches(
             if path
         }
         for raster in (scene, *truths.values()):
-            raster.require(RGB_BANDS)  # before any window is read
+            raster.require(params["bands"])  # before any window is read
         cover = _open_on_grid(stack, LandcoverFile, Path(landcover_path), scene, "land cover") if landcover_path else None
         bands = row_bands(scene.shape[0], size, stride, rows)
         win = window_stats_banded(mask, bands, size, stride)
@@ -309,14 +314,23 @@ def kept_arrays(scene, truths: dict, mask, bands, win: Windows, kept, ids, size:
     kr, kc = win.row[k], win.col[k]
     n_cols = int(np.unique(win.col).size)
 
-    def rgb_of(raster):
+    reflectance = params["encoding"] == "reflectance"
+    chosen = tuple(params["bands"])
+
+    def image_of(raster):
         def read(r0, r1):
+            if reflectance:
+                return np.moveaxis(raster.read_dn(r0, r1, chosen), 0, -1)  # (rows, W, C) uint16 x 10000
             refl = raster.read_bands(r0, r1, RGB_BANDS)
             return render_rgb(refl, params["rgb_max"], params["rgb_gamma"])
 
-        return NpzArray(np.uint8, (len(k), size, size, 3), _band_patches(raster, bands, k, win, n_cols, size, read))
+        dtype, nc = (np.uint16, len(chosen)) if reflectance else (np.uint8, 3)
+        return NpzArray(dtype, (len(k), size, size, nc), _band_patches(raster, bands, k, win, n_cols, size, read))
 
-    arrays = {"rgb": rgb_of(scene)} | {key: rgb_of(raster) for key, raster in truths.items()}
+    arrays = {"reflectance" if reflectance else "rgb": image_of(scene)}
+    arrays |= {key: image_of(raster) for key, raster in truths.items()}
+    if reflectance:  # an rgb8 shard stays as it always was: no band list, rgb8 B04 B03 B02 implied
+        arrays |= {"bands": np.array(chosen, dtype=str), "encoding": np.array("reflectance", dtype=str)}
     water = _band_patches(mask, bands, k, win, n_cols, size, lambda r0, r1: mask.read(r0, r1) == WATER)
     arrays["water"] = NpzArray(bool, (len(k), size, size), water)
     arrays["ids"] = np.asarray(ids[k], dtype="U") if len(k) else np.zeros(0, dtype="<U1")

@@ -449,6 +449,11 @@ class SceneFile(RasterFile):
         data = self._rows(row0, row1, band_indexes(self._index, names, self.path))
         return {n: _decode(n, data[i]) for i, n in enumerate(names)}
 
+    def read_dn(self, row0: int = 0, row1: int | None = None, names=None) -> np.ndarray:
+        """Bands ``names`` of rows ``row0 .. row1`` as stored: ``(len(names), rows, W) uint16`` (reflectance x 10000)."""
+        names = self.bands if names is None else tuple(names)
+        return self._rows(row0, row1, band_indexes(self._index, names, self.path))
+
     def read(self, row0: int = 0, row1: int | None = None) -> Scene:
         """All bands of rows ``row0 .. row1`` as a :class:`Scene` (its transform is that of ``row0``)."""
         bands = self.read_bands(row0, row1)

@@ -29,16 +29,17 @@ import numpy as np
 
 from deepsnow import DeepsnowError
 from deepsnow.areas import SEASONS
+from deepsnow.data.bands import image_of
 from deepsnow.io import atomic_output, load_npz, save_npz, write_json
 
 log = logging.getLogger(__name__)
 
 SETS = ("trainA", "trainB", "testA", "testB")
 DOMAIN_OF_SEASON = {"snowfree": "A", "snow": "B"}
-#: Arrays every shard must have (``truth``, ``truth_snowfall`` and ``landcover`` + ``landcover_targets``
-#: are optional).
+#: Arrays every shard must have besides its image (``rgb``, or ``reflectance`` with ``bands`` and
+#: ``encoding``: :func:`deepsnow.data.bands.image_of`); ``truth``, ``truth_snowfall`` and ``landcover`` +
+#: ``landcover_targets`` are optional.
 SHARD_ARRAYS = (
-    "rgb",
     "water",
     "ids",
     "row",
@@ -72,14 +73,11 @@ def shard_area_season(path: Path) -> tuple[str, str]:
 def _load_shard(path: Path) -> dict:
     aoi, season = shard_area_season(path)
     arrays = load_npz(path, required=SHARD_ARRAYS)
-    n = arrays["rgb"].shape[0] if arrays["rgb"].ndim == 4 else -1
-    if arrays["rgb"].ndim != 4 or arrays["rgb"].shape[3] != 3 or arrays["rgb"].dtype != np.uint8:
-        raise DeepsnowError(
-            f"{path}: 'rgb' must be (N, S, S, 3) uint8, found {arrays['rgb'].shape} {arrays['rgb'].dtype}"
-        )
+    image, bands, encoding = image_of(arrays, path, "patch shard")
+    n = arrays[image].shape[0]
     bad = [k for k in PER_PATCH + tuple(o for o in OPTIONAL_PER_PATCH if o in arrays) if arrays[k].shape[:1] != (n,)]
     if bad:
-        raise DeepsnowError(f"{path}: arrays {bad} do not have one entry per patch ({n} patches in 'rgb')")
+        raise DeepsnowError(f"{path}: arrays {bad} do not have one entry per patch ({n} patches in {image!r})")
     prefix = f"{aoi}_{season}_"
     wrong = [str(i) for i in arrays["ids"] if not str(i).startswith(prefix)]
     if wrong:
@@ -88,7 +86,10 @@ def _load_shard(path: Path) -> dict:
             "area and its file name its season (patches/<aoi>/<season>.npz)"
         )
     crs = np.broadcast_to(arrays.pop("crs").astype(str), (n,))
-    return {"path": path, "aoi": aoi, "season": season, "arrays": arrays, "crs": crs}
+    for key in ("bands", "encoding"):
+        arrays.pop(key, None)
+    return {"path": path, "aoi": aoi, "season": season, "arrays": arrays, "crs": crs, "image": image,
+            "bands": bands, "encoding": encoding, "n": n}
 
 
 def choose_test_areas(areas: list[str], params: dict) -> list[str]:
@@ -113,10 +114,11 @@ def choose_test_areas(areas: list[str], params: dict) -> list[str]:
     return sorted(str(a) for a in rng.choice(np.array(areas), size=n_test, replace=False))
 
 
-def _concat(shards: list[dict], size: int) -> dict:
-    """Concatenate shard arrays; each of :data:`OPTIONAL_PER_PATCH` only when every shard has it."""
+def _concat(shards: list[dict], size: int, image: str) -> dict:
+    """Concatenate shard arrays (the image array ``image`` first); each of :data:`OPTIONAL_PER_PATCH` only
+    when every shard has it."""
     out = {}
-    for key in PER_PATCH:
+    for key in (image, *PER_PATCH):
         parts = [s["arrays"][key] for s in shards]
         out[key] = np.concatenate(parts, axis=0)
     for key in OPTIONAL_PER_PATCH:
@@ -128,7 +130,7 @@ def _concat(shards: list[dict], size: int) -> dict:
         np.concatenate([s["crs"] for s in shards]).astype(str) if shards else np.zeros(0, dtype="<U1")
     )
     out["aoi"] = np.concatenate(
-        [np.full(s["arrays"]["rgb"].shape[0], s["aoi"], dtype=f"<U{max(1, len(s['aoi']))}") for s in shards]
+        [np.full(s["n"], s["aoi"], dtype=f"<U{max(1, len(s['aoi']))}") for s in shards]
     ).astype(str)
     out["ids"] = out["ids"].astype(str)
     return out
@@ -163,14 +165,18 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
     and ``shards`` (path, aoi, season, patches).
     """
     shards, size = _load_shards(shard_paths)
+    image, bands, encoding = shards[0]["image"], shards[0]["bands"], shards[0]["encoding"]
     areas = sorted({s["aoi"] for s in shards})
     test_aois = choose_test_areas(areas, params)
     train_aois = [a for a in areas if a not in test_aois]
     members = _members(shards, train_aois, test_aois)
-    counts = {name: int(sum(s["arrays"]["rgb"].shape[0] for s in members[name])) for name in SETS}
+    counts = {name: int(sum(s["n"] for s in members[name])) for name in SETS}
     _check_no_empty_set(members, counts, train_aois, test_aois)
 
-    datasets = {name: _concat(members[name], size) for name in SETS}
+    datasets = {name: _concat(members[name], size, image) for name in SETS}
+    if encoding != "rgb8":  # the band list travels with the patches (an rgb8 set stays as it always was)
+        for arrays in datasets.values():
+            arrays |= {"bands": np.array(bands, dtype=str), "encoding": np.array(encoding, dtype=str)}
     summary = {
         "counts": counts,
         "train_aois": train_aois,
@@ -186,11 +192,13 @@ def split_dataset(shard_paths, params: dict, out_dir: str | os.PathLike) -> dict
                 "path": str(s["path"]),
                 "aoi": s["aoi"],
                 "season": s["season"],
-                "patches": int(s["arrays"]["rgb"].shape[0]),
+                "patches": s["n"],
             }
             for s in shards
         ],
     }
+    if encoding != "rgb8":
+        summary |= {"encoding": encoding, "bands": list(bands)}
     _write_all(Path(out_dir), datasets, _manifest_rows(members), summary)
     log.info("split: %s; test areas %s, train areas %s", counts, test_aois, train_aois)
     return summary
@@ -209,9 +217,16 @@ def _load_shards(shard_paths) -> tuple[list[dict], int]:
                 f"{s['path']}: area {key[0]!r} season {key[1]!r} already given by {seen[key]}"
             )
         seen[key] = s["path"]
-    sizes = {s["arrays"]["rgb"].shape[1:3] for s in shards}
+    first = shards[0]
+    for s in shards:
+        if (s["encoding"], s["bands"]) != (first["encoding"], first["bands"]):
+            raise DeepsnowError(
+                f"{s['path']}: patches of encoding {s['encoding']} bands {list(s['bands'])}, but {first['path']} has "
+                f"{first['encoding']} bands {list(first['bands'])}; cut all shards with one patches.bands and patches.encoding"
+            )
+    sizes = {s["arrays"][s["image"]].shape[1:3] for s in shards}
     if len(sizes) > 1:
-        detail = ", ".join(f"{s['path']}: {s['arrays']['rgb'].shape[1]} px" for s in shards)
+        detail = ", ".join(f"{s['path']}: {s['arrays'][s['image']].shape[1]} px" for s in shards)
         raise DeepsnowError(
             f"patch shards have different patch sizes ({detail}); cut them with one patches.size"
         )

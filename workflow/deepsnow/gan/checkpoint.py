@@ -12,6 +12,10 @@ epoch              last completed epoch (1-based)
 iteration          training iterations done in total
 total_epochs       ``n_epochs + n_epochs_decay`` of the run
 arch               :class:`deepsnow.gan.networks.Architecture` as a dict
+bands              the bands the networks take and give and how (:class:`deepsnow.gan.data.BandSet`):
+                   ``{"bands": [names], "encoding": "rgb8" | "reflectance", "unit_reflectance":
+                   [per band] | None}``; the reflectance each band maps to +1 (docs/bands.md).
+                   Absent from checkpoints written before it existed: those are RGB (B04 B03 B02, rgb8)
 config             the validated ``gan`` config section
 G_A, G_B           generator state dicts (reference key layout; G_A: A->B)
 D_A, D_B           discriminator state dicts (D_A judges domain B, as the reference)
@@ -48,6 +52,7 @@ import torch
 
 from deepsnow import DeepsnowError
 from deepsnow.gan import cut, networks
+from deepsnow.gan.data import RGB, BandSet
 from deepsnow.gan.model import LOSS_NAMES
 from deepsnow.torchfile import load_raw
 
@@ -157,8 +162,19 @@ def check(obj, path, training: bool = False) -> dict:
     missing = [k for k in required + (training_keys if training else ()) if k not in obj]
     if missing:
         raise DeepsnowError(f"{path}: checkpoint lacks keys {missing}")
-    networks.Architecture.from_dict(obj["arch"], source=str(path))
+    arch = networks.Architecture.from_dict(obj["arch"], source=str(path))
+    bands = BandSet.from_dict(obj.get("bands"), source=str(path))
+    if arch.input_nc != bands.n or arch.output_nc != bands.n:
+        raise DeepsnowError(
+            f"{path}: networks map {arch.input_nc} to {arch.output_nc} channels, but the checkpoint's bands are "
+            f"{bands.describe()} ({bands.n})"
+        )
     return obj
+
+
+def bands_of(obj: dict) -> BandSet:
+    """The band set of a checked checkpoint (RGB for one written before checkpoints had one)."""
+    return BandSet.from_dict(obj.get("bands"), source="checkpoint")
 
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
@@ -193,7 +209,8 @@ def remove_partials(folder: str | os.PathLike) -> list[Path]:
 def load_generator(path: str | os.PathLike, which: str = "G_A", device: torch.device | str = "cpu"):
     """A generator in eval mode from our checkpoint (``which`` = G_A or G_B) or a reference state dict.
 
-    Returns ``(net, info)``; ``info`` has ``kind`` (deepsnow | reference), ``epoch``, ``arch``.
+    Returns ``(net, info)``; ``info`` has ``kind`` (deepsnow | reference), ``epoch``, ``arch`` and ``bands``
+    (the :class:`~deepsnow.gan.data.BandSet` the generator takes and gives: a reference file's is RGB).
     """
     path = Path(path)
     obj = load_raw(path, mmap=True)
@@ -206,18 +223,19 @@ def load_generator(path: str | os.PathLike, which: str = "G_A", device: torch.de
                 "it does not translate B->A"
             )
         state = obj[which]
-        info = {"kind": "deepsnow", "epoch": int(obj["epoch"]), "generator": which}
+        info = {"kind": "deepsnow", "epoch": int(obj["epoch"]), "generator": which, "bands": bands_of(obj)}
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state = networks.clean_state_dict(obj)
         arch = networks.infer_generator_arch(state, source=str(path))
         m = re.match(r"^(.*)_net_(G_[AB]|G)\.pth$", path.name)  # cycleGAN's G_A, G_B; CUT's G
         info = {"kind": "reference", "epoch": m.group(1) if m else None, "generator": m.group(2) if m else None}
+        info["bands"] = RGB
     else:
         raise DeepsnowError(
             f"{path}: neither a deepsnow checkpoint nor a reference generator state dict "
             f"(got {type(obj).__name__}{' with keys ' + str(sorted(obj)[:5]) if isinstance(obj, dict) else ''})"
         )
-    if arch.input_nc != 3 or arch.output_nc != 3:
+    if arch.input_nc != info["bands"].n or arch.output_nc != info["bands"].n:
         raise DeepsnowError(
             f"{path}: generator maps {arch.input_nc} to {arch.output_nc} channels; RGB (3 -> 3) expected"
         )

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepsnow.gan import networks, runtime
+from deepsnow.gan.data import RGB, BandSet, to_unit
 from deepsnow.gan.schedule import lr_factor
 
 LOSS_NAMES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
@@ -128,6 +129,9 @@ class Trainer:
     ``channels_last`` come from the model)."""
 
     nets: tuple[nn.Module, ...]
+    #: The bands the networks take and give (one channel each), stored in the checkpoint; the training
+    #: job sets the training data's (:func:`deepsnow.gan.train.train`).
+    bands: BandSet = RGB
 
     def train_mode(self) -> None:
         for net in self.nets:
@@ -138,7 +142,7 @@ class Trainer:
         return float(self.opt_G.param_groups[0]["lr"])
 
     def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        x = x_uint8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        x = to_unit(x_uint8, self.device)  # uint8 / 127.5 - 1, or uint16 unit codes / 32767.5 - 1
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from deepsnow import DeepsnowError
+from deepsnow.gan.data import half_code
 
 
 # -- the generator's view of a tile: measuring here and translating (deepsnow.gan.translate) read tiles alike
@@ -49,12 +50,13 @@ def _source_index(start: int, size: int, n: int, reflect: bool) -> np.ndarray:
 
 
 def tile_tensor(rgb: np.ndarray, y: int, x: int, th: int, tw: int) -> torch.Tensor:
-    """``(3, th, tw)`` float tile in [-1, 1] of the uint8 image at ``(y, x)``; only the tile is converted."""
+    """``(C, th, tw)`` float tile in [-1, 1] of the image at ``(y, x)`` (uint8 RGB ``/ 127.5 - 1``, or uint16
+    unit codes ``/ 32767.5 - 1``); only the tile is converted."""
     h, w = rgb.shape[:2]
     reflect = min(h, w) > 3
     rows, cols = _source_index(y, th, h, reflect), _source_index(x, tw, w, reflect)
     tile = rgb[rows[:, None], cols[None, :]]
-    return torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1))).float().div_(half_code(rgb.dtype)).sub_(1.0)
 
 
 # -- the statistics and the generator that uses them

@@ -191,7 +191,7 @@ class RunState:
         """Load the newest usable checkpoint into ``model`` and the RNGs (None: start afresh), then make
         the folders agree with that point: samples remade and published, checkpoints pruned and published."""
         have_samples = set(_epoch_numbers(self.samples_state, ".npz")) if self.samples_state else set(self.saved)
-        found = self._find_resume(have_samples, model.arch)
+        found = self._find_resume(have_samples, model.arch, model.bands)
         resumed = None
         if found is not None:
             e, payload = found
@@ -220,7 +220,7 @@ class RunState:
                 publish(self.dir / checkpoint_name(s), self.checkpoint_dir / checkpoint_name(s))
         return resumed
 
-    def _find_resume(self, have_samples: set[int], arch: networks.Architecture):
+    def _find_resume(self, have_samples: set[int], arch: networks.Architecture, bands):
         """``(epoch, payload)`` of the newest usable checkpoint in the state folder (see :func:`_resumable`); or None.
 
         Checkpoints of a run on other data are never resumed.
@@ -234,7 +234,7 @@ class RunState:
             payload = self._load_or_set_aside(have, e)
             if payload is None:
                 continue
-            self._check_same_run(have[e], payload, e, arch)
+            self._check_same_run(have[e], payload, e, arch, bands)
             return e, payload
         if have:
             log.warning(
@@ -257,8 +257,8 @@ class RunState:
             del have[e]
             return None
 
-    def _check_same_run(self, path: Path, payload: dict, e: int, arch: networks.Architecture) -> None:
-        """Refuse to resume a checkpoint of another config, architecture or training data."""
+    def _check_same_run(self, path: Path, payload: dict, e: int, arch: networks.Architecture, bands) -> None:
+        """Refuse to resume a checkpoint of another config, architecture, band mapping or training data."""
         diff = _config_diff(payload["config"], self.params)
         if diff:
             raise DeepsnowError(
@@ -270,6 +270,12 @@ class RunState:
             raise DeepsnowError(f"{path}: architecture {payload['arch']} differs from the config's {arch.as_dict()}")
         if int(payload["epoch"]) != e:
             raise DeepsnowError(f"{path}: file name says epoch {e} but it holds epoch {payload['epoch']}")
+        stored = ckpt.bands_of(payload)
+        if stored != bands:
+            raise DeepsnowError(
+                f"{path}: a run of {stored.as_dict()}, but the training data map as {bands.as_dict()} (docs/bands.md); "
+                f"cannot resume it. Delete {self.dir} to start afresh"
+            )
         if payload.get("data_key") != self.dkey:
             raise DeepsnowError(
                 f"{path}: trained on other training data ({payload.get('data_key')}, not {self.dkey}); "
@@ -340,6 +346,7 @@ class RunState:
             "iteration": iteration,
             "total_epochs": total_epochs(self.params),
             "arch": model.arch.as_dict(),
+            "bands": model.bands.as_dict(),
             "config": dict(self.params),
             "data_key": self.dkey,
             "device": str(self.device),

@@ -37,6 +37,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,10 @@ import torch
 
 from deepsnow import DeepsnowError
 from deepsnow.gan import checkpoint as ckpt
-from deepsnow.gan import networks, runtime
+from deepsnow.gan import cut, networks, runtime
 from deepsnow.gan.cut_model import CUT
-from deepsnow.gan.data import UnalignedData, load_domain
+from deepsnow.gan.data import BandSet, UnalignedData, load_domain, same_bands
+from deepsnow.gan.networks import Architecture
 from deepsnow.gan.model import CycleGAN
 from deepsnow.gan.schedule import (  # noqa: F401  (re-exported)
     RUNTIME_KEYS,
@@ -183,8 +185,9 @@ def train(
     samples = _samples(params, test_a, test_b, samples_params, samples_dir)
     device = runtime.resolve_device(params["device"])
     runtime.check_precision(params["precision"], device)
-    rgb_a, _ = load_domain(train_a, "A")
-    rgb_b, _ = load_domain(train_b, "B")
+    rgb_a, _, bands = load_domain(train_a, "A")
+    rgb_b, _, bands_b = load_domain(train_b, "B")
+    same_bands({str(train_a): bands, str(train_b): bands_b, **({} if samples is None else samples.test["bands_of"])})
     state = RunState(params, state_dir, checkpoint_dir, data_key(train_a, train_b), device, samples)
     job = TrainJob(params, Path(losses_csv), Path(iter_losses_csv), progress, max_epochs, on_epoch_end)
     prev = runtime.save_global_state()
@@ -194,10 +197,18 @@ def train(
             data = UnalignedData(rgb_a, rgb_b, params, str(train_a), str(train_b))
             del rgb_a, rgb_b
             seed_everything(int(params["seed"]))
-            model = MODELS[params.get("model", "cyclegan")][0](params, device)
+            model = MODELS[params.get("model", "cyclegan")][0](params, device, arch=architecture(params, bands))
+            model.bands = bands
             return _run(job, state, model, data)
         finally:
             runtime.restore_global_state(prev)
+
+
+def architecture(params: dict, bands: BandSet) -> Architecture:
+    """The networks of ``gan.model`` (a validated gan section) with one input and one output channel per
+    band; RGB (3 -> 3) is exactly the reference's."""
+    base = cut.architecture(params) if params.get("model", "cyclegan") != "cyclegan" else Architecture.from_params(params)
+    return dataclasses.replace(base, input_nc=bands.n, output_nc=bands.n)
 
 
 def _samples(params: dict, test_a, test_b, samples_params: dict | None, samples_dir) -> Samples | None:

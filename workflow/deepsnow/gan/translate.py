@@ -29,6 +29,11 @@ uint8 RGB GeoTIFF (bands described red, green, blue) with the input's CRS and
 transform, written atomically; pixels outside the input's valid data are 0 and
 masked.
 
+Reflectance checkpoints (``patches.encoding: reflectance``, :mod:`deepsnow.data.bands`): the input must
+be a scene holding every band of the checkpoint (refused otherwise, naming the band, before anything is
+written); its bands go through the checkpoint's fixed per-band mapping, and the output is a uint16 COG of
+reflectance x 10000 in the checkpoint's bands (band descriptions = band names).
+
 Generators: a deepsnow checkpoint (``G_A`` for AtoB, ``G_B`` for BtoA) or a
 reference ``<epoch>_net_G_A.pth`` / ``_net_G_B.pth`` state dict (architecture
 inferred from the weights; the file's own generator is applied).
@@ -47,7 +52,7 @@ from deepsnow import DeepsnowError
 from deepsnow.cog import gdal_env
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import runtime
-from deepsnow.gan.data import to_uint8
+from deepsnow.gan.data import RGB, BandSet, to_codes
 from deepsnow.gan.scene_norm import ceil4, scene_statistics, tile_tensor, with_scene_norm
 from deepsnow.io import atomic_output
 
@@ -58,8 +63,9 @@ DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 NORMS = ("scene", "tile")
 
 
-def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2):
-    """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF.
+def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2, bands: BandSet = RGB):
+    """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF; for
+    reflectance ``bands`` the first is the scene's bands as ``(H,W,C) uint16`` unit codes.
 
     A scene is rendered block by block (:func:`_render_scene`), so no float copy of it is ever whole.
     """
@@ -73,7 +79,7 @@ def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float =
     try:
         with gdal_env(), rasterio.open(path) as src:
             count, dtype, names = src.count, src.dtypes[0], list(src.descriptions)
-            if count == 3 and dtype == "uint8":
+            if count == 3 and dtype == "uint8" and bands.encoding == "rgb8":
                 rgb = src.read().transpose(1, 2, 0)
                 valid = src.dataset_mask() > 0
                 return np.ascontiguousarray(rgb), valid, src.crs, src.transform, "rgb"
@@ -83,16 +89,41 @@ def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float =
                     raise DeepsnowError(f"--rgb-max and --rgb-gamma must be positive, got {rgb_max} and {rgb_gamma}")
                 if src.crs is None:
                     raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
+                if bands.encoding != "rgb8":
+                    idx = band_indexes(index, (*bands.bands, "dataMask"), path)  # names a band it lacks
+                    codes, valid = _scene_codes(src, idx, bands)
+                    return codes, valid, src.crs, src.transform, "scene"
                 rgb, valid = _render_scene(src, band_indexes(index, RENDER_BANDS, path), rgb_max, rgb_gamma)
                 return rgb, valid, src.crs, src.transform, "scene"
     except DeepsnowError:
         raise
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+    if bands.encoding != "rgb8":
+        raise DeepsnowError(
+            f"{path}: the checkpoint takes {bands.describe()}: expected a deepsnow scene holding those bands "
+            f"(uint16 bands named by their descriptions); found {count} {dtype} bands {names}"
+        )
     raise DeepsnowError(
         f"{path}: expected a deepsnow scene (uint16 bands named B04, B03, B02, ..., SCL, dataMask) or a 3-band "
         f"uint8 RGB GeoTIFF; found {count} {dtype} bands {names}"
     )
+
+
+def _scene_codes(src, idx: list[int], bands: BandSet, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """A scene's ``bands`` as ``(H,W,C) uint16`` unit codes (:func:`deepsnow.data.bands.encode_units`) and
+    dataMask > 0, read ``rows`` rows at a time; ``idx``: the indexes of the bands, then dataMask's."""
+    from rasterio.windows import Window
+
+    from deepsnow.data.bands import encode_units
+
+    h, w = src.height, src.width
+    codes, valid = np.empty((h, w, bands.n), np.uint16), np.empty((h, w), bool)
+    for r in range(0, h, rows):
+        data = src.read(idx, window=Window(0, r, w, min(rows, h - r)))
+        codes[r : r + rows] = encode_units(np.moveaxis(data[:-1], 0, -1), bands.unit_reflectance)
+        valid[r : r + rows] = data[-1] > 0
+    return codes, valid
 
 
 #: The scene bands the rendering reads, in the order :func:`_render_scene` takes their indexes.
@@ -161,7 +192,8 @@ def translate_array(
     stats_px: int = 2**20,
     progress: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Translate ``(H,W,3) uint8`` by overlapping tiles blended with :func:`taper`; ``(out uint8, n_tiles)``.
+    """Translate ``(H,W,C)`` by overlapping tiles blended with :func:`taper`; ``(out, n_tiles)``, ``out`` of the
+    input's type (uint8 RGB, or uint16 unit codes) and channels.
 
     ``norm="scene"``: instance norms use the whole scene's statistics (:func:`scene_statistics`);
     then the overlap is rounded up to a multiple of 4 so every tile sits on the generator's
@@ -191,18 +223,19 @@ def _blend_rows(net, rgb, tile_hw, ys, xs, win, device, batch_size, progress) ->
     covers only the rows still being written; finished rows go to the uint8 output."""
     import time
 
-    h, w = rgb.shape[:2]
+    h, w, nc = rgb.shape
     th, tw = tile_hw
     pw = max(xs) + tw
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    top, acc, wsum = 0, torch.zeros((3, 0, pw)), torch.zeros((0, pw))
+    out = np.empty((h, w, nc), dtype=rgb.dtype)
+    dtype = torch.from_numpy(rgb[:0, :0]).dtype
+    top, acc, wsum = 0, torch.zeros((nc, 0, pw)), torch.zeros((0, pw))
     started, done_tiles = time.monotonic(), 0
     net.eval()
     with torch.inference_mode():
         for i, y in enumerate(ys):
             grow = y + th - (top + acc.shape[1])
             if grow > 0:
-                acc = torch.cat([acc, torch.zeros((3, grow, pw))], dim=1)
+                acc = torch.cat([acc, torch.zeros((nc, grow, pw))], dim=1)
                 wsum = torch.cat([wsum, torch.zeros((grow, pw))], dim=0)
             for s in range(0, len(xs), batch_size):
                 chunk = xs[s : s + batch_size]
@@ -214,7 +247,7 @@ def _blend_rows(net, rgb, tile_hw, ys, xs, win, device, batch_size, progress) ->
             end = ys[i + 1] if i + 1 < len(ys) else top + acc.shape[1]
             n = min(end, h) - top
             if n > 0:
-                out[top : top + n] = to_uint8(acc[:, :n, :w] / wsum[:n, :w]).numpy().transpose(1, 2, 0)
+                out[top : top + n] = to_codes(acc[:, :n, :w] / wsum[:n, :w], dtype).numpy().transpose(1, 2, 0)
             acc, wsum, top = acc[:, end - top :].clone(), wsum[end - top :].clone(), end
             if progress:
                 rate = done_tiles * th * tw / 1e6 / max(time.monotonic() - started, 1e-9)
@@ -271,6 +304,31 @@ def write_rgb(
         dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
 
 
+def write_bands(path, codes: np.ndarray, bands: BandSet, crs, transform, valid: np.ndarray | None = None, tags=None,
+                rows: int = 1024) -> None:
+    """``(H, W, C) uint16`` unit codes of ``bands`` as a C-band uint16 COG of reflectance x 10000 (band
+    descriptions = band names), atomically; ``valid`` False -> masked. Decoded one band and ``rows`` rows
+    at a time, so no float copy of the scene is ever whole."""
+    from deepsnow.cog import cog_output
+    from deepsnow.data.bands import decode_units
+
+    h, w, nc = codes.shape
+    band = np.empty((h, w), dtype=np.uint16)
+    profile = {
+        "driver": "GTiff", "height": h, "width": w, "count": nc, "dtype": "uint16", "crs": crs,
+        "transform": transform, "blockxsize": 256,
+    }
+    with cog_output(path, profile, resampling="average") as dst:
+        for i, (name, scale) in enumerate(zip(bands.bands, bands.unit_reflectance), start=1):
+            for r in range(0, h, rows):
+                band[r : r + rows] = decode_units(codes[r : r + rows, :, i - 1], scale)
+            dst.write(band, i)
+            dst.set_band_description(i, name)
+        if valid is not None and not valid.all():
+            dst.write_mask(valid.view(np.uint8) * np.uint8(255))
+        dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+
+
 def translate_scene(
     checkpoint: str | os.PathLike,
     input_path: str | os.PathLike,
@@ -305,7 +363,8 @@ def translate_scene(
             direction,
             DIRECTIONS[direction],
         )
-    rgb, valid, crs, transform, kind = read_input(input_path, rgb_max, rgb_gamma)
+    bands = info["bands"]
+    rgb, valid, crs, transform, kind = read_input(input_path, rgb_max, rgb_gamma, bands)
     out, n_tiles = translate_array(net, rgb, tile, overlap, dev, batch_size, norm, stats_px, progress=True)
     out[~valid] = 0
     tags = {
@@ -316,7 +375,11 @@ def translate_scene(
         "DEEPSNOW_OVERLAP": overlap,
         "DEEPSNOW_NORM": norm,
     }
-    write_rgb(output_path, out, crs, transform, valid, tags)
+    if bands.encoding == "rgb8":
+        write_rgb(output_path, out, crs, transform, valid, tags)
+    else:
+        tags["DEEPSNOW_SCALE"] = 1e-4
+        write_bands(output_path, out, bands, crs, transform, valid, tags)
     log.info(
         "translated %s (%dx%d, %s) %s with %d tiles -> %s",
         input_path,
@@ -337,5 +400,7 @@ def translate_scene(
         "generator": info.get("generator"),
         "epoch": info.get("epoch"),
         "arch": info["arch"],
+        "bands": list(bands.bands),
+        "encoding": bands.encoding,
         "valid_fraction": float(valid.mean()),
     }

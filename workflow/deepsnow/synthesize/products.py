@@ -160,6 +160,11 @@ def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_o
     grid = check_input(input_path)
     device = runtime.resolve_device(params["device"], key="synthesize.device")
     net, info = ckpt.load_generator(checkpoint, "G_A", device)
+    if info["bands"].encoding != "rgb8":
+        raise DeepsnowError(
+            f"{checkpoint}: a checkpoint of {info['bands'].describe()} (patches.encoding reflectance); the synthetic "
+            "products are built from RGB checkpoints only so far (issue #28 item 5): use 'deepsnow translate'"
+        )
     rgb_in, valid, crs, transform, kind = translate.read_input(input_path, *rgb)
     started = time.monotonic()
     out, n_tiles = translate.translate_array(
