@@ -145,8 +145,12 @@ def test_the_workflow_refuses_reflectance_until_later_stages_take_it():
     with pytest.raises(DeepsnowError, match=r"patches.encoding.*not built into the workflow.*samples' metrics") as err:
         validate_config(cfg)
     assert "deepsnow patches/split/train/translate" in str(err.value)
-    cfg["data"]["source"] = "stac"
-    with pytest.raises(DeepsnowError, match=r"patches.bands.*B05.*not downloaded"):
+    cfg["data"]["source"] = "stac"  # the downloads fetch every band of patches.bands (issue #28 item 1)
+    with pytest.raises(DeepsnowError, match=r"patches.encoding.*not built into the workflow") as err:
+        validate_config(cfg)
+    assert "patches.bands" not in str(err.value) and "B05" not in str(err.value)
+    cfg["patches"]["bands"] = ["B04", "B10"]  # unknown names are still refused, naming the key and the allowed
+    with pytest.raises(DeepsnowError, match=r"patches.bands.*'B10' is not one of.*B8A"):
         validate_config(cfg)
     ok = merged_config("configs/test.yaml")
     validate_config(ok)  # rgb8 (the default) is untouched

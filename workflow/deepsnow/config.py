@@ -468,32 +468,19 @@ def _check_patch_fits_scene(config: dict) -> list[str]:
     return []
 
 
-#: The reflectance bands a download writes into a scene (the mask's and the RGB's; issue #28 item 1 has
-#: downloads fetch ``patches.bands`` too, not built yet); the simulator writes all ten.
-DOWNLOADED_BANDS = ("B04", "B03", "B02", "B08", "B11")
-
-
 def _check_reflectance_run(config: dict) -> list[str]:
-    """A workflow run with reflectance patches: its bands must be in the scenes, and the stages after
-    train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only for now (issue #28 item 3)."""
-    patches, data = config.get("patches"), config.get("data")
+    """A workflow run with reflectance patches: the stages after train (samples' metrics, embedding,
+    figures, synthesis) take 8-bit RGB only for now (issue #28 item 3). Every source provides every band
+    of ``patches.bands``: the downloads fetch them (and the mask's), the simulator writes all ten."""
+    patches = config.get("patches")
     if not patches or patches["encoding"] != "reflectance":
         return []
-    problems = []
-    if data and data["source"] != "simulator":
-        missing = [b for b in patches["bands"] if b not in DOWNLOADED_BANDS]
-        if missing:
-            problems.append(
-                f"key 'patches.bands': {missing} are not downloaded from data.source {data['source']!r}, which "
-                f"provides {list(DOWNLOADED_BANDS)} (the simulator provides all ten)"
-            )
-    problems.append(
+    return [
         "key 'patches.encoding': reflectance patches are not built into the workflow yet: the stages after "
         "train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only (issue #28 item 3). "
         "Use patches.encoding: rgb8 here, or run 'deepsnow patches/split/train/translate' with reflectance "
         "--params directly"
-    )
-    return problems
+    ]
 
 
 def _check_metrics_extractors(config: dict) -> list[str]:
