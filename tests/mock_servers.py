@@ -38,7 +38,10 @@ Faults: ``server.faults["search"]`` (``"429"``, ``"500"``) and
 
 ``ben_sources`` turns the six real BigEarthNet-S2 example patches of the
 ``bigearthnet-common`` wheel into served data: 10 m B04 B03 B02 B08, 20 m
-B11, a synthesized 20 m SCL, in the patch's UTM CRS.
+B11, a synthesized 20 m SCL, in the patch's UTM CRS; ``with_all_bands`` adds
+20 m B05 B06 B07 B8A B12 (distinct multiples of B11). The Sentinel Hub mock
+renders the bands its request's evalscript lists, in that order; ``add_item``
+writes an asset for every band its source has.
 """
 
 from __future__ import annotations

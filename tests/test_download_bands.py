@@ -10,6 +10,8 @@ band list (an RGB entry never answers a 10-band request, nor the reverse); the C
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -73,7 +75,8 @@ def test_download_bands_are_the_masks_plus_the_patches_in_fetch_order():
     assert download_bands() == ("B04", "B03", "B02", "B08", "B11")  # an RGB run: as before
     assert download_bands(["B04", "B03", "B02"]) == download_bands()
     assert download_bands(["B12"]) == ("B03", "B08", "B11", "B12")
-    assert download_bands(list(reversed(ALL10))) == ("B04", "B03", "B02", "B08", "B11", "B05", "B06", "B07", "B8A", "B12")
+    ten = ("B04", "B03", "B02", "B08", "B11", "B05", "B06", "B07", "B8A", "B12")
+    assert download_bands(list(reversed(ALL10))) == download_bands(ALL10) == ten
     with pytest.raises(DeepsnowError, match=r"key 'patches.bands': unknown band names \['B10'\] \(allowed: \["):
         download_bands(["B04", "B10"])
 
@@ -118,7 +121,11 @@ def sh(monkeypatch, tmp_path, austria):
 def sh_params(server, source) -> dict:
     return validate_section(
         "data",
-        {"source": "sentinelhub", "aois": [{"name": "area1", "bbox": inner_bbox(source)}], "sentinelhub": server.config()},
+        {
+            "source": "sentinelhub",
+            "aois": [{"name": "area1", "bbox": inner_bbox(source)}],
+            "sentinelhub": server.config(),
+        },
     )
 
 
@@ -208,3 +215,23 @@ def test_stac_pixel_cache_is_keyed_on_the_band_list(stac, austria, tmp_path):
     again = download_scene(params, "area1", "snowfree", tmp_path / "ten2.tif", cache=cache, bands=ALL10)
     assert again["requests"] == {"items_read": 0, "from_cache": 1}
     assert by_name(tmp_path / "ten2.tif").keys() == by_name(tmp_path / "ten.tif").keys()
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_bands_fetch_the_masks_and_those(stac, austria, tmp_path):
+    from helpers import deepsnow
+
+    stac.add_item(austria, "S2A_1", cloud_cover=3.0, datetime=SUMMER)
+    data = {"source": "stac", "aois": [{"name": "area1", "bbox": inner_bbox(austria)}], "stac": {"url": stac.url}}
+    out = tmp_path / "scenes" / "s.tif"
+    base = ["download", "--params", json.dumps(data), "--aoi", "area1", "--season", "snowfree", "--output", out]
+    proc = deepsnow(*base, "--bands", "B12", "B05")
+    assert proc.returncode == 0, proc.stderr
+    assert list(by_name(out)) == ["B03", "B05", "B08", "B11", "B12", "SCL", "dataMask"]
+    served_before = stac.count()
+    bad = tmp_path / "scenes" / "bad.tif"
+    proc = deepsnow(*base[:-1], bad, "--bands", "B04", "B10")
+    assert proc.returncode == 2 and "patches.bands" in proc.stderr and "'B10'" in proc.stderr and "B8A" in proc.stderr
+    assert not bad.exists() and not list(bad.parent.glob("bad*")) and stac.count() == served_before

@@ -25,7 +25,8 @@ validates them. Then, per area and season, from the same code the stages run:
   1 PU is an output of 512 x 512 px from 3 input bands, one data sample per
   pixel, an output of at most 16 bits per pixel; the multiplication factors
   multiply: area (w x h / 512^2, at least 0.01) x input bands / 3 (``dataMask``
-  is not counted: 6 input bands for an RGB run, 11 for all ten) x samples per pixel (1: the download's ``leastCC`` mosaic is a
+  is not counted: 6 input bands for an RGB run, 11 for all ten) x samples per
+  pixel (1: the download's ``leastCC`` mosaic is a
   SIMPLE mosaicking) x 2 for 32-bit output; a Process API request costs at
   least 0.005 PU. Each tile request is priced on its own.
 

@@ -44,7 +44,8 @@ again.
 
 Cache: with ``--cache DIR`` the Process responses are kept by sentinelhub-py
 (``DIR/<md5 of url and payload>/response.tiff``; the payload holds the evalscript, so
-the key holds the band list: an RGB run's response never answers a 10-band request, nor the reverse) and the catalogue results
+the key holds the band list: an RGB run's response never answers a 10-band request, nor the
+reverse) and the catalogue results
 here (``DIR/catalog/<hash>.json``), so a rerun makes no request at all. A
 catalogue answer with no scene clear enough is not cached: the next run asks
 again and sees new acquisitions of the window.
