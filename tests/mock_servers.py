@@ -611,8 +611,9 @@ class _StacHandler(_Handler):
         self._send(200, data, "image/tiff", base, "file", head=head)
 
 
-#: Earth Search v1 asset keys of the bands beyond the five of an RGB run.
-STAC_EXTRA_KEYS = {"B05": "rededge1", "B06": "rededge2", "B07": "rededge3", "B8A": "nir08", "B12": "swir22"}
+#: Earth Search v1 asset keys: an RGB run's five bands and SCL, then the bands beyond them.
+STAC_KEYS = {"B04": "red", "B03": "green", "B02": "blue", "B08": "nir", "B11": "swir16", "SCL": "scl"}
+STAC_KEYS.update({"B05": "rededge1", "B06": "rededge2", "B07": "rededge3", "B8A": "nir08", "B12": "swir22"})
 
 
 class MockStac(_Server):
@@ -696,8 +697,7 @@ class MockStac(_Server):
         offset -0.1.
         """
         declare_offset = offset if declare_offset is None else declare_offset
-        keys = {"B04": "red", "B03": "green", "B02": "blue", "B08": "nir", "B11": "swir16", "SCL": "scl"}
-        keys.update({b: k for b, k in STAC_EXTRA_KEYS.items() if b in source.b20})
+        keys = {b: k for b, k in STAC_KEYS.items() if b in source.b10 or b in source.b20}
         folder = self.root / item_id
         folder.mkdir(parents=True, exist_ok=True)
         assets = {}
@@ -709,23 +709,7 @@ class MockStac(_Server):
             if offset and band != "SCL":
                 arr = np.where(arr > 0, arr + 1000, 0).astype(np.uint16)
             fname = f"{band}.tif"
-            h, w = arr.shape
-            with rasterio.open(
-                folder / fname,
-                "w",
-                driver="GTiff",
-                width=w,
-                height=h,
-                count=1,
-                dtype="uint16",
-                crs=source.crs,
-                transform=transform,
-                nodata=0,
-                tiled=True,
-                blockxsize=blocksize,
-                blockysize=blocksize,
-            ) as dst:
-                dst.write(arr, 1)
+            _write_tiled(folder / fname, arr, source.crs, transform, blocksize)
             rb = {"nodata": 0, "data_type": "uint16", "spatial_resolution": abs(transform.a)}
             if band != "SCL":
                 rb.update(scale=0.0001, offset=-0.1 if declare_offset else 0.0)
@@ -759,6 +743,27 @@ class MockStac(_Server):
         }
         self.items.append(item)
         return item
+
+
+def _write_tiled(path: Path, arr: np.ndarray, crs, transform: Affine, blocksize: int) -> None:
+    """One uint16 band as a tiled GeoTIFF with nodata 0 (a COG asset as GDAL reads it)."""
+    h, w = arr.shape
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=1,
+        dtype="uint16",
+        crs=crs,
+        transform=transform,
+        nodata=0,
+        tiled=True,
+        blockxsize=blocksize,
+        blockysize=blocksize,
+    ) as dst:
+        dst.write(arr, 1)
 
 
 def _query_ok(props: dict, query: dict) -> bool:
