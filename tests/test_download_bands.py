@@ -206,6 +206,14 @@ def test_stac_rgb_run_reads_only_its_assets(stac, austria, tmp_path):
     assert list(by_name(out)) == ["B02", "B03", "B04", "B08", "B11", "SCL", "dataMask"]
 
 
+def test_stac_item_without_a_requested_band_is_refused_naming_it(stac, ben, tmp_path):
+    stac.add_item(ben[AUSTRIA], "S2A_rgb_only", cloud_cover=3.0, datetime=SUMMER)  # no red-edge, B8A or B12 assets
+    out = tmp_path / "scenes" / "s.tif"
+    with pytest.raises(DeepsnowError, match=r"item S2A_rgb_only: no asset for B05 \(looked for \['rededge1', 'B05'\]"):
+        download_scene(stac_params(stac, ben[AUSTRIA]), "area1", "snowfree", out, bands=ALL10)
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
 def test_stac_pixel_cache_is_keyed_on_the_band_list(stac, austria, tmp_path):
     stac.add_item(austria, "S2A_1", cloud_cover=3.0, datetime=SUMMER)
     params, cache = stac_params(stac, austria), tmp_path / "cache"
