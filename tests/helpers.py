@@ -55,6 +55,18 @@ def copy_run(run: Path, dest: Path, forget: tuple[str, ...] = ()) -> Path:
     return dest
 
 
+#: What the SLURM test runs of configs/test.yaml on the cluster (after the data half): every GPU rule
+#: (train, embed_real, embed_samples with metrics_epoch, synthesize, metric_validity) and CPU rules
+#: of each kind (simcover, table, PCA, a figure), not the figures, reports and testbed a local run
+#: draws beside them: each SLURM job costs seconds of scheduling and a Snakemake of its own.
+CLUSTER_TARGETS = tuple(
+    f"results/test/{p}"
+    for p in (
+        "metrics/metrics.csv", "metrics/pca.csv", "metrics/validity.csv", "synthetic/sim02/snow.tif",
+        "figures/figure3.png",
+    )
+)
+
 #: What a run's data half writes under results/<run>/ (simulator source), and the rules that write it.
 DATA_HALF = ("scenes", "truth", "masks", "patches", "dataset", "logs", "benchmarks")
 DATA_HALF_RULES = {"simulate", "download", "mask", "patches", "split"}
