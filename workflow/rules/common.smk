@@ -208,6 +208,12 @@ def gpus_for(name):
 
 
 DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
+#: reflectance runs: the stages after train see reflectance as its RGB composite, rendered as the patches
+#: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
+REFLECTANCE = config["patches"]["encoding"] == "reflectance"
+RGB_VIEW = (
+    f"--rgb-max {config['patches']['rgb_max']} --rgb-gamma {config['patches']['rgb_gamma']}" if REFLECTANCE else ""
+)
 
 
 SAMPLES = [variant_path(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]

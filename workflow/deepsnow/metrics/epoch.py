@@ -282,6 +282,7 @@ def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> d
     """The generated images of one epoch and the true images with the same ids, in the same order."""
     from deepsnow.metrics.paired import pair_by_ids
 
+    _same_bands(samples, truth, path, truth_path)
     fi, ti = pair_by_ids(samples["ids_A"], truth["ids"])
     n = len(samples["ids_A"])
     if len(fi) < n:
@@ -295,6 +296,24 @@ def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> d
         "ids": np.asarray(samples["ids_A"]).astype(str)[fi],
         "samples_path": str(path),
     }
+
+
+def _bands_of(arrays: dict) -> list[str]:
+    """The bands of a samples or test file: its ``bands`` (reflectance), else the 8-bit RGB's."""
+    if "bands" not in arrays:
+        return ["rgb8"]
+    return [str(b) for b in np.asarray(arrays["bands"]).ravel()]
+
+
+def _same_bands(samples: dict, truth: dict, path, truth_path) -> None:
+    """Samples are paired with truths of the same bands only (reflectance samples with truths cut in the
+    same bands, RGB with RGB); an error names both files and their bands."""
+    got, want = _bands_of(samples), _bands_of(truth)
+    if got != want:
+        raise DeepsnowError(
+            f"{path}: samples in bands {got}, but the truths of {truth_path} are in {want}; paired errors need "
+            "the same bands (rgb8: 8-bit RGB)"
+        )
 
 
 def paired_inputs(samples_paths, truth_path, params, epochs: set[int]) -> dict[int, dict]:
