@@ -212,7 +212,9 @@ DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "tes
 #: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
 REFLECTANCE = config["patches"]["encoding"] == "reflectance"
 RGB_VIEW = (
-    f"--rgb-max {config['patches']['rgb_max']} --rgb-gamma {config['patches']['rgb_gamma']}" if REFLECTANCE else ""
+    f"--rgb-max {config['patches']['rgb_max']} --rgb-gamma {config['patches']['rgb_gamma']}"
+    if REFLECTANCE
+    else ""
 )
 
 
