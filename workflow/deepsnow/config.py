@@ -474,8 +474,9 @@ DOWNLOADED_BANDS = ("B04", "B03", "B02", "B08", "B11")
 
 
 def _check_reflectance_run(config: dict) -> list[str]:
-    """A workflow run with reflectance patches: its bands must be in the scenes, and the stages after
-    train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only for now (issue #28 item 3)."""
+    """A workflow run with reflectance patches: its bands must be in the scenes. (What such a run cannot
+    make yet, the validity ladders, synthetic products and change testbed, is refused at DAG build when a
+    target needs it: workflow/rules/common.smk, ``refuse_reflectance``.)"""
     patches, data = config.get("patches"), config.get("data")
     if not patches or patches["encoding"] != "reflectance":
         return []
@@ -487,12 +488,6 @@ def _check_reflectance_run(config: dict) -> list[str]:
                 f"key 'patches.bands': {missing} are not downloaded from data.source {data['source']!r}, which "
                 f"provides {list(DOWNLOADED_BANDS)} (the simulator provides all ten)"
             )
-    problems.append(
-        "key 'patches.encoding': reflectance patches are not built into the workflow yet: the stages after "
-        "train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only (issue #28 item 3). "
-        "Use patches.encoding: rgb8 here, or run 'deepsnow patches/split/train/translate' with reflectance "
-        "--params directly"
-    )
     return problems
 
 

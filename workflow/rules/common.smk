@@ -211,6 +211,25 @@ DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "tes
 #: reflectance runs: the stages after train see reflectance as its RGB composite, rendered as the patches
 #: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
 REFLECTANCE = config["patches"]["encoding"] == "reflectance"
+#: what a reflectance run cannot make yet (issue #28 items 5-6; docs/bands.md): its rules' input functions
+#: refuse at DAG build, naming patches.encoding, when a target needs them
+REFLECTANCE_NOT_YET = {
+    "validity": "the validity ladders (metrics/validity.csv, Figure 12, the report pages) degrade 8-bit RGB test sets",
+    "synthesize": "the synthetic products (synthetic/...) are RGB COGs",
+    "change": "the change testbed (change/...) runs on the synthetic RGB products",
+}
+
+
+def refuse_reflectance(stage):
+    """Stop the DAG build when a reflectance run asks for what it cannot make yet (REFLECTANCE_NOT_YET)."""
+    if REFLECTANCE:
+        raise DeepsnowError(
+            f"key 'patches.encoding': reflectance runs do not build {stage} yet: {REFLECTANCE_NOT_YET[stage]}. "
+            "Ask for the targets that work on reflectance (dataset, train, samples, features, metrics/metrics.csv, "
+            "metrics/pca.csv, metrics/tracking.csv and Figures 1-8), or use patches.encoding: rgb8"
+        )
+
+
 RGB_VIEW = (
     f"--rgb-max {config['patches']['rgb_max']} --rgb-gamma {config['patches']['rgb_gamma']}"
     if REFLECTANCE
@@ -303,6 +322,7 @@ def validity_section(name):
 
 def validity_inputs(wildcards):
     """The test sets, every extractor's real features and (simcover) the weights they were made with."""
+    refuse_reflectance("validity")
     used = sorted({INCEPTION, RESNET, *EXTRACTORS})
     inputs = {
         "test_a": run_path("dataset/testA.npz"),
@@ -417,6 +437,7 @@ SYNTH_REFLECTANCE = (
 
 def synthesize_inputs(wildcards):
     """The scene, the checkpoint synthesize.epoch names (all kept ones for best:, with the metrics)."""
+    refuse_reflectance("synthesize")
     epoch = SYNTH["epoch"]
     inputs = {"scene": SYNTH_SCENES[wildcards.name]}
     if isinstance(epoch, str) and epoch.startswith("best:"):
@@ -487,6 +508,7 @@ CHANGE_SUMMARY = variant_path("change/summary.csv")
 
 def change_inputs(wildcards):
     """One area's before / real after scenes and masks, synthetic product(s) and (simulator) truth."""
+    refuse_reflectance("change")
     aoi = wildcards.aoi
     inputs = {
         "before": run_path(f"scenes/{aoi}/snowfree.tif"),
