@@ -22,7 +22,7 @@ Output, one ``.npz`` per checkpoint (atomic, no pickles):
 Reflectance test sets (``patches.encoding: reflectance``): ``fake_B`` and ``fake_A`` are ``(N, S, S, C)
 uint16`` reflectance x 10000 in the checkpoint's bands (the generator output taken back through the
 fixed per-band mapping of :mod:`deepsnow.data.bands`), and the file adds ``bands`` ``(C,)`` and
-``encoding`` ``()``. (embed and figures render them as RGB with :func:`deepsnow.data.render.render_composite`.)
+``encoding`` ``()``. (The stages after train read 8-bit RGB samples only, so far.)
 """
 
 from __future__ import annotations
