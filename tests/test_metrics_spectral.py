@@ -55,3 +55,54 @@ def test_without_the_swir_ndsi_and_snow_share_are_nan():
 def test_images_that_are_not_reflectance_in_the_bands_are_refused():
     with pytest.raises(DeepsnowError, match=r"s.npz \(generated\): expected \(N, S, S, 10\) uint16"):
         spectral_columns(_images(0), _images(1).astype(np.uint8), TEN, MASK, what="s.npz")
+
+
+def _tiny_run(tmp_path, bands=TEN):
+    """Real features (random, two extractors), one epoch's features and reflectance samples, the test sets."""
+    from deepsnow.io import save_npz
+
+    rng = np.random.default_rng(5)
+    meta = lambda name: {"extractor": np.array(name), "weights": np.array("random-seed0"), "pretrained": np.array(False),
+                         "dim": np.int64(4), "preprocessing": np.array("x")}
+    ids_a, ids_b = np.array([f"a{i}" for i in range(6)]), np.array([f"b{i}" for i in range(6)])
+    for name in ("inception", "resnet50"):
+        save_npz(tmp_path / f"real_{name}.npz", A=rng.normal(size=(6, 4)).astype(np.float32),
+                 B=rng.normal(size=(6, 4)).astype(np.float32), ids_A=ids_a, ids_B=ids_b, **meta(name))
+        save_npz(tmp_path / f"e1_{name}.npz", fake_B=rng.normal(size=(6, 4)).astype(np.float32),
+                 fake_A=rng.normal(size=(6, 4)).astype(np.float32), ids_A=ids_a, ids_B=ids_b, epoch=np.int64(1), **meta(name))
+    refl = {"bands": np.array(bands), "encoding": np.array("reflectance")}
+    test_a, test_b = _images(7, n=6)[..., : len(bands)], _images(8, n=6, snowy=True)[..., : len(bands)]
+    save_npz(tmp_path / "testA.npz", reflectance=test_a, ids=ids_a, **refl)
+    save_npz(tmp_path / "testB.npz", reflectance=test_b, ids=ids_b, **refl)
+    fake_b, fake_a = _images(9, n=6, snowy=True), _images(10, n=6)
+    save_npz(tmp_path / "s1.npz", fake_B=fake_b, fake_A=fake_a, ids_A=ids_a, ids_B=ids_b, epoch=np.int64(1), **refl)
+    return test_a, test_b, fake_b, fake_a
+
+
+def test_metrics_epoch_writes_the_spectral_columns_and_the_table_carries_them(tmp_path):
+    import json
+
+    from helpers import deepsnow
+
+    test_a, test_b, fake_b, fake_a = _tiny_run(tmp_path)
+    params = json.dumps({"rf_repeats": 2, "rf_n_estimators": 5, "kid_subsets": 2, "prdc_k": 2})
+    args = ["metrics", "epoch", "--params", params, "--real", *(tmp_path / f"real_{n}.npz" for n in ("inception", "resnet50")),
+            "--features", *(tmp_path / f"e1_{n}.npz" for n in ("inception", "resnet50")), "--samples", tmp_path / "s1.npz",
+            "--outputs", tmp_path / "epoch_001.json"]
+    p = deepsnow(*args, "--test-a", tmp_path / "testA.npz", "--test-b", tmp_path / "testB.npz", "--mask-params", "{}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = {r["direction"]: r for r in json.loads((tmp_path / "epoch_001.json").read_text())["rows"]}
+    assert rows["AtoB"] == {**rows["AtoB"], **spectral_columns(test_b, fake_b, TEN, MASK)}
+    assert rows["BtoA"] == {**rows["BtoA"], **spectral_columns(test_a, fake_a, TEN, MASK)}
+    assert rows["AtoB"]["snow_share_real"] == pytest.approx(0.5)
+    p = deepsnow("metrics", "table", "--params", params, "--epochs", tmp_path / "epoch_001.json", "--output", tmp_path / "m.csv")
+    assert p.returncode == 0, p.stderr[-3000:]
+    header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
+    assert header[-14:] == [f"w1_{b}" for b in TEN] + ["w1_mean", "ndsi_w1", "snow_share_fake", "snow_share_real"]
+    # a test set of other bands than the samples: exit 2 naming both, nothing written
+    (tmp_path / "x").mkdir()
+    _tiny_run(tmp_path / "x", TEN[:4])
+    p = deepsnow(*args[:-1], tmp_path / "bad.json", "--test-a", tmp_path / "x" / "testA.npz",
+                 "--test-b", tmp_path / "x" / "testB.npz", "--mask-params", "{}")
+    assert p.returncode == 2 and "s1.npz: samples in bands" in p.stderr and "x/testA.npz is in" in p.stderr
+    assert not (tmp_path / "bad.json").exists()

@@ -34,13 +34,17 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # reflectance images are embedded as their RGB composite, rendered as the patches stage renders RGB
     "embed": ("features", "plugins.py", "torchfile.py", "io.py", "data/render.py"),
     # the metrics read the features files (features/files.py), never an extractor
-    "metrics": ("metrics", "features/files.py", "io.py"),
+    # reflectance samples' spectral columns: the mask stage's snow rule (data/mask.py), the band checks
+    "metrics": ("metrics", "features/files.py", "io.py", "data/mask.py", "data/bands.py", "data/scene.py", "cog.py"),
     # the ladders degrade and embed images (features) and measure them with the metrics stage's functions
-    "validity": ("validity", "metrics", "features", "plugins.py", "torchfile.py", "io.py", "data/render.py"),
+    "validity": (
+        "validity", "metrics", "features", "plugins.py", "torchfile.py", "io.py", "data/render.py",
+        "data/mask.py", "data/bands.py", "data/scene.py", "cog.py",  # the metrics stage's spectral columns
+    ),
     # figures read metrics.csv by the column names metrics/table.py defines, the comparison's tables
     # with metrics/compare.py, and testA's data source from its provenance chain
     "figures": (
-        "figures", "io.py", "metrics/table.py", "metrics/compare.py", "provenance/__init__.py",
+        "figures", "io.py", "metrics/table.py", "data/bands.py", "metrics/compare.py", "provenance/__init__.py",
         "data/render.py", "data/scene.py", "cog.py",  # Figure 9 renders the scenes as the patches stage does
     ),
 }

@@ -282,7 +282,19 @@ def metrics_epoch_inputs(wildcards):
     }
     if SIMULATED and config["metrics"]["paired"]:
         inputs["truth"] = run_path("dataset/testA.npz")
+    # the spectral columns: the samples against the real test patches (docs/bands.md)
+    if REFLECTANCE:
+        inputs["test_a"] = run_path("dataset/testA.npz")
+        inputs["test_b"] = run_path("dataset/testB.npz")
     return inputs
+
+
+def spectral_option(wildcards, input):
+    """--test-a, --test-b and --mask-params for a reflectance run's spectral columns; empty for RGB."""
+    if "test_b" not in input.keys():
+        return ""
+    tests = f"--test-a {shlex.quote(input.test_a)} --test-b {shlex.quote(input.test_b)}"
+    return f"{tests} --mask-params {shlex.quote(section('mask'))}"
 
 
 # Metric tracking (simulator runs): every unpaired metric against the paired error across the
