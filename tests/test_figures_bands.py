@@ -74,3 +74,16 @@ def test_samples_in_other_bands_than_testa_are_refused_exit_2(tmp_path):
                  "--test-a", tmp_path / "testA.npz", "--samples", tmp_path / "s.npz")
     assert p.returncode == 2 and "samples in bands" in p.stderr
     assert not (tmp_path / "f.png").exists() and not (tmp_path / "f.pdf").exists()
+
+
+def test_figure8_of_a_reflectance_run_gives_the_paired_l1_in_reflectance(tmp_path):
+    from test_figures import _metrics_rows, _write_metrics
+
+    for name, extra in (("rgb", {}), ("refl", {"w1_B03": 0.1, "w1_mean": 0.1, "ndsi_w1": 0.2})):
+        rows = [{**r, **extra} for r in _metrics_rows(truth=True, pretrained=False)]
+        _write_metrics(tmp_path / f"{name}.csv", rows)
+        (tmp_path / "c.csv").write_text("metric,paired,direction,spearman_rho,p_value,n_epochs,expected_sign\n")
+        fig = make_figure(8, validate_section("figures", {}), metrics=tmp_path / f"{name}.csv", correlations=tmp_path / "c.csv").figure
+        labels = {ax.get_ylabel() for ax in fig.axes}
+        unit = "(reflectance)" if extra else "(0–1 scale)"
+        assert f"paired L1 vs snowfall truth {unit}" in labels
