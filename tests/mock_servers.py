@@ -38,7 +38,10 @@ Faults: ``server.faults["search"]`` (``"429"``, ``"500"``) and
 
 ``ben_sources`` turns the six real BigEarthNet-S2 example patches of the
 ``bigearthnet-common`` wheel into served data: 10 m B04 B03 B02 B08, 20 m
-B11, a synthesized 20 m SCL, in the patch's UTM CRS.
+B11, a synthesized 20 m SCL, in the patch's UTM CRS; ``with_all_bands`` adds
+20 m B05 B06 B07 B8A B12 (distinct multiples of B11). The Sentinel Hub mock
+renders the bands its request's evalscript lists, in that order; ``add_item``
+writes an asset for every band its source has.
 """
 
 from __future__ import annotations
@@ -92,11 +95,12 @@ class Source:
         t = self.transform
         return Affine(t.a * 2, t.b, t.c, t.d, t.e * 2, t.f)
 
-    def stack10(self) -> np.ndarray:
-        """(7, H, W) uint16 in scene band order: 20 m bands repeated 2 x 2 (nearest), dataMask 1."""
+    def stack10(self, reflectance=BAND_ORDER[:5]) -> np.ndarray:
+        """(len(reflectance) + 2, H, W) uint16: the ``reflectance`` bands, SCL and dataMask (1 where
+        every one of them is non-zero); 20 m bands repeated 2 x 2 (nearest)."""
         h, w = self.shape
         up = {k: np.repeat(np.repeat(v, 2, 0), 2, 1)[:h, :w] for k, v in self.b20.items()}
-        bands = [self.b10["B04"], self.b10["B03"], self.b10["B02"], self.b10["B08"], up["B11"], up["SCL"]]
+        bands = [self.b10[b] if b in self.b10 else up[b] for b in reflectance] + [up["SCL"]]
         mask = np.ones((h, w), dtype=np.uint16)
         for b in bands:
             mask &= (b > 0).astype(np.uint16)
@@ -157,6 +161,22 @@ def synthetic_source(name: str, epsg: int, left: float, top: float, size: int, d
     b11 = np.clip(base[::2, ::2] * 1.1 + rng.integers(0, 200, (h2, h2)), 1, 20000).astype(np.uint16)
     scl = rng.choice(np.array([4, 5, 6, 11], dtype=np.uint16), size=(h2, h2))
     return Source(name, CRS.from_epsg(epsg), Affine(10, 0, left, 0, -10, top), b10, {"B11": b11, "SCL": scl}, date)
+
+
+#: The 20 m bands beyond B11 that :func:`with_all_bands` adds, and their factor on B11.
+EXTRA_20M = {"B05": 0.55, "B06": 0.75, "B07": 0.85, "B8A": 1.3, "B12": 0.6}
+
+
+def with_all_bands(source: Source, seed: int = 7) -> Source:
+    """``source`` with every L2A band: B05 B06 B07 B8A B12 at 20 m, each a distinct multiple of its B11
+    plus noise (non-zero where B11 is), so a band read in another band's place shows."""
+    rng = np.random.default_rng(seed)
+    b11 = source.b20["B11"].astype(np.float64)
+    extra = {
+        b: np.where(b11 > 0, np.clip(b11 * f + rng.integers(1, 300, b11.shape), 1, 20000), 0).astype(np.uint16)
+        for b, f in EXTRA_20M.items()
+    }
+    return Source(source.name, source.crs, source.transform, dict(source.b10), {**source.b20, **extra}, source.date)
 
 
 # --------------------------------------------------------------------------- servers
@@ -459,17 +479,20 @@ class MockSentinelHub(_Server):
         tr = data_filter["timeRange"]
         maxcc = data_filter.get("maxCloudCoverage", 100)
         es = payload["evalscript"]
-        assert "UINT16" in es and all(b in es for b in BAND_ORDER), "unexpected evalscript"
+        asked = re.findall(r'"(\w+)"', re.search(r"input: \[\{bands: \[([^\]]*)\]", es).group(1))
+        assert "UINT16" in es and asked[-2:] == ["SCL", "dataMask"], "unexpected evalscript"
+        assert f"return [{', '.join('s.' + b for b in asked)}];" in es and f"bands: {len(asked)}," in es
+        n = len(asked)
         dst_transform = Affine((x1 - x0) / w, 0.0, x0, 0.0, -(y1 - y0) / h, y1)
-        out = np.zeros((7, h, w), dtype=np.uint16)
+        out = np.zeros((n, h, w), dtype=np.uint16)
         chosen = sorted(
             (s for s in self.scenes if self._in_window(s, tr["from"], tr["to"]) and s.cloud_cover <= maxcc),
             key=lambda s: s.cloud_cover,
         )
         for s in [] if self.blank_process else chosen:  # leastCC: fill what is still empty from the next scene
-            stack = s.source.stack10()
+            stack = s.source.stack10(asked[:-2])
             tile = np.zeros_like(out)
-            for i in range(7):
+            for i in range(n):
                 reproject(
                     stack[i],
                     tile[i],
@@ -481,14 +504,14 @@ class MockSentinelHub(_Server):
                     src_nodata=0,
                     dst_nodata=0,
                 )
-            empty = out[6] == 0
+            empty = out[n - 1] == 0
             out[:, empty] = tile[:, empty]
         with MemoryFile() as mem:
             with mem.open(
                 driver="GTiff",
                 width=w,
                 height=h,
-                count=7,
+                count=n,
                 dtype="uint16",
                 crs=CRS.from_epsg(epsg),
                 transform=dst_transform,
@@ -588,6 +611,11 @@ class _StacHandler(_Handler):
         self._send(200, data, "image/tiff", base, "file", head=head)
 
 
+#: Earth Search v1 asset keys: an RGB run's five bands and SCL, then the bands beyond them.
+STAC_KEYS = {"B04": "red", "B03": "green", "B02": "blue", "B08": "nir", "B11": "swir16", "SCL": "scl"}
+STAC_KEYS.update({"B05": "rededge1", "B06": "rededge2", "B07": "rededge3", "B8A": "nir08", "B12": "swir22"})
+
+
 class MockStac(_Server):
     handler_class = _StacHandler
 
@@ -669,7 +697,7 @@ class MockStac(_Server):
         offset -0.1.
         """
         declare_offset = offset if declare_offset is None else declare_offset
-        keys = {"B04": "red", "B03": "green", "B02": "blue", "B08": "nir", "B11": "swir16", "SCL": "scl"}
+        keys = {b: k for b, k in STAC_KEYS.items() if b in source.b10 or b in source.b20}
         folder = self.root / item_id
         folder.mkdir(parents=True, exist_ok=True)
         assets = {}
@@ -681,23 +709,7 @@ class MockStac(_Server):
             if offset and band != "SCL":
                 arr = np.where(arr > 0, arr + 1000, 0).astype(np.uint16)
             fname = f"{band}.tif"
-            h, w = arr.shape
-            with rasterio.open(
-                folder / fname,
-                "w",
-                driver="GTiff",
-                width=w,
-                height=h,
-                count=1,
-                dtype="uint16",
-                crs=source.crs,
-                transform=transform,
-                nodata=0,
-                tiled=True,
-                blockxsize=blocksize,
-                blockysize=blocksize,
-            ) as dst:
-                dst.write(arr, 1)
+            _write_tiled(folder / fname, arr, source.crs, transform, blocksize)
             rb = {"nodata": 0, "data_type": "uint16", "spatial_resolution": abs(transform.a)}
             if band != "SCL":
                 rb.update(scale=0.0001, offset=-0.1 if declare_offset else 0.0)
@@ -731,6 +743,27 @@ class MockStac(_Server):
         }
         self.items.append(item)
         return item
+
+
+def _write_tiled(path: Path, arr: np.ndarray, crs, transform: Affine, blocksize: int) -> None:
+    """One uint16 band as a tiled GeoTIFF with nodata 0 (a COG asset as GDAL reads it)."""
+    h, w = arr.shape
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=1,
+        dtype="uint16",
+        crs=crs,
+        transform=transform,
+        nodata=0,
+        tiled=True,
+        blockxsize=blocksize,
+        blockysize=blocksize,
+    ) as dst:
+        dst.write(arr, 1)
 
 
 def _query_ok(props: dict, query: dict) -> bool:

@@ -413,6 +413,7 @@ def test_stac_dry_run_builds_the_full_dag(tmp_path):
     assert counts["download"] == 2 * n and counts["mask"] == 2 * n and counts["split"] == 1
     assert "simulate" not in counts and counts["metrics_epoch"] == 200
     assert "results/paper-stac/cache/stac" in proc.stdout
+    assert proc.stdout.count("--bands B04 B03 B02") == 2 * n  # the download fetches patches.bands too
 
 
 def test_aoi_file_areas_join_the_config(tmp_path, monkeypatch):

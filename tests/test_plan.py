@@ -53,7 +53,7 @@ def plan_error(capsys, *args) -> str:
 
 
 def test_scene_bands_of_each_source():
-    """The scene each source writes: downloads today's five reflectance bands, the simulator all ten."""
+    """The scene each source writes: an RGB run's download five reflectance bands, the simulator all ten."""
     download = ("B02", "B03", "B04", "B08", "B11", "SCL", "dataMask")
     assert scene_bands("sentinelhub") == scene_bands("stac") == download
     assert len(scene_bands("simulator")) == 12 and scene_bands("simulator")[-2:] == ("SCL", "dataMask")

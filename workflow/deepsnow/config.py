@@ -468,29 +468,6 @@ def _check_patch_fits_scene(config: dict) -> list[str]:
     return []
 
 
-#: The reflectance bands a download writes into a scene (the mask's and the RGB's; issue #28 item 1 has
-#: downloads fetch ``patches.bands`` too, not built yet); the simulator writes all ten.
-DOWNLOADED_BANDS = ("B04", "B03", "B02", "B08", "B11")
-
-
-def _check_reflectance_run(config: dict) -> list[str]:
-    """A workflow run with reflectance patches: its bands must be in the scenes. (What such a run cannot
-    make yet, the validity ladders, synthetic products and change testbed, is refused at DAG build when a
-    target needs it: workflow/rules/common.smk, ``refuse_reflectance``.)"""
-    patches, data = config.get("patches"), config.get("data")
-    if not patches or patches["encoding"] != "reflectance":
-        return []
-    problems = []
-    if data and data["source"] != "simulator":
-        missing = [b for b in patches["bands"] if b not in DOWNLOADED_BANDS]
-        if missing:
-            problems.append(
-                f"key 'patches.bands': {missing} are not downloaded from data.source {data['source']!r}, which "
-                f"provides {list(DOWNLOADED_BANDS)} (the simulator provides all ten)"
-            )
-    return problems
-
-
 def _check_metrics_extractors(config: dict) -> list[str]:
     feats, metrics = config.get("features"), config.get("metrics")
     if not (feats and metrics):
@@ -594,5 +571,5 @@ def _check_tracking(config: dict) -> list[str]:
 #: checks that need more than one section (whole config only).
 CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
-    _check_simcover, _check_one_sided_direction, _check_tracking, _check_reflectance_run,
+    _check_simcover, _check_one_sided_direction, _check_tracking,
 )

@@ -10,18 +10,23 @@ validates them. Then, per area and season, from the same code the stages run:
   ``size`` x ``size`` px), in px and km;
 - the candidate patch windows (the patches stage's grid of ``size`` x ``size``
   windows at ``stride``), before any cloud, nodata or snow rejection;
-- what the download requests. Sentinel Hub: one Catalog search and one Process
-  API request per tile of :func:`~deepsnow.data.download.common.split_grid`
+- what the download requests, for the bands it fetches: the mask's B03 B08 B11
+  plus ``patches.bands`` (:func:`~deepsnow.data.download.common.download_bands`;
+  B04 B03 B02 B08 B11 for an RGB run). Sentinel Hub: one Catalog search and one
+  Process API request per tile of :func:`~deepsnow.data.download.common.split_grid`
   (``data.sentinelhub.max_tile_px``), each answered with the evalscript's
-  output bands as UINT16 (7 bands x 2 bytes per pixel); STAC: one search and
-  windowed reads of the six COG assets (the 10 m bands as uint16, B11 and SCL
-  at 20 m, SCL as uint8); the simulator downloads nothing.
+  output bands (those bands, SCL, dataMask) as UINT16 (2 bytes per band and
+  pixel: 7 bands for an RGB run, 12 for all ten); STAC: one search and windowed
+  reads of one COG asset per band and SCL (B02 B03 B04 B08 as uint16 at 10 m,
+  B05 B06 B07 B8A B11 B12 as uint16 and SCL as uint8 at 20 m); the simulator
+  downloads nothing.
 - Sentinel Hub processing units, by Sentinel Hub's "Processing Unit definition"
   (https://docs.sentinel-hub.com/api/latest/api/overview/processing-unit/):
   1 PU is an output of 512 x 512 px from 3 input bands, one data sample per
   pixel, an output of at most 16 bits per pixel; the multiplication factors
   multiply: area (w x h / 512^2, at least 0.01) x input bands / 3 (``dataMask``
-  is not counted) x samples per pixel (1: the download's ``leastCC`` mosaic is a
+  is not counted: 6 input bands for an RGB run, 11 for all ten) x samples per
+  pixel (1: the download's ``leastCC`` mosaic is a
   SIMPLE mosaicking) x 2 for 32-bit output; a Process API request costs at
   least 0.005 PU. Each tile request is priced on its own.
 
@@ -67,7 +72,11 @@ PU_MIN_REQUEST = 0.005  # Process API and OGC API
 PU_UNCOUNTED_BANDS = ("dataMask",)
 
 #: STAC asset reads: band -> (resolution in m, bytes per pixel) of Earth Search's Sentinel-2 L2A COGs.
-STAC_ASSETS = {"B04": (10, 2), "B03": (10, 2), "B02": (10, 2), "B08": (10, 2), "B11": (20, 2), "SCL": (20, 1)}
+STAC_ASSETS = {
+    **{b: (10, 2) for b in ("B04", "B03", "B02", "B08")},
+    **{b: (20, 2) for b in ("B11", "B05", "B06", "B07", "B8A", "B12")},
+    "SCL": (20, 1),
+}
 
 #: Bytes per pixel of one band of a written scene (uint16, docs/formats.md), uncompressed.
 SCENE_BAND_BYTES = 2
@@ -171,22 +180,26 @@ def request_pu(width: int, height: int, input_bands: int, samples: int = 1, outp
     return max(PU_MIN_REQUEST, area * (input_bands / PU_BANDS) * samples * bits)
 
 
-def evalscript_request() -> dict:
-    """What the Sentinel Hub download's evalscript asks for: input bands, the counted ones, output bands and bits."""
-    from deepsnow.data.download.sentinelhub import EVALSCRIPT, N_BANDS
+def evalscript_request(bands=None) -> dict:
+    """What the Sentinel Hub download's evalscript for the reflectance ``bands`` (default an RGB run's)
+    asks for: input bands, the counted ones, output bands and bits, read from the evalscript itself."""
+    from deepsnow.data.download.sentinelhub import FETCHED_BANDS, evalscript
 
-    bands = re.findall(r'"(\w+)"', re.search(r"bands:\s*\[([^\]]*)\]", EVALSCRIPT).group(1))
-    sample_type = re.search(r'sampleType:\s*"(\w+)"', EVALSCRIPT).group(1)
+    script = evalscript(FETCHED_BANDS if bands is None else bands)
+    names = re.findall(r'"(\w+)"', re.search(r"bands:\s*\[([^\]]*)\]", script).group(1))
+    n_out = int(re.search(r"output:\s*\{bands:\s*(\d+)", script).group(1))
+    sample_type = re.search(r'sampleType:\s*"(\w+)"', script).group(1)
     bits = {"UINT8": 8, "UINT16": 16, "FLOAT32": 32}[sample_type]
-    counted = [b for b in bands if b not in PU_UNCOUNTED_BANDS]
-    return {"input_bands": bands, "counted_bands": len(counted), "output_bands": N_BANDS, "output_bits": bits}
+    counted = [b for b in names if b not in PU_UNCOUNTED_BANDS]
+    return {"input_bands": names, "counted_bands": len(counted), "output_bands": n_out, "output_bits": bits}
 
 
-def sentinelhub_cost(grid, sh: dict) -> dict:
-    """One area and season from Sentinel Hub: a Catalog search, one Process request per tile, bytes, PUs."""
+def sentinelhub_cost(grid, sh: dict, bands=None) -> dict:
+    """One area and season from Sentinel Hub fetching the reflectance ``bands`` (default an RGB run's):
+    a Catalog search, one Process request per tile, bytes, PUs."""
     from deepsnow.data.download.common import split_grid
 
-    req = evalscript_request()
+    req = evalscript_request(bands)
     tiles = [(r1 - r0, c1 - c0) for r0, r1, c0, c1 in split_grid(grid, int(sh["max_tile_px"]))]
     pus = [request_pu(w, h, req["counted_bands"], 1, req["output_bits"]) for h, w in tiles]
     pixels = sum(h * w for h, w in tiles)
@@ -198,13 +211,17 @@ def sentinelhub_cost(grid, sh: dict) -> dict:
     }
 
 
-def stac_cost(grid) -> dict:
-    """One area and season from a STAC API: a search and the pixels of six windowed COG reads."""
+def stac_cost(grid, bands=None) -> dict:
+    """One area and season from a STAC API fetching the reflectance ``bands`` (default an RGB run's): a
+    search and the pixels of one windowed COG read per band and SCL."""
+    from deepsnow.data.download.stac import REFLECTANCE, assets_of
+
+    assets = assets_of(REFLECTANCE if bands is None else bands)
     read = 0
-    for res, nbytes in STAC_ASSETS.values():
+    for res, nbytes in (STAC_ASSETS[a] for a in assets):
         f = res // 10
         read += math.ceil(grid.width / f) * math.ceil(grid.height / f) * nbytes
-    return {"download_bytes": read, "requests": {"search": 1, "cog_reads": len(STAC_ASSETS)}, "processing_units": 0.0}
+    return {"download_bytes": read, "requests": {"search": 1, "cog_reads": len(assets)}, "processing_units": 0.0}
 
 
 def simulator_cost(grid) -> dict:
@@ -247,29 +264,39 @@ def _area_grids(config: dict) -> list[dict]:
     return out
 
 
+def fetched_bands(config: dict) -> tuple[str, ...]:
+    """The reflectance bands a config's download fetches: the mask's plus ``patches.bands``."""
+    from deepsnow.data.download.common import download_bands
+
+    return download_bands(config["patches"]["bands"])
+
+
 def _scene_cost(config: dict, grid) -> dict:
     data = config["data"]
     if data["source"] == "sentinelhub":
-        return sentinelhub_cost(grid, data["sentinelhub"])
+        return sentinelhub_cost(grid, data["sentinelhub"], fetched_bands(config))
     if data["source"] == "stac":
-        return stac_cost(grid)
+        return stac_cost(grid, fetched_bands(config))
     if data["source"] == "simulator":
         return simulator_cost(grid)
     raise DeepsnowError(f"key 'data.source': no plan for source {data['source']!r}")
 
 
-def scene_bands(source: str) -> tuple[str, ...]:
+def scene_bands(source: str, patch_bands=None) -> tuple[str, ...]:
     """The bands of the scene ``source`` writes (docs/formats.md): the simulator all ten reflectance
-    bands, a download the five it fetches today; then SCL and dataMask."""
+    bands, a download those it fetches (the mask's plus ``patch_bands``, default the RGB ones); then SCL
+    and dataMask."""
+    from deepsnow.data.download.common import download_bands
     from deepsnow.data.scene import AUX_BANDS, REFLECTANCE_BANDS
 
     if source == "simulator":
         return REFLECTANCE_BANDS + AUX_BANDS
-    if source == "sentinelhub":
-        from deepsnow.data.download.sentinelhub import FETCHED_BANDS as fetched
-    else:
-        from deepsnow.data.download.stac import REFLECTANCE as fetched
+    fetched = download_bands(patch_bands)
     return tuple(b for b in REFLECTANCE_BANDS if b in fetched) + AUX_BANDS
+
+
+def _scene_bands(config: dict) -> tuple[str, ...]:
+    return scene_bands(config["data"]["source"], config["patches"]["bands"])
 
 
 def _area_entry(config: dict, area: dict, split: str) -> dict:
@@ -282,7 +309,7 @@ def _area_entry(config: dict, area: dict, split: str) -> dict:
             "domain": domain.upper(),
             "window": list(win) if win else None,
             "patches_max": n,
-            "scene_bytes": g.width * g.height * SCENE_BAND_BYTES * len(scene_bands(config["data"]["source"])),
+            "scene_bytes": g.width * g.height * SCENE_BAND_BYTES * len(_scene_bands(config)),
             **_scene_cost(config, g),
         }
     return {
@@ -350,7 +377,8 @@ def make_plan(config: dict, label: str = "config", it_s: float | None = None, it
         "configs": label,
         "run": config["run"],
         "source": config["data"]["source"],
-        "scene_bands": list(scene_bands(config["data"]["source"])),
+        "scene_bands": list(_scene_bands(config)),
+        "download_bands": [] if config["data"]["source"] == "simulator" else list(fetched_bands(config)),
         "resolution_m": float(config["data"].get("resolution", 10)),
         "patches": {"size": config["patches"]["size"], "stride": config["patches"]["stride"]},
         "areas": entries,
@@ -445,7 +473,7 @@ def format_plan(plan: dict) -> str:
     lines += [
         "",
         f"totals: {t['scenes']} scenes; download {_size(t['download_bytes'])} "
-        f"({_download_words(plan['source'])}); scenes written {_size(t['scene_bytes'])} uncompressed "
+        f"({_download_words(plan)}); scenes written {_size(t['scene_bytes'])} uncompressed "
         f"({len(plan['scene_bands'])} uint16 bands: {' '.join(plan['scene_bands'])}); "
         f"requests {_requests(t['requests'])}; "
         + (
@@ -478,12 +506,19 @@ def _pu(plan: dict, pu: float) -> str:
     return f"{pu:,.3f}" if _sh(plan) else "-"
 
 
-def _download_words(source: str) -> str:
-    return {
-        "sentinelhub": "Process API responses: 7 bands x uint16 per pixel",
-        "stac": "pixels of the COG read windows, uncompressed: 4 x uint16 at 10 m, B11 uint16 and SCL uint8 at 20 m",
-        "simulator": "nothing: scenes are simulated",
-    }.get(source, source)
+def _download_words(plan: dict) -> str:
+    """What the download's bytes are, for the bands the plan's download fetches."""
+    source, bands = plan["source"], plan.get("download_bands") or []
+    if source == "sentinelhub":
+        return f"Process API responses: {len(bands) + 2} bands ({' '.join(bands)} SCL dataMask) x uint16 per pixel"
+    if source == "stac":
+        at10 = [b for b in bands if STAC_ASSETS[b][0] == 10]
+        at20 = [b for b in bands if STAC_ASSETS[b][0] == 20]
+        return (
+            f"pixels of the COG read windows, uncompressed: {' '.join(at10)} uint16 at 10 m, "
+            f"{' '.join(at20)} uint16 and SCL uint8 at 20 m"
+        )
+    return {"simulator": "nothing: scenes are simulated"}.get(source, source)
 
 
 # --------------------------------------------------------------------------- command

@@ -10,7 +10,7 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "simulate": ("data/simulator", "data/landcover.py", "data/scene.py", "areas.py", "cog.py", "io.py"),
-    "download": ("data/download", "data/scene.py", "areas.py", "cog.py", "io.py"),
+    "download": ("data/download", "data/bands.py", "data/scene.py", "areas.py", "cog.py", "io.py"),
     "mask": ("data/mask.py", "data/scene.py", "cog.py", "io.py"),
     "patches": (
         "data/patches.py", "data/bands.py", "data/mask.py", "data/render.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"

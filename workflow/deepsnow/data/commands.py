@@ -51,6 +51,14 @@ def _download_command(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="keep search results and responses here; a rerun then makes no request",
     )
+    p.add_argument(
+        "--bands",
+        nargs="+",
+        default=None,
+        metavar="BAND",
+        help="the run's patches.bands (default B04 B03 B02): the download fetches these and the mask's "
+        "B03 B08 B11, and the scene holds exactly those",
+    )
 
 
 def _mask_command(sub: argparse._SubParsersAction) -> None:
@@ -109,14 +117,17 @@ def _download(args, params) -> Made:
     """Download one area's Sentinel-2 L2A scene of one season (Sentinel Hub / CDSE or a STAC API).
 
     Search the season window for Sentinel-2 L2A acquisitions under the maximum cloud cover and write the
-    area's scene GeoTIFF (B02 B03 B04 B08 B11 as reflectance x 10000, SCL, dataMask, by name; 10 m, the UTM
+    area's scene GeoTIFF (the mask's B03 B08 B11 and --bands as reflectance x 10000, SCL, dataMask, by
+    name; an RGB run's B02 B03 B04 B08 B11; 10 m, the UTM
     zone of the area's centre) in the format of the simulator, with a provenance sidecar. sentinelhub: Catalog search,
     then Process API requests (least-cloudy mosaicking), credentials from SH_CLIENT_ID/SH_CLIENT_SECRET or
     data.sentinelhub.profile. stac: pystac-client search (default Element 84 Earth Search), windowed COG
     reads of the least-cloudy item. With --cache a rerun makes no request."""
     from deepsnow.data.download import download_scene
 
-    summary = download_scene(params, args.aoi, args.season, args.output, cache=args.cache, source=args.source)
+    summary = download_scene(
+        params, args.aoi, args.season, args.output, cache=args.cache, source=args.source, bands=args.bands
+    )
     return Made([args.output], inputs=[params["aoi_file"]] if params.get("aoi_file") else [], extra=summary)
 
 

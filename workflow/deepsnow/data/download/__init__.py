@@ -16,15 +16,20 @@ import logging
 
 from deepsnow import DeepsnowError
 from deepsnow.areas import SEASONS, find_area
-from deepsnow.data.download.common import DownloadError, install_log_redaction
+from deepsnow.data.download.common import DownloadError, download_bands, install_log_redaction
 
 log = logging.getLogger("deepsnow.download")
 
 SOURCES = ("sentinelhub", "stac")
 
 
-def download_scene(params: dict, aoi: str, season: str, output, cache=None, source: str | None = None) -> dict:
-    """Download one area's scene of one season to ``output``; return a JSON-able summary."""
+def download_scene(
+    params: dict, aoi: str, season: str, output, cache=None, source: str | None = None, bands=None
+) -> dict:
+    """Download one area's scene of one season to ``output``; return a JSON-able summary.
+
+    ``bands``: the run's ``patches.bands`` (default the RGB ones); the download fetches those and the
+    mask's (:func:`~deepsnow.data.download.common.download_bands`), and the scene holds exactly them."""
     install_log_redaction()  # remote text and third-party DEBUG lines can carry credentials or tokens
     source = source or params["source"]
     if source not in SOURCES:
@@ -34,12 +39,13 @@ def download_scene(params: dict, aoi: str, season: str, output, cache=None, sour
         )
     if season not in SEASONS:
         raise DeepsnowError(f"--season {season!r}: expected one of {list(SEASONS)}")
+    fetched = download_bands(bands)
     area = find_area(params, aoi)
     if source == "sentinelhub":
         from deepsnow.data.download import sentinelhub as backend
     else:
         from deepsnow.data.download import stac as backend
-    return backend.download(params, area, season, output, cache=cache)
+    return backend.download(params, area, season, output, cache=cache, bands=fetched)
 
 
 __all__ = ["download_scene", "DownloadError", "SOURCES"]

@@ -35,6 +35,27 @@ from deepsnow.areas import Area
 SECRET_ENV = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
 
 
+#: The reflectance bands the mask stage reads (NDSI from B03 and B11, B08 for its rules): every
+#: download fetches them, whatever ``patches.bands`` says.
+MASK_BANDS = ("B03", "B08", "B11")
+#: The order in which a download requests reflectance bands: the five fetched before ``patches.bands``
+#: reached the downloads first (so an RGB run's request is unchanged), then the others in wavelength order.
+FETCH_ORDER = ("B04", "B03", "B02", "B08", "B11", "B05", "B06", "B07", "B8A", "B12")
+
+
+def download_bands(patch_bands: Iterable[str] | None = None, key: str = "patches.bands") -> tuple[str, ...]:
+    """The reflectance bands a download fetches: the mask's plus ``patch_bands`` (default the RGB
+    ones), in :data:`FETCH_ORDER`; a :class:`DeepsnowError` naming ``key`` for an unknown name."""
+    from deepsnow.data.bands import BAND_NAMES, RGB_BANDS
+
+    wanted = list(RGB_BANDS if patch_bands is None else patch_bands)
+    unknown = [b for b in wanted if b not in FETCH_ORDER]
+    if unknown:
+        raise DeepsnowError(f"key '{key}': unknown band names {unknown} (allowed: {list(BAND_NAMES)})")
+    chosen = set(wanted) | set(MASK_BANDS)
+    return tuple(b for b in FETCH_ORDER if b in chosen)
+
+
 class DownloadError(DeepsnowError):
     """A download failure, always naming the area and season; its text is redacted (:func:`redact`)."""
 

@@ -11,9 +11,12 @@ For one area and season:
 2. **Process API** (``POST {base_url}/api/v1/process``), one request per tile
    of the area's UTM grid (tiles at most ``data.sentinelhub.max_tile_px``
    pixels, the API's limit being 2500), least-cloudy mosaicking (``leastCC``)
-   over the window, ``maxCloudCoverage`` = ``data.max_cloud_cover``, bands
-   B04 B03 B02 B08 B11 SCL dataMask in DN as one UINT16 GeoTIFF (B11 resampled
-   to 10 m by the service, nearest neighbour by default). The tiles are
+   over the window, ``maxCloudCoverage`` = ``data.max_cloud_cover``, the
+   reflectance bands the run needs (:func:`~deepsnow.data.download.common.download_bands`:
+   the mask's B03 B08 B11 plus ``patches.bands``; B04 B03 B02 B08 B11 for an RGB
+   run), then SCL and dataMask, in DN as one UINT16 GeoTIFF from an evalscript
+   generated from that list (:func:`evalscript`; the 20 m bands B05 B06 B07 B8A
+   B11 B12 resampled to 10 m by the service, nearest neighbour by default). The tiles are
    mosaicked into the area's grid one row of tiles at a time, each row
    written straight into the scene GeoTIFF (only that row in memory:
    a full Sentinel-2 tile stays near 1.2 GB), in the scene format with
@@ -36,11 +39,13 @@ Retries: sentinelhub-py retries 5xx and connection errors
 waits out 429 responses for their ``Retry-After`` (milliseconds) up to
 ``max_rate_limit_retries`` times; a 401 (expired or revoked token) drops the
 cached session and retries once with a fresh token; a response that is not a
-readable 7-band GeoTIFF (truncated) is dropped from the cache and fetched
+readable GeoTIFF of the requested bands (truncated) is dropped from the cache and fetched
 again.
 
 Cache: with ``--cache DIR`` the Process responses are kept by sentinelhub-py
-(``DIR/<md5 of url and payload>/response.tiff``) and the catalogue results
+(``DIR/<md5 of url and payload>/response.tiff``; the payload holds the evalscript, so
+the key holds the band list: an RGB run's response never answers a 10-band request, nor the
+reverse) and the catalogue results
 here (``DIR/catalog/<hash>.json``), so a rerun makes no request at all. A
 catalogue answer with no scene clear enough is not cached: the next run asks
 again and sees new acquisitions of the window.
@@ -65,6 +70,7 @@ from deepsnow.data.download.common import (
     Pixels,
     area_grid,
     cache_key,
+    download_bands,
     fetch_scene,
     read_cached_json,
     redact,
@@ -80,21 +86,34 @@ log = logging.getLogger("deepsnow.download.sentinelhub")
 CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
 CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
 
-EVALSCRIPT = """//VERSION=3
-function setup() {
-  return {
-    input: [{bands: ["B04", "B03", "B02", "B08", "B11", "SCL", "dataMask"], units: "DN"}],
-    output: {bands: 7, sampleType: "UINT16"}
-  };
-}
-function evaluatePixel(s) {
-  return [s.B04, s.B03, s.B02, s.B08, s.B11, s.SCL, s.dataMask];
-}
+#: The evalscript's outputs after the reflectance bands.
+AUX_OUTPUTS = ("SCL", "dataMask")
+
+
+def evalscript(bands) -> str:
+    """The Process API evalscript of a download fetching the reflectance ``bands`` (in that order): those
+    bands, SCL and dataMask in DN as UINT16, the output bands in the same order (20 m bands resampled
+    to 10 m by the service)."""
+    outputs = tuple(bands) + AUX_OUTPUTS
+    names = ", ".join(f'"{b}"' for b in outputs)
+    values = ", ".join(f"s.{b}" for b in outputs)
+    return f"""//VERSION=3
+function setup() {{
+  return {{
+    input: [{{bands: [{names}], units: "DN"}}],
+    output: {{bands: {len(outputs)}, sampleType: "UINT16"}}
+  }};
+}}
+function evaluatePixel(s) {{
+  return [{values}];
+}}
 """
-#: The evalscript's output bands in its order: the reflectance bands a download fetches (the mask's and
-#: the RGB's; the scene records which it holds), then SCL and dataMask.
-OUTPUT_BANDS = ("B04", "B03", "B02", "B08", "B11", "SCL", "dataMask")
-FETCHED_BANDS = OUTPUT_BANDS[:5]
+
+
+#: The reflectance bands of an RGB run (the mask's and the RGB's), and its evalscript.
+FETCHED_BANDS = download_bands()
+EVALSCRIPT = evalscript(FETCHED_BANDS)
+OUTPUT_BANDS = FETCHED_BANDS + AUX_OUTPUTS
 N_BANDS = len(OUTPUT_BANDS)
 
 
@@ -368,17 +387,17 @@ def search_catalog(
     return out, False
 
 
-def decode_tiff(content: bytes, height: int, width: int) -> np.ndarray:
-    """The (7, h, w) uint16 array of a Process API GeoTIFF; ValueError when it is not one."""
+def decode_tiff(content: bytes, height: int, width: int, n_bands: int = N_BANDS) -> np.ndarray:
+    """The (n_bands, h, w) uint16 array of a Process API GeoTIFF; ValueError when it is not one."""
     from rasterio.io import MemoryFile
 
     if not content:
         raise ValueError("empty response")
     try:
         with MemoryFile(content) as mem, mem.open() as src:
-            if src.count != N_BANDS or (src.height, src.width) != (height, width):
+            if src.count != n_bands or (src.height, src.width) != (height, width):
                 raise ValueError(
-                    f"expected {N_BANDS} bands of {height} x {width} px, got {src.count} of {src.height} x {src.width}"
+                    f"expected {n_bands} bands of {height} x {width} px, got {src.count} of {src.height} x {src.width}"
                 )
             if src.dtypes[0] != "uint16":
                 raise ValueError(f"expected uint16, got {src.dtypes[0]}")
@@ -390,9 +409,12 @@ def decode_tiff(content: bytes, height: int, width: int) -> np.ndarray:
 
 
 def fetch_tile(
-    cfg, collection, sub, area: Area, season: str, max_cc: float, order: str, cache, counts: dict, before_request
+    cfg, collection, sub, area: Area, season: str, max_cc: float, order: str, cache, counts: dict, before_request,
+    bands=FETCHED_BANDS,
 ) -> np.ndarray:
-    """The (7, h, w) pixels of one tile, from the cache or from a Process request (after ``before_request()``)."""
+    """The pixels of one tile, ``bands`` then SCL and dataMask, from the cache or from a Process request
+    (after ``before_request()``). The evalscript names the bands, so the cached response of a request
+    for other bands never answers this one."""
     from sentinelhub import CRS, BBox, MimeType, MosaickingOrder, SentinelHubRequest, bbox_to_dimensions
 
     start, end = area.window(season)
@@ -401,7 +423,7 @@ def fetch_tile(
     if size != (sub.width, sub.height):  # cannot happen for a UTM bbox on the 10 m grid; be exact anyway
         size = (sub.width, sub.height)
     request = SentinelHubRequest(
-        evalscript=EVALSCRIPT,
+        evalscript=evalscript(bands),
         input_data=[
             SentinelHubRequest.input_data(
                 collection,
@@ -433,7 +455,7 @@ def fetch_tile(
         )
         counts["cache_hits" if hit else "process_requests"] += 1
         try:
-            return decode_tiff(resp.content, sub.height, sub.width)
+            return decode_tiff(resp.content, sub.height, sub.width, len(bands) + len(AUX_OUTPUTS))
         except ValueError as exc:
             last = exc
             log.warning("Process API response for %s/%s is unusable (%s); fetching it again", area.name, season, exc)
@@ -444,9 +466,10 @@ def fetch_tile(
     raise _fail(area, season, f"Process API returned no readable GeoTIFF after {attempts} attempt(s): {last}")
 
 
-def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
-    """Fetch one area and season from Sentinel Hub and write the scene; return a JSON-able summary."""
-    return fetch_scene(SentinelHubSource(params, area, season, cache), output)
+def download(params: dict, area: Area, season: str, output, cache=None, bands=None) -> dict:
+    """Fetch one area and season from Sentinel Hub and write the scene; return a JSON-able summary.
+    ``bands``: the reflectance bands to fetch (default :data:`FETCHED_BANDS`, an RGB run's)."""
+    return fetch_scene(SentinelHubSource(params, area, season, cache, bands), output)
 
 
 class SentinelHubSource:
@@ -455,8 +478,10 @@ class SentinelHubSource:
     name = "sentinelhub"
     log = log
 
-    def __init__(self, params: dict, area: Area, season: str, cache=None):
+    def __init__(self, params: dict, area: Area, season: str, cache=None, bands=None):
         self.area, self.season = area, season
+        self.bands = tuple(bands) if bands is not None else FETCHED_BANDS
+        self.outputs = self.bands + AUX_OUTPUTS
         self.sh = params["sentinelhub"]
         self.max_cc = float(params["max_cloud_cover"])
         self.res = float(params["resolution"])
@@ -538,7 +563,7 @@ class SentinelHubSource:
             grid=grid,
             tags=tags,
             requests=counts,
-            bands=FETCHED_BANDS,
+            bands=self.bands,
             facts={"tiles": len(tiles)},
             note=lambda: f"; {counts['process_requests']} Process request(s), {counts['cache_hits']} from the cache",
             strips=self._mosaic(tiles, counts),
@@ -553,7 +578,7 @@ class SentinelHubSource:
         from one Process request per tile; ``counts`` counts the requests."""
         grid = self.grid
         for r0, r1 in sorted({(t[0], t[1]) for t in tiles}):
-            strip = np.zeros((N_BANDS, r1 - r0, grid.width), dtype=np.uint16)
+            strip = np.zeros((len(self.outputs), r1 - r0, grid.width), dtype=np.uint16)
             for i, (t0, t1, c0, c1) in enumerate(tiles):
                 if (t0, t1) != (r0, r1):
                     continue
@@ -578,14 +603,16 @@ class SentinelHubSource:
                     self.cache,
                     counts,
                     self._log_in,
+                    self.bands,
                 )
-            at = OUTPUT_BANDS.index
-            yield r0, {b: strip[at(b)] for b in FETCHED_BANDS}, strip[at("SCL")], strip[at("dataMask")] > 0
+            at = self.outputs.index
+            yield r0, {b: strip[at(b)] for b in self.bands}, strip[at("SCL")], strip[at("dataMask")] > 0
 
     def details(self, scenes: list[dict], from_cache: bool, ok: list[dict], px: Pixels) -> dict:
         return {
             "max_cloud_cover": self.max_cc,
             "mosaicking_order": self.sh["mosaicking_order"],
+            "bands": list(self.outputs),
             "grid": self.grid.as_dict(),
             "tiles": px.facts["tiles"],
             "catalog": {

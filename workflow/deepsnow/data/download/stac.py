@@ -19,8 +19,11 @@ For one area and season:
    centre at 10 m, aligned to the item's 10 m grid when the item is in that
    zone (then the 10 m bands are copied pixel for pixel); an item of a
    neighbouring zone is reprojected (``data.stac.resampling`` for reflectance,
-   nearest for SCL). The 20 m bands are resampled to 10 m: SCL by nearest
-   neighbour, B11 by ``data.stac.resampling`` (bilinear by default: nearest
+   nearest for SCL). Only the assets of the bands the run needs are read
+   (:func:`~deepsnow.data.download.common.download_bands`: the mask's B03 B08
+   B11 plus ``patches.bands``, then SCL; B04 B03 B02 B08 B11 SCL for an RGB
+   run). The 20 m bands are resampled to 10 m: SCL by nearest neighbour, B05
+   B06 B07 B8A B11 B12 by ``data.stac.resampling`` (bilinear by default: nearest
    would leave 2 x 2 blocks; bilinear never mixes nodata in, GDAL skips it).
    If the item covers less than ``data.stac.min_valid_fraction`` of the area
    (swath edge), the next item is tried (up to ``max_candidates``). The reads
@@ -38,11 +41,13 @@ For one area and season:
    scale/offset apply (-0.1 for baseline 04.00 and later when ``raster:bands``
    says nothing). ``raster`` trusts ``raster:bands`` only; ``none`` never
    subtracts an offset (Earth Search is known to mislabel a few items).
-4. **dataMask** = 1 where B04, B03, B02, B08, B11 and SCL are all non-zero
-   (0 is nodata in every Sentinel-2 L2A COG).
+   The scale and offset are found per band, for every band read.
+4. **dataMask** = 1 where every band read (the reflectance bands and SCL) is
+   non-zero (0 is nodata in every Sentinel-2 L2A COG).
 
-Asset keys: Earth Search v1 ``red green blue nir swir16 scl``; the older
-``B04 B03 B02 B08 B11 SCL`` keys are accepted too.
+Asset keys: Earth Search v1 ``blue green red rededge1 rededge2 rededge3 nir
+nir08 swir16 swir22 scl`` (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12 SCL); the
+older keys named as the bands are accepted too.
 
 Retries: the search retries 429/5xx and connection errors (urllib3,
 ``Retry-After`` honoured); GDAL retries HTTP errors of the COG reads
@@ -51,7 +56,8 @@ for those files off, up to ``data.stac.max_attempts`` times in all.
 
 Cache: with ``--cache DIR`` the search results (``DIR/search/``) and the
 pixels read (``DIR/pixels/<key>/``: ``<band>.npy`` and ``grid.json``, written
-last) are kept, so a rerun makes no request. A search
+last; the key holds the hrefs of the assets read, so an entry of an RGB run never
+answers a 10-band read, nor the reverse) are kept, so a rerun makes no request. A search
 result of which no item passes the query is not cached: the next run asks
 again and sees new acquisitions of the window.
 """
@@ -76,6 +82,7 @@ from deepsnow.data.download.common import (
     Pixels,
     area_grid,
     cache_key,
+    download_bands,
     fetch_scene,
     read_cached_json,
     scene_tags,
@@ -94,10 +101,20 @@ ASSET_KEYS = {
     "B02": ("blue", "B02"),
     "B08": ("nir", "B08"),
     "B11": ("swir16", "B11"),
+    "B05": ("rededge1", "B05"),
+    "B06": ("rededge2", "B06"),
+    "B07": ("rededge3", "B07"),
+    "B8A": ("nir08", "B8A"),
+    "B12": ("swir22", "B12"),
     "SCL": ("scl", "SCL"),
 }
-#: The reflectance bands a download fetches (the mask's and the RGB's; a scene records which it holds).
-REFLECTANCE = ("B04", "B03", "B02", "B08", "B11")
+#: The reflectance bands an RGB run fetches (the mask's and the RGB's; a scene records which it holds).
+REFLECTANCE = download_bands()
+
+
+def assets_of(bands) -> tuple[str, ...]:
+    """The assets read for the reflectance ``bands``: those bands, then SCL."""
+    return tuple(bands) + ("SCL",)
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
@@ -250,7 +267,7 @@ def _gdal_env(st: dict, non_cached: list[str] | None = None) -> dict:
     return env
 
 
-def read_item(item: dict, grid, st: dict, store) -> dict:
+def read_item(item: dict, grid, st: dict, store: RawBands) -> dict:
     """Read an item's raw bands (uint16, on ``grid``) into ``store`` (a :class:`RawBands`, zero-filled);
     facts about the reads."""
     from rasterio.enums import Resampling
@@ -258,7 +275,7 @@ def read_item(item: dict, grid, st: dict, store) -> dict:
 
     resampling = Resampling[st["resampling"]]
     facts = {}
-    for band in ASSET_KEYS:
+    for band in store.bands:
         key, asset = _asset(item, band)
         href = _href(item, asset)
         try:
@@ -327,17 +344,20 @@ def _read_band(band: str, key: str, href: str, grid, resampling, store) -> dict:
         return fact
 
 
-def read_item_retrying(item: dict, grid, st: dict, area: Area, season: str, folder) -> tuple[RawBands, dict]:
-    """The item's raw bands in a new :class:`RawBands` at ``folder`` (a failed attempt's files are removed)."""
+def read_item_retrying(
+    item: dict, grid, st: dict, area: Area, season: str, folder, assets=assets_of(REFLECTANCE)
+) -> tuple[RawBands, dict]:
+    """The item's raw ``assets`` (bands) in a new :class:`RawBands` at ``folder`` (a failed attempt's files
+    are removed)."""
     import rasterio
     from rasterio.errors import RasterioError
 
     attempts = max(1, int(st["max_attempts"]))
-    hrefs = [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS]
+    hrefs = [_href(item, _asset(item, b)[1]) for b in assets]
     last = None
     for attempt in range(attempts):
         rawstore.remove(folder)
-        store = RawBands.create(folder, ASSET_KEYS, (grid.height, grid.width))
+        store = RawBands.create(folder, assets, (grid.height, grid.width))
         try:
             with rasterio.Env(**_gdal_env(st, hrefs if attempt else None)):
                 return store, read_item(item, grid, st, store)
@@ -374,11 +394,12 @@ def _item_epsg(item: dict) -> int | None:
     return None
 
 
-def download(params: dict, area: Area, season: str, output, cache=None) -> dict:
+def download(params: dict, area: Area, season: str, output, cache=None, bands=None) -> dict:
     """Fetch one area and season from a STAC API and write the scene; return a JSON-able summary.
+    ``bands``: the reflectance bands to fetch (default :data:`REFLECTANCE`, an RGB run's).
 
     Without a cache the raw bands go to a scratch folder beside ``output``, removed at the end."""
-    source = StacSource(params, area, season, cache, scratch=Path(output).parent)
+    source = StacSource(params, area, season, cache, scratch=Path(output).parent, bands=bands)
     try:
         return fetch_scene(source, output)
     finally:
@@ -402,8 +423,9 @@ class StacSource:
     name = "stac"
     log = log
 
-    def __init__(self, params: dict, area: Area, season: str, cache=None, scratch=None):
+    def __init__(self, params: dict, area: Area, season: str, cache=None, scratch=None, bands=None):
         self.params, self.area, self.season = params, area, season
+        self.bands = tuple(bands) if bands is not None else REFLECTANCE
         self.scratch = None if cache else Path(scratch if scratch is not None else ".")
         self.scratch_folders: list[Path] = []
         self.st = params["stac"]
@@ -471,7 +493,7 @@ class StacSource:
         ok, _ = chosen
         best, tried, counts = self._best_candidate(ok)
         item = best.item
-        offsets = _scale_offsets(item, self.st["boa_offset"])
+        offsets = _scale_offsets(item, self.st["boa_offset"], self.bands)
         props = item.get("properties") or {}
         date = _item_date(item)
         tags = scene_tags(
@@ -485,7 +507,7 @@ class StacSource:
             grid=best.grid,
             tags=tags,
             requests=counts,
-            bands=REFLECTANCE,
+            bands=self.bands,
             facts={"item": item, "scale_offset": offsets, "reads": best.facts, "candidates_tried": tried},
             origin=f" from {item.get('id')} of {date}",
         )
@@ -497,7 +519,9 @@ class StacSource:
         tried, best = [], None
         counts = {"items_read": 0, "from_cache": 0}
         for item in ok[: int(st["max_candidates"])]:
-            grid, raw, facts, hit = _read_candidate(item, area, season, self.res, self.epsg, st, self._folder)
+            grid, raw, facts, hit = _read_candidate(
+                item, area, season, self.res, self.epsg, st, self._folder, assets_of(self.bands)
+            )
             counts["from_cache" if hit else "items_read"] += 1
             frac = valid_fraction(raw)
             tried.append({"id": item.get("id"), "valid_fraction": round(frac, 5)})
@@ -564,10 +588,10 @@ class StacSource:
         }
 
 
-def _scale_offsets(item: dict, mode: str) -> dict:
+def _scale_offsets(item: dict, mode: str, bands=REFLECTANCE) -> dict:
     """Per reflectance band, the scale and offset of DN -> reflectance (module docstring 3) and why."""
     offsets = {}
-    for b in REFLECTANCE:
+    for b in bands:
         _, asset = _asset(item, b)
         scale, offset, why = scale_offset(item, asset, mode)
         offsets[b] = {"scale": scale, "offset": offset, "why": why}
@@ -588,7 +612,7 @@ def valid_fraction(raw: RawBands, rows: int | None = None) -> float:
 
 def _valid_rows(raw: RawBands, r0: int, r1: int) -> np.ndarray:
     mask = np.ones((r1 - r0, raw.shape[1]), dtype=bool)
-    for b in ASSET_KEYS:
+    for b in raw.bands:
         mask &= raw.read(b, r0, r1) > 0
     return mask
 
@@ -625,13 +649,14 @@ class ScaledDN:
         return out if dtype is None else out.astype(dtype)
 
 
-def _read_candidate(item, area, season, res, epsg, st, folder_for):
-    """Grid, raw bands (:class:`RawBands`), read facts of one item, and whether they came from the
-    pixel cache; ``folder_for(key)`` says where the bands go (:meth:`StacSource._folder`)."""
+def _read_candidate(item, area, season, res, epsg, st, folder_for, assets=assets_of(REFLECTANCE)):
+    """Grid, raw ``assets`` (:class:`RawBands`), read facts of one item, and whether they came from the
+    pixel cache; ``folder_for(key)`` says where the bands go (:meth:`StacSource._folder`). The cache key
+    holds the assets' hrefs: the entry of an RGB run never answers a 10-band read, nor the reverse."""
     key = cache_key(
         "stac-pixels",
         item.get("id"),
-        [_href(item, _asset(item, b)[1]) for b in ASSET_KEYS],
+        [_href(item, _asset(item, b)[1]) for b in assets],
         list(area.bbox),
         res,
         epsg,
@@ -642,13 +667,13 @@ def _read_candidate(item, area, season, res, epsg, st, folder_for):
         try:
             g = rawstore.read_grid(folder)
             grid = Grid(int(g["epsg"]), g["left"], g["top"], int(g["width"]), int(g["height"]), g["res"])
-            raw = RawBands.open(folder, ASSET_KEYS, (grid.height, grid.width))
+            raw = RawBands.open(folder, assets, (grid.height, grid.width))
             log.info("%s/%s: pixels of %s read from the cache", area.name, season, item.get("id"))
             return grid, raw, {"cached": str(folder)}, True
         except (DeepsnowError, KeyError, TypeError, ValueError) as exc:
             log.warning("%s/%s: damaged cache entry %s (%s); reading the pixels again", area.name, season, folder, exc)
     grid = area_grid(area.bbox, res, epsg=epsg, origin=_grid_origin(item, epsg, st))
-    raw, facts = read_item_retrying(item, grid, st, area, season, folder)
+    raw, facts = read_item_retrying(item, grid, st, area, season, folder, assets)
     if cached:
         rawstore.write_grid(
             folder,
