@@ -468,21 +468,6 @@ def _check_patch_fits_scene(config: dict) -> list[str]:
     return []
 
 
-def _check_reflectance_run(config: dict) -> list[str]:
-    """A workflow run with reflectance patches: the stages after train (samples' metrics, embedding,
-    figures, synthesis) take 8-bit RGB only for now (issue #28 item 3). Every source provides every band
-    of ``patches.bands``: the downloads fetch them (and the mask's), the simulator writes all ten."""
-    patches = config.get("patches")
-    if not patches or patches["encoding"] != "reflectance":
-        return []
-    return [
-        "key 'patches.encoding': reflectance patches are not built into the workflow yet: the stages after "
-        "train (samples' metrics, embedding, figures, synthesis) take 8-bit RGB only (issue #28 item 3). "
-        "Use patches.encoding: rgb8 here, or run 'deepsnow patches/split/train/translate' with reflectance "
-        "--params directly"
-    ]
-
-
 def _check_metrics_extractors(config: dict) -> list[str]:
     feats, metrics = config.get("features"), config.get("metrics")
     if not (feats and metrics):
@@ -586,5 +571,5 @@ def _check_tracking(config: dict) -> list[str]:
 #: checks that need more than one section (whole config only).
 CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
-    _check_simcover, _check_one_sided_direction, _check_tracking, _check_reflectance_run,
+    _check_simcover, _check_one_sided_direction, _check_tracking,
 )

@@ -23,19 +23,28 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "translate": ("gan", "data/bands.py", "torchfile.py", "data/render.py", "data/scene.py", "cog.py", "io.py"),
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
     "synthesize": ("synthesize", "gan", "data/bands.py", "torchfile.py", "cog.py", "io.py", "data/render.py", "data/scene.py"),
-    "train_simcover": ("features/simcover.py", "features/simcover_train.py", "features/base.py", "torchfile.py", "io.py"),
+    # reflectance training sets are seen as their RGB composite (features/rgbview.py, data/render.py)
+    "train_simcover": (
+        "features/simcover.py", "features/simcover_train.py", "features/base.py", "features/rgbview.py", "data/render.py",
+        "torchfile.py", "io.py",
+    ),
     # the change testbed reads scenes (data/scene.py), renders them as the patches stage does; its
     # benchmark's STAC collection is validated and dated as the synthetic products' catalog is
     "change": ("change", "plugins.py", "data/scene.py", "data/render.py", "cog.py", "io.py", "synthesize/catalog.py"),
-    "embed": ("features", "plugins.py", "torchfile.py", "io.py"),
+    # reflectance images are embedded as their RGB composite, rendered as the patches stage renders RGB
+    "embed": ("features", "plugins.py", "torchfile.py", "io.py", "data/render.py"),
     # the metrics read the features files (features/files.py), never an extractor
-    "metrics": ("metrics", "features/files.py", "io.py"),
+    # reflectance samples' spectral columns: the mask stage's snow rule (data/mask.py), the band checks
+    "metrics": ("metrics", "features/files.py", "io.py", "data/mask.py", "data/bands.py", "data/scene.py", "cog.py"),
     # the ladders degrade and embed images (features) and measure them with the metrics stage's functions
-    "validity": ("validity", "metrics", "features", "plugins.py", "torchfile.py", "io.py"),
+    "validity": (
+        "validity", "metrics", "features", "plugins.py", "torchfile.py", "io.py", "data/render.py",
+        "data/mask.py", "data/bands.py", "data/scene.py", "cog.py",  # the metrics stage's spectral columns
+    ),
     # figures read metrics.csv by the column names metrics/table.py defines, the comparison's tables
     # with metrics/compare.py, and testA's data source from its provenance chain
     "figures": (
-        "figures", "io.py", "metrics/table.py", "metrics/compare.py", "provenance/__init__.py",
+        "figures", "io.py", "metrics/table.py", "data/bands.py", "metrics/compare.py", "provenance/__init__.py",
         "data/render.py", "data/scene.py", "cog.py",  # Figure 9 renders the scenes as the patches stage does
     ),
 }

@@ -208,6 +208,33 @@ def gpus_for(name):
 
 
 DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
+#: reflectance runs: the stages after train see reflectance as its RGB composite, rendered as the patches
+#: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
+REFLECTANCE = config["patches"]["encoding"] == "reflectance"
+#: what a reflectance run cannot make yet (issue #28 items 5-6; docs/bands.md): its rules' input functions
+#: refuse at DAG build, naming patches.encoding, when a target needs them
+REFLECTANCE_NOT_YET = {
+    "validity": "the validity ladders (metrics/validity.csv, Figure 12, the report pages) degrade 8-bit RGB test sets",
+    "synthesize": "the synthetic products (synthetic/...) are RGB COGs",
+    "change": "the change testbed (change/...) runs on the synthetic RGB products",
+}
+
+
+def refuse_reflectance(stage):
+    """Stop the DAG build when a reflectance run asks for what it cannot make yet (REFLECTANCE_NOT_YET)."""
+    if REFLECTANCE:
+        raise DeepsnowError(
+            f"key 'patches.encoding': reflectance runs do not build {stage} yet: {REFLECTANCE_NOT_YET[stage]}. "
+            "Ask for the targets that work on reflectance (dataset, train, samples, features, metrics/metrics.csv, "
+            "metrics/pca.csv, metrics/tracking.csv and Figures 1-8), or use patches.encoding: rgb8"
+        )
+
+
+RGB_VIEW = (
+    f"--rgb-max {config['patches']['rgb_max']} --rgb-gamma {config['patches']['rgb_gamma']}"
+    if REFLECTANCE
+    else ""
+)
 
 
 SAMPLES = [variant_path(f"samples/epoch_{e:03d}.npz") for e in EPOCHS]
@@ -255,7 +282,19 @@ def metrics_epoch_inputs(wildcards):
     }
     if SIMULATED and config["metrics"]["paired"]:
         inputs["truth"] = run_path("dataset/testA.npz")
+    # the spectral columns: the samples against the real test patches (docs/bands.md)
+    if REFLECTANCE:
+        inputs["test_a"] = run_path("dataset/testA.npz")
+        inputs["test_b"] = run_path("dataset/testB.npz")
     return inputs
+
+
+def spectral_option(wildcards, input):
+    """--test-a, --test-b and --mask-params for a reflectance run's spectral columns; empty for RGB."""
+    if "test_b" not in input.keys():
+        return ""
+    tests = f"--test-a {shlex.quote(input.test_a)} --test-b {shlex.quote(input.test_b)}"
+    return f"{tests} --mask-params {shlex.quote(section('mask'))}"
 
 
 # Metric tracking (simulator runs): every unpaired metric against the paired error across the
@@ -295,6 +334,7 @@ def validity_section(name):
 
 def validity_inputs(wildcards):
     """The test sets, every extractor's real features and (simcover) the weights they were made with."""
+    refuse_reflectance("validity")
     used = sorted({INCEPTION, RESNET, *EXTRACTORS})
     inputs = {
         "test_a": run_path("dataset/testA.npz"),
@@ -409,6 +449,7 @@ SYNTH_REFLECTANCE = (
 
 def synthesize_inputs(wildcards):
     """The scene, the checkpoint synthesize.epoch names (all kept ones for best:, with the metrics)."""
+    refuse_reflectance("synthesize")
     epoch = SYNTH["epoch"]
     inputs = {"scene": SYNTH_SCENES[wildcards.name]}
     if isinstance(epoch, str) and epoch.startswith("best:"):
@@ -479,6 +520,7 @@ CHANGE_SUMMARY = variant_path("change/summary.csv")
 
 def change_inputs(wildcards):
     """One area's before / real after scenes and masks, synthetic product(s) and (simulator) truth."""
+    refuse_reflectance("change")
     aoi = wildcards.aoi
     inputs = {
         "before": run_path(f"scenes/{aoi}/snowfree.tif"),

@@ -25,12 +25,13 @@ rule embed_real:
         section=vsection("features") if FEATURES_SWEPT else section("features"),
         code=code("embed"),
         weights=weights_option,
+        rgb_view=RGB_VIEW,
     message:
         "Embedding the real test sets with {wildcards.extractor}"
     shell:
         "deepsnow embed --params {params.section:q} --extractor {wildcards.extractor:q}"
         " --real-a {input.test_a:q} --real-b {input.test_b:q} --output {output.features:q}"
-        " --threads {threads} {params.weights} 2> {log:q}"
+        " --threads {threads} {params.weights} {params.rgb_view} 2> {log:q}"
 
 
 rule embed_samples:
@@ -57,9 +58,10 @@ rule embed_samples:
         section=vsection("features"),
         code=code("embed"),
         weights=weights_option,
+        rgb_view=RGB_VIEW,
     message:
         "Embedding the epoch {wildcards.epoch} samples with {wildcards.extractor}"
     shell:
         "deepsnow embed --params {params.section:q} --extractor {wildcards.extractor:q}"
         " --samples {input.samples:q} --outputs {output.features:q} --threads {threads}"
-        " {params.weights} 2> {log:q}"
+        " {params.weights} {params.rgb_view} 2> {log:q}"

@@ -25,11 +25,12 @@ rule figure:
         section=section("figures"),
         code=code("figures"),
         inputs=figure_options,
+        rgb_view=RGB_VIEW,
     message:
         "Drawing Figure {wildcards.n}"
     shell:
         "deepsnow figures --params {params.section:q} --figure {wildcards.n}"
-        " --outputs {output.png:q} {output.pdf:q} {params.inputs} 2> {log:q}"
+        " --outputs {output.png:q} {output.pdf:q} {params.inputs} {params.rgb_view} 2> {log:q}"
 
 
 rule figure_artifacts:
@@ -58,11 +59,12 @@ rule figure_artifacts:
         section=section("figures"),
         code=code("figures"),
         inputs=figure_options,
+        rgb_view=RGB_VIEW,
     message:
         "Drawing Figure 7 (artifact measures)"
     shell:
         "deepsnow figures --params {params.section:q} --figure 7 --outputs {output.png:q} {output.pdf:q}"
-        " {params.inputs} --output-csv {output.table:q} 2> {log:q}"
+        " {params.inputs} --output-csv {output.table:q} {params.rgb_view} 2> {log:q}"
 
 
 rule report_pages:

@@ -24,11 +24,12 @@ rule metrics_epoch:
         section=vsection("metrics"),
         code=code("metrics"),
         truth=truth_option,
+        spectral=spectral_option,
     message:
         "Measuring the epoch {wildcards.epoch} samples"
     shell:
         "deepsnow metrics epoch --params {params.section:q} --real {input.real:q}"
-        " --features {input.features:q} --samples {input.samples:q} {params.truth}"
+        " --features {input.features:q} --samples {input.samples:q} {params.truth} {params.spectral}"
         " --outputs {output.metrics:q} --threads {threads} 2> {log:q}"
 
 

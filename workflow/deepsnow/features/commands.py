@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from deepsnow import DeepsnowError, provenance
-from deepsnow.commands import Made, path_options, stage_command
+from deepsnow.commands import Made, path_options, rgb_options, stage_command
 
 log = logging.getLogger("deepsnow.features")
 
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outputs", nargs="+", help="one output per --samples file, in the same order")
     p.add_argument("--images-key", default="rgb", help="array holding the images in --images / --real-a / --real-b (default rgb)")
     p.add_argument("--output", help="output .npz for --real-a/--real-b or --images")
+    rgb_options(p, "reflectance inputs are embedded as their RGB composite; ")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
     p.add_argument(
         "--weights-path",
@@ -56,6 +57,7 @@ def _register_train_simcover(sub: argparse._SubParsersAction) -> None:
         output="weights file to write (simcover.pt)",
         summary="JSON summary to write: held-out errors of the fractions, training-mean baseline, loss history",
     )
+    rgb_options(p, "reflectance training sets are seen as their RGB composite; ")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads torch trains with (overrides simcover.threads; another count gives other weights)")
 
@@ -99,6 +101,7 @@ def _embed(args, params) -> Iterator[Made]:
     if threads:
         torch.set_num_threads(int(threads))
     params = _with_weights_path(params, names, args.weights_path)
+    rgb = (args.rgb_max, args.rgb_gamma)
     for name in names:
         started = provenance.now()
         ext = embed.build_from_params(name, params)
@@ -106,17 +109,17 @@ def _embed(args, params) -> Iterator[Made]:
         meta = {"extractor": name, "weights": ext.weights, "pretrained": ext.pretrained, "dim": ext.dim}
         if real:
             out = embed.expand_output(args.output, name, len(names))
-            summary = embed.embed_real(args.real_a, args.real_b, out, ext, params, key=args.images_key)
+            summary = embed.embed_real(args.real_a, args.real_b, out, ext, params, key=args.images_key, rgb=rgb)
             yield Made([out], inputs=[args.real_a, args.real_b], extra={**meta, **summary}, started=started)
         elif args.images is not None:
             out = embed.expand_output(args.output, name, len(names))
-            summary = embed.embed_file(args.images, args.images_key, out, ext, params)
+            summary = embed.embed_file(args.images, args.images_key, out, ext, params, rgb=rgb)
             yield Made([out], inputs=[args.images], extra={**meta, **summary}, started=started)
         else:
             outs = [embed.expand_output(o, name, len(names)) for o in args.outputs]
             for src, dst in zip(args.samples, outs):
                 one_started = provenance.now()
-                (summary,) = embed.embed_samples([src], [dst], ext, params)
+                (summary,) = embed.embed_samples([src], [dst], ext, params, rgb=rgb)
                 yield Made([dst], inputs=[src], extra={**meta, **summary}, started=one_started)
 
 
@@ -154,7 +157,7 @@ def _train_simcover(args, params) -> Iterator[Made]:
 
     if args.threads is not None:
         params = {**params, "threads": args.threads}
-    payload, summary = train_simcover([args.train_a, args.train_b], params)
+    payload, summary = train_simcover([args.train_a, args.train_b], params, (args.rgb_max, args.rgb_gamma))
     save(payload, args.output)
     write_json(args.summary, summary)
     yield Made([args.output, args.summary], inputs=[args.train_a, args.train_b],

@@ -24,6 +24,7 @@ from deepsnow import DeepsnowError
 from deepsnow.features.base import Extractor
 from deepsnow.features.files import metadata_arrays
 from deepsnow.features.registry import build_extractor
+from deepsnow.features.rgbview import DEFAULT_RGB, image_key, rgb_images
 from deepsnow.io import load_npz, save_npz
 
 log = logging.getLogger("deepsnow.features")
@@ -133,18 +134,21 @@ def _run(images, ext: Extractor, params: dict, desc: str) -> np.ndarray:
     )
 
 
-def _embed_array(arrays: dict, key: str, ids_key: str, path, ext: Extractor, params: dict, desc: str):
-    """Features of the images ``arrays[key]`` read from ``path``, and the ids they go with."""
-    feats = _run(check_images(arrays[key], f"{path}:{key}"), ext, params, desc)
+def _embed_array(arrays: dict, key: str, ids_key: str, path, ext: Extractor, params: dict, desc: str, rgb=DEFAULT_RGB):
+    """Features of the images ``arrays[key]`` read from ``path`` (a reflectance file's: of their RGB
+    composite, rendered with ``rgb`` = (rgb_max, rgb_gamma); :mod:`deepsnow.features.rgbview`), and their ids."""
+    images = rgb_images(arrays, key, path, rgb)
+    feats = _run(check_images(images, f"{path}:{key}"), ext, params, desc)
     return feats, _ids(arrays, ids_key, len(feats), path)
 
 
-def embed_real(real_a, real_b, output, ext: Extractor, params: dict, key: str = "rgb") -> dict:
-    """Embed the real test sets once: ``A``, ``B``, ``ids_A``, ``ids_B`` + metadata."""
-    a = load_npz(real_a, required=(key,))
-    b = load_npz(real_b, required=(key,))
-    fa, ids_a = _embed_array(a, key, "ids", real_a, ext, params, f"{ext.name} real A")
-    fb, ids_b = _embed_array(b, key, "ids", real_b, ext, params, f"{ext.name} real B")
+def embed_real(real_a, real_b, output, ext: Extractor, params: dict, key: str = "rgb", rgb=DEFAULT_RGB) -> dict:
+    """Embed the real test sets once: ``A``, ``B``, ``ids_A``, ``ids_B`` + metadata (reflectance test
+    sets: their RGB composite)."""
+    a, b = load_npz(real_a), load_npz(real_b)
+    ka, kb = image_key(a, key, real_a), image_key(b, key, real_b)
+    fa, ids_a = _embed_array(a, ka, "ids", real_a, ext, params, f"{ext.name} real A", rgb)
+    fb, ids_b = _embed_array(b, kb, "ids", real_b, ext, params, f"{ext.name} real B", rgb)
     save_npz(output, A=fa, B=fb, ids_A=ids_a, ids_B=ids_b, **metadata_arrays(ext))
     return {"n_A": len(fa), "n_B": len(fb)}
 
@@ -160,8 +164,9 @@ def _check_sides(arrays: dict, path) -> None:
         )
 
 
-def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
-    """Embed the samples of one or more epochs, one output file per samples file."""
+def embed_samples(samples, outputs, ext: Extractor, params: dict, rgb=DEFAULT_RGB) -> list[dict]:
+    """Embed the samples of one or more epochs, one output file per samples file (reflectance samples:
+    their RGB composite, rendered with ``rgb`` = (rgb_max, rgb_gamma))."""
     samples, outputs = list(samples), list(outputs)
     if len(samples) != len(outputs):
         raise DeepsnowError(f"--samples has {len(samples)} files but --outputs has {len(outputs)}; they pair by position")
@@ -174,17 +179,18 @@ def embed_samples(samples, outputs, ext: Extractor, params: dict) -> list[dict]:
         # a one-sided model's samples (CUT, FastCUT) hold A->B only: so does their features file
         for fk, ik, what in (("fake_B", "ids_A", "fake B"), ("fake_A", "ids_B", "fake A")):
             if fk in s:
-                feats[fk], ids[ik] = _embed_array(s, fk, ik, src, ext, params, f"{ext.name} epoch {epoch} {what}")
+                feats[fk], ids[ik] = _embed_array(s, fk, ik, src, ext, params, f"{ext.name} epoch {epoch} {what}", rgb)
         save_npz(dst, **feats, **ids, epoch=np.array(epoch, dtype=np.int64), **metadata_arrays(ext))
         counts = {f"n_{fk}": len(feats[fk]) if fk in feats else 0 for fk in ("fake_B", "fake_A")}
         summaries.append({"samples": str(src), "output": str(dst), "epoch": epoch, **counts})
     return summaries
 
 
-def embed_file(images, key: str, output, ext: Extractor, params: dict, ids_key: str = "ids") -> dict:
+def embed_file(images, key: str, output, ext: Extractor, params: dict, ids_key: str = "ids", rgb=DEFAULT_RGB) -> dict:
     """Embed one image array ``key`` of an ``.npz``: ``features``, ``ids`` + metadata."""
-    arrays = load_npz(images, required=(key,))
-    feats, ids = _embed_array(arrays, key, ids_key, images, ext, params, f"{ext.name} {Path(images).name}:{key}")
+    arrays = load_npz(images)
+    key = image_key(arrays, key, images)
+    feats, ids = _embed_array(arrays, key, ids_key, images, ext, params, f"{ext.name} {Path(images).name}:{key}", rgb)
     save_npz(output, features=feats, ids=ids, **metadata_arrays(ext))
     return {"n": len(feats)}
 

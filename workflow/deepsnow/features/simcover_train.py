@@ -28,16 +28,21 @@ import torch
 
 from deepsnow import DeepsnowError
 from deepsnow.features.simcover import SNOW_TARGET, SimcoverNet, new_network, weights_payload
+from deepsnow.features.rgbview import DEFAULT_RGB, image_key, rgb_images
 from deepsnow.io import load_npz
 
 log = logging.getLogger("deepsnow.features")
 
 
-def load_training_sets(paths) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """RGB (N, S, S, 3) uint8 and targets (N, T) float32 of the training sets; all must carry ``landcover``."""
+def load_training_sets(paths, rgb_view=DEFAULT_RGB) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """RGB (N, S, S, 3) uint8 and targets (N, T) float32 of the training sets; all must carry ``landcover``.
+    Reflectance training sets are seen as their RGB composite (``rgb_view`` = (rgb_max, rgb_gamma)), as
+    the embedding sees them: simcover takes three channels (docs/bands.md)."""
     rgbs, ys, targets = [], [], None
     for path in paths:
-        arrays = load_npz(path, required=("rgb",))
+        arrays = load_npz(path)
+        key = image_key(arrays, "rgb", path)
+        images = rgb_images(arrays, key, path, rgb_view)
         if "landcover" not in arrays or "landcover_targets" not in arrays:
             raise DeepsnowError(
                 f"{path}: no 'landcover' array: simcover learns the simulator's land-cover fractions, which only "
@@ -49,7 +54,7 @@ def load_training_sets(paths) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if not t or t[-1] != SNOW_TARGET:
             raise DeepsnowError(f"{path}: landcover_targets {t} must end with {SNOW_TARGET!r}")
         targets = t
-        rgbs.append(arrays["rgb"])
+        rgbs.append(images)
         ys.append(np.asarray(arrays["landcover"], dtype=np.float32))
     rgb, y = np.concatenate(rgbs), np.concatenate(ys)
     if len(rgb) < 2:
@@ -186,14 +191,14 @@ def spread(results: list[dict]) -> dict:
     return out
 
 
-def train_simcover(train_paths, params: dict) -> tuple[dict, dict]:
+def train_simcover(train_paths, params: dict, rgb_view=DEFAULT_RGB) -> tuple[dict, dict]:
     """Train ``n_seeds`` seeds on the training sets with ``params['threads']`` torch threads, the caller's restored after.
 
     Returns (weights payload of seed ``params['seed']`` for ``simcover.pt``, summary): the summary's
     top-level ``heldout``, ``baseline_train_mean`` and ``history`` are that kept model's, ``seeds``
     every seed's, ``spread`` their mean/s.d./min/max. The kept model is the configured seed's, not the
     best held-out one: choosing on the held-out patches would make their error an optimistic measure."""
-    rgb, y, targets = load_training_sets(train_paths)
+    rgb, y, targets = load_training_sets(train_paths, rgb_view)
     first, n = int(params["seed"]), int(params["n_seeds"])
     results = []
     with torch_threads(int(params["threads"])) as threads:

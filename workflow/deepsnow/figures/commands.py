@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from deepsnow import DeepsnowError
-from deepsnow.commands import Made, stage_command
+from deepsnow.commands import Made, rgb_options, stage_command
 from deepsnow.figures.table import FIGURES, INPUTS, extra_outputs, option, per_epoch, shown_path, sweep_figures
 
 log = logging.getLogger("deepsnow.figures")
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"figure number, {min(FIGURES)}..{max(FIGURES)}",
     )
     p.add_argument("--outputs", required=True, nargs=2, type=Path, metavar=("PNG", "PDF"), help="output .png and .pdf")
+    rgb_options(p, "reflectance test sets and samples are drawn as their RGB composite; ")
     for name in INPUTS:
         many = {"nargs": "+", "default": []} if per_epoch(name) else {"default": None}
         p.add_argument(option(name), type=Path, help=f"{shown_path(name)} ({_used_by(name)})", **many)
@@ -78,7 +79,8 @@ def _figures(args, params) -> Made:
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
     png, pdf = _check_outputs(args)
     given = {name: getattr(args, name) for name in (*INPUTS, *extra_outputs())}
-    drawn = make_figure(args.figure, params, **given)
+    # reflectance runs: testA and the samples are rendered as the patches stage renders RGB (docs/bands.md)
+    drawn = make_figure(args.figure, {**params, "rgb_view": (args.rgb_max, args.rgb_gamma)}, **given)
     outputs = [png, pdf]
     for name, write in drawn.writes.items():
         write(getattr(args, name))

@@ -289,10 +289,35 @@ def data_label(source: str | None) -> str:
 # ----------------------------------------------------------------------------- images
 
 
-def load_test_a(path, need_water: bool = False) -> dict:
-    """dataset/testA.npz: ``rgb`` (N,S,S,3) uint8 and ``ids``; ``water`` when asked."""
-    required = ("rgb", "ids") + (("water",) if need_water else ())
-    d = load_npz(path, required=required)
+#: ``patches.rgb_max`` and ``patches.rgb_gamma``'s defaults: how reflectance is rendered to RGB
+DEFAULT_RGB_VIEW = (1.0, 2.2)
+
+
+def _reflectance_view(d: dict, path, rgb_view) -> dict:
+    """A reflectance testA (``encoding``, ``bands``, ``reflectance``; docs/bands.md) seen as the paper's
+    rendering: its ``rgb`` (and ``truth``) the RGB composite as the patches stage renders RGB, and the
+    reflectance kept (``reflectance``, ``bands``, ``rgb_view``) for the false-colour composite."""
+    from deepsnow.data.render import render_composite
+
+    encoding = str(np.asarray(d["encoding"]))
+    if encoding != "reflectance" or "bands" not in d or "reflectance" not in d:
+        raise DeepsnowError(f"{path}: array 'encoding' is {encoding!r}: a reflectance test set holds 'reflectance' and 'bands'")
+    bands = tuple(str(b) for b in np.asarray(d["bands"]).ravel())
+    out = {"reflectance": d["reflectance"], "bands": bands, "rgb_view": tuple(rgb_view)}
+    for key in ("reflectance", "truth"):
+        if key in d:
+            out["rgb" if key == "reflectance" else key] = render_composite(d[key], bands, *rgb_view, what=f"{path}:{key}")
+    return {**d, **out}
+
+
+def load_test_a(path, need_water: bool = False, rgb_view=DEFAULT_RGB_VIEW) -> dict:
+    """dataset/testA.npz: ``rgb`` (N,S,S,3) uint8 and ``ids``; ``water`` when asked. A reflectance testA is
+    seen as its RGB composite rendered with ``rgb_view`` = (rgb_max, rgb_gamma) (:func:`_reflectance_view`)."""
+    d = load_npz(path, required=("ids",) + (("water",) if need_water else ()))
+    if "encoding" in d:
+        d = _reflectance_view(d, path, rgb_view)
+    if "rgb" not in d:
+        raise DeepsnowError(f"{path}: missing arrays ['rgb']; found {sorted(d)}")
     rgb = d["rgb"]
     if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.shape[1] < 2 or rgb.shape[2] < 2:
         raise DeepsnowError(f"{path}: 'rgb' should be (N, S, S, 3) images, got shape {rgb.shape}")
@@ -313,7 +338,24 @@ def load_test_a(path, need_water: bool = False) -> dict:
         if d["truth"].shape != rgb.shape:
             raise DeepsnowError(f"{path}: 'truth' shape {d['truth'].shape} does not match 'rgb' {rgb.shape}")
         out["truth"] = d["truth"]
+    out |= {k: d[k] for k in ("reflectance", "bands", "rgb_view") if k in d}
     return out
+
+
+def rgb_view(params: dict) -> tuple[float, float]:
+    """(rgb_max, rgb_gamma) a figure renders reflectance with: ``params["rgb_view"]`` (the command's
+    ``--rgb-max``/``--rgb-gamma``), else the patches stage's defaults."""
+    return tuple(params.get("rgb_view", DEFAULT_RGB_VIEW))
+
+
+def false_colour(test_a: dict):
+    """testA's false-colour composite (B11, B08, B04) ``(N, S, S, 3) uint8``, or None where testA is 8-bit
+    RGB or lacks one of those bands."""
+    from deepsnow.data.render import FALSE_COLOUR, has_bands, render_composite
+
+    if "reflectance" not in test_a or not has_bands(test_a["bands"], FALSE_COLOUR):
+        return None
+    return render_composite(test_a["reflectance"], test_a["bands"], *test_a["rgb_view"], composite=FALSE_COLOUR)
 
 
 def sample_epoch(path) -> int:
@@ -345,13 +387,32 @@ def sample_epochs(paths) -> dict[int, Path]:
     return dict(sorted(out.items()))
 
 
-def load_translated(path, test_a: dict) -> np.ndarray:
-    """``fake_B`` of a samples file reordered to testA order: (N, S, S, 3), one per testA patch.
+def _samples_view(d: dict, path, test_a: dict, composite) -> np.ndarray:
+    """``fake_B`` as drawn: 8-bit RGB as stored, reflectance samples as the ``composite`` of their bands
+    (which must be testA's), rendered as testA is (``test_a["rgb_view"]``)."""
+    from deepsnow.data.render import TRUE_COLOUR, render_composite
+
+    bands = tuple(str(b) for b in np.asarray(d["bands"]).ravel()) if "bands" in d else None
+    if bands != test_a.get("bands"):
+        raise DeepsnowError(
+            f"{path}: samples in bands {list(bands) if bands else 'rgb8'}, but testA {test_a['path']} is in "
+            f"{list(test_a['bands']) if test_a.get('bands') else 'rgb8'}"
+        )
+    if bands is None:
+        if tuple(composite) != TRUE_COLOUR:
+            raise DeepsnowError(f"{path}: 8-bit RGB samples have no {list(composite)} composite")
+        return d["fake_B"]
+    return render_composite(d["fake_B"], bands, *test_a["rgb_view"], composite=composite, what=f"{path}:fake_B")
+
+
+def load_translated(path, test_a: dict, composite=("B04", "B03", "B02")) -> np.ndarray:
+    """``fake_B`` of a samples file reordered to testA order: (N, S, S, 3), one per testA patch
+    (reflectance samples: their ``composite``, by default the RGB one, as :func:`_samples_view` renders it).
 
     Pairs by id; every testA patch must have its translation.
     """
     d = load_npz(path, required=("fake_B", "ids_A"))
-    fake, ids = d["fake_B"], d["ids_A"].astype(str)
+    fake, ids = _samples_view(d, path, test_a, composite), d["ids_A"].astype(str)
     if fake.ndim != 4 or fake.shape[1:] != test_a["rgb"].shape[1:]:
         raise DeepsnowError(f"{path}: 'fake_B' shape {fake.shape} does not match testA patches {test_a['rgb'].shape[1:]}")
     if ids.shape != (len(fake),):

@@ -26,7 +26,7 @@ BAND_COLORS = {"r": "tab:red", "g": "tab:green", "b": "tab:blue"}
 
 def build_figure7(params: dict, test_a, samples) -> Drawn:
     """Figure 7 and the rows of figures/artifacts.csv (written as its extra output ``output_csv``)."""
-    ta = common.load_test_a(test_a, need_water=True)
+    ta = common.load_test_a(test_a, need_water=True, rgb_view=common.rgb_view(params))
     epochs = common.sample_epochs(samples)
     lazy = [(e, functools.partial(common.load_translated, p, ta)) for e, p in epochs.items()]
     radius = int(params["checkerboard_radius"])

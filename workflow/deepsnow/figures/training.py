@@ -27,6 +27,8 @@ FIG8_METRICS = {
     "rf_logloss_mean": ("RF log loss", "RF log loss (nats)"),
 }
 PAIRED_LABEL = "paired L1 vs snowfall truth (0–1 scale)"
+#: a reflectance run's (its metrics.csv has the spectral columns, ``w1_mean``): L1 in reflectance
+PAIRED_REFLECTANCE_LABEL = "paired L1 vs snowfall truth (reflectance)"
 
 
 def _metrics_rows(path, direction: str = "AtoB"):
@@ -257,6 +259,7 @@ def extractor_metrics(rows, inc: str, res: str) -> dict:
 def _fig8_panel(ax, col, name, ylabel, letter, ctx) -> None:
     """One metric per epoch, beside the paired L1 when there is truth, titled with their ρ."""
     rows, metrics_path, epochs, paired, corr = ctx
+    paired_label = PAIRED_REFLECTANCE_LABEL if "w1_mean" in rows.columns else PAIRED_LABEL
     if col not in rows.columns:
         ax.text(0.5, 0.5, f"no '{col}' column in metrics.csv", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel("epoch")
@@ -274,7 +277,7 @@ def _fig8_panel(ax, col, name, ylabel, letter, ctx) -> None:
     h2 = _plot_metric(ax2, epochs, paired, label="paired L1", color="C3", marker="s")
     if h2 is not None:
         h2.set_linestyle("--")
-    ax2.set_ylabel(PAIRED_LABEL, color="C3")
+    ax2.set_ylabel(paired_label, color="C3")
     ax2.tick_params(axis="y", colors="C3")
     _headroom(ax, 0.3)
     _headroom(ax2, 0.3)

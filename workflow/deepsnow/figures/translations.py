@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepsnow.data.render import FALSE_COLOUR
 from deepsnow.figures import common
 from deepsnow.figures.common import Drawn, new_figure, panel_label, suptitle
 
@@ -48,7 +49,7 @@ def _short(patch_id: str, n: int = 26) -> str:
 
 def _closeup_inputs(params: dict, test_a_path, sample_paths):
     """testA, the samples by epoch, the close-up patch index and window (all checked)."""
-    test_a = common.load_test_a(test_a_path)
+    test_a = common.load_test_a(test_a_path, rgb_view=common.rgb_view(params))
     epochs = common.sample_epochs(sample_paths)
     k = common.check_patch_index(int(params["closeup_patch"]), test_a)
     window = common.closeup_window(params["closeup_window"], test_a["rgb"].shape[1:3])
@@ -65,54 +66,64 @@ def build_figure1(params: dict, test_a, samples) -> Drawn:
     order = [k] + [i for i in range(n) if i != k]
     order = order[: min(int(params["samples_count"]), n)]
     data = common.data_label(source)
-    fig = figure1(ta["rgb"][order], fake[order], ta["ids"][order], epoch, window, len(order), data)
+    real_fc = common.false_colour(ta)  # reflectance with B11, B08, B04: the composite where snow and cloud separate
+    false = None if real_fc is None else (real_fc[order], common.load_translated(epochs[epoch], ta, FALSE_COLOUR)[order])
+    fig = figure1(ta["rgb"][order], fake[order], ta["ids"][order], epoch, window, len(order), data, false)
     extra = {
         "epoch": epoch, "patches": ta["ids"][order].tolist(), "closeup_window": list(window), "data_source": source,
     }
+    if "bands" in ta:
+        extra |= {"bands": list(ta["bands"]), "false_colour": list(FALSE_COLOUR) if false else None}
     return Drawn(fig, [Path(test_a), epochs[epoch]], extra)
 
 
-def figure1(real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: int, data: str = common.UNKNOWN_DATA):
+def figure1(
+    real: np.ndarray, fake: np.ndarray, ids, epoch: int, window, count: int, data: str = common.UNKNOWN_DATA, false=None
+):
     """Snow-free test patches (upper row of each pair) and their translations (lower row).
 
     ``real``/``fake``: (N, S, S, 3) uint8 in display order (the close-up patch
     first); the red box marks the close-up ``window`` = (row, col, h, w) on the
     first panel. ``data`` names where the patches came from (:func:`common.data_label`).
+    ``false``: (real, fake) false-colour composites (B11, B08, B04) of the same patches, drawn as a
+    second pair of rows under each pair (reflectance runs), or None.
     """
     from matplotlib.patches import Rectangle
 
     n = max(1, min(count, len(real)))
     ncol = min(n, 4)
     npair = math.ceil(n / ncol)
-    fig = new_figure(1.8 * ncol + 0.9, 2 * 1.75 * npair + 0.9)
-    axes = fig.subplots(2 * npair, ncol, squeeze=False, sharex=True, sharey=True)
-    for k in range(2 * npair * ncol):
+    rows = [(real, "snow-free (real)"), (fake, f"snow (epoch {epoch})")]
+    if false is not None:
+        rows += [(false[0], "snow-free, B11 B08 B04"), (false[1], f"snow (epoch {epoch}),\nB11 B08 B04")]
+    block = len(rows)
+    fig = new_figure(1.8 * ncol + 0.9, block * 1.75 * npair + 0.9)
+    axes = fig.subplots(block * npair, ncol, squeeze=False, sharex=True, sharey=True)
+    for k in range(npair * ncol):
         pr, col = divmod(k, ncol)
-        if pr >= npair:
-            break
-        ax_r, ax_f = axes[2 * pr, col], axes[2 * pr + 1, col]
+        axs = [axes[block * pr + j, col] for j in range(block)]
         if k >= n:
-            ax_r.set_visible(False)
-            ax_f.set_visible(False)
+            for ax in axs:
+                ax.set_visible(False)
             continue
-        _show(ax_r, real[k])
-        _show(ax_f, fake[k])
-        ax_r.set_title(_short(str(ids[k])), fontsize=7)
-        if col == 0:
-            ax_r.set_ylabel("snow-free (real)\nrow (px)")
-            ax_f.set_ylabel(f"snow (epoch {epoch})\nrow (px)")
+        for ax, (images, label) in zip(axs, rows):
+            _show(ax, images[k])
+            if col == 0:
+                ax.set_ylabel(f"{label}\nrow (px)")
+        axs[0].set_title(_short(str(ids[k])), fontsize=7)
         last_pair = pr == npair - 1 or (pr + 1) * ncol + col >= n
         if last_pair:
-            ax_f.set_xlabel("column (px)")
-        for ax in (ax_r, ax_f):
-            ax.tick_params(labelleft=col == 0, labelbottom=last_pair and ax is ax_f)
+            axs[-1].set_xlabel("column (px)")
+        for ax in axs:
+            ax.tick_params(labelleft=col == 0, labelbottom=last_pair and ax is axs[-1])
     r, c, h, w = window
     axes[0, 0].add_patch(
         Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.8, clip_on=False, zorder=5)
     )
+    note = "; false colour B11 B08 B04: snow cyan, cloud white" if false is not None else ""
     suptitle(fig,
         f"Snow-free test patches ({data}) and their cycleGAN snow translations (epoch {epoch});\n"
-        f"red box: close-up of Figures 2 and 4 ({PIXEL_NOTE})"
+        f"red box: close-up of Figures 2 and 4 ({PIXEL_NOTE}){note}"
     )
     return fig
 

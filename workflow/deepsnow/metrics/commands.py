@@ -38,6 +38,12 @@ def _epoch_command(command) -> None:
     path_options(
         p, required=False, truth="dataset/testA.npz holding 'truth_snowfall' and 'truth' (simulator data; paired errors)"
     )
+    path_options(
+        p, required=False, test_a="dataset/testA.npz (reflectance runs: the real patches of the BtoA spectral columns)",
+        test_b="dataset/testB.npz (reflectance runs: the real patches of the AtoB spectral columns)",
+    )
+    p.add_argument("--mask-params", metavar="JSON|@FILE", default=None,
+                   help="the 'mask' config section: its snow rule gives the spectral columns' snow shares")
     p.add_argument("--threads", type=int, default=None, help="parallel RF fits (overrides metrics.n_jobs)")
 
 
@@ -123,10 +129,17 @@ def _epoch(args, params) -> list[Made]:
     ('deepsnow embed --real-a/--real-b') and reused for every epoch."""
     from deepsnow.metrics.epoch import evaluate_files
 
+    from deepsnow.config import parse_params
+
     if args.samples and args.truth is None:
         log.info("--samples given without --truth: no paired errors")
+    if (args.test_a is None) != (args.test_b is None):
+        raise DeepsnowError("--test-a and --test-b go together")
+    tests = (args.test_a, args.test_b) if args.test_a is not None else None
+    mask = parse_params(args.mask_params, "mask") if tests else None
     summaries = evaluate_files(
-        args.real, args.features, args.outputs, params, samples_paths=args.samples, truth_path=args.truth, n_jobs=args.threads
+        args.real, args.features, args.outputs, params, samples_paths=args.samples, truth_path=args.truth,
+        n_jobs=args.threads, test_paths=tests, mask_params=mask,
     )
     return [Made([s["output"]], inputs=s["inputs"], extra={"epoch": s["epoch"]}) for s in summaries]
 

@@ -168,9 +168,11 @@ def evaluate_epoch(
     epoch: int,
     paired: dict | None = None,
     n_jobs: int | None = None,
+    spectral: dict | None = None,
 ) -> list[dict]:
     """The rows (AtoB, BtoA; AtoB alone for a one-sided model) of one epoch. ``paired``: {"fake", "truth",
-    "season", "water"} images for AtoB (:func:`_paired`)."""
+    "season", "water"} images for AtoB (:func:`_paired`); ``spectral``: direction -> the spectral columns
+    of a reflectance run (:func:`spectral_inputs`)."""
     inc, res = params["inception_extractor"], params["resnet_extractor"]
     _check_extractors(real, fake, (inc, res, *real), epoch)
     n_jobs = params["n_jobs"] if n_jobs is None else n_jobs
@@ -189,6 +191,7 @@ def evaluate_epoch(
         except DeepsnowError as exc:
             raise DeepsnowError(f"{where} (generated {fk} vs real {rk}): {exc}") from exc
         row.update(_paired(direction, paired))
+        row.update((spectral or {}).get(direction, {}))
         rows.append({k: _nan_to_none(v) for k, v in row.items()})
         _log_row(where, row)
     return rows
@@ -227,8 +230,11 @@ def evaluate_files(
     samples_paths=(),
     truth_path=None,
     n_jobs: int | None = None,
+    test_paths=None,
+    mask_params: dict | None = None,
 ) -> list[dict]:
-    """``deepsnow metrics epoch``: one JSON per epoch found in ``feature_paths`` (outputs in ascending epoch order)."""
+    """``deepsnow metrics epoch``: one JSON per epoch found in ``feature_paths`` (outputs in ascending epoch order).
+    ``test_paths`` (testA, testB) and ``mask_params``: the spectral columns of reflectance samples."""
     real = load_real(real_paths)
     epochs = load_epochs(feature_paths)
     order = sorted(epochs)
@@ -236,9 +242,10 @@ def evaluate_files(
     _check_outputs(order, outputs)
     _warn_not_pretrained(real, params)
     paired_src = paired_inputs(samples_paths, truth_path, params, set(order))
+    spectral = spectral_inputs(samples_paths, test_paths, mask_params, set(order))
     summaries = []
     for e, out in zip(order, outputs):
-        rows = evaluate_epoch(real, epochs[e], params, e, paired=paired_src.get(e), n_jobs=n_jobs)
+        rows = evaluate_epoch(real, epochs[e], params, e, paired=paired_src.get(e), n_jobs=n_jobs, spectral=spectral.get(e))
         doc = {
             "epoch": e,
             "rows": rows,
@@ -250,6 +257,8 @@ def evaluate_files(
         inputs = [arr["_path"] for arr in real.values()] + [arr["_path"] for arr in epochs[e].values()]
         if e in paired_src:
             inputs += [paired_src[e]["samples_path"], str(truth_path)]
+        if e in spectral:
+            inputs += [spectral[e]["samples_path"], *map(str, test_paths)]
         summaries.append({"epoch": e, "output": str(out), "inputs": inputs})
     return summaries
 
@@ -282,6 +291,7 @@ def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> d
     """The generated images of one epoch and the true images with the same ids, in the same order."""
     from deepsnow.metrics.paired import pair_by_ids
 
+    _same_bands(samples, truth, path, truth_path)
     fi, ti = pair_by_ids(samples["ids_A"], truth["ids"])
     n = len(samples["ids_A"])
     if len(fi) < n:
@@ -295,6 +305,24 @@ def _paired_epoch(samples: dict, truth: dict, path, truth_path, epoch: int) -> d
         "ids": np.asarray(samples["ids_A"]).astype(str)[fi],
         "samples_path": str(path),
     }
+
+
+def _bands_of(arrays: dict) -> list[str]:
+    """The bands of a samples or test file: its ``bands`` (reflectance), else the 8-bit RGB's."""
+    if "bands" not in arrays:
+        return ["rgb8"]
+    return [str(b) for b in np.asarray(arrays["bands"]).ravel()]
+
+
+def _same_bands(samples: dict, truth: dict, path, truth_path) -> None:
+    """Samples are paired with truths of the same bands only (reflectance samples with truths cut in the
+    same bands, RGB with RGB); an error names both files and their bands."""
+    got, want = _bands_of(samples), _bands_of(truth)
+    if got != want:
+        raise DeepsnowError(
+            f"{path}: samples in bands {got}, but the truths of {truth_path} are in {want}; paired errors need "
+            "the same bands (rgb8: 8-bit RGB)"
+        )
 
 
 def paired_inputs(samples_paths, truth_path, params, epochs: set[int]) -> dict[int, dict]:
@@ -319,4 +347,47 @@ def paired_inputs(samples_paths, truth_path, params, epochs: set[int]) -> dict[i
     missing = epochs - set(out)
     if missing:
         raise DeepsnowError(f"--samples lack epochs {sorted(missing)} (paired errors need the images of every epoch)")
+    return out
+
+
+# ----------------------------------------------------------------------------- spectral columns
+
+
+def _test_reflectance(path) -> tuple[np.ndarray, list[str]]:
+    """A reflectance test set's ``reflectance`` and ``bands`` (errors name the file)."""
+    from deepsnow.data.bands import image_of
+
+    arrays = load_npz(path)
+    key, bands, encoding = image_of(arrays, path, "test set")
+    if encoding != "reflectance":
+        raise DeepsnowError(f"{path}: an 8-bit RGB test set, but the samples are reflectance")
+    return arrays[key], list(bands)
+
+
+def spectral_inputs(samples_paths, test_paths, mask_params: dict | None, epochs: set[int]) -> dict[int, dict]:
+    """{epoch: {direction: spectral columns, "samples_path": ...}} of reflectance samples against the real
+    target-domain test patches (AtoB: testB, BtoA: testA; :mod:`deepsnow.metrics.spectral`); {} for RGB
+    samples or without ``test_paths``."""
+    from deepsnow.metrics.spectral import spectral_columns
+
+    if not test_paths or not samples_paths:
+        return {}
+    if mask_params is None:
+        raise DeepsnowError("the spectral columns need the mask section (--mask-params) for its snow rule")
+    tests, out = None, {}
+    for p in samples_paths:
+        s = load_npz(p, required=("fake_B", "epoch"))
+        if "bands" not in s:
+            continue  # 8-bit RGB samples: no spectral columns
+        e, bands = int(np.asarray(s["epoch"]).reshape(())), _bands_of(s)
+        if e not in epochs:
+            raise DeepsnowError(f"{p}: samples of epoch {e}, but no --features were given for that epoch")
+        tests = tests or [_test_reflectance(t) for t in test_paths]
+        for t, (_, tb) in zip(test_paths, tests):
+            if tb != bands:
+                raise DeepsnowError(f"{p}: samples in bands {bands}, but the test set {t} is in {tb}")
+        row = {"samples_path": str(p), "AtoB": spectral_columns(tests[1][0], s["fake_B"], bands, mask_params, f"{p}:fake_B")}
+        if "fake_A" in s:
+            row["BtoA"] = spectral_columns(tests[0][0], s["fake_A"], bands, mask_params, f"{p}:fake_A")
+        out[e] = row
     return out

@@ -7,9 +7,12 @@ the input does not show). ``fake_B[i]`` (testA patch i translated A->B) pairs wi
 image of the same id; :mod:`deepsnow.metrics.epoch` measures against both (docs/metrics.md).
 
 * ``paired_l1``: mean absolute difference over pixels and channels, on the
-  0..1 scale (uint8 difference / 255);
+  0..1 scale (uint8 difference / 255); for reflectance samples (``patches.encoding: reflectance``,
+  uint16 reflectance x 10000 in the run's bands, the truths cut in the same bands) in reflectance
+  (uint16 difference / 10000) over all the bands;
 * ``paired_ssim``: mean over pairs of ``skimage.metrics.structural_similarity``
-  (``channel_axis=-1``, ``data_range=255``, default 7x7 uniform window);
+  (``channel_axis=-1``, ``data_range=255``, default 7x7 uniform window); for reflectance, of the
+  reflectance (stored value / 10000) with ``data_range=1`` (reflectance 0..1), all bands;
 * ``paired_l1_water``: ``paired_l1`` over water pixels only (where the paper
   saw GAN artifacts), when ``water`` masks are given and any water is present.
 """
@@ -37,30 +40,49 @@ def pair_by_ids(fake_ids, truth_ids) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(fi, dtype=int), np.asarray(ti, dtype=int)
 
 
+#: dtype of the paired images -> the stored value of 1 on the errors' scale: 8-bit RGB on 0..1,
+#: uint16 reflectance x 10000 in reflectance
+UNIT = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 10000.0}
+
+
 def _images(fake, truth) -> tuple[np.ndarray, np.ndarray]:
-    """Paired uint8 RGB images as arrays of equal (N, S, S, 3) shapes."""
+    """Paired images as arrays of equal (N, S, S, C) shapes and dtypes: uint8 RGB (C = 3) or uint16
+    reflectance x 10000 (any C)."""
     fake, truth = np.asarray(fake), np.asarray(truth)
-    if fake.shape != truth.shape or fake.ndim != 4 or fake.shape[-1] != 3:
-        raise DeepsnowError(f"paired images must have equal (N, S, S, 3) shapes, got {fake.shape} and {truth.shape}")
+    if fake.shape != truth.shape or fake.ndim != 4 or fake.dtype != truth.dtype or fake.dtype not in UNIT:
+        raise DeepsnowError(
+            "paired images must be uint8 RGB or uint16 reflectance of equal (N, S, S, C) shapes, got "
+            f"{fake.dtype} {fake.shape} and {truth.dtype} {truth.shape}"
+        )
+    if fake.dtype == np.uint8 and fake.shape[-1] != 3:
+        raise DeepsnowError(f"paired uint8 images must be (N, S, S, 3) RGB, got {fake.shape}")
     return fake, truth
 
 
 def _abs_diff(fake: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """|fake - truth| of uint8 images on the 0..1 scale (float64)."""
-    return np.abs(fake.astype(np.int16) - truth.astype(np.int16)).astype(np.float64) / 255.0
+    """|fake - truth| on the errors' scale (float64): 0..1 for uint8 RGB, reflectance for uint16."""
+    return np.abs(fake.astype(np.int32) - truth.astype(np.int32)).astype(np.float64) / UNIT[fake.dtype]
+
+
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of one pair: uint8 RGB with data range 255, reflectance (value / 10000) with data range 1."""
+    from skimage.metrics import structural_similarity
+
+    if a.dtype == np.uint8:
+        return structural_similarity(a, b, channel_axis=-1, data_range=255)
+    return structural_similarity(a / UNIT[a.dtype], b / UNIT[b.dtype], channel_axis=-1, data_range=1.0)
 
 
 def patch_l1(fake, truth) -> np.ndarray:
     """``paired_l1`` of every pair (N,): the mean absolute difference of each patch on the 0..1
-    scale. Patches have one size, so their mean is ``paired_l1`` (the metrics tracking bootstraps it)."""
+    scale (reflectance: in reflectance). Patches have one size, so their mean is ``paired_l1`` (the metrics tracking bootstraps it)."""
     fake, truth = _images(fake, truth)
     return _abs_diff(fake, truth).mean(axis=(1, 2, 3))
 
 
 def paired_errors(fake, truth, water=None) -> dict:
-    """L1 (0..1 scale) and SSIM between paired uint8 RGB images (N, S, S, 3)."""
-    from skimage.metrics import structural_similarity
-
+    """L1 and SSIM between paired images (N, S, S, C): uint8 RGB (L1 on the 0..1 scale) or uint16
+    reflectance x 10000 (L1 in reflectance)."""
     fake, truth = _images(fake, truth)
     n = len(fake)
     if n == 0:
@@ -69,9 +91,7 @@ def paired_errors(fake, truth, water=None) -> dict:
         raise DeepsnowError(f"images of {fake.shape[1]}x{fake.shape[2]} px are too small for SSIM's 7x7 window")
     diff = _abs_diff(fake, truth)
     l1 = float(diff.mean())
-    ssim = float(
-        np.mean([structural_similarity(a, b, channel_axis=-1, data_range=255) for a, b in zip(fake, truth)])
-    )
+    ssim = float(np.mean([_ssim(a, b) for a, b in zip(fake, truth)]))
     l1_water = float("nan")
     if water is not None:
         water = np.asarray(water, dtype=bool)

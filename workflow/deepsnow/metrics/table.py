@@ -109,11 +109,22 @@ def prdc_columns(rows: list[dict]) -> list[str]:
     return [f"{p}_{name}" for name in names for p in PRDC_PREFIXES]
 
 
+def spectral_columns(rows: list[dict]) -> list[str]:
+    """A reflectance run's ``w1_<band>`` (then ``w1_mean``), ``ndsi_w1``, ``snow_share_fake``,
+    ``snow_share_real`` (:mod:`deepsnow.metrics.spectral`), as the rows hold them; none for RGB runs."""
+    from deepsnow.data.bands import BAND_NAMES
+
+    found = {k for r in rows for k in r if k.startswith("w1_") and k != "w1_mean"}
+    w1 = [f"w1_{b}" for b in BAND_NAMES if f"w1_{b}" in found]  # in band order (the epoch JSONs sort their keys)
+    rest = ["w1_mean", "ndsi_w1", "snow_share_fake", "snow_share_real"]
+    return w1 + [c for c in rest if any(c in r for r in rows)]
+
+
 def table_columns(rows: list[dict]) -> tuple[str, ...]:
     """:data:`TABLE_COLUMNS` with the rows' per-extractor distances, then their nearest-neighbour
     scores, after ``crd_dot``."""
     i = TABLE_COLUMNS.index(PER_EXTRACTOR_AFTER) + 1
-    return (*TABLE_COLUMNS[:i], *per_extractor_columns(rows), *prdc_columns(rows), *TABLE_COLUMNS[i:])
+    return (*TABLE_COLUMNS[:i], *per_extractor_columns(rows), *prdc_columns(rows), *TABLE_COLUMNS[i:], *spectral_columns(rows))
 
 
 def unpaired_metrics(rows: list[dict]) -> dict[str, int]:
