@@ -70,11 +70,11 @@ rule download:
         code=code("download"),
         cache=run_path(f"cache/{config['data']['source']}"),
         source=config["data"]["source"],
-        bands=" ".join(config["patches"]["bands"]),
+        bands=config["patches"]["bands"],
     message:
         "Downloading the {wildcards.season} scene of area {wildcards.aoi} ({params.source})"
     shell:
         "deepsnow download --params {params.section:q} --aoi {wildcards.aoi:q}"
         " --season {wildcards.season:q} --output {output.scene:q} --cache {params.cache:q}"
-        " --bands {params.bands}"
+        " --bands {params.bands:q}"
         " 2> {log:q}"
