@@ -6,7 +6,7 @@ daemons through ``-f``. munged listens on its own socket in that folder and the 
 free ports, so a system SLURM or munge on the same machine is left alone. The cluster has
 one node (this machine, ``CPUs`` and ``RealMemory`` as found, one dummy GPU) and two
 partitions, ``cpu`` (default) and ``gpu``. There is no accounting database, so job status
-comes from ``squeue`` (``MinJobAge`` keeps finished jobs visible there for 10 minutes).
+comes from ``squeue`` (``MinJobAge`` keeps finished jobs visible there for 2 hours: the tests read every job of the module back, and a loaded machine may take longer than 10 minutes).
 
 Needs root (to install packages and to run slurmd, which starts jobs as their users).
 """
@@ -183,7 +183,7 @@ class SlurmCluster:
                     "GresTypes=gpu",
                     "MpiDefault=none",
                     "ReturnToService=2",
-                    "MinJobAge=600",  # finished jobs stay visible to squeue (the status command)
+                    "MinJobAge=7200",  # finished jobs stay visible to squeue and scontrol for the whole test module
                     "SlurmctldTimeout=30",
                     "SlurmdTimeout=60",
                     "InactiveLimit=0",
