@@ -22,15 +22,21 @@ from deepsnow import DeepsnowError
 _held: dict[str, object] = {}
 
 
-def _describe(fh) -> str:
-    try:
-        fh.seek(0)
-        info = json.loads(fh.read() or "{}")
-    except (OSError, ValueError):
-        return "another process"
-    if not info:
-        return "another process"
-    return f"process {info.get('pid')} on {info.get('host')} (started {info.get('started')}: {info.get('command')})"
+def _describe(fh, wait: float = 2.0) -> str:
+    """The holder as its lock file names it. A holder that has just taken the lock writes its
+    details a moment later: an empty or half-written file is read again for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fh.seek(0)
+            info = json.loads(fh.read() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if info:
+            return f"process {info.get('pid')} on {info.get('host')} (started {info.get('started')}: {info.get('command')})"
+        if time.monotonic() >= deadline:
+            return "another process"
+        time.sleep(0.05)
 
 
 def acquire(path: str | os.PathLike, what: str, advice: str):
