@@ -34,16 +34,6 @@ class SlurmUnavailable(RuntimeError):
     """SLURM could not be installed or started here (the tests skip with this message)."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stale_test_link(link: Path) -> bool:
     """Whether ``link`` points at a test cluster's config whose slurmctld no longer runs.
 
