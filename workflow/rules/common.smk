@@ -214,10 +214,15 @@ REFLECTANCE = config["patches"]["encoding"] == "reflectance"
 #: what a reflectance run cannot make yet (issue #28 items 5-6; docs/bands.md): its rules' input functions
 #: refuse at DAG build, naming patches.encoding, when a target needs them
 REFLECTANCE_NOT_YET = {
-    "validity": "the validity ladders (metrics/validity.csv, Figure 12, the report pages) degrade 8-bit RGB test sets",
+    "validity": "the validity ladders (metrics/validity.csv, Figure 12, metrics/ranking.csv) degrade 8-bit RGB test sets",
     "synthesize": "the synthetic products (synthetic/...) are RGB COGs",
     "change": "the change testbed (change/...) runs on the synthetic RGB products",
 }
+
+
+#: the metric validity ladders (metrics/validity.csv, Figure 12, metrics/ranking.csv) degrade 8-bit RGB
+#: test sets: a reflectance run's final targets leave them out (its validity page says why)
+LADDERS = not REFLECTANCE
 
 
 def refuse_reflectance(stage):
@@ -225,8 +230,8 @@ def refuse_reflectance(stage):
     if REFLECTANCE:
         raise DeepsnowError(
             f"key 'patches.encoding': reflectance runs do not build {stage} yet: {REFLECTANCE_NOT_YET[stage]}. "
-            "Ask for the targets that work on reflectance (dataset, train, samples, features, metrics/metrics.csv, "
-            "metrics/pca.csv, metrics/tracking.csv and Figures 1-8), or use patches.encoding: rgb8"
+            "The default target (all) leaves out what a reflectance run cannot make; ask for it or for other "
+            "targets, or use patches.encoding: rgb8"
         )
 
 
@@ -264,6 +269,14 @@ def weights_option(wildcards, input):
 
 def report_simcover_inputs(wildcards):
     return {"simcover": SIMCOVER_SUMMARY} if SIMCOVER_TRAINS else {}
+
+
+def report_validity_inputs(wildcards):
+    return {"validity": validity_path("metrics/validity.csv")} if LADDERS else {}
+
+
+def report_validity_option(wildcards, input):
+    return f"--validity {shlex.quote(input.validity)}" if input.get("validity") else ""
 
 
 def simcover_option(wildcards, input):
@@ -393,7 +406,7 @@ def figure_input_paths(name):
 FIGURE_INPUTS = {
     str(n): {name: figure_input_paths(name) for name in fig.inputs}
     for n, fig in figure_table.FIGURES.items()
-    if not fig.sweep
+    if not fig.sweep and (LADDERS or "validity" not in fig.inputs)
 }
 FIGURE_EXTRA_OUTPUTS = {
     str(n): {name: variant_path(path) for name, path in fig.outputs.items()}
@@ -408,6 +421,8 @@ FIGURES = [variant_path(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
 
 def figure_inputs(wildcards):
     """A figure's inputs in the job's variant (rule inputs given by a function are not formatted)."""
+    if wildcards.n not in FIGURE_INPUTS:  # drawn from the ladders, which this run has not
+        refuse_reflectance("validity")
     fill = lambda p: p.replace("{variant}", wildcards.variant) if SWEEP else p
     return {
         name: [fill(p) for p in paths] if isinstance(paths, list) else fill(paths)
@@ -574,6 +589,7 @@ def change_options(wildcards, input):
 # change summary and benchmark catalog, and a sweep's comparison.
 def final_outputs():
     per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
-    per_variant += [TRACKING, RANKING] if config["tracking"]["enabled"] else []
+    per_variant += [TRACKING] if config["tracking"]["enabled"] else []
+    per_variant += [RANKING] if config["tracking"]["enabled"] and LADDERS else []
     per_variant += [CHANGE_SUMMARY, CHANGE_BENCHMARK_CATALOG] if CHANGE_AREAS else []
     return each_variant(per_variant) + (COMPARISON if SWEEP else [])

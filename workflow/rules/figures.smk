@@ -71,10 +71,10 @@ rule report_pages:
     """Render the run's tables, merged config and headline numbers as HTML report pages."""
     input:
         unpack(report_simcover_inputs),
+        unpack(report_validity_inputs),
         metrics=variant_path("metrics/metrics.csv"),
         losses=variant_path("train/losses.csv"),
         artifacts=FIGURE_EXTRA_OUTPUTS["7"]["output_csv"],
-        validity=validity_path("metrics/validity.csv"),
         summary=run_path("dataset/summary.json"),
     output:
         headline=report(
@@ -127,10 +127,11 @@ rule report_pages:
         code=code("figures"),
         outdir=output_dir,
         simcover=simcover_option,
+        validity=report_validity_option,
     message:
         "Rendering the report's tables"
     shell:
         "deepsnow report-pages --config-json {params.config:q} --metrics {input.metrics:q}"
-        " --losses {input.losses:q} --artifacts {input.artifacts:q} --validity {input.validity:q}"
+        " --losses {input.losses:q} --artifacts {input.artifacts:q} {params.validity}"
         " --summary {input.summary:q}"
         " --outdir {params.outdir:q} {params.simcover} 2> {log:q}"

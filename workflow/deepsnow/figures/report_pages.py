@@ -168,7 +168,17 @@ def _lowest(value: float) -> str:
     return "n/a" if value == float("-inf") else f"{value:.2f}"
 
 
-def validity_page(path: Path, title: str) -> str:
+#: the validity page of a run without ladders (reflectance runs: the ladders degrade 8-bit RGB so far)
+NO_LADDERS = (
+    '<p class="n">This run has no metric validity ladders: they degrade 8-bit RGB test sets, and its patches '
+    "are reflectance (patches.encoding: reflectance; docs/bands.md). Its spectral and physical columns are in "
+    "the metrics page.</p>"
+)
+
+
+def validity_page(path: Path | None, title: str) -> str:
+    if path is None:
+        return page(title, NO_LADDERS)
     header, table = validity_summary(path)
     note = (
         '<p class="n">rho: Spearman\'s rank correlation of the metric with the degradation level, signed so that '
@@ -295,7 +305,7 @@ def _report_pages(args, params):
         with atomic_output(out) as tmp:
             tmp.write_text(text)
         outputs.append(out)
-    inputs = list(sources.values()) + ([args.simcover] if args.simcover else [])
+    inputs = [p for p in sources.values() if p is not None] + ([args.simcover] if args.simcover else [])
     return Made(outputs, inputs=inputs, config=config, section="config")
 
 
@@ -306,9 +316,13 @@ def register(sub) -> None:
         metrics="metrics/metrics.csv",
         losses="train/losses.csv",
         artifacts="figures/artifacts.csv",
-        validity="metrics/validity.csv",
         summary="dataset/summary.json",
         outdir="the folder for the HTML pages (results/<run>/report)",
     )
-    path_options(p, required=False, simcover="features/simcover.json: simcover's held-out errors (headline page)")
+    path_options(
+        p,
+        required=False,
+        simcover="features/simcover.json: simcover's held-out errors (headline page)",
+        validity="metrics/validity.csv (left out: a run without ladders, e.g. on reflectance patches)",
+    )
     p.add_argument("--config-json", required=True, help="the merged config as JSON (the workflow passes its config)")
