@@ -211,12 +211,10 @@ DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "tes
 #: reflectance runs: the stages after train see reflectance as its RGB composite, rendered as the patches
 #: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
 REFLECTANCE = config["patches"]["encoding"] == "reflectance"
-#: what a reflectance run cannot make yet (issue #28 items 5-6; docs/bands.md): its rules' input functions
+#: what a reflectance run cannot make yet (issue #28; docs/bands.md): its rules' input functions
 #: refuse at DAG build, naming patches.encoding, when a target needs them
 REFLECTANCE_NOT_YET = {
     "validity": "the validity ladders (metrics/validity.csv, Figure 12, the report pages) degrade 8-bit RGB test sets",
-    "synthesize": "the synthetic products (synthetic/...) are RGB COGs",
-    "change": "the change testbed (change/...) runs on the synthetic RGB products",
 }
 
 
@@ -226,7 +224,8 @@ def refuse_reflectance(stage):
         raise DeepsnowError(
             f"key 'patches.encoding': reflectance runs do not build {stage} yet: {REFLECTANCE_NOT_YET[stage]}. "
             "Ask for the targets that work on reflectance (dataset, train, samples, features, metrics/metrics.csv, "
-            "metrics/pca.csv, metrics/tracking.csv and Figures 1-8), or use patches.encoding: rgb8"
+            "metrics/pca.csv, metrics/tracking.csv, Figures 1-10, synthetic/catalog.json, change/summary.csv), "
+            "or use patches.encoding: rgb8"
         )
 
 
@@ -439,17 +438,29 @@ SYNTH_SCENES = {
     **{s["name"]: s["path"] for s in SYNTH["scenes"]},
 }
 SYNTH_CATALOG = variant_path("synthetic/catalog.json")
-# synthesize.reflectance: the approximate reflectance product beside the RGB one
+# the reflectance product beside the RGB one: a reflectance run's generator output (always), an RGB
+# run's approximation (synthesize.reflectance)
+SYNTH_HAS_REFLECTANCE = REFLECTANCE or SYNTH["reflectance"]
 SYNTH_REFLECTANCE = (
     {"reflectance": variant_path("synthetic/{name}/snow_reflectance.tif")}
-    if SYNTH["reflectance"]
+    if SYNTH_HAS_REFLECTANCE
     else {}
 )
 
 
+def synthesize_needs_rgb():
+    """A reflectance run's snow.tif is the RGB composite of its reflectance: refused without B04 B03 B02."""
+    missing = [b for b in ("B04", "B03", "B02") if b not in config["patches"]["bands"]]
+    if REFLECTANCE and missing:
+        raise DeepsnowError(
+            f"key 'patches.bands': {config['patches']['bands']} lacks {missing}; the synthetic products "
+            "(synthetic/..., and the change testbed built on them) include the RGB composite B04 B03 B02"
+        )
+
+
 def synthesize_inputs(wildcards):
     """The scene, the checkpoint synthesize.epoch names (all kept ones for best:, with the metrics)."""
-    refuse_reflectance("synthesize")
+    synthesize_needs_rgb()
     epoch = SYNTH["epoch"]
     inputs = {"scene": SYNTH_SCENES[wildcards.name]}
     if isinstance(epoch, str) and epoch.startswith("best:"):
@@ -520,7 +531,6 @@ CHANGE_SUMMARY = variant_path("change/summary.csv")
 
 def change_inputs(wildcards):
     """One area's before / real after scenes and masks, synthetic product(s) and (simulator) truth."""
-    refuse_reflectance("change")
     aoi = wildcards.aoi
     inputs = {
         "before": run_path(f"scenes/{aoi}/snowfree.tif"),
@@ -529,7 +539,7 @@ def change_inputs(wildcards):
         "real_mask": run_path(f"masks/{aoi}/snow.tif"),
         "synthetic": variant_path(f"synthetic/{aoi}/snow.tif", wildcards),
     }
-    if SYNTH["reflectance"]:
+    if SYNTH_HAS_REFLECTANCE:
         inputs["synthetic_reflectance"] = variant_path(
             f"synthetic/{aoi}/snow_reflectance.tif", wildcards
         )
@@ -539,7 +549,8 @@ def change_inputs(wildcards):
 
 
 # The benchmark each change job writes per area, in change/benchmark/<area>/. The band set rgb in the
-# folder itself, reflectance (synthesize.reflectance) in its reflectance/ folder; after_truth.tif on
+# folder itself, reflectance (a reflectance run's bands, or synthesize.reflectance's B04 B03 B02) in its
+# reflectance/ folder; after_truth.tif on
 # simulator data. Names as deepsnow.change.benchmark writes them; output keys <band set>_<file>.
 CHANGE_BENCHMARK_DIR = variant_path("change/benchmark")
 CHANGE_BENCHMARK_CATALOG = f"{CHANGE_BENCHMARK_DIR}/catalog.json"
@@ -547,7 +558,7 @@ CHANGE_BENCHMARK_ITEMS = f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{{aoi}}.json"
 CHANGE_BENCHMARK_FILES = {
     f"{bands}_{name}": f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{folder}{name}.tif"
     for bands, folder in [("rgb", "")]
-    + ([("reflectance", "reflectance/")] if SYNTH["reflectance"] else [])
+    + ([("reflectance", "reflectance/")] if SYNTH_HAS_REFLECTANCE else [])
     for name in ["before", "after_real", "after_synthetic"]
     + (["after_truth"] if SIMULATED else [])
     + ["anomalies"]
