@@ -27,7 +27,8 @@ def _scenes(d, bands=TEN):
     rng = np.random.default_rng(5)
     base = {b: rng.uniform(0.05, 0.45, (H, W)) for b in bands}
     for name, gain in (("snowfree", 1.0), ("snow", 1.6), ("truth", 1.5)):
-        refl = {b: np.clip(gain * v + 0.02 * rng.standard_normal((H, W)), 0, 1).astype(np.float32) for b, v in base.items()}
+        refl = {b: np.clip(gain * v + 0.02 * rng.standard_normal((H, W)), 0, 1).astype(np.float32)
+                for b, v in base.items()}
         write_scene(d / f"{name}.tif", refl, np.full((H, W), 4, np.uint8), np.ones((H, W), np.uint8), CRS, TRANSFORM)
     for name in ("snowfree", "snow"):
         with rasterio.open(d / f"mask_{name}.tif", "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8",
@@ -91,7 +92,8 @@ def test_the_reflectance_band_set_is_the_products_bands_read_by_name(area):
     with rasterio.open(folder / "after_synthetic.tif") as src:
         assert list(src.descriptions) == TEN[::-1]
     with rasterio.open(folder / "anomalies.tif") as src:
-        assert src.tags()["DEEPSNOW_BANDS"] == "reflectance" and src.tags()["DEEPSNOW_BAND_NAMES"] == " ".join(TEN[::-1])
+        tags = src.tags()
+        assert tags["DEEPSNOW_BANDS"] == "reflectance" and tags["DEEPSNOW_BAND_NAMES"] == " ".join(TEN[::-1])
     with rasterio.open(out / "bench" / "anomalies.tif") as src:
         assert src.tags()["DEEPSNOW_BAND_NAMES"] == "B04 B03 B02"
 
@@ -102,7 +104,8 @@ def test_the_summary_names_the_bands_of_each_band_set(area):
     _, out = area
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert list(rows[0])[:5] == ["area", "bands", "band_names", "detector", "pair"]
-    assert {(r["bands"], r["band_names"]) for r in rows} == {("rgb", "B04 B03 B02"), ("reflectance", " ".join(TEN[::-1]))}
+    expected = {("rgb", "B04 B03 B02"), ("reflectance", " ".join(TEN[::-1]))}
+    assert {(r["bands"], r["band_names"]) for r in rows} == expected
     assert len(rows) == 2 * 4 * 3  # band sets x detectors x pairs
     summary = json.loads((out / "summary.json").read_text())
     assert summary["gaps"]["reflectance"]["band_names"] == " ".join(TEN[::-1])
@@ -135,7 +138,8 @@ def test_the_collection_and_score_name_the_bands(area, tmp_path, capsys):
     with rasterio.open(tmp_path / "s.tif", "w", **profile) as dst:
         dst.write(scores, 1)
     capsys.readouterr()
-    assert main(["change", "score", "--benchmark", str(folder), "--scores", f"real={tmp_path / 's.tif'}", "--json"]) == 0
+    scores_arg = f"real={tmp_path / 's.tif'}"
+    assert main(["change", "score", "--benchmark", str(folder), "--scores", scores_arg, "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)["rows"]
     assert row["bands"] == "reflectance" and row["band_names"] == " ".join(TEN[::-1])
 
@@ -156,7 +160,8 @@ def _unnamed_product(d, tmp):
 
     write_cog(tmp / "unnamed.tif", np.full((3, H, W), 900, np.uint16), CRS, TRANSFORM, np.ones((H, W), bool),
               ("red", "green", "blue"), {}, scale=1e-4)
-    return tmp / "unnamed.tif", r"unnamed\.tif: expected a synthetic reflectance product: uint16 .* found uint16 bands \['red'"
+    return tmp / "unnamed.tif", (r"unnamed\.tif: expected a synthetic reflectance product: uint16 .* "
+                                 r"found uint16 bands \['red'")
 
 
 def _scene_lacking_a_band(d, tmp):

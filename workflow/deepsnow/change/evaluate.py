@@ -204,8 +204,8 @@ def band_names(record: dict, which: str) -> str:
 
 
 def gaps(rows: list[dict]) -> dict:
-    """Per band set: its bands (``band_names``), per detector the mean AUC per pair over areas, ``|AUC_synthetic - AUC_real|``
-    (and truth vs real, synthetic vs truth where there is truth), and the detector rankings."""
+    """Per band set: its bands (``band_names``), per detector the mean AUC per pair over areas,
+    ``|AUC_synthetic - AUC_real|`` (and truth vs real, synthetic vs truth where there is truth), and the detector rankings."""
     out = {}
     for which in sorted({r["bands"] for r in rows}):
         mean = {}

@@ -130,7 +130,8 @@ def eo_bands(names) -> list:
     out = []
     for name in (n for n in names if n):
         band = RGB_SOURCES.get(name, name)
-        out.append(Band.create(name=name, common_name=common.get(band), center_wavelength=CENTER_WAVELENGTH_UM.get(band)))
+        centre = CENTER_WAVELENGTH_UM.get(band)
+        out.append(Band.create(name=name, common_name=common.get(band), center_wavelength=centre))
     return out
 
 
