@@ -79,7 +79,8 @@ def _area(args, params) -> Made:
     scene. Errors (exit 2, nothing written): images on different grids, no
     valid pixels, a band constant over the pixels used, change.implant_fraction outside (0, 0.5), an
     unknown detector name, an installed detector that fails or returns scores of the wrong shape or not
-    finite."""
+    finite, a --synthetic-reflectance whose bands are not uint16 named Sentinel-2 bands, a scene lacking
+    one of its bands."""
     from deepsnow.change import benchmark as bench
     from deepsnow.change import evaluate, implant
     from deepsnow.change.pixels import RGB, Image, product_bands
