@@ -111,10 +111,10 @@ def _open(rasterio, path: Path):
 
 def product_bands(path: Path) -> tuple[str, ...]:
     """The bands of a synthetic reflectance product: its band descriptions, each a Sentinel-2 band
-    (:data:`deepsnow.data.bands.BAND_NAMES`) once, stored as uint16 reflectance x 10000."""
+    (:data:`deepsnow.data.scene.REFLECTANCE_BANDS`) once, stored as uint16 reflectance x 10000."""
     import rasterio
 
-    from deepsnow.data.bands import BAND_NAMES
+    from deepsnow.data.scene import REFLECTANCE_BANDS as BAND_NAMES
 
     with _open(rasterio, path) as src:
         names, dtypes = [d or "" for d in src.descriptions], set(src.dtypes)
