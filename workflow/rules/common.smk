@@ -211,17 +211,12 @@ DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "tes
 #: reflectance runs: the stages after train see reflectance as its RGB composite, rendered as the patches
 #: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
 REFLECTANCE = config["patches"]["encoding"] == "reflectance"
-#: what a reflectance run cannot make yet (issue #28 items 5-6; docs/bands.md): its rules' input functions
-#: refuse at DAG build, naming patches.encoding, when a target needs them
+#: what a reflectance run cannot make yet (issue #28; docs/bands.md): its final targets leave it out
+#: (the report's validity page says why), and its input functions refuse a target that needs it at DAG
+#: build, naming patches.encoding
 REFLECTANCE_NOT_YET = {
     "validity": "the validity ladders (metrics/validity.csv, Figure 12, metrics/ranking.csv) degrade 8-bit RGB test sets",
-    "synthesize": "the synthetic products (synthetic/...) are RGB COGs",
-    "change": "the change testbed (change/...) runs on the synthetic RGB products",
 }
-
-
-#: the metric validity ladders (metrics/validity.csv, Figure 12, metrics/ranking.csv) degrade 8-bit RGB
-#: test sets: a reflectance run's final targets leave them out (its validity page says why)
 LADDERS = not REFLECTANCE
 
 
@@ -454,17 +449,29 @@ SYNTH_SCENES = {
     **{s["name"]: s["path"] for s in SYNTH["scenes"]},
 }
 SYNTH_CATALOG = variant_path("synthetic/catalog.json")
-# synthesize.reflectance: the approximate reflectance product beside the RGB one
+# the reflectance product beside the RGB one: a reflectance run's generator output (always), an RGB
+# run's approximation (synthesize.reflectance)
+SYNTH_HAS_REFLECTANCE = REFLECTANCE or SYNTH["reflectance"]
 SYNTH_REFLECTANCE = (
     {"reflectance": variant_path("synthetic/{name}/snow_reflectance.tif")}
-    if SYNTH["reflectance"]
+    if SYNTH_HAS_REFLECTANCE
     else {}
 )
 
 
+def synthesize_needs_rgb():
+    """A reflectance run's snow.tif is the RGB composite of its reflectance: refused without B04 B03 B02."""
+    missing = [b for b in ("B04", "B03", "B02") if b not in config["patches"]["bands"]]
+    if REFLECTANCE and missing:
+        raise DeepsnowError(
+            f"key 'patches.bands': {config['patches']['bands']} lacks {missing}; the synthetic products "
+            "(synthetic/..., and the change testbed built on them) include the RGB composite B04 B03 B02"
+        )
+
+
 def synthesize_inputs(wildcards):
     """The scene, the checkpoint synthesize.epoch names (all kept ones for best:, with the metrics)."""
-    refuse_reflectance("synthesize")
+    synthesize_needs_rgb()
     epoch = SYNTH["epoch"]
     inputs = {"scene": SYNTH_SCENES[wildcards.name]}
     if isinstance(epoch, str) and epoch.startswith("best:"):
@@ -535,7 +542,6 @@ CHANGE_SUMMARY = variant_path("change/summary.csv")
 
 def change_inputs(wildcards):
     """One area's before / real after scenes and masks, synthetic product(s) and (simulator) truth."""
-    refuse_reflectance("change")
     aoi = wildcards.aoi
     inputs = {
         "before": run_path(f"scenes/{aoi}/snowfree.tif"),
@@ -544,7 +550,7 @@ def change_inputs(wildcards):
         "real_mask": run_path(f"masks/{aoi}/snow.tif"),
         "synthetic": variant_path(f"synthetic/{aoi}/snow.tif", wildcards),
     }
-    if SYNTH["reflectance"]:
+    if SYNTH_HAS_REFLECTANCE:
         inputs["synthetic_reflectance"] = variant_path(
             f"synthetic/{aoi}/snow_reflectance.tif", wildcards
         )
@@ -554,7 +560,8 @@ def change_inputs(wildcards):
 
 
 # The benchmark each change job writes per area, in change/benchmark/<area>/. The band set rgb in the
-# folder itself, reflectance (synthesize.reflectance) in its reflectance/ folder; after_truth.tif on
+# folder itself, reflectance (a reflectance run's bands, or synthesize.reflectance's B04 B03 B02) in its
+# reflectance/ folder; after_truth.tif on
 # simulator data. Names as deepsnow.change.benchmark writes them; output keys <band set>_<file>.
 CHANGE_BENCHMARK_DIR = variant_path("change/benchmark")
 CHANGE_BENCHMARK_CATALOG = f"{CHANGE_BENCHMARK_DIR}/catalog.json"
@@ -562,7 +569,7 @@ CHANGE_BENCHMARK_ITEMS = f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{{aoi}}.json"
 CHANGE_BENCHMARK_FILES = {
     f"{bands}_{name}": f"{CHANGE_BENCHMARK_DIR}/{{aoi}}/{folder}{name}.tif"
     for bands, folder in [("rgb", "")]
-    + ([("reflectance", "reflectance/")] if SYNTH["reflectance"] else [])
+    + ([("reflectance", "reflectance/")] if SYNTH_HAS_REFLECTANCE else [])
     for name in ["before", "after_real", "after_synthetic"]
     + (["after_truth"] if SIMULATED else [])
     + ["anomalies"]

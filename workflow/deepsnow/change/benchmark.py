@@ -4,12 +4,14 @@
 for the band set ``reflectance``), COGs on the before scene's grid (CRS, transform, shape):
 
 - ``before.tif``: the before image, as the detectors get it (``rgb``: the rendered scene, uint8
-  red, green, blue; ``reflectance``: float32 B04, B03, B02);
+  red, green, blue; ``reflectance``: float32 reflectance in the band set's bands, described by name:
+  a reflectance run's checkpoint bands, an RGB run's B04, B03, B02);
 - ``after_real.tif``, ``after_synthetic.tif``, ``after_truth.tif`` (simulator data): each after
   image with the implanted changes already in it: every pixel used holds exactly the value the
   detectors score (an implanted pixel its donor's after-value);
 - ``anomalies.tif``: uint8, 1 implanted, 0 untouched, :data:`NODATA` (255, and masked) where the
-  pixel is not used; its tags (``DEEPSNOW_*``) hold the area, band set, implant parameters, seed and counts.
+  pixel is not used; its tags (``DEEPSNOW_*``) hold the area, band set and its bands (``DEEPSNOW_BAND_NAMES``),
+  implant parameters, seed and counts.
 
 Every image's internal mask is the set of pixels used, the same as ``anomalies.tif``'s valid
 pixels; values under the mask are the image's own (also inside an implanted blob whose pixels
@@ -35,7 +37,8 @@ ANOMALIES = "anomalies.tif"
 #: anomalies.tif's value where a pixel is not used
 NODATA = 255
 CLASS_NAMES = {0: "untouched", 1: "implanted"}
-BAND_NAMES = {"rgb": ("red", "green", "blue"), "reflectance": pixels.RGB}
+#: the band descriptions of the rgb band set's images (a reflectance band set's are its band names)
+RGB_DESCRIPTIONS = ("red", "green", "blue")
 DTYPES = {"rgb": "uint8", "reflectance": "float32"}
 BLOCK = 512
 #: the tags of the scenes carried into the benchmark images (the catalog's datetime, the area)
@@ -56,10 +59,16 @@ def files(root: Path, band_sets, pairs) -> list[Path]:
     return [band_set_folder(root, which) / name for which in band_sets for name in names]
 
 
-def image_profile(grid, which: str) -> dict:
-    """The COG profile of one benchmark image of band set ``which`` on ``grid`` ((H, W), crs, transform)."""
+def descriptions(which: str, names) -> tuple[str, ...]:
+    """The band descriptions of band set ``which``'s images, whose bands are ``names``."""
+    return RGB_DESCRIPTIONS if which == "rgb" else tuple(names)
+
+
+def image_profile(grid, which: str, count: int = 3) -> dict:
+    """The COG profile of one benchmark image of band set ``which`` (``count`` bands) on ``grid`` ((H, W), crs,
+    transform)."""
     (h, w), crs, transform = grid
-    profile = {"driver": "GTiff", "height": h, "width": w, "count": 3, "dtype": DTYPES[which], "crs": crs,
+    profile = {"driver": "GTiff", "height": h, "width": w, "count": count, "dtype": DTYPES[which], "crs": crs,
                "transform": transform, "blockxsize": BLOCK}
     if which == "rgb":
         profile["photometric"] = "RGB"
@@ -90,14 +99,15 @@ def _source_tags(o: pixels.Opened) -> dict:
 
 
 def write_image(path: Path, o: pixels.Opened, which: str, used: np.ndarray, values: np.ndarray | None,
-                rows: int) -> None:
-    """One benchmark image: ``o``'s band set ``which``, the pixels ``used`` set to ``values`` (the
-    gathered after-values with the implants; None for the before image, which has none), masked
+                rows: int, names=pixels.RGB) -> None:
+    """One benchmark image: ``o``'s band set ``which`` (bands ``names``), the pixels ``used`` set to ``values``
+    (the gathered after-values with the implants; None for the before image, which has none), masked
     elsewhere."""
     from deepsnow.cog import cog_output
 
     (h, w), _, _ = o.grid
-    with cog_output(path, image_profile(o.grid, which), resampling="average") as dst:
+    bands = descriptions(which, names)
+    with cog_output(path, image_profile(o.grid, which, len(bands)), resampling="average") as dst:
         for r0, r1, win in windows((h, w), rows):
             block = np.ascontiguousarray(o.bands(r0, r1, which), dtype=DTYPES[which])
             lo, hi = _in_window(used, w, r0, r1)
@@ -108,7 +118,7 @@ def write_image(path: Path, o: pixels.Opened, which: str, used: np.ndarray, valu
             mask[at] = 255
             dst.write(block, window=win)
             dst.write_mask(mask.reshape(r1 - r0, w), window=win)
-        for i, name in enumerate(BAND_NAMES[which], start=1):
+        for i, name in enumerate(bands, start=1):
             dst.set_band_description(i, name)
         dst.update_tags(**_source_tags(o))
 
@@ -137,9 +147,11 @@ class Writer:
     """Writes an area's benchmark, band set by band set; a context whose error exit removes every
     file it wrote (the stage writes nothing when it fails)."""
 
-    def __init__(self, root: Path, opened: dict, used: np.ndarray, implanted: np.ndarray, tags: dict, rows: int):
+    def __init__(self, root: Path, opened: dict, used: np.ndarray, implanted: np.ndarray, tags: dict, rows: int,
+                 band_sets: dict | None = None):
         self.root, self.opened, self.used, self.implanted = Path(root), opened, used, implanted
         self.tags, self.rows, self.written = tags, rows, []
+        self.band_sets = band_sets or pixels.DEFAULT_BANDS
 
     def __enter__(self) -> Writer:
         return self
@@ -154,15 +166,16 @@ class Writer:
         and ``anomalies.tif``."""
         folder = band_set_folder(self.root, which)
         folder.mkdir(parents=True, exist_ok=True)
+        names = self.band_sets[which]
         for role, o in self.opened.items():
             path = folder / IMAGE_FILES[role]
             self.written.append(path)
-            write_image(path, o, which, self.used, gathered.get(role), self.rows)
+            write_image(path, o, which, self.used, gathered.get(role), self.rows, names)
         path = folder / ANOMALIES
         self.written.append(path)
         grid = self.opened["before"].grid
-        write_anomalies(path, grid, self.used, self.implanted.astype(np.uint8), {**self.tags, "bands": which},
-                        self.rows)
+        tags = {**self.tags, "bands": which, "band_names": " ".join(names)}
+        write_anomalies(path, grid, self.used, self.implanted.astype(np.uint8), tags, self.rows)
 
 
 def read_tags(path: Path) -> dict:

@@ -6,7 +6,7 @@ area the item ``change/benchmark/<area>/<area>.json`` with
 
 - the images as assets (``before``, ``after_real``, ``after_synthetic``, ``after_truth``; with
   the band set ``reflectance`` also ``reflectance_before``, ...), each with the EO extension's
-  band names and the raster extension's data type;
+  bands (name, common name, centre wavelength) and the raster extension's data type;
 - ``anomalies`` (``reflectance_anomalies``), the implanted-change truth, described with the label
   extension: a raster label (``label:type`` raster, ``label:properties`` null), classes 0
   (untouched) and 1 (implanted), task segmentation, method automated, class counts;
@@ -71,9 +71,12 @@ def _add_asset(item, key: str, path: Path, info: dict, title: str, roles: list[s
     from pystac.extensions.eo import Band, EOExtension
     from pystac.extensions.raster import RasterBand, RasterExtension
 
+    from deepsnow.synthesize.catalog import eo_bands
+
     asset = pystac.Asset(href=str(path.resolve()), title=title, media_type=pystac.MediaType.COG, roles=roles)
     item.add_asset(key, asset)
-    EOExtension.ext(asset).bands = [Band.create(name=n) for n in info["names"]]
+    images = key.removeprefix("reflectance_") != "anomalies"
+    EOExtension.ext(asset).bands = eo_bands(info["names"]) if images else [Band.create(name=n) for n in info["names"]]
     RasterExtension.ext(asset).bands = [
         RasterBand.create(data_type=d, spatial_resolution=info["res"], sampling="area") for d in info["dtypes"]]
 

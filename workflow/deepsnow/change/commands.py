@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     path_options(
         p,
         required=False,
-        synthetic_reflectance="synthetic/<area>/snow_reflectance.tif (synthesize.reflectance): adds the "
-        "reflectance band set",
+        synthetic_reflectance="synthetic/<area>/snow_reflectance.tif: adds the reflectance band set, in its bands "
+        "(a reflectance run's checkpoint bands; an RGB run's synthesize.reflectance approximation, B04 B03 B02)",
         truth="truth/<area>/snow.tif, the simulator's true after-scene (simulator data): adds the truth pair",
         benchmark="change/benchmark/<area>: also write the area's benchmark there (before.tif, after_<pair>.tif, "
         "anomalies.tif; the reflectance band set in its reflectance/ folder)",
@@ -75,13 +75,15 @@ def _area(args, params) -> Made:
     hyperbolic_acd; or an installed 'deepsnow.detectors' entry point) scores every pair; the record holds per detector and pair the ROC AUC for the implants, the false-alarm rate
     at the threshold giving change.far on the real pair, the untouched pixels' score distribution
     and the ROC curve. Band sets: rgb (the scenes rendered as the patches are), plus reflectance
-    with --synthetic-reflectance. Errors (exit 2, nothing written): images on different grids, no
+    with --synthetic-reflectance, in that product's bands (its band descriptions), read by name from every
+    scene. Errors (exit 2, nothing written): images on different grids, no
     valid pixels, a band constant over the pixels used, change.implant_fraction outside (0, 0.5), an
     unknown detector name, an installed detector that fails or returns scores of the wrong shape or not
-    finite."""
+    finite, a --synthetic-reflectance whose bands are not uint16 named Sentinel-2 bands, a scene lacking
+    one of its bands."""
     from deepsnow.change import benchmark as bench
     from deepsnow.change import evaluate, implant
-    from deepsnow.change.pixels import Image
+    from deepsnow.change.pixels import RGB, Image, product_bands
     from deepsnow.data.scene import window_rows
     from deepsnow.io import write_json
 
@@ -91,7 +93,8 @@ def _area(args, params) -> Made:
         Image("real", args.real, "scene", mask=args.real_mask),
         Image("synthetic", args.synthetic, "product", reflectance=args.synthetic_reflectance),
     ] + ([Image("truth", args.truth, "scene")] if args.truth else [])
-    band_sets = ["rgb"] + (["reflectance"] if args.synthetic_reflectance else [])
+    band_sets = {"rgb": RGB} | ({"reflectance": product_bands(args.synthetic_reflectance)}
+                                if args.synthetic_reflectance else {})
     record = evaluate.evaluate_area(
         args.area, images, params, band_sets, (args.rgb_max, args.rgb_gamma), window_rows(), args.benchmark
     )
@@ -145,9 +148,10 @@ def _score(args, params) -> None:
 def _summary(args, params) -> Made:
     """Tabulate every area's detectors and pairs; state the AUC gap between synthetic and real snow.
 
-    Writes --output (CSV: area, bands, detector, pair, auc, far_at_real_threshold, pd_at_real_threshold,
+    Writes --output (CSV: area, bands (the band set: rgb or reflectance), band_names (its bands, e.g. B04 B03
+    B02), detector, pair, auc, far_at_real_threshold, pd_at_real_threshold,
     untouched_median, untouched_p99, n_pixels, n_implanted) and --output-json (the rows, per band set
-    and detector the mean AUC per pair and |AUC_synthetic - AUC_real|, the detector rankings, per area
+    its bands and per detector the mean AUC per pair and |AUC_synthetic - AUC_real|, the detector rankings, per area
     and band set Kendall's tau between the detectors' AUCs on synthetic and real (and truth and real)
     pairs, and every area's ROC curves and histograms for Figure 10) and --output-html (the report's
     page: per band set the gap sentence, the tau table, then the rows), each atomically."""

@@ -42,7 +42,7 @@ HIST_BINS = 40
 #: the change params a benchmark records (anomalies.tif's tags, the catalog's item properties)
 BENCHMARK_PARAMS = ("implant_fraction", "blob_px", "seed", "max_pixels", "far")
 SUMMARY_COLUMNS = (
-    "area", "bands", "detector", "pair", "auc", "far_at_real_threshold", "pd_at_real_threshold",
+    "area", "bands", "band_names", "detector", "pair", "auc", "far_at_real_threshold", "pd_at_real_threshold",
     "untouched_median", "untouched_p99", "n_pixels", "n_implanted",
 )
 
@@ -98,7 +98,7 @@ def check_bands(area: str, o: pixels.Opened, which: str, values: np.ndarray) -> 
     """Refuse a band that is constant over the pixels used (its covariance would be singular)."""
     const = [i for i in range(values.shape[1]) if np.ptp(values[:, i]) == 0]
     if const:
-        names = ", ".join(pixels.RGB[i] if which == "reflectance" else "RGB"[i] for i in const)
+        names = ", ".join(o.refl_bands[i] if which == "reflectance" else "RGB"[i] for i in const)
         path = o.image.reflectance if which == "reflectance" and o.image.kind == "product" else o.image.path
         raise DeepsnowError(
             f"area {area}: {path}: band(s) {names} ({which}) constant at {values[0, const[0]]} over the "
@@ -130,22 +130,24 @@ def _plan(area, opened, params, rows):
 def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets, rgb, rows: int,
                   benchmark: Path | None = None) -> dict:
     """Every detector of ``params["detectors"]`` on every pair of one area; the per-area record
-    (ROC curves, histograms). With ``benchmark``, the area's benchmark files are written there
-    (:mod:`deepsnow.change.benchmark`)."""
+    (ROC curves, histograms). ``band_sets``: ``{band set: its bands}`` (or names, :func:`pixels.band_sets`).
+    With ``benchmark``, the area's benchmark files are written there (:mod:`deepsnow.change.benchmark`)."""
     started = time.monotonic()
+    band_sets = pixels.band_sets(band_sets)
     fns = registry.resolve(params["detectors"])
     with contextlib.ExitStack() as stack:
         # GDAL's default block cache (5 % of the machine's memory) would keep the blocks of every image
         # read once per pass: on a full tile most of the stage's peak
         stack.enter_context(raster_env())
-        opened = pixels.open_images(stack, images, rgb)
+        opened = pixels.open_images(stack, images, rgb, band_sets.get("reflectance", pixels.RGB))
         shape, n_valid, used, implanted, source = _plan(area, opened, params, rows)
         log.info("area %s: %d of %d pixels valid, %d used, %d implanted", area, n_valid, shape[0] * shape[1],
                  used.size, int(implanted.sum()))
         tags = {"area": area, **{k: params[k] for k in BENCHMARK_PARAMS}, "rgb_max": rgb[0], "rgb_gamma": rgb[1],
                 "n_valid": n_valid, "n_pixels": used.size, "n_implanted": int(implanted.sum()),
                 "pairs": ",".join(p for p in PAIRS if p in opened)}
-        writer = stack.enter_context(bench.Writer(benchmark, opened, used, implanted, tags, rows)) if benchmark else None
+        writer = (stack.enter_context(bench.Writer(benchmark, opened, used, implanted, tags, rows, band_sets))
+                  if benchmark else None)
         results = {which: _band_set(area, opened, which, used, source, implanted, params, shape, rows, fns, writer)
                    for which in band_sets}
     elapsed = time.monotonic() - started
@@ -156,6 +158,7 @@ def evaluate_area(area: str, images: list[pixels.Image], params: dict, band_sets
         "n_implanted": int(implanted.sum()), "pairs": [p for p in PAIRS if p in opened],
         "inputs": pixels.describe(images), "roc_fpr": ROC_FPR.tolist(),
         "params": dict(params), "band_sets": results,
+        "band_names": {which: " ".join(names) for which, names in band_sets.items()},
     }
 
 
@@ -186,16 +189,23 @@ def summary_rows(records: list[dict]) -> list[dict]:
             for name, res in dets.items():
                 for pair, r in res["pairs"].items():
                     rows.append({
-                        "area": rec["area"], "bands": which, "detector": name, "pair": pair,
-                        **{k: r[k] for k in SUMMARY_COLUMNS[4:9]},
+                        "area": rec["area"], "bands": which, "band_names": band_names(rec, which),
+                        "detector": name, "pair": pair,
+                        **{k: r[k] for k in SUMMARY_COLUMNS[5:10]},
                         "n_pixels": rec["n_pixels"], "n_implanted": rec["n_implanted"],
                     })
     return rows
 
 
+def band_names(record: dict, which: str) -> str:
+    """The bands of band set ``which`` of an area's record, space-separated (e.g. ``B04 B03 B02``)."""
+    names = record.get("band_names", {}).get(which)
+    return names if names is not None else " ".join(pixels.DEFAULT_BANDS[which])
+
+
 def gaps(rows: list[dict]) -> dict:
-    """Per band set: per detector the mean AUC per pair over areas, ``|AUC_synthetic - AUC_real|``
-    (and truth vs real, synthetic vs truth where there is truth), and the detector rankings."""
+    """Per band set: its bands (``band_names``), per detector the mean AUC per pair over areas,
+    ``|AUC_synthetic - AUC_real|`` (and truth vs real, synthetic vs truth where there is truth), and the detector rankings."""
     out = {}
     for which in sorted({r["bands"] for r in rows}):
         mean = {}
@@ -210,6 +220,7 @@ def gaps(rows: list[dict]) -> dict:
                 per[d]["gap_synthetic_truth"] = abs(m["synthetic"] - m["truth"])
         ranking = {p: sorted(mean, key=lambda d: -mean[d][p]) for p in next(iter(mean.values()))}
         out[which] = {
+            "band_names": next(r.get("band_names") for r in rows if r["bands"] == which),
             "detectors": per, "ranking": ranking,
             "ranking_matches": ranking["synthetic"] == ranking["real"],
             "max_gap_synthetic_real": max(v["gap_synthetic_real"] for v in per.values()),

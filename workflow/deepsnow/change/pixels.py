@@ -4,12 +4,14 @@ An area has up to four images on one grid: ``before`` (the real snow-free scene)
 ``real`` (the real snow-season scene), ``synthetic`` (the synthesize stage's product of
 the before scene) and ``truth`` (the simulator's true snow scene). Scenes are the
 project's scene GeoTIFFs (bands found by name); the synthetic product is a 3-band uint8 RGB COG (and
-optionally a 3-band uint16 reflectance x 10000 COG), valid where its internal mask is.
+optionally a uint16 reflectance x 10000 COG whose band descriptions name its bands), valid where its
+internal mask is.
 
 Band sets: ``rgb``, the scenes rendered as the patches stage renders them
 (:func:`deepsnow.data.render.render_rgb`, ``patches.rgb_max`` / ``rgb_gamma``) beside the
-synthetic RGB product; ``reflectance``, B04, B03, B02 reflectance beside the synthetic
-reflectance product (``synthesize.reflectance``).
+synthetic RGB product; ``reflectance``, the bands of the synthetic reflectance product
+(:func:`product_bands`: a reflectance run's checkpoint bands, e.g. all ten; an RGB run's
+``synthesize.reflectance`` approximation, B04 B03 B02), read by name from every image.
 
 Everything is read in row windows (:func:`deepsnow.data.scene.window_rows`): a validity
 pass builds the (H, W) valid mask, then a gather pass takes the values of chosen flat
@@ -32,6 +34,8 @@ from deepsnow.data.scene import grid_problems
 log = logging.getLogger("deepsnow.change")
 
 RGB = ("B04", "B03", "B02")
+#: the bands of each band set of an RGB run (rgb: B04 B03 B02 rendered; reflectance: the approximation's)
+DEFAULT_BANDS = {"rgb": RGB, "reflectance": RGB}
 #: mask classes (deepsnow.data.mask) a pixel may have in the masks to be used: clear, water, snow
 USABLE_CLASSES = (1, 2, 3)
 
@@ -50,15 +54,15 @@ class Image:
 class Opened:
     """An :class:`Image` opened for window reads of its validity and its band sets."""
 
-    def __init__(self, stack: contextlib.ExitStack, image: Image, rgb: tuple[float, float]):
+    def __init__(self, stack: contextlib.ExitStack, image: Image, rgb: tuple[float, float], refl_bands=RGB):
         import rasterio
 
         from deepsnow.data.scene import SceneFile
 
-        self.image, self.rgb = image, rgb
+        self.image, self.rgb, self.refl_bands = image, rgb, tuple(refl_bands)
         if image.kind == "scene":
             self.scene = stack.enter_context(SceneFile(image.path))
-            self.scene.require(RGB + ("dataMask",))
+            self.scene.require(tuple(dict.fromkeys(RGB + self.refl_bands + ("dataMask",))))
             self.grid = (self.scene.shape, self.scene.crs, self.scene.transform)
         else:
             self.src = stack.enter_context(_open(rasterio, image.path))
@@ -68,6 +72,7 @@ class Opened:
             self.grid = ((self.src.height, self.src.width), self.src.crs, self.src.transform)
         self.mask = stack.enter_context(_open(rasterio, image.mask)) if image.mask else None
         self.refl = stack.enter_context(_open(rasterio, image.reflectance)) if image.reflectance else None
+        self.refl_index = band_index(self.refl, image.reflectance, self.refl_bands) if self.refl else None
 
     def valid(self, r0: int, r1: int) -> np.ndarray:
         """Valid pixels of rows r0..r1: dataMask (scenes) or the internal mask, and usable mask classes."""
@@ -81,17 +86,17 @@ class Opened:
         return ok
 
     def bands(self, r0: int, r1: int, which: str) -> np.ndarray:
-        """``(d, rows, W)`` values of band set ``which`` (``rgb`` uint8, ``reflectance`` float32)."""
+        """``(d, rows, W)`` values of band set ``which`` (``rgb`` uint8, ``reflectance`` float32 in ``refl_bands``)."""
         from deepsnow.data.render import render_rgb
 
         win = _window(self.grid[0][1], r0, r1)
         if self.image.kind == "scene":
-            refl = self.scene.read_bands(r0, r1, RGB)
             if which == "reflectance":
-                return np.stack([refl[b] for b in RGB])
-            return np.moveaxis(render_rgb(refl, *self.rgb), -1, 0)
+                refl = self.scene.read_bands(r0, r1, self.refl_bands)
+                return np.stack([refl[b] for b in self.refl_bands])
+            return np.moveaxis(render_rgb(self.scene.read_bands(r0, r1, RGB), *self.rgb), -1, 0)
         if which == "reflectance":
-            return _read(self.refl, self.image.reflectance, win).astype(np.float32) / 10000.0
+            return _read(self.refl, self.image.reflectance, win, bands=self.refl_index).astype(np.float32) / 10000.0
         return _read(self.src, self.image.path, win)
 
 
@@ -102,6 +107,33 @@ def _open(rasterio, path: Path):
         return rasterio.open(path)
     except Exception as exc:
         raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+
+
+def product_bands(path: Path) -> tuple[str, ...]:
+    """The bands of a synthetic reflectance product: its band descriptions, each a Sentinel-2 band
+    (:data:`deepsnow.data.scene.REFLECTANCE_BANDS`) once, stored as uint16 reflectance x 10000."""
+    import rasterio
+
+    from deepsnow.data.scene import REFLECTANCE_BANDS as BAND_NAMES
+
+    with _open(rasterio, path) as src:
+        names, dtypes = [d or "" for d in src.descriptions], set(src.dtypes)
+    if dtypes != {"uint16"} or not names or any(n not in BAND_NAMES for n in names) or len(set(names)) < len(names):
+        raise DeepsnowError(
+            f"{path}: expected a synthetic reflectance product: uint16 reflectance x 10000 bands described by "
+            f"their names, each one of {', '.join(BAND_NAMES)} once; found {', '.join(sorted(dtypes))} bands {names}"
+        )
+    return tuple(names)
+
+
+def band_index(src, path: Path, names) -> list[int]:
+    """The 1-based indexes of bands ``names`` in an open product, found by their descriptions."""
+    index = {d: i for i, d in enumerate(src.descriptions, start=1) if d}
+    missing = [b for b in names if b not in index]
+    if missing:
+        raise DeepsnowError(f"{path}: no band {', '.join(missing)} (its bands: {list(src.descriptions)}); the "
+                            f"reflectance band set is {' '.join(names)}")
+    return [index[b] for b in names]
 
 
 def _window(width: int, r0: int, r1: int):
@@ -161,8 +193,15 @@ def gather(o: Opened, which: str, flat: np.ndarray, shape: tuple[int, int], rows
     return out[back]
 
 
-def open_images(stack: contextlib.ExitStack, images: list[Image], rgb) -> dict[str, Opened]:
-    return {im.role: Opened(stack, im, rgb) for im in images}
+def open_images(stack: contextlib.ExitStack, images: list[Image], rgb, refl_bands=RGB) -> dict[str, Opened]:
+    return {im.role: Opened(stack, im, rgb, refl_bands) for im in images}
+
+
+def band_sets(given) -> dict[str, tuple[str, ...]]:
+    """``{band set: its bands}`` from a mapping, or from band set names (their :data:`DEFAULT_BANDS`)."""
+    if isinstance(given, dict):
+        return {which: tuple(names) for which, names in given.items()}
+    return {which: DEFAULT_BANDS[which] for which in given}
 
 
 def describe(images: list[Image]) -> dict[str, str]:

@@ -132,6 +132,8 @@ def score(folder: Path, files: dict[str, Path], detector: str, rows: int) -> dic
     result = evaluate.compare_pairs({p: s[scored] for p, (s, _) in read.items()}, implanted, tags["far"])
     record = {"area": tags["area"], "n_pixels": int(scored.sum()), "n_implanted": int(implanted.sum()),
               "band_sets": {tags["bands"]: {detector: result}}}
+    if "band_names" in tags:  # a benchmark written before the tag: its band set's default bands
+        record["band_names"] = {tags["bands"]: tags["band_names"]}
     rows_out = evaluate.summary_rows([record])
     out = {"rows": rows_out, "threshold": result["threshold"], "far": tags["far"], "n_used": int(labels.size),
            "pd_at_far": {p: _at(r["roc_tpr"]) for p, r in result["pairs"].items()},

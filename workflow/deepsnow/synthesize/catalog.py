@@ -5,14 +5,16 @@ Written with pystac: a self-contained catalog (relative links and asset hrefs, s
 ``synthetic/<name>/<name>.json`` with the assets
 
 - ``after_synthetic``: the product ``snow.tif`` (COG; roles data, after_synthetic),
-- ``after_synthetic_reflectance``: ``snow_reflectance.tif`` when written,
+- ``after_synthetic_reflectance``: ``snow_reflectance.tif`` when written (a reflectance run's generator
+  output in the checkpoint's bands, or an RGB run's approximate inverse of its RGB),
 - ``before``: the real snow-free scene it was translated from,
 - ``after_real``: the real snow-season scene of the same area (held-out areas),
 - ``truth``: the simulator's true snow-covered scene (simulator data),
 - ``checkpoint``: the generator's checkpoint,
 
 the projection extension on the item (EPSG code, shape, transform: every raster asset is
-on the same grid), and on each raster asset the EO extension's bands and the raster
+on the same grid), and on each raster asset the EO extension's bands (name, common name and
+centre wavelength of each Sentinel-2 band, :func:`eo_bands`) and the raster
 extension's (data type, nodata where the file has one, and for reflectance the scale and
 offset from digital numbers; a file whose invalid pixels are in its mask band has no nodata). The item's datetime
 is the before scene's acquisition date (its ``DEEPSNOW_DATE`` tag; an interval
@@ -41,6 +43,7 @@ SCHEMA_DIR = Path(__file__).with_name("stac_schemas")
 #: asset key -> (title, media type kind, extra roles)
 ASSETS = {
     "after_synthetic": ("synthetic after-snowfall RGB (cycleGAN)", "cog", ["data"]),
+    # an RGB run's approximation (synthesize.reflectance); a reflectance run's generator output (REFLECTANCE_RUN_TITLES)
     "after_synthetic_reflectance": ("synthetic after-snowfall reflectance x 10000 (approximation)", "cog", ["data"]),
     "before": ("real snow-free scene (input)", "geotiff", ["data", "source"]),
     "after_real": ("real snow-season scene of the same area", "geotiff", ["data"]),
@@ -51,6 +54,17 @@ ASSETS = {
 EO_COMMON_NAMES = (("B02", "blue"), ("B03", "green"), ("B04", "red"), ("B05", "rededge"), ("B06", "rededge"),
                    ("B07", "rededge"), ("B08", "nir"), ("B8A", "nir08"), ("B11", "swir16"), ("B12", "swir22"),
                    ("SCL", None), ("dataMask", None))
+#: Sentinel-2A centre wavelengths in micrometres (eo:bands' unit; docs/bands.md gives them in nm)
+CENTER_WAVELENGTH_UM = {"B02": 0.490, "B03": 0.560, "B04": 0.665, "B05": 0.705, "B06": 0.740, "B07": 0.783,
+                        "B08": 0.842, "B8A": 0.865, "B11": 1.610, "B12": 2.190}
+#: an RGB product's bands (red, green, blue) are the rendered B04, B03, B02
+RGB_SOURCES = {"red": "B04", "green": "B03", "blue": "B02"}
+#: asset key -> title when the product is a reflectance checkpoint's (snow.summary.json's encoding)
+REFLECTANCE_RUN_TITLES = {
+    "after_synthetic": "synthetic after-snowfall RGB: the composite of the reflectance product (cycleGAN)",
+    "after_synthetic_reflectance": "synthetic after-snowfall reflectance x 10000 (the generator's output, "
+    "the checkpoint's bands)",
+}
 
 
 def offline_validator():
@@ -107,13 +121,18 @@ def _raster_bands(src) -> list[dict]:
     return bands
 
 
-def _bands(asset_key: str, names: list):
+def eo_bands(names) -> list:
+    """eo:bands of a file's band descriptions: a Sentinel-2 band (or red, green, blue, an RGB product's
+    rendering of B04, B03, B02) with its common name and centre wavelength; SCL, dataMask by name only."""
     from pystac.extensions.eo import Band
 
-    if asset_key == "after_synthetic":
-        return [Band.create(name=n, common_name=n) for n in ("red", "green", "blue")]
     common = dict(EO_COMMON_NAMES)
-    return [Band.create(name=n, common_name=common.get(n)) for n in names if n]
+    out = []
+    for name in (n for n in names if n):
+        band = RGB_SOURCES.get(name, name)
+        centre = CENTER_WAVELENGTH_UM.get(band)
+        out.append(Band.create(name=name, common_name=common.get(band), center_wavelength=centre))
+    return out
 
 
 def grid_item(item_id: str, grid: dict, properties: dict, when: dict):
@@ -154,15 +173,16 @@ def make_item(product: dict, product_path: Path):
     item = grid_item(product["name"], synth, props, when)
     EOExtension.add_to(item)
     RasterExtension.add_to(item)
+    titles = REFLECTANCE_RUN_TITLES if product.get("encoding") == "reflectance" else {}
     for key, path in paths.items():
         title, kind, roles = ASSETS[key]
+        title = titles.get(key, title)
         media = {"cog": pystac.MediaType.COG, "geotiff": pystac.MediaType.GEOTIFF}.get(kind, "application/octet-stream")
         asset = pystac.Asset(href=str(path.resolve()), title=title, media_type=media, roles=[key, *roles])
         item.add_asset(key, asset)
         if kind != "model":
             info = synth if key == "after_synthetic" else _raster_info(path)
-            names = synth["names"] if key.startswith("after_synthetic") else info["names"]
-            EOExtension.ext(asset).bands = _bands(key, names)
+            EOExtension.ext(asset).bands = eo_bands(info["names"])
             RasterExtension.ext(asset).bands = [RasterBand.create(**band) for band in info["raster"]]
         sidecar = Path(f"{path}.prov.json")
         if sidecar.exists():

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     path_options(p, nargs="+", checkpoints="kept checkpoints (train/checkpoints/epoch_NNN.pt); synthesize.epoch picks one")
     path_options(
         p,
-        input="the snow-free scene: a deepsnow scene GeoTIFF (B04 B03 B02 among its bands) or a 3-band uint8 RGB GeoTIFF, 10 m pixels",
+        input="the snow-free scene: a deepsnow scene GeoTIFF (B04 B03 B02, or a reflectance checkpoint's bands, "
+        "among its bands) or, for an RGB checkpoint, a 3-band uint8 RGB GeoTIFF; 10 m pixels",
         output="synthetic/<name>/snow.tif (COG)",
         summary="synthetic/<name>/snow.summary.json (what was made from what, read by 'catalog')",
     )
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p,
         required=False,
         metrics="metrics/metrics.csv (synthesize.epoch best:<column>)",
-        reflectance_output="synthetic/<name>/snow_reflectance.tif (synthesize.reflectance)",
+        reflectance_output="synthetic/<name>/snow_reflectance.tif: the generator's reflectance (reflectance "
+        "checkpoints, required) or the approximate inverse of the RGB (RGB checkpoints, synthesize.reflectance)",
         after_real="the real snow-season scene of the area, recorded for the catalog (not read)",
         truth="the simulator's true snow scene, recorded for the catalog (not read)",
     )
@@ -50,15 +52,15 @@ def _scene(args, params) -> Made:
     checkpoint among --checkpoints (last, epoch N, or best:<column> of --metrics), translates the scene
     with its G_A tile by tile (synthesize.norm scene: whole-scene instance-norm statistics, seam-free)
     and writes --output, a Cloud-Optimized GeoTIFF on exactly the input's grid (3-band uint8 RGB, internal
-    mask from dataMask, 512 px tiles, DEFLATE, overviews), optionally --reflectance-output (uint16
-    reflectance x 10000, an approximate inverse of the RGB rendering), and --summary for the catalog.
-    Every file is complete or absent."""
-    from deepsnow import DeepsnowError
+    mask from dataMask, 512 px tiles, DEFLATE, overviews), --reflectance-output (uint16 reflectance x 10000,
+    band scale 1e-4, bands named) and --summary for the catalog. A reflectance checkpoint (patches.encoding
+    reflectance) translates the scene's bands as 'deepsnow translate' does: --reflectance-output is then
+    required and is the generator's output in the checkpoint's bands, --output its RGB composite rendered
+    with --rgb-max / --rgb-gamma. An RGB checkpoint writes --reflectance-output only with
+    synthesize.reflectance, as an approximate inverse of the RGB rendering. Every file is complete or absent."""
     from deepsnow.io import atomic_output
     from deepsnow.synthesize import products
 
-    if params["reflectance"] != (args.reflectance_output is not None):
-        raise DeepsnowError("--reflectance-output is needed exactly when synthesize.reflectance is true")
     checkpoint, chosen = products.choose_checkpoint(params["epoch"], args.checkpoints, args.metrics)
     log.info("checkpoint %s: %s", checkpoint, chosen)
     summary = products.synthesize_scene(

@@ -7,10 +7,18 @@ RGB input's own mask), 512 px tiles, DEFLATE with a horizontal predictor, and
 average-resampled overviews down to about 256 px (at least one level). Every file is
 written to a temporary name and renamed only when complete.
 
-``snow_reflectance.tif`` (``synthesize.reflectance``) inverts the RGB rendering of the
-patches stage: ``rho = rgb_max * (v / 255) ** rgb_gamma`` as uint16 reflectance x 10000
-(band scale 1e-4) for B04, B03, B02. It is an approximation: three bands only, 8-bit
-steps, and saturated pixels (255) come back as ``rgb_max``.
+``snow_reflectance.tif``, a uint16 COG of reflectance x 10000 (band scale 1e-4, band descriptions
+the band names, the same mask, blocks and overviews), is
+
+- for a reflectance checkpoint (``patches.encoding: reflectance``, docs/bands.md): always written, the
+  generator's own output in the checkpoint's bands, read and translated as ``deepsnow translate`` does
+  (:func:`deepsnow.gan.translate.read_input` with the checkpoint's band set, the fixed per-band
+  mapping back by :func:`deepsnow.data.bands.decode_units`); ``snow.tif`` is then its RGB composite,
+  rendered by :func:`deepsnow.data.render.render_composite` (``patches.rgb_max`` / ``rgb_gamma``, as the
+  patches stage renders RGB), so the checkpoint must hold B04, B03 and B02;
+- for an RGB checkpoint, only with ``synthesize.reflectance``: the inverse of the RGB rendering of the
+  patches stage, ``rho = rgb_max * (v / 255) ** rgb_gamma`` for B04, B03, B02. An approximation:
+  three bands only, 8-bit steps, and saturated pixels (255) come back as ``rgb_max``.
 """
 
 from __future__ import annotations
@@ -152,6 +160,82 @@ def reflectance_from_rgb(rgb: np.ndarray, rgb_max: float, rgb_gamma: float) -> n
     return np.stack([lut[rgb[..., i]] for i in range(3)])
 
 
+def needs_reflectance_output(params: dict, bands, checkpoint) -> bool:
+    """Whether ``snow_reflectance.tif`` is written: for a reflectance checkpoint (the generator's output;
+    refused unless it holds the RGB composite's bands) or with synthesize.reflectance (the approximate inverse)."""
+    from deepsnow.data.render import TRUE_COLOUR, has_bands
+
+    reflectance = bands.encoding == "reflectance"
+    if reflectance and not has_bands(bands.bands, TRUE_COLOUR):
+        raise DeepsnowError(
+            f"{checkpoint}: a checkpoint of {bands.describe()}: snow.tif is its RGB composite, which needs "
+            f"{' '.join(TRUE_COLOUR)} among its bands (patches.bands)"
+        )
+    return reflectance or bool(params["reflectance"])
+
+
+def decode_reflectance(codes: np.ndarray, bands, rows: int = 1024) -> np.ndarray:
+    """``(C, H, W) uint16`` reflectance x 10000 of the generator's ``(H, W, C)`` unit codes, through the
+    checkpoint's own per-band mapping, ``rows`` rows at a time (no float copy of the scene)."""
+    from deepsnow.data.bands import decode_units
+
+    h, w, nc = codes.shape
+    out = np.empty((nc, h, w), np.uint16)
+    for i, scale in enumerate(bands.unit_reflectance):
+        for r in range(0, h, rows):
+            out[i, r : r + rows] = decode_units(codes[r : r + rows, :, i], scale)
+    return out
+
+
+def composite_of(refl: np.ndarray, bands, rgb, rows: int = 1024) -> np.ndarray:
+    """``(H, W, 3) uint8``: the RGB composite of ``(C, H, W)`` reflectance x 10000 in ``bands``, rendered by
+    :func:`deepsnow.data.render.render_composite` (the patches stage's RGB), ``rows`` rows at a time."""
+    from deepsnow.data.render import TRUE_COLOUR, render_composite
+
+    pick = [bands.bands.index(b) for b in TRUE_COLOUR]
+    h, w = refl.shape[1:]
+    out = np.empty((h, w, 3), np.uint8)
+    for r in range(0, h, rows):
+        block = np.moveaxis(refl[pick, r : r + rows], 0, -1)
+        out[r : r + rows] = render_composite(block, TRUE_COLOUR, *rgb, what="the generator's reflectance")
+    return out
+
+
+def write_products(paths, out: np.ndarray, bands, grid, valid: np.ndarray, tags: dict, rgb) -> None:
+    """``snow.tif`` and, when ``paths`` has one, ``snow_reflectance.tif`` of the translated ``out`` (uint8 RGB
+    or uint16 unit codes of ``bands``); on any error neither is left behind."""
+    output, reflectance_output = paths
+    crs, transform = grid
+    written = []
+    try:
+        if bands.encoding == "reflectance":
+            refl = decode_reflectance(out, bands)
+            refl[:, ~valid] = 0
+            written.append(reflectance_output)
+            write_cog(reflectance_output, refl, crs, transform, valid, bands.bands,
+                      dict(tags, DEEPSNOW_SCALE=1e-4, DEEPSNOW_REFLECTANCE="the generator's output, "
+                           "through the checkpoint's per-band mapping"), scale=1e-4)
+            rgb_out = composite_of(refl, bands, rgb)
+            rgb_out[~valid] = 0
+            written.append(output)
+            write_cog(output, rgb_out.transpose(2, 0, 1), crs, transform, valid, RGB_NAMES,
+                      dict(tags, DEEPSNOW_RENDERING=f"RGB composite of {reflectance_output.name} (render_composite)"))
+            return
+        written.append(output)
+        write_cog(output, out.transpose(2, 0, 1), crs, transform, valid, RGB_NAMES, tags)
+        if reflectance_output is not None:
+            refl = reflectance_from_rgb(out, *rgb)
+            refl[:, ~valid] = 0
+            written.append(reflectance_output)
+            write_cog(reflectance_output, refl, crs, transform, valid, REFLECTANCE_NAMES,
+                      dict(tags, DEEPSNOW_REFLECTANCE="rho = rgb_max * (v/255)**rgb_gamma, x10000 (approximation)"),
+                      scale=1e-4)
+    except BaseException:
+        for path in written:
+            Path(path).unlink(missing_ok=True)
+        raise
+
+
 def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_output=None, rgb=(1.0, 2.2)) -> dict:
     """Translate one scene with ``checkpoint``'s G_A (AtoB) and write its product(s); a summary dict."""
     from deepsnow.gan import checkpoint as ckpt
@@ -160,19 +244,20 @@ def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_o
     grid = check_input(input_path)
     device = runtime.resolve_device(params["device"], key="synthesize.device")
     net, info = ckpt.load_generator(checkpoint, "G_A", device)
-    if info["bands"].encoding != "rgb8":
+    bands = info["bands"]
+    if needs_reflectance_output(params, bands, checkpoint) != (reflectance_output is not None):
         raise DeepsnowError(
-            f"{checkpoint}: a checkpoint of {info['bands'].describe()} (patches.encoding reflectance); the synthetic "
-            "products are built from RGB checkpoints only so far (issue #28 item 5): use 'deepsnow translate'"
+            f"--reflectance-output is needed exactly when synthesize.reflectance is true or the checkpoint is of "
+            f"reflectance ({checkpoint}: {bands.describe()})"
         )
-    rgb_in, valid, crs, transform, kind = translate.read_input(input_path, *rgb)
+    data, valid, crs, transform, kind = translate.read_input(input_path, *rgb, bands)
     started = time.monotonic()
     out, n_tiles = translate.translate_array(
-        net, rgb_in, params["tile"], params["overlap"], device, params["batch_size"], params["norm"],
+        net, data, params["tile"], params["overlap"], device, params["batch_size"], params["norm"],
         params["stats_px"], progress=True,
     )
     seconds = time.monotonic() - started
-    del rgb_in
+    del data
     out[~valid] = 0
     tags = {
         "DEEPSNOW_CHECKPOINT": Path(checkpoint).name, "DEEPSNOW_EPOCH": info.get("epoch"),
@@ -180,18 +265,14 @@ def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_o
         "DEEPSNOW_OVERLAP": params["overlap"], "DEEPSNOW_SOURCE_SCENE": Path(input_path).name,
     }
     tags.update({k: v for k, v in grid["tags"].items() if k in ("DEEPSNOW_AOI", "DEEPSNOW_DATE", "DEEPSNOW_SOURCE")})
-    write_cog(output, out.transpose(2, 0, 1), crs, transform, valid, RGB_NAMES, tags)
-    if reflectance_output is not None:
-        refl = reflectance_from_rgb(out, *rgb)
-        refl[:, ~valid] = 0
-        write_cog(reflectance_output, refl, crs, transform, valid, REFLECTANCE_NAMES,
-                  dict(tags, DEEPSNOW_REFLECTANCE="rho = rgb_max * (v/255)**rgb_gamma, x10000 (approximation)"),
-                  scale=1e-4)
+    paths = (Path(output), Path(reflectance_output) if reflectance_output is not None else None)
+    write_products(paths, out, bands, (crs, transform), valid, tags, rgb)
     h, w = out.shape[:2]
-    log.info("synthesized %s (%dx%d %s, %d tiles, %.2f Mpx/s) -> %s", input_path, w, h, kind, n_tiles,
-             h * w / 1e6 / max(seconds, 1e-9), output)
+    log.info("synthesized %s (%dx%d %s, %s, %d tiles, %.2f Mpx/s) -> %s", input_path, w, h, kind, bands.describe(),
+             n_tiles, h * w / 1e6 / max(seconds, 1e-9), output)
     return {
         "input_kind": kind, "shape": [h, w], "tiles": n_tiles, "norm": params["norm"], "epoch": info.get("epoch"),
-        "arch": info["arch"], "valid_fraction": float(valid.mean()), "seconds": round(seconds, 3),
+        "arch": info["arch"], "encoding": bands.encoding, "bands": list(bands.bands),
+        "valid_fraction": float(valid.mean()), "seconds": round(seconds, 3),
         "mpx_per_s": round(h * w / 1e6 / max(seconds, 1e-9), 4),
     }
