@@ -1,0 +1,83 @@
+"""The workflow end to end on 10-band reflectance (issue #28's acceptance): configs/test.yaml with
+configs/test_reflectance.yaml, run to its default target. The RGB run beside it: test_workflow.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from deepsnow.data.scene import REFLECTANCE_BANDS
+from deepsnow.io import load_npz
+from helpers import copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+TEN = list(REFLECTANCE_BANDS)
+RUN = Path("results") / "test_reflectance"
+
+
+@pytest.fixture(scope="session")
+def reflectance_run(tmp_path_factory) -> Path:
+    work = copy_workflow(tmp_path_factory.mktemp("reflectance-run"))
+    snakemake(work, "--configfile", "configs/test.yaml", "configs/test_reflectance.yaml")
+    return work / RUN
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_samples_are_ten_band_uint16_reflectance(reflectance_run):
+    for path in sorted((reflectance_run / "samples").glob("epoch_*.npz")):
+        s = load_npz(path)
+        assert [str(b) for b in s["bands"]] == TEN and str(s["encoding"]) == "reflectance"
+        for key in ("fake_B", "fake_A"):
+            assert s[key].dtype == np.uint16 and s[key].shape[-1] == 10 and s[key].max() > 0
+
+
+def test_metrics_have_the_spectral_and_physical_columns_for_both_directions(reflectance_run):
+    rows = _rows(reflectance_run / "metrics" / "metrics.csv")
+    assert {r["direction"] for r in rows} == {"AtoB", "BtoA"}
+    for r in rows:
+        for col in [f"w1_{b}" for b in TEN] + ["w1_mean", "ndsi_w1", "snow_share_fake", "snow_share_real"]:
+            assert np.isfinite(float(r[col])), (col, r[col])
+        assert 0 <= float(r["snow_share_fake"]) <= 1 and 0 <= float(r["snow_share_real"]) <= 1
+    # the real target domain: snowy B is snow by the mask's rule, snow-free A is not
+    real = {r["direction"]: float(r["snow_share_real"]) for r in rows}
+    assert real["AtoB"] > 0.5 > real["BtoA"]
+
+
+def test_the_reflectance_product_is_a_ten_band_cog_with_eo_bands(reflectance_run):
+    from rio_cogeo.cogeo import cog_validate
+
+    product = reflectance_run / "synthetic" / "sim02" / "snow_reflectance.tif"
+    valid, errors, _ = cog_validate(str(product))
+    assert valid, errors
+    with rasterio.open(product) as ds:
+        assert ds.count == 10 and ds.dtypes[0] == "uint16" and list(ds.descriptions) == TEN
+        assert all(s == pytest.approx(1e-4) for s in ds.scales)
+        assert rasterio.enums.MaskFlags.per_dataset in ds.mask_flag_enums[0]
+        assert ds.read(9).max() > 0
+    item = json.loads((reflectance_run / "synthetic" / "sim02" / "sim02.json").read_text())
+    bands = item["assets"]["after_synthetic_reflectance"]["eo:bands"]
+    assert [b["name"] for b in bands] == TEN and bands[8]["common_name"] == "swir16"
+
+
+def test_the_change_testbed_runs_on_ten_bands(reflectance_run):
+    rows = _rows(reflectance_run / "change" / "summary.csv")
+    names = {r["band_names"] for r in rows}
+    assert names == {"B04 B03 B02", " ".join(TEN)}, names  # the RGB composite and all ten bands
+    ten = [r for r in rows if r["band_names"] == " ".join(TEN)]
+    assert {r["detector"] for r in ten} >= {"rx_difference", "hyperbolic_acd"}
+
+
+def test_the_default_target_leaves_out_the_rgb_ladders(reflectance_run):
+    assert not (reflectance_run / "metrics" / "validity.csv").exists()
+    assert not (reflectance_run / "figures" / "figure12.png").exists()
+    assert "no metric validity ladders" in (reflectance_run / "report" / "validity.html").read_text()
