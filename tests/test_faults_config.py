@@ -399,6 +399,7 @@ UNQUOTED_OK = {
     "params.options",  # synthesize_options(): built with shlex.quote
     "params.weights",  # weights_option(): built with shlex.quote
     "params.simcover",  # simcover_option(): built with shlex.quote
+    "params.validity",  # report_validity_option(): built with shlex.quote
     "params.change",  # comparison_change_option(): built with shlex.quote
     "params.spectral",  # spectral_option(): built with shlex.quote
     "params.rgb_view",  # RGB_VIEW: two numbers of the validated patches section, or empty
