@@ -431,6 +431,31 @@ def build_model(params: dict, device, bands: str | None):
     return model
 
 
+def conv_macs(net, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of the convolutions (most of the arithmetic) of one forward of ``net`` on a
+    zero batch of ``shape``, counted by hooks: a conv's output pixels (a transposed conv's input pixels) x
+    in_channels x out_channels x kernel area / groups. Exact for these networks and free of the machine's load."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def hook(m, inp, out) -> None:
+        nonlocal total
+        pixels = (inp[0] if isinstance(m, nn.ConvTranspose2d) else out)[:, 0].numel()
+        total += pixels * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    handles = [m.register_forward_hook(hook) for m in convs]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
 def measure_model(spec: dict) -> dict:
     """In a child process: build ``spec``'s model as training does and time its ``step``."""
     import torch
@@ -454,7 +479,13 @@ def measure_model(spec: dict) -> dict:
     cpu: list[float] = []
     times = time_loop(step, batches, spec["warmup"], spec["iters"], sync, cpu)
     med = statistics.median(times)
+    crop, arch = params["crop_size"], model.arch
+    macs = {}
+    if device.type == "cpu":  # counted after the timing
+        macs["macs_G"] = conv_macs(model.G_A, (1, arch.input_nc, crop, crop))
+        macs["macs_D"] = conv_macs(model.D_A, (1, arch.output_nc, crop, crop))
     return {
+        **macs,
         "it_per_s": 1.0 / med,
         "ms_per_it_median": med * 1000.0,
         "ms_per_it_min": min(times) * 1000.0,
@@ -582,6 +613,7 @@ BAND_RATIOS = {  # ratio key -> (record key, this over baseline (True) or baseli
     "D_x": ("parameters_D", True),
     "cpu_x": ("cpu_s_per_it", True),
     "wall_x": ("ms_per_it_median", True),
+    "macs_G_x": ("macs_G", True),
     "rss_x": ("peak_rss_mb", True),
     "step_mb_x": ("step_mb", True),
 }
@@ -596,7 +628,8 @@ def add_band_ratios(rows: list[dict], baseline: str) -> None:
         b = base.get((r["size"], r["model"]))
         if b is not None:
             for name, (key, _) in BAND_RATIOS.items():
-                r[name] = r[key] / b[key] if b[key] else float("nan")
+                if key in r and key in b:
+                    r[name] = r[key] / b[key] if b[key] else float("nan")
 
 
 def print_band_table(rows: list[dict], baseline: str) -> None:
@@ -604,16 +637,20 @@ def print_band_table(rows: list[dict], baseline: str) -> None:
         return f"{r[key]:.3f}" if key in r else "-"
 
     head = (f"{'size':<6s} {'model':<9s} {'bands':<5s} {'nc':>3s} {'G params':>11s} {'x':>6s} {'D params':>10s} "
-            f"{'x':>6s} {'CPU s/it':>9s} {'x':>6s} {'s/it wall':>9s} {'x':>6s} {'peak RSS MB':>11s} {'x':>6s} "
+            f"{'x':>6s} {'G GMAC':>7s} {'x':>6s} {'CPU s/it':>9s} {'x':>6s} {'s/it wall':>9s} {'x':>6s} "
+            f"{'peak RSS MB':>11s} {'x':>6s} "
             f"{'load':>9s}")  # fmt: skip
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['size']:<6s} {r['model']:<9s} {r['bands']:<5s} {r['input_nc']:3d} {r['parameters_G']:11,d} "
-              f"{x(r, 'G_x'):>6s} {r['parameters_D']:10,d} {x(r, 'D_x'):>6s} {r['cpu_s_per_it']:9.3f} "
+              f"{x(r, 'G_x'):>6s} {r['parameters_D']:10,d} {x(r, 'D_x'):>6s} "
+              f"{r.get('macs_G', float('nan')) / 1e9:7.2f} "
+              f"{x(r, 'macs_G_x'):>6s} {r['cpu_s_per_it']:9.3f} "
               f"{x(r, 'cpu_x'):>6s} {r['ms_per_it_median'] / 1000:9.3f} {x(r, 'wall_x'):>6s} "
               f"{r['peak_rss_mb']:11.0f} {x(r, 'rss_x'):>6s} "
               f"{r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
-    print(f"(nc: input = output channels; G / D params: one generator / one discriminator; CPU s/it: median CPU "
+    print(f"(nc: input = output channels; G / D params: one generator / one discriminator; G GMAC: the "
+          f"convolutions' multiply-accumulates of one generator forward of one crop (CPU runs); CPU s/it: median CPU "
           f"time of a step (this process's; less sensitive than wall time to other load); s/it wall: median wall "
           f"time; peak RSS: the child's ru_maxrss; x: this over the {baseline} set's of the same size and model, "
           f"this run (> 1 costs more); load: 1-minute load average before-after the child)")  # fmt: skip
