@@ -311,7 +311,8 @@ def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
     bands, encoding = BAND_SETS[args.bands]
     patches = json.dumps({"size": args.patch_size, "stride": args.stride, "encoding": encoding, "bands": list(bands)})
     return {
-        "download-write": [sys.executable, __file__, "_write", str(scene), str(o / "downloaded.tif"), "2500", args.bands],
+        "download-write": [sys.executable, __file__, "_write", str(scene), str(o / "downloaded.tif"), "2500",
+                           args.bands],
         "stac-read-write": [sys.executable, __file__, "_stac", str(o / "assets"), str(o / "stac" / "downloaded.tif"),
                             args.bands],
         "mask": deepsnow("mask", "--scene", str(scene), "--output", str(d / "masks" / AOI / "snowfree.tif"),
