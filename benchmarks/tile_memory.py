@@ -18,10 +18,21 @@
    (reported as such) so that the benchmark cannot exhaust a shared machine. A peak above
    ``--budget-gb`` (the project's 2 GB per stage on a full tile) is flagged in the table.
 
+``--bands`` (``patches.bands`` / ``patches.encoding``, docs/bands.md): ``rgb`` (default) is an RGB run:
+downloads fetch the mask's and the RGB bands (B04 B03 B02 B08 B11, 7-band scenes), patches are 8-bit
+RGB, the checkpoint maps 3 -> 3. ``all`` is a ten-band reflectance run: downloads write all ten
+reflectance bands with SCL and dataMask (12-band scenes; the STAC item has ten band assets and SCL,
+the 20 m ones at 20 m), ``deepsnow patches`` runs with ``encoding: reflectance`` and the ten bands, and
+``deepsnow translate`` with a ten-band reflectance checkpoint (10 -> 10; its output a 10-band uint16 COG).
+The mirror-tiled scenes hold all twelve bands either way (the simulator writes all ten); ``deepsnow
+mask`` and ``deepsnow change area`` (RGB only, docs/bands.md) do the same work for both. The outputs that
+depend on the band set go to ``s<size>/<bands>/`` under ``--work``; scenes and masks are shared.
+
 The builders run in child processes too, so the benchmark's own process stays small (a child forked
 from a large parent would report the parent's pages as its own peak).
 
-Usage: python benchmarks/tile_memory.py [--work /tmp/tile_memory] [--sizes 2048 10980] [--json out.json]
+Usage: python benchmarks/tile_memory.py [--work /tmp/tile_memory] [--sizes 2048 10980] [--bands rgb|all]
+                                      [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,6 +50,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 AOI = "tile00"
 STAGES = ["download-write", "stac-read-write", "mask", "patches", "translate", "change"]
+#: --bands: band set -> (patches.bands, patches.encoding), as in benchmarks/train_throughput.py --compare-bands
+BAND_SETS = {
+    "rgb": (("B04", "B03", "B02"), "rgb8"),
+    "all": (("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"), "reflectance"),
+}
+#: the bands a Sentinel-2 L2A item stores at 20 m (the others of the ten at 10 m)
+BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12", "SCL")
+
+
+def fetched_bands(bands: str) -> tuple[str, ...]:
+    """The reflectance bands a download of the ``bands`` set fetches (the mask's plus the patches')."""
+    from deepsnow.data.download.common import download_bands
+
+    return download_bands(BAND_SETS[bands][0])
 
 
 def log(msg: str) -> None:
@@ -123,32 +148,35 @@ def build_scene(base: Path, out: Path, size: int) -> None:
             dst.update_tags(**tags)
 
 
-def write_like_a_download(scene: Path, out: Path, strip_rows: int) -> None:
-    """The download writer on a full grid: ``scene``'s pixels as reflectance x 10000 in strips of
-    ``strip_rows`` rows (a row of Sentinel Hub Process API tiles is at most 2500), through
-    :func:`deepsnow.data.download.common.write_dn_strips`, as a download writes them."""
+def write_like_a_download(scene: Path, out: Path, strip_rows: int, bands: str) -> None:
+    """The download writer on a full grid: ``scene``'s pixels of the ``bands`` set's fetched bands as
+    reflectance x 10000 in strips of ``strip_rows`` rows (a row of Sentinel Hub Process API tiles is at
+    most 2500), through :func:`deepsnow.data.download.common.write_dn_strips`, as a download writes them."""
     import rasterio
     from rasterio.windows import Window
 
     from deepsnow.data.download.common import Grid, write_dn_strips
-    from deepsnow.data.download.sentinelhub import FETCHED_BANDS, OUTPUT_BANDS
+    from deepsnow.data.download.sentinelhub import AUX_OUTPUTS
 
+    fetched = fetched_bands(bands)
+    n = len(fetched)
     with rasterio.open(scene) as src:
         h, w, t = src.height, src.width, src.transform
         grid = Grid(src.crs.to_epsg(), t.c, t.f, w, h, t.a)
-        index = [list(src.descriptions).index(b) + 1 for b in OUTPUT_BANDS]
+        index = [list(src.descriptions).index(b) + 1 for b in fetched + AUX_OUTPUTS]
 
-        def strips():  # uint16 strips of the evalscript's 7 bands, as the Sentinel Hub mosaic yields them
+        def strips():  # uint16 strips of the evalscript's bands, SCL, dataMask, as the Sentinel Hub mosaic yields them
             for r0 in range(0, h, strip_rows):
                 stack = src.read(index, window=Window(0, r0, w, min(h, r0 + strip_rows) - r0))
-                yield r0, dict(zip(FETCHED_BANDS, stack[:5])), stack[5], stack[6] > 0
+                yield r0, dict(zip(fetched, stack[:n])), stack[n], stack[n + 1] > 0
 
-        write_dn_strips(out, strips(), grid, src.tags(), FETCHED_BANDS)
+        write_dn_strips(out, strips(), grid, src.tags(), fetched)
 
 
-def build_assets(scene: Path, folder: Path) -> None:
-    """The scene's bands as single-band tiled GeoTIFFs like a Sentinel-2 L2A item's COGs: B04 B03 B02
-    B08 at 10 m, B11 and SCL at 20 m (every other pixel), uint16, nodata 0 where dataMask is 0."""
+def build_assets(scene: Path, folder: Path, bands: str) -> None:
+    """The scene's bands a download of the ``bands`` set reads, and SCL, as single-band tiled GeoTIFFs like a
+    Sentinel-2 L2A item's COGs: B02 B03 B04 B08 at 10 m, the others (:data:`BANDS_20M`) at 20 m (every
+    other pixel), uint16, nodata 0 where dataMask is 0."""
     import numpy as np
     import rasterio
     from rasterio.windows import Window
@@ -157,9 +185,9 @@ def build_assets(scene: Path, folder: Path) -> None:
     with rasterio.open(scene) as src:
         h, w, t = src.height, src.width, src.transform
         index = {b: i for i, b in enumerate(src.descriptions, start=1)}
-        for band in ("B04", "B03", "B02", "B08", "B11", "SCL"):
+        for band in (*fetched_bands(bands), "SCL"):
             i = index[band]
-            step = 2 if band in ("B11", "SCL") else 1
+            step = 2 if band in BANDS_20M else 1
             prof = dict(driver="GTiff", width=w // step, height=h // step, count=1, dtype="uint16", crs=src.crs,
                         transform=t * t.scale(step), nodata=0, tiled=True, blockxsize=512, blockysize=512,
                         compress="deflate")  # fmt: skip
@@ -172,7 +200,7 @@ def build_assets(scene: Path, folder: Path) -> None:
             os.replace(folder / f"{band}.tif.part", folder / f"{band}.tif")
 
 
-def read_like_a_stac_download(folder: Path, out: Path) -> None:
+def read_like_a_stac_download(folder: Path, out: Path, bands: str) -> None:
     """A STAC download's read and write of one item on the scene's grid (no search): the assets read
     a window of rows at a time into band files (``read_item_retrying``), the valid fraction counted,
     then the scene written strip by strip (``raw_strips`` -> ``write_dn_strips``), as
@@ -183,20 +211,21 @@ def read_like_a_stac_download(folder: Path, out: Path) -> None:
 
     from deepsnow.areas import Area
     from deepsnow.data.download.common import Grid, write_dn_strips
-    from deepsnow.data.download.stac import REFLECTANCE, raw_strips, read_item_retrying, valid_fraction
+    from deepsnow.data.download.stac import ASSET_KEYS, assets_of, raw_strips, read_item_retrying, valid_fraction
 
     with rasterio.open(folder / "B04.tif") as ref:
         t = ref.transform
         grid = Grid(ref.crs.to_epsg(), t.c, t.f, ref.width, ref.height, t.a)
-    keys = {"B04": "red", "B03": "green", "B02": "blue", "B08": "nir", "B11": "swir16", "SCL": "scl"}
-    item = {"id": "tile", "assets": {k: {"href": str(folder / f"{b}.tif")} for b, k in keys.items()}}
+    fetched = fetched_bands(bands)
+    assets = assets_of(fetched)  # the bands, then SCL, under Earth Search v1's asset keys
+    item = {"id": "tile", "assets": {ASSET_KEYS[b][0]: {"href": str(folder / f"{b}.tif")} for b in assets}}
     st = {"resampling": "bilinear", "max_attempts": 1, "retry_delay": 0, "timeout": 10}
     raw_dir = out.parent / "raw"
     shutil.rmtree(raw_dir, ignore_errors=True)
-    raw, _ = read_item_retrying(item, grid, st, Area("tile", (0, 0, 1, 1), {}), "snowfree", raw_dir)
+    raw, _ = read_item_retrying(item, grid, st, Area("tile", (0, 0, 1, 1), {}), "snowfree", raw_dir, assets)
     log(f"valid fraction {valid_fraction(raw):.3f}")
-    offsets = {b: {"scale": 1e-4, "offset": 0.0} for b in REFLECTANCE}
-    write_dn_strips(out, raw_strips(raw, offsets), grid, {"DEEPSNOW_SOURCE": "stac"}, REFLECTANCE)
+    offsets = {b: {"scale": 1e-4, "offset": 0.0} for b in fetched}
+    write_dn_strips(out, raw_strips(raw, offsets), grid, {"DEEPSNOW_SOURCE": "stac"}, fetched)
     shutil.rmtree(raw_dir)
 
 
@@ -224,16 +253,19 @@ def build_product(truth: Path, out: Path) -> None:
     os.replace(out.with_suffix(".part.tif"), out)
 
 
-def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
-    """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on training)."""
+def build_checkpoint(out: Path, ngf: int, n_blocks: int, bands: str) -> None:
+    """A seeded, untrained cycleGAN checkpoint in deepsnow's format (translate's cost does not depend on
+    training), mapping the ``bands`` set (one channel per band) and recording it as training does."""
     import torch
 
     from deepsnow import torchfile
     from deepsnow.gan import checkpoint as ckpt
     from deepsnow.gan import networks
+    from deepsnow.gan.data import BandSet
 
     torch.manual_seed(0)
-    arch = networks.Architecture(ngf=ngf, ndf=4, n_blocks=n_blocks)
+    band_set = BandSet.of(*BAND_SETS[bands])
+    arch = networks.Architecture(ngf=ngf, ndf=4, n_blocks=n_blocks, input_nc=band_set.n, output_nc=band_set.n)
     payload = {
         "format": ckpt.FORMAT,
         "version": ckpt.VERSION,
@@ -245,6 +277,7 @@ def build_checkpoint(out: Path, ngf: int, n_blocks: int) -> None:
         "G_B": networks.build_generator(arch).state_dict(),
         "D_A": networks.build_discriminator(arch).state_dict(),
         "D_B": networks.build_discriminator(arch).state_dict(),
+        "bands": band_set.as_dict(),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     torchfile.save(payload, out)
@@ -265,26 +298,31 @@ def prepare(args, work: Path) -> tuple[Path, Path, Path]:
                      "--snow", str(base / "snow.tif"), "--truth", str(truth)),
             check=True,
         )  # fmt: skip
-    ckpt = work / "checkpoint" / "epoch_001.pt"
+    ckpt = work / ("checkpoint" if args.bands == "rgb" else f"checkpoint-{args.bands}") / "epoch_001.pt"
     if not ckpt.exists():
-        subprocess.run([sys.executable, __file__, "_checkpoint", str(ckpt), str(args.ngf), str(args.n_blocks)], check=True)
+        cmd = [sys.executable, __file__, "_checkpoint", str(ckpt), str(args.ngf), str(args.n_blocks), args.bands]
+        subprocess.run(cmd, check=True)
     return sf, truth, ckpt
 
 
 def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
-    scene, truth = d / "scenes" / AOI / "snowfree.tif", d / "truth" / AOI / "snow.tif"
-    patches = json.dumps({"size": args.patch_size, "stride": args.stride})
+    """Each stage's command; ``d``: the size's folder (scenes, masks), ``d / args.bands``: the band set's outputs."""
+    scene, truth, o = d / "scenes" / AOI / "snowfree.tif", d / "truth" / AOI / "snow.tif", d / args.bands
+    bands, encoding = BAND_SETS[args.bands]
+    patches = json.dumps({"size": args.patch_size, "stride": args.stride, "encoding": encoding, "bands": list(bands)})
     return {
-        "download-write": [sys.executable, __file__, "_write", str(scene), str(d / "downloaded.tif"), "2500"],
-        "stac-read-write": [sys.executable, __file__, "_stac", str(d / "assets"), str(d / "stac" / "downloaded.tif")],
+        "download-write": [sys.executable, __file__, "_write", str(scene), str(o / "downloaded.tif"), "2500",
+                           args.bands],
+        "stac-read-write": [sys.executable, __file__, "_stac", str(o / "assets"), str(o / "stac" / "downloaded.tif"),
+                            args.bands],
         "mask": deepsnow("mask", "--scene", str(scene), "--output", str(d / "masks" / AOI / "snowfree.tif"),
                          "--summary", str(d / "masks" / AOI / "snowfree.json")),
         "patches": deepsnow("patches", "--params", patches, "--scene", str(scene),
                             "--mask", str(d / "masks" / AOI / "snowfree.tif"), "--truth", str(truth),
-                            "--output", str(d / "patches" / AOI / "snowfree.npz"),
-                            "--table", str(d / "patches" / AOI / "snowfree.csv")),
+                            "--output", str(o / "patches" / AOI / "snowfree.npz"),
+                            "--table", str(o / "patches" / AOI / "snowfree.csv")),
         "translate": deepsnow("translate", "--checkpoint", str(ckpt), "--input", str(scene), "--device", "cpu",
-                              "--output", str(d / "translated" / AOI / "snowy.tif")),
+                              "--output", str(o / "translated" / AOI / "snowy.tif")),
         "change": deepsnow("change", "area", "--area", AOI, "--before", str(scene),
                            "--before-mask", str(d / "masks" / AOI / "snowfree.tif"),
                            "--real", str(d / "scenes" / AOI / "snow.tif"), "--real-mask", str(d / "masks" / AOI / "snow.tif"),
@@ -322,47 +360,45 @@ def run_size(args, work: Path, size: int, sf: Path, truth: Path, ckpt: Path) -> 
             if t["rc"] != 0:
                 raise SystemExit(f"building {dst} failed; see {work / 'build.log'}")
             log(f"built in {t['wall_s']:.0f} s ({size * size / t['wall_s'] / 1e6:.1f} Mpx/s)")
-    if "stac-read-write" not in args.skip and not (d / "assets" / "SCL.tif").exists():
-        log(f"writing {d / 'assets'}: the scene as an item's single-band COGs (10 m and 20 m)")
-        t = run_measured([sys.executable, __file__, "_assets", str(d / "scenes" / AOI / "snowfree.tif"), str(d / "assets")],
-                         1e9, work / "build.log")  # fmt: skip
-        if t["rc"] != 0:
-            raise SystemExit(f"writing {d / 'assets'} failed; see {work / 'build.log'}")
+    o = d / args.bands  # the band set's outputs
+    assets = o / "assets"
+    if "stac-read-write" not in args.skip and not (assets / "SCL.tif").exists():
+        log(f"writing {assets}: the scene as an item's single-band COGs (10 m and 20 m), {args.bands} bands")
+        cmd = [sys.executable, __file__, "_assets", str(d / "scenes" / AOI / "snowfree.tif"), str(assets), args.bands]
+        if run_measured(cmd, 1e9, work / "build.log")["rc"] != 0:
+            raise SystemExit(f"writing {assets} failed; see {work / 'build.log'}")
     if "change" not in args.skip:
         build_change_inputs(work, d)
-    (d / "stac").mkdir(parents=True, exist_ok=True)
+    (o / "stac").mkdir(parents=True, exist_ok=True)
     out = {}
     for stage, cmd in stage_commands(args, d, ckpt).items():
         if stage in args.skip:
             continue
-        log(f"{size} px: {stage} ...")
-        r = run_measured(cmd, args.max_rss_gb, d / f"{stage}.log")
+        log(f"{size} px, {args.bands} bands: {stage} ...")
+        r = run_measured(cmd, args.max_rss_gb, o / f"{stage}.log")
         r["mpx_per_s"] = size * size / r["wall_s"] / 1e6
         out[stage] = r
         what = "KILLED over --max-rss-gb" if r["killed_over_limit"] else f"exit {r['rc']}"
         log(f"{size} px: {stage}: peak RSS {r['peak_rss_gb']:.2f} GB, {r['wall_s']:.1f} s "
-            f"({r['mpx_per_s']:.2f} Mpx/s), {what}; log {d / (stage + '.log')}")  # fmt: skip
+            f"({r['mpx_per_s']:.2f} Mpx/s), {what}; log {o / (stage + '.log')}")  # fmt: skip
     return out
 
 
+#: the children this script runs as itself: ``tile_memory.py _name arg ...`` -> function(arg types)
+CHILDREN = {
+    "_build": (build_scene, (Path, Path, int)),
+    "_write": (write_like_a_download, (Path, Path, int, str)),
+    "_assets": (build_assets, (Path, Path, str)),
+    "_stac": (read_like_a_stac_download, (Path, Path, str)),
+    "_product": (build_product, (Path, Path)),
+    "_checkpoint": (build_checkpoint, (Path, int, int, str)),
+}
+
+
 def main(argv=None) -> int:
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_build":
-        build_scene(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-        return 0
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_write":
-        write_like_a_download(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-        return 0
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_assets":
-        build_assets(Path(sys.argv[2]), Path(sys.argv[3]))
-        return 0
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_stac":
-        read_like_a_stac_download(Path(sys.argv[2]), Path(sys.argv[3]))
-        return 0
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_product":
-        build_product(Path(sys.argv[2]), Path(sys.argv[3]))
-        return 0
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_checkpoint":
-        build_checkpoint(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] in CHILDREN:
+        fn, types = CHILDREN[sys.argv[1]]
+        fn(*(t(a) for t, a in zip(types, sys.argv[2:], strict=True)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/tile_memory"), help="scratch folder (scenes are kept)")
@@ -375,36 +411,59 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage whose RSS passes this")
     ap.add_argument("--budget-gb", type=float, default=2.0, help="flag a peak RSS above this (the per-stage budget)")
     ap.add_argument("--skip", nargs="*", default=[], choices=STAGES, help="stages to skip")
+    ap.add_argument("--bands", nargs="+", choices=sorted(BAND_SETS), default=["rgb"],
+                    help="band sets, each run in turn, the first the baseline of the printed ratios: rgb (default): "
+                    "an RGB run (7-band downloads, 8-bit RGB patches, a 3 -> 3 checkpoint); all: a ten-band "
+                    "reflectance run (12-band downloads, reflectance patches, a 10 -> 10 checkpoint)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    sf, truth, ckpt = prepare(args, args.work)
-    results = {size: run_size(args, args.work, size, sf, truth, ckpt) for size in args.sizes}
+    results = {}  # (band set, size) -> stage -> record
+    for bands in args.bands:
+        one = argparse.Namespace(**dict(vars(args), bands=bands))
+        sf, truth, ckpt = prepare(one, args.work)
+        log(f"band set {bands}: {' '.join(BAND_SETS[bands][0])} ({BAND_SETS[bands][1]}); "
+            f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+        for size in args.sizes:
+            results[bands, size] = run_size(one, args.work, size, sf, truth, ckpt)
     print_table(results, args.budget_gb)
+    log(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
-        args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2) + "\n")
-    bad = [(s, st) for s, r in results.items() for st, x in r.items() if x["rc"] != 0]
+        out = {f"{b} {size}": v for (b, size), v in results.items()}
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    bad = [(k, st) for k, r in results.items() for st, x in r.items() if x["rc"] != 0]
     return 1 if bad else 0
 
 
 def print_table(results: dict, budget_gb: float) -> None:
-    sizes = list(results)
-    head = "stage".ljust(15) + "".join(f"| {f'{s} x {s}':>24} " for s in sizes)
+    """One column per (band set, size), then, with several band sets, each later set's peak RSS and wall time
+    over the first set's (the baseline) at the same size, this run."""
+    keys = list(results)
+    sets = list(dict.fromkeys(b for b, _ in keys))
+    ratios = [(b, s) for b, s in keys if b != sets[0] and (sets[0], s) in results]
+    head = "stage".ljust(15) + "".join(f"| {f'{b} {s} x {s}':>24} " for b, s in keys)
+    head += "".join(f"| {f'{b}/{sets[0]} {s}':>20} " for b, s in ratios)
     print("\n" + head + "\n" + "-" * len(head))
     stages = sorted({st for r in results.values() for st in r}, key=STAGES.index)
     for st in stages:
         cells = []
-        for s in sizes:
-            x = results[s].get(st)
+        for k in keys:
+            x = results[k].get(st)
             if x is None:
                 cells.append("| " + "-".rjust(24) + " ")
                 continue
             flag = "!" if x["rc"] else ""
             over = "^" if x["peak_rss_gb"] > budget_gb else ""
             cells.append(f"| {x['peak_rss_gb']:6.2f} GB{over:1} {x['wall_s']:7.1f} s{flag:>1}  ")
+        for b, s in ratios:
+            x, y = results[b, s].get(st), results[sets[0], s].get(st)
+            if x is None or y is None:
+                cells.append("| " + "-".rjust(20) + " ")
+                continue
+            cells.append(f"| {x['peak_rss_gb'] / y['peak_rss_gb']:6.2f}x RSS {x['wall_s'] / y['wall_s']:5.2f}x s ")
         print(st.ljust(15) + "".join(cells))
     print(f"(peak RSS of each child process, wall time; ^ = over the {budget_gb:g} GB budget; "
-          "! = failed or killed over --max-rss-gb)")
+          "! = failed or killed over --max-rss-gb; b/base: band set b over the baseline set at that size)")  # fmt: skip
 
 
 if __name__ == "__main__":

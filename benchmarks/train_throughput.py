@@ -25,6 +25,14 @@ RSS before the model was built (networks, optimisers, activations and gradients 
 as a ratio to cycleGAN's of the same size measured in the same run, with the 1-minute load
 average around each child (other processes on the machine slow the steps down).
 
+``--compare-bands``: the cost of the band count (docs/bands.md): the same models and sizes as
+``--compare-models``, each with the networks of every ``--bands`` set (``rgb``: B04 B03 B02 as 8-bit
+RGB, 3 -> 3 channels, the reference's; ``all``: the ten reflectance bands as 16-bit unit codes,
+10 -> 10), built as ``deepsnow train`` builds them (``deepsnow.gan.train.architecture``), in one child
+process each. Printed: the parameters of one generator and one discriminator, the median CPU time and
+wall time of a step and the peak RSS, each as a ratio to the first ``--bands`` set's (the baseline) of
+the same size and model, measured in the same run.
+
 ``--compare-precision``: train the demo-size model for a few epochs on the same
 data in fp32 and in bf16, plus fp32 with another seed, and print the per-epoch
 mean losses side by side: the fp32-bf16 difference is to be read against the
@@ -37,6 +45,7 @@ Examples::
     python benchmarks/train_throughput.py --compare-precision --epochs 5
     python benchmarks/train_throughput.py --compare-models                  # cycleGAN vs CUT vs FastCUT, demo + paper, CPU
     python benchmarks/train_throughput.py --compare-models --sizes demo --iters 40 --json cost.json
+    python benchmarks/train_throughput.py --compare-bands --sizes paper --models cyclegan cut  # 3 vs 10 bands
 """
 
 from __future__ import annotations
@@ -62,6 +71,11 @@ SIZES = {
 #: --compare-models: size -> the config files whose merged gan section it is (later ones win)
 SIZE_CONFIGS = {"demo": ("config.yaml",), "paper": ("config.yaml", "configs/paper.yaml")}
 MODELS = ("cyclegan", "cut", "fastcut")
+#: --compare-bands: band set -> (bands, encoding) as in patches.bands / patches.encoding (docs/bands.md)
+BAND_SETS = {
+    "rgb": (("B04", "B03", "B02"), "rgb8"),
+    "all": (("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"), "reflectance"),
+}
 #: --compare-models defaults per size: (warm-up, timed) iterations; paper size on 2 CPU cores is ~1-10 s/it
 MODEL_ITERS = {"demo": (3, 20), "paper": (1, 2)}
 
@@ -114,9 +128,23 @@ def parse_args(argv=None):
         help="iterations/s and peak memory of cycleGAN, CUT and FastCUT at demo and paper size, ratios vs cycleGAN",
     )
     p.add_argument(
-        "--models", nargs="+", choices=MODELS, default=list(MODELS), help="models for --compare-models (default all)"
+        "--compare-bands",
+        action="store_true",
+        help="parameters, CPU s per step and peak memory of each model with 3 (RGB) vs 10 (reflectance) bands, "
+        "ratios vs the first --bands set",
     )
-    p.add_argument("--json", type=Path, default=None, help="--compare-models: also write the numbers to this file")
+    p.add_argument(
+        "--models", nargs="+", choices=MODELS, default=list(MODELS),
+        help="models for --compare-models and --compare-bands (default all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bands", nargs="+", choices=sorted(BAND_SETS), default=["rgb", "all"],
+        help="band sets for --compare-bands, the first the baseline (rgb: B04 B03 B02, 8-bit; all: the ten "
+        "reflectance bands, 16-bit; default: rgb all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--json", type=Path, default=None, help="--compare-models, --compare-bands: also write the numbers to this file"
+    )
     p.add_argument(
         "--precisions",
         nargs="+",
@@ -373,22 +401,76 @@ def rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+def band_batches(batch: int, crop: int, bands: str | None, n: int = 4) -> list:
+    """``n`` pairs of (batch, C, crop, crop) batches, seeded: ``bands`` None or ``rgb``: uint8 RGB as
+    :func:`gpu_check.make_batches` makes them; ``all``: uint16 unit codes of the ten reflectance bands, as
+    the loaders give reflectance patches (``deepsnow.gan.data.to_unit`` maps both to [-1, 1])."""
+    import numpy as np
+    import torch
+
+    from gpu_check import make_batches  # next to this script
+
+    if bands is None or BAND_SETS[bands][1] == "rgb8":
+        return make_batches(batch, crop, n)
+    rng = np.random.default_rng(0)
+    shape = (batch, len(BAND_SETS[bands][0]), crop, crop)
+    return [tuple(torch.from_numpy(rng.integers(0, 65536, shape, dtype=np.uint16)) for _ in "ab") for _ in range(n)]
+
+
+def build_model(params: dict, device, bands: str | None):
+    """The model of ``params`` as ``deepsnow train`` builds it; with ``bands`` (a :data:`BAND_SETS` key),
+    with one input and one output channel per band (``deepsnow.gan.train.architecture``)."""
+    from deepsnow.gan.data import BandSet
+    from deepsnow.gan.train import MODELS, architecture
+
+    if bands is None:
+        return MODELS[params["model"]][0](params, device)
+    band_set = BandSet.of(*BAND_SETS[bands])
+    model = MODELS[params["model"]][0](params, device, arch=architecture(params, band_set))
+    model.bands = band_set
+    return model
+
+
+def conv_macs(net, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of the convolutions (most of the arithmetic) of one forward of ``net`` on a
+    zero batch of ``shape``, counted by hooks: a conv's output pixels (a transposed conv's input pixels) x
+    in_channels x out_channels x kernel area / groups. Exact for these networks and free of the machine's load."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def hook(m, inp, out) -> None:
+        nonlocal total
+        pixels = (inp[0] if isinstance(m, nn.ConvTranspose2d) else out)[:, 0].numel()
+        total += pixels * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    handles = [m.register_forward_hook(hook) for m in convs]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
 def measure_model(spec: dict) -> dict:
     """In a child process: build ``spec``'s model as training does and time its ``step``."""
     import torch
 
     from deepsnow.gan import networks, runtime
-    from deepsnow.gan.train import MODELS, seed_everything
-    from gpu_check import make_batches  # next to this script
+    from deepsnow.gan.train import seed_everything
 
     params = spec["params"]
     device = runtime.resolve_device(params["device"])
     runtime.configure(device, params["threads"], params["deterministic"], params["cudnn_benchmark"])
-    batches = make_batches(params["batch_size"], params["crop_size"])
+    batches = band_batches(params["batch_size"], params["crop_size"], spec.get("bands"))
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     before = rss_mb()
     seed_everything(int(params["seed"]))
-    model = MODELS[params["model"]][0](params, device)
+    model = build_model(params, device, spec.get("bands"))
     model.train_mode()
 
     def step(a, b):
@@ -397,7 +479,13 @@ def measure_model(spec: dict) -> dict:
     cpu: list[float] = []
     times = time_loop(step, batches, spec["warmup"], spec["iters"], sync, cpu)
     med = statistics.median(times)
+    crop, arch = params["crop_size"], model.arch
+    macs = {}
+    if device.type == "cpu":  # counted after the timing
+        macs["macs_G"] = conv_macs(model.G_A, (1, arch.input_nc, crop, crop))
+        macs["macs_D"] = conv_macs(model.D_A, (1, arch.output_nc, crop, crop))
     return {
+        **macs,
         "it_per_s": 1.0 / med,
         "ms_per_it_median": med * 1000.0,
         "ms_per_it_min": min(times) * 1000.0,
@@ -406,6 +494,9 @@ def measure_model(spec: dict) -> dict:
         "warmup": spec["warmup"],
         "threads": torch.get_num_threads(),
         "parameters": sum(networks.count_parameters(n) for n in model.nets),  # F's heads exist after a step
+        "parameters_G": networks.count_parameters(model.G_A),
+        "parameters_D": networks.count_parameters(model.D_A),
+        "input_nc": model.arch.input_nc,
         "rss_before_model_mb": before,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # kilobytes on Linux
         "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
@@ -482,6 +573,89 @@ def print_model_table(rows: list[dict]) -> None:
           "x cycleGAN: over cycleGAN's of the same size, this run; load: 1-minute load average before-after the child)")
 
 
+# --------------------------------------------------------------------------- --compare-bands
+
+
+def compare_bands(args) -> None:
+    """Each model at each size with each ``--bands`` set, one child process each; ratios vs the first set."""
+    from deepsnow.gan import runtime
+
+    device = args.device or "cpu"
+    runtime.resolve_device(device, key="--device")  # a device that does not exist here: exit 2 before any child
+    threads = args.threads or 1
+    log(f"band sets {' vs '.join(args.bands)} (baseline {args.bands[0]}): training step on {device}, {threads} "
+        f"torch thread(s), batch 1, one child process per size, model and band set; "
+        f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    rows = []
+    for size in args.sizes:
+        warmup, iters = MODEL_ITERS[size]
+        for model in args.models:
+            params = model_params(size, model, device, threads)
+            for bands in args.bands:
+                spec = {"size": size, "params": params, "bands": bands, "iters": args.iters or iters,
+                        "warmup": warmup if args.warmup is None else args.warmup}  # fmt: skip
+                log(f"{size} {model} {bands} ({len(BAND_SETS[bands][0])} bands): ngf {params['ngf']}, "
+                    f"{params['n_blocks']} blocks, {params['crop_size']} px, {spec['warmup']} warm-up + "
+                    f"{spec['iters']} timed iterations ...")  # fmt: skip
+                rec = dict(run_child(spec), size=size, model=model, bands=bands, crop_size=params["crop_size"])
+                rows.append(rec)
+                log(f"{size} {model} {bands}: {rec['cpu_s_per_it']:.3f} CPU s/it, {rec['it_per_s']:.3f} it/s, "
+                    f"peak RSS {rec['peak_rss_mb']:.0f} MB")  # fmt: skip
+    add_band_ratios(rows, args.bands[0])
+    print_band_table(rows, args.bands[0])
+    if args.json:
+        out = {"device": device, "threads": threads, "baseline": args.bands[0], "rows": rows}
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+BAND_RATIOS = {  # ratio key -> (record key, this over baseline (True) or baseline over this)
+    "G_x": ("parameters_G", True),
+    "D_x": ("parameters_D", True),
+    "cpu_x": ("cpu_s_per_it", True),
+    "wall_x": ("ms_per_it_median", True),
+    "macs_G_x": ("macs_G", True),
+    "rss_x": ("peak_rss_mb", True),
+    "step_mb_x": ("step_mb", True),
+}
+
+
+def add_band_ratios(rows: list[dict], baseline: str) -> None:
+    """Each row's numbers over the ``baseline`` band set's of the same size and model (cost ratios: > 1 costs more)."""
+    base = {(r["size"], r["model"]): r for r in rows if r["bands"] == baseline}
+    for r in rows:
+        r["step_mb"] = r["peak_rss_mb"] - r["rss_before_model_mb"]
+    for r in rows:
+        b = base.get((r["size"], r["model"]))
+        if b is not None:
+            for name, (key, _) in BAND_RATIOS.items():
+                if key in r and key in b:
+                    r[name] = r[key] / b[key] if b[key] else float("nan")
+
+
+def print_band_table(rows: list[dict], baseline: str) -> None:
+    def x(r, key):
+        return f"{r[key]:.3f}" if key in r else "-"
+
+    head = (f"{'size':<6s} {'model':<9s} {'bands':<5s} {'nc':>3s} {'G params':>11s} {'x':>6s} {'D params':>10s} "
+            f"{'x':>6s} {'G GMAC':>7s} {'x':>6s} {'CPU s/it':>9s} {'x':>6s} {'s/it wall':>9s} {'x':>6s} "
+            f"{'peak RSS MB':>11s} {'x':>6s} "
+            f"{'load':>9s}")  # fmt: skip
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in rows:
+        print(f"{r['size']:<6s} {r['model']:<9s} {r['bands']:<5s} {r['input_nc']:3d} {r['parameters_G']:11,d} "
+              f"{x(r, 'G_x'):>6s} {r['parameters_D']:10,d} {x(r, 'D_x'):>6s} "
+              f"{r.get('macs_G', float('nan')) / 1e9:7.2f} "
+              f"{x(r, 'macs_G_x'):>6s} {r['cpu_s_per_it']:9.3f} "
+              f"{x(r, 'cpu_x'):>6s} {r['ms_per_it_median'] / 1000:9.3f} {x(r, 'wall_x'):>6s} "
+              f"{r['peak_rss_mb']:11.0f} {x(r, 'rss_x'):>6s} "
+              f"{r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
+    print(f"(nc: input = output channels; G / D params: one generator / one discriminator; G GMAC: the "
+          f"convolutions' multiply-accumulates of one generator forward of one crop (CPU runs); CPU s/it: median CPU "
+          f"time of a step (this process's; less sensitive than wall time to other load); s/it wall: median wall "
+          f"time; peak RSS: the child's ru_maxrss; x: this over the {baseline} set's of the same size and model, "
+          f"this run (> 1 costs more); load: 1-minute load average before-after the child)")  # fmt: skip
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -491,11 +665,11 @@ def main(argv=None) -> int:
         print(json.dumps(measure_model(json.loads(sys.argv[2]))))
         return 0
     args = parse_args(argv)
-    if args.compare_models:
+    if args.compare_models or args.compare_bands:
         from deepsnow import DeepsnowError
 
         try:
-            compare_models(args)
+            (compare_bands if args.compare_bands else compare_models)(args)
         except DeepsnowError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

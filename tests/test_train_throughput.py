@@ -39,3 +39,13 @@ def test_bad_options_exit_2_naming_the_option(args, words):
     assert proc.returncode == 2, proc.stderr
     for word in words:
         assert word in proc.stderr
+
+
+def test_help_names_the_band_comparison():
+    proc = run("--help")
+    assert proc.returncode == 0 and "--compare-bands" in proc.stdout and "--bands" in proc.stdout
+
+
+def test_an_unknown_band_set_exits_2_naming_the_option():
+    proc = run("--compare-bands", "--bands", "rgb", "swir")
+    assert proc.returncode == 2 and "--bands" in proc.stderr and "invalid choice" in proc.stderr

@@ -1,0 +1,48 @@
+"""benchmarks/tile_memory.py: its options and its table, without running a stage (a run takes minutes on a
+2048² scene and most of an hour on a full tile: docs/performance.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+from helpers import REPO, env_with_venv
+
+SCRIPT = REPO / "benchmarks" / "tile_memory.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("tile_memory", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_help_names_the_band_sets():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], env=env_with_venv(), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and "--bands" in proc.stdout and "reflectance" in proc.stdout
+
+
+def test_a_ten_band_run_fetches_all_ten_bands_and_an_rgb_run_the_five():
+    tm = load()
+    assert tm.fetched_bands("rgb") == ("B04", "B03", "B02", "B08", "B11")
+    assert sorted(tm.fetched_bands("all")) == sorted(tm.BAND_SETS["all"][0]) and len(tm.BAND_SETS["all"][0]) == 10
+
+
+def test_the_table_gives_each_band_set_over_the_first(capsys):
+    tm = load()
+
+    def rec(gb, s):
+        return {"peak_rss_gb": gb, "wall_s": s, "rc": 0}
+
+    results = {("rgb", 64): {"mask": rec(0.2, 2.0), "patches": rec(0.2, 1.0)},
+               ("all", 64): {"mask": rec(0.2, 2.0), "patches": rec(0.3, 3.0), "translate": rec(2.5, 9.0)}}  # fmt: skip
+    tm.print_table(results, 2.0)
+    out = capsys.readouterr().out
+    assert "all/rgb 64" in out
+    patches = next(line for line in out.splitlines() if line.startswith("patches"))
+    assert "1.50x RSS" in patches and "3.00x s" in patches
+    translate = next(line for line in out.splitlines() if line.startswith("translate"))
+    assert "2.50 GB^" in translate
