@@ -230,3 +230,26 @@ def test_a_checkpoint_keeps_its_own_mapping(trained, tmp_path):
 
         train(validate_section("gan", PARAMS), sets[0], sets[1], d / "ck", tmp_path / "st", d / "l.csv", d / "li.csv",
               progress=False)
+
+
+def test_write_bands_writes_row_windows_of_every_band(tmp_path):
+    """Row windows of every band at once (not a band at a time, which rewrote each compressed block of the
+    intermediate once per band): the values, the names and the mask come out as decoded, also across a
+    last, short window; the intermediate asks for BigTIFF when it could pass 4 GB."""
+    from rasterio.transform import from_origin
+
+    from deepsnow.cog import source_profile
+    from deepsnow.gan.translate import write_bands
+
+    bands = BandSet.of(["B03", "B08", "B11", "B12"], "reflectance")
+    codes = np.random.default_rng(5).integers(0, 65536, (600, 300, 4)).astype(np.uint16)
+    valid = np.ones((600, 300), bool)
+    valid[590:, :7] = False
+    out = tmp_path / "r.tif"
+    write_bands(out, codes, bands, "EPSG:32632", from_origin(0, 6000, 10, 10), valid=valid, rows=256)
+    with rasterio.open(out) as ds:
+        assert list(ds.descriptions) == list(bands.bands) and ds.count == 4
+        for i, scale in enumerate(bands.unit_reflectance):
+            assert np.array_equal(ds.read(i + 1), B.decode_units(codes[..., i], scale))
+        assert np.array_equal(ds.read_masks(1) > 0, valid)
+    assert source_profile({"blockxsize": 256})["BIGTIFF"] == "IF_SAFER"

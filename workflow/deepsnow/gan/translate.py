@@ -307,22 +307,28 @@ def write_rgb(
 def write_bands(path, codes: np.ndarray, bands: BandSet, crs, transform, valid: np.ndarray | None = None, tags=None,
                 rows: int = 1024) -> None:
     """``(H, W, C) uint16`` unit codes of ``bands`` as a C-band uint16 COG of reflectance x 10000 (band
-    descriptions = band names), atomically; ``valid`` False -> masked. Decoded one band and ``rows`` rows
-    at a time, so no float copy of the scene is ever whole."""
+    descriptions = band names), atomically; ``valid`` False -> masked. Decoded and written ``rows`` rows
+    (a multiple of the 256-px block) at a time, every band at once: no float copy of the scene is ever
+    whole, and each compressed block of the pixel-interleaved intermediate is written once (a band at a
+    time rewrote every block C times, which on a ten-band full tile outgrew the 4 GB TIFF limit)."""
+    from rasterio.windows import Window
+
     from deepsnow.cog import cog_output
     from deepsnow.data.bands import decode_units
 
     h, w, nc = codes.shape
-    band = np.empty((h, w), dtype=np.uint16)
     profile = {
         "driver": "GTiff", "height": h, "width": w, "count": nc, "dtype": "uint16", "crs": crs,
         "transform": transform, "blockxsize": 256,
     }
     with cog_output(path, profile, resampling="average") as dst:
-        for i, (name, scale) in enumerate(zip(bands.bands, bands.unit_reflectance), start=1):
-            for r in range(0, h, rows):
-                band[r : r + rows] = decode_units(codes[r : r + rows, :, i - 1], scale)
-            dst.write(band, i)
+        for r in range(0, h, rows):
+            n = min(rows, h - r)
+            block = np.empty((nc, n, w), dtype=np.uint16)
+            for i, scale in enumerate(bands.unit_reflectance):
+                block[i] = decode_units(codes[r : r + n, :, i], scale)
+            dst.write(block, window=Window(0, r, w, n))
+        for i, name in enumerate(bands.bands, start=1):
             dst.set_band_description(i, name)
         if valid is not None and not valid.all():
             dst.write_mask(valid.view(np.uint8) * np.uint8(255))
