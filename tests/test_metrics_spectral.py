@@ -170,7 +170,7 @@ def test_metrics_epoch_writes_the_spectral_columns_and_the_table_carries_them(tm
         "snow_cover_mae", "snow_share_truth", "snow_iou", "snow_iou_patch",
     ]
     # both directions carry every column: the B->A row leaves the truth's empty
-    table = list(csv.DictReader(open(tmp_path / "m.csv")))
+    table = list(csv.DictReader((tmp_path / "m.csv").read_text().splitlines()))
     assert [r["direction"] for r in table] == ["AtoB", "BtoA"] and table[1]["snow_iou"] == "" and table[1]["sam_w1"] != ""
     # a test set of other bands than the samples: exit 2 naming both, nothing written
     (tmp_path / "x").mkdir()
