@@ -108,7 +108,7 @@ def test_figure8_of_a_reflectance_run_adds_the_spectral_row_and_the_physical_cor
         assert any(x.startswith(t) for x in titles), titles
     table = next(c for ax in fig.axes for c in ax.get_children() if type(c).__name__ == "Table")
     cells = {cell.get_text().get_text() for cell in table.get_celld().values()}
-    assert {"ρ(snow MAE)", "ρ(snow IoU)", "NDSI W1", "angle W1", "FID"} <= cells
+    assert {"ρ(snow MAE)", "ρ(IoU)", "NDSI W1", "angle W1", "FID"} <= cells
     rgb = [{k: v for k, v in r.items() if not k.startswith(("w1_", "ndsi", "sam", "snow"))} for r in rows]
     _write_metrics(tmp_path / "rgb.csv", rgb)
     write_csv(tmp_path / "rc.csv", correlations(rgb), CORRELATION_COLUMNS)

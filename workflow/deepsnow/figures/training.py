@@ -33,7 +33,7 @@ FIG8_SPECTRAL = {
     "sam_w1": ("angle W1", "W1 of the spectral angles (radians)"),
 }
 #: the physical checks against the simulator's truth: columns of Figure 8's ρ table when correlations.csv has them
-FIG8_PHYSICAL = (("snow_cover_mae", "ρ(snow MAE)"), ("snow_iou", "ρ(snow IoU)"))
+FIG8_PHYSICAL = (("snow_cover_mae", "ρ(snow MAE)"), ("snow_iou", "ρ(IoU)"))
 PAIRED_LABEL = "paired L1 vs snowfall truth (0–1 scale)"
 #: a reflectance run's (its metrics.csv has the spectral columns, ``w1_mean``): L1 in reflectance
 PAIRED_REFLECTANCE_LABEL = "paired L1 vs snowfall truth (reflectance)"
@@ -369,7 +369,7 @@ def _corr_table(ax, corr, metrics: dict) -> None:
         cellLoc="center",
     )
     table.auto_set_font_size(False)
-    table.set_fontsize(7.5)
+    table.set_fontsize(7.5 if len(cols) <= 3 else 6.0)  # a reflectance run's physical columns: smaller
     table.auto_set_column_width(list(range(len(cols) + 2)))
     table.scale(1.0, 1.5 if len(cells) <= 6 else max(0.9, 9.0 / len(cells)))
     n = _corr(corr, "fid", "paired_l1")
