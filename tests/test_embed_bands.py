@@ -91,10 +91,21 @@ def test_the_embed_command_renders_with_rgb_max_and_gamma(tmp_path):
         assert d["fake_B"].shape == (2, 2048) and not np.allclose(d["fake_B"], o["fake_B"])
 
 
-def test_simcover_trains_on_the_rgb_composite_of_reflectance_training_sets(tmp_path):
+def test_simcover_trains_on_every_band_of_reflectance_training_sets(tmp_path):
+    from deepsnow.data.bands import encode_units, unit_scales
+
     refl = _refl(3, 5)
     land = np.random.default_rng(0).random((3, 2)).astype(np.float32)
     np.savez(tmp_path / "trainA.npz", reflectance=refl, landcover=land, landcover_targets=np.array(["forest", "snow"]), **_extra())
-    rgb, y, targets = load_training_sets([tmp_path / "trainA.npz"], (1.0, 2.2))
-    np.testing.assert_array_equal(rgb, render_composite(refl, TEN, 1.0, 2.2))
+    images, y, targets, bands = load_training_sets([tmp_path / "trainA.npz"])
+    np.testing.assert_array_equal(images, encode_units(refl, unit_scales(TEN)))
+    assert bands == {"bands": TEN, "encoding": "reflectance", "unit_reflectance": unit_scales(TEN)}
     assert targets == ["forest", "snow"] and y.shape == (3, 2)
+    rgb = render_composite(refl, TEN, 1.0, 2.2)
+    np.savez(tmp_path / "rgbA.npz", rgb=rgb, landcover=land, landcover_targets=np.array(["forest", "snow"]))
+    images, _, _, bands = load_training_sets([tmp_path / "rgbA.npz"])
+    assert bands is None and images.dtype == np.uint8 and np.array_equal(images, rgb)
+    with pytest.raises(DeepsnowError, match=r"trainA.npz: bands .*B02.* differ from rgb8 of .*rgbA.npz"):
+        load_training_sets([tmp_path / "rgbA.npz", tmp_path / "trainA.npz"])
+
+

@@ -87,3 +87,30 @@ def test_figure8_of_a_reflectance_run_gives_the_paired_l1_in_reflectance(tmp_pat
         labels = {ax.get_ylabel() for ax in fig.axes}
         unit = "(reflectance)" if extra else "(0–1 scale)"
         assert f"paired L1 vs snowfall truth {unit}" in labels
+
+
+def test_figure8_of_a_reflectance_run_adds_the_spectral_row_and_the_physical_correlations(tmp_path):
+    """The spectral distances get a row of panels beside the paired L1; the ρ table their rows and columns
+    for the snow checks against the truth. An RGB run's Figure 8 has neither."""
+    from test_figures import _metrics_rows, _write_metrics
+
+    from deepsnow.metrics.table import CORRELATION_COLUMNS, correlations, write_csv
+
+    rows = [{**r, "w1_B03": 0.1 * i, "w1_mean": 0.1 * i, "ndsi_w1": 0.2 / (i + 1), "sam_w1": 0.05 * i,
+             "snow_cover_mae": 0.3 - 0.1 * i, "snow_iou": 0.5 + 0.1 * i}
+            for i, r in enumerate(_metrics_rows(truth=True, pretrained=False))]
+    _write_metrics(tmp_path / "m.csv", rows)
+    write_csv(tmp_path / "c.csv", correlations(rows), CORRELATION_COLUMNS)
+    fig = make_figure(8, validate_section("figures", {}), metrics=tmp_path / "m.csv", correlations=tmp_path / "c.csv").figure
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    # a row after the per-extractor distances (fd_/cd_simcover: panels g, h)
+    for t in ("(j) W1 mean vs paired L1", "(k) NDSI W1 vs paired L1", "(l) angle W1 vs paired L1"):
+        assert any(x.startswith(t) for x in titles), titles
+    table = next(c for ax in fig.axes for c in ax.get_children() if type(c).__name__ == "Table")
+    cells = {cell.get_text().get_text() for cell in table.get_celld().values()}
+    assert {"ρ(snow MAE)", "ρ(IoU)", "NDSI W1", "angle W1", "FID"} <= cells
+    rgb = [{k: v for k, v in r.items() if not k.startswith(("w1_", "ndsi", "sam", "snow"))} for r in rows]
+    _write_metrics(tmp_path / "rgb.csv", rgb)
+    write_csv(tmp_path / "rc.csv", correlations(rgb), CORRELATION_COLUMNS)
+    fig = make_figure(8, validate_section("figures", {}), metrics=tmp_path / "rgb.csv", correlations=tmp_path / "rc.csv").figure
+    assert not any("W1" in ax.get_title(loc="left") for ax in fig.axes) and fig.get_size_inches()[1] == pytest.approx(9.6)

@@ -209,7 +209,8 @@ def gpus_for(name):
 
 DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "testA", "testB")]
 #: reflectance runs: the stages after train see reflectance as its RGB composite, rendered as the patches
-#: stage renders RGB (docs/bands.md); empty for an RGB run, whose commands stay as they were
+#: stage renders RGB (docs/bands.md), except simcover, trained on and fed all the bands; empty for an RGB
+#: run, whose commands stay as they were
 REFLECTANCE = config["patches"]["encoding"] == "reflectance"
 #: what a reflectance run cannot make yet (issue #28; docs/bands.md): its final targets leave it out
 #: (the report's validity page says why), and its input functions refuse a target that needs it at DAG

@@ -23,10 +23,8 @@ rule train_simcover:
     params:
         section=section("simcover"),
         code=code("train_simcover"),
-        rgb_view=RGB_VIEW,
     message:
         "Training the simcover extractor on the training patches' land cover"
     shell:
         "deepsnow train-simcover --params {params.section:q} --train-a {input.train_a:q}"
-        " --train-b {input.train_b:q} --output {output.weights:q} --summary {output.summary:q}"
-        " {params.rgb_view} 2> {log:q}"
+        " --train-b {input.train_b:q} --output {output.weights:q} --summary {output.summary:q} 2> {log:q}"

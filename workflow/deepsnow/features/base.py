@@ -31,11 +31,14 @@ class Extractor:
     """A ready-to-run feature extractor and what produced its weights."""
 
     name: str
-    module: object  # torch.nn.Module: float (N, 3, H, W) in [0, 1] -> (N, dim)
+    module: object  # torch.nn.Module: float (N, C, H, W) in [0, 1] -> (N, dim)
     dim: int
     weights: str
     pretrained: bool
     preprocessing: str = ""
+    #: None: it takes 8-bit RGB (C = 3); else the reflectance bands it takes (``bands``, ``unit_reflectance``:
+    #: a reflectance simcover, docs/bands.md), each as clip(r / unit_reflectance, 0, 1)
+    bands: dict | None = None
 
 
 def load_pretrained(name: str, tag: str, loader: Callable[[], dict]) -> dict:

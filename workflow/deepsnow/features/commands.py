@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outputs", nargs="+", help="one output per --samples file, in the same order")
     p.add_argument("--images-key", default="rgb", help="array holding the images in --images / --real-a / --real-b (default rgb)")
     p.add_argument("--output", help="output .npz for --real-a/--real-b or --images")
-    rgb_options(p, "reflectance inputs are embedded as their RGB composite; ")
+    rgb_options(p, "reflectance inputs are embedded as their RGB composite, except by a reflectance simcover; ")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (overrides features.threads)")
     p.add_argument(
         "--weights-path",
@@ -57,7 +57,6 @@ def _register_train_simcover(sub: argparse._SubParsersAction) -> None:
         output="weights file to write (simcover.pt)",
         summary="JSON summary to write: held-out errors of the fractions, training-mean baseline, loss history",
     )
-    rgb_options(p, "reflectance training sets are seen as their RGB composite; ")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads torch trains with (overrides simcover.threads; another count gives other weights)")
 
@@ -150,14 +149,16 @@ def _train_simcover(args, params) -> Iterator[Made]:
     dominant-class accuracy, next to those of always predicting the training mean. simcover.n_seeds
     trainings (seeds simcover.seed, seed + 1, ...) give the spread of those numbers (summary 'seeds',
     'spread'); the weights file holds the model of simcover.seed. Test patches are never read. The
-    weights file is read back with torch.load(weights_only=True)."""
+    weights file is read back with torch.load(weights_only=True). Reflectance training sets are learnt
+    from all their bands (each as clip(r / unit reflectance, 0, 1)); the weights file records the bands
+    and 'deepsnow embed' refuses images that lack one of them."""
     from deepsnow.features.simcover_train import train_simcover
     from deepsnow.io import write_json
     from deepsnow.torchfile import save
 
     if args.threads is not None:
         params = {**params, "threads": args.threads}
-    payload, summary = train_simcover([args.train_a, args.train_b], params, (args.rgb_max, args.rgb_gamma))
+    payload, summary = train_simcover([args.train_a, args.train_b], params)
     save(payload, args.output)
     write_json(args.summary, summary)
     yield Made([args.output, args.summary], inputs=[args.train_a, args.train_b],

@@ -24,7 +24,7 @@ from deepsnow import DeepsnowError
 from deepsnow.features.base import Extractor
 from deepsnow.features.files import metadata_arrays
 from deepsnow.features.registry import build_extractor
-from deepsnow.features.rgbview import DEFAULT_RGB, image_key, rgb_images
+from deepsnow.features.rgbview import DEFAULT_RGB, image_key, is_reflectance, rgb_images
 from deepsnow.io import load_npz, save_npz
 
 log = logging.getLogger("deepsnow.features")
@@ -58,13 +58,26 @@ def build_from_params(name: str, params: dict) -> Extractor:
     return build_extractor(name, extractor_options(params, name), seed=int(params["seed"]))
 
 
-def check_images(images, what: str = "images") -> np.ndarray:
+def check_images(images, what: str = "images", bands: dict | None = None) -> np.ndarray:
+    """``images`` as an extractor takes them: (N, H, W, 3) uint8 RGB, or with ``bands`` (a reflectance
+    simcover's, :class:`~deepsnow.features.base.Extractor`) (N, H, W, len(bands)) uint16 unit codes."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise DeepsnowError(f"{what}: expected an (N, H, W, 3) RGB array, got shape {images.shape}")
-    if images.dtype != np.uint8:
-        raise DeepsnowError(f"{what}: expected uint8 RGB, got {images.dtype}")
+    channels, dtype, kind = (3, np.uint8, "RGB") if bands is None else (len(bands["bands"]), np.uint16, "unit codes")
+    if images.ndim != 4 or images.shape[-1] != channels:
+        raise DeepsnowError(f"{what}: expected an (N, H, W, {channels}) {kind} array, got shape {images.shape}")
+    if images.dtype != dtype:
+        raise DeepsnowError(f"{what}: expected {np.dtype(dtype).name} {kind}, got {images.dtype}")
     return images
+
+
+def _batch_tensor(images: np.ndarray, dev):
+    """A batch (n, H, W, C) as float (n, C, H, W) on [0, 1] on ``dev``: RGB / 255, unit codes / 65535."""
+    import torch
+
+    if images.dtype == np.uint16:  # torch has few uint16 kernels: through float32 numpy
+        return torch.from_numpy(images.astype(np.float32)).to(dev).permute(0, 3, 1, 2).div_(65535.0)
+    batch = torch.from_numpy(np.ascontiguousarray(images)).to(dev)
+    return batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
 
 
 def embed_images(
@@ -78,13 +91,14 @@ def embed_images(
     options: dict | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Features (N, D) float32 of uint8 RGB images (N, H, W, 3) with a built or registered extractor."""
+    """Features (N, D) float32 of uint8 RGB images (N, H, W, 3) with a built or registered extractor (a
+    reflectance simcover: of unit codes (N, H, W, C) in its bands, :func:`band_images`)."""
     import torch
     from tqdm.auto import tqdm
 
-    images = check_images(images)
     if isinstance(extractor, str):
         extractor = build_extractor(extractor, options, seed=seed)
+    images = check_images(images, bands=extractor.bands)
     dev = resolve_device(device)
     module = extractor.module.to(dev).eval()
     n = len(images)
@@ -99,15 +113,14 @@ def embed_images(
             leave=False,
         )
         for start in range(0, n, batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
-            x = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+            x = _batch_tensor(images[start : start + batch_size], dev)
             feats = module(x)
             if feats.ndim != 2 or feats.shape[1] != extractor.dim:
                 raise DeepsnowError(
                     f"extractor {extractor.name!r} returned shape {tuple(feats.shape)}, expected (N, {extractor.dim})"
                 )
-            out[start : start + len(batch)] = feats.float().cpu().numpy()
-            bar.update(len(batch))
+            out[start : start + len(x)] = feats.float().cpu().numpy()
+            bar.update(len(x))
         bar.close()
     if not np.isfinite(out).all():
         raise DeepsnowError(f"extractor {extractor.name!r} ({extractor.weights}) produced non-finite features")
@@ -134,11 +147,36 @@ def _run(images, ext: Extractor, params: dict, desc: str) -> np.ndarray:
     )
 
 
+def band_images(arrays: dict, key: str, path, bands: dict, weights: str) -> np.ndarray:
+    """A reflectance file's ``arrays[key]`` in the extractor's ``bands`` (by name, in its order) as unit codes;
+    an 8-bit RGB file, or one lacking a band, is refused naming the file, the band and the weights."""
+    from deepsnow.data.bands import encode_units
+
+    want = list(bands["bands"])
+    if key not in arrays:
+        raise DeepsnowError(f"{path}: missing arrays [{key!r}]; found {sorted(arrays)}")
+    if not is_reflectance(arrays, path):
+        raise DeepsnowError(f"{path}:{key}: 8-bit RGB images, but the simcover weights {weights} take reflectance bands {want}")
+    have = [str(b) for b in np.asarray(arrays["bands"]).ravel()]
+    missing = [b for b in want if b not in have]
+    if missing:
+        raise DeepsnowError(
+            f"{path}: no band {missing[0]} (its bands: {have}); the simcover weights {weights} were trained on "
+            f"bands {want}: train simcover on this run's bands, or give weights of these bands"
+        )
+    picked = np.asarray(arrays[key])[..., [have.index(b) for b in want]]
+    return encode_units(picked, bands["unit_reflectance"])
+
+
 def _embed_array(arrays: dict, key: str, ids_key: str, path, ext: Extractor, params: dict, desc: str, rgb=DEFAULT_RGB):
     """Features of the images ``arrays[key]`` read from ``path`` (a reflectance file's: of their RGB
-    composite, rendered with ``rgb`` = (rgb_max, rgb_gamma); :mod:`deepsnow.features.rgbview`), and their ids."""
-    images = rgb_images(arrays, key, path, rgb)
-    feats = _run(check_images(images, f"{path}:{key}"), ext, params, desc)
+    composite, rendered with ``rgb`` = (rgb_max, rgb_gamma); :mod:`deepsnow.features.rgbview`; a reflectance
+    simcover's: of its bands, :func:`band_images`), and their ids."""
+    if ext.bands is None:
+        images = rgb_images(arrays, key, path, rgb)
+    else:
+        images = band_images(arrays, key, path, ext.bands, ext.weights)
+    feats = _run(check_images(images, f"{path}:{key}", ext.bands), ext, params, desc)
     return feats, _ids(arrays, ids_key, len(feats), path)
 
 

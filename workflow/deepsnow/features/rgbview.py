@@ -1,4 +1,5 @@
-"""What the ImageNet extractors (and simcover) see of a patches, dataset or samples file: 8-bit RGB.
+"""What the ImageNet extractors (and an RGB simcover) see of a patches, dataset or samples file: 8-bit RGB.
+(A reflectance simcover takes the bands it was trained on: :func:`deepsnow.features.embed.band_images`.)
 
 An ``rgb8`` file's images are that already. A reflectance file (``encoding`` = reflectance, channels
 named by ``bands``; docs/bands.md) is seen as its RGB composite, rendered as the patches stage renders

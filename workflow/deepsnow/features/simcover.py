@@ -16,6 +16,13 @@ dict of plain values and tensors (read with ``torch.load(weights_only=True)``):
 size in pixels), ``state_dict`` (the network, head and the per-channel
 mean/std of the training patches included). As an extractor it is recorded
 as ``simcover:<sha256 prefix of the file>``.
+
+Trained on a reflectance run's training sets (docs/bands.md) it takes all their bands: the first
+convolution has ``len(bands)`` input channels (3 channels: torchvision's own), and each band enters as
+``clip(r / s_b, 0, 1)``, the cycleGAN's fixed mapping (``deepsnow.data.bands.UNIT_REFLECTANCE``) on
+[0, 1]. Its weights file adds ``bands``: ``{"bands": [...], "encoding": "reflectance",
+"unit_reflectance": [...]}`` (as a cycleGAN checkpoint records them); a file without it is an RGB
+simcover (8-bit RGB / 255), exactly as before, and its bytes are those of the code before bands.
 """
 
 from __future__ import annotations
@@ -35,20 +42,31 @@ SNOW_TARGET = "snow"
 
 
 class SimcoverNet(nn.Module):
-    """Float RGB (N, 3, H, W) in [0, 1] -> 512-d features (``forward``) or target predictions (``predict``)."""
+    """Float (N, C, H, W) in [0, 1] -> 512-d features (``forward``) or target predictions (``predict``).
+    ``bands`` None: 8-bit RGB (C = 3); else the reflectance bands' record (``bands``, ``encoding``,
+    ``unit_reflectance``), C = ``len(bands["bands"])``."""
 
     dim = DIM
 
-    def __init__(self, n_targets: int, size: int) -> None:
+    def __init__(self, n_targets: int, size: int, bands: dict | None = None) -> None:
         super().__init__()
         if n_targets < 2:
             raise DeepsnowError(f"simcover needs at least one class and the snow fraction, got {n_targets} targets")
+        self.bands = None if bands is None else {k: list(v) if k != "encoding" else v for k, v in bands.items()}
+        channels = 3 if bands is None else len(bands["bands"])
         self.net = resnet18(weights=None)
+        if channels != 3:  # torchvision's first convolution, for the run's bands (the rest of the init as RGB's)
+            self.net.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(self.net.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.net.fc = nn.Identity()
         self.head = nn.Linear(DIM, n_targets)
         self.size = int(size)
-        self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5))
-        self.register_buffer("std", torch.full((1, 3, 1, 1), 0.25))
+        self.register_buffer("mean", torch.full((1, channels, 1, 1), 0.5))
+        self.register_buffer("std", torch.full((1, channels, 1, 1), 0.25))
+
+    @property
+    def channels(self) -> int:
+        return self.mean.shape[1]
 
     @property
     def n_targets(self) -> int:
@@ -72,20 +90,53 @@ class SimcoverNet(nn.Module):
         return ce + bce
 
 
-def new_network(n_targets: int, size: int, seed: int) -> SimcoverNet:
+def new_network(n_targets: int, size: int, seed: int, bands: dict | None = None) -> SimcoverNet:
     """A seeded random initialisation (torchvision's own init, from a private RNG state)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return SimcoverNet(n_targets, size)
+        return SimcoverNet(n_targets, size, bands)
 
 
 def weights_payload(net: SimcoverNet, targets: list[str]) -> dict:
-    return {
+    """The weights file's dict; ``bands`` only for a reflectance simcover (an RGB one's is as before bands)."""
+    payload = {
         "arch": ARCH,
         "targets": list(map(str, targets)),
         "size": int(net.size),
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
     }
+    if net.bands is not None:
+        payload["bands"] = dict(net.bands)
+    return payload
+
+
+def reflectance_bands(bands: list[str]) -> dict:
+    """The bands record of a reflectance simcover: the bands and their fixed unit reflectance."""
+    from deepsnow.data.bands import unit_scales
+
+    return {"bands": list(bands), "encoding": "reflectance", "unit_reflectance": unit_scales(bands)}
+
+
+def stored_bands(obj: dict, path) -> dict | None:
+    """A weights file's ``bands`` record, checked (None: an RGB simcover); errors name the file."""
+    from deepsnow.data.bands import check_bands
+
+    rec = obj.get("bands")
+    if rec is None:
+        return None
+    ok = isinstance(rec, dict) and rec.get("encoding") == "reflectance" and isinstance(rec.get("bands"), (list, tuple))
+    if ok:
+        bands, units = [str(b) for b in rec["bands"]], [float(u) for u in rec.get("unit_reflectance") or []]
+        problems = check_bands(bands, "reflectance", key=f"{path}: bands")
+        if problems:
+            raise DeepsnowError("; ".join(problems))
+        ok = len(units) == len(bands) and all(u > 0 for u in units)
+    if not ok:
+        raise DeepsnowError(
+            f"{path}: key 'bands' is {rec!r}; expected {{'bands': [names], 'encoding': 'reflectance', "
+            "'unit_reflectance': [one scale > 0 per band]} as 'deepsnow train-simcover' writes"
+        )
+    return {"bands": bands, "encoding": "reflectance", "unit_reflectance": units}
 
 
 def load_network(path, expected_targets: list[str] | None = None) -> tuple[SimcoverNet, dict]:
@@ -107,7 +158,7 @@ def load_network(path, expected_targets: list[str] | None = None) -> tuple[Simco
         )
     if not targets or targets[-1] != SNOW_TARGET:
         raise DeepsnowError(f"{path}: simcover targets {targets} must end with {SNOW_TARGET!r}")
-    net = SimcoverNet(len(targets), int(obj.get("size") or 0) or 64)
+    net = SimcoverNet(len(targets), int(obj.get("size") or 0) or 64, stored_bands(obj, path))
     try:
         net.load_state_dict(obj["state_dict"], strict=True)
     except RuntimeError as exc:
@@ -119,10 +170,13 @@ def load_network(path, expected_targets: list[str] | None = None) -> tuple[Simco
 
 
 def preprocessing(net: SimcoverNet) -> str:
-    return (
+    text = (
         f"bilinear resize to {net.size} (align_corners=False, antialias=True), "
         "per-channel mean/std of its training patches"
     )
+    if net.bands is None:
+        return text
+    return f"reflectance bands {net.bands['bands']} as clip(r / unit_reflectance, 0, 1), " + text
 
 
 def build_simcover(options: dict, seed: int):
@@ -144,4 +198,5 @@ def build_simcover(options: dict, seed: int):
         weights=f"simcover:{sha256_file(path)[:16]}",
         pretrained=True,
         preprocessing=preprocessing(net),
+        bands=net.bands,
     )

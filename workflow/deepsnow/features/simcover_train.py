@@ -27,39 +27,58 @@ import numpy as np
 import torch
 
 from deepsnow import DeepsnowError
-from deepsnow.features.simcover import SNOW_TARGET, SimcoverNet, new_network, weights_payload
-from deepsnow.features.rgbview import DEFAULT_RGB, image_key, rgb_images
+from deepsnow.data.bands import code_max
+from deepsnow.features.simcover import SNOW_TARGET, SimcoverNet, new_network, reflectance_bands, weights_payload
 from deepsnow.io import load_npz
 
 log = logging.getLogger("deepsnow.features")
 
 
-def load_training_sets(paths, rgb_view=DEFAULT_RGB) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """RGB (N, S, S, 3) uint8 and targets (N, T) float32 of the training sets; all must carry ``landcover``.
-    Reflectance training sets are seen as their RGB composite (``rgb_view`` = (rgb_max, rgb_gamma)), as
-    the embedding sees them: simcover takes three channels (docs/bands.md)."""
-    rgbs, ys, targets = [], [], None
+def training_images(arrays: dict, path) -> tuple[np.ndarray, dict | None]:
+    """A training set's images as the network takes them, and its bands record: 8-bit RGB as stored (None),
+    or a reflectance set's every band as unit codes (``uint16``, 65535 = ``UNIT_REFLECTANCE`` of the band)."""
+    from deepsnow.data.bands import encode_units, image_of
+
+    key, bands, encoding = image_of(arrays, path, "training set")
+    if encoding != "reflectance":
+        return np.asarray(arrays[key]), None
+    rec = reflectance_bands(list(bands))
+    return encode_units(arrays[key], rec["unit_reflectance"]), rec
+
+
+def _targets(arrays: dict, path, first: list[str] | None, paths) -> list[str]:
+    """A training set's ``landcover_targets``, checked against the first set's (errors name the file)."""
+    if "landcover" not in arrays or "landcover_targets" not in arrays:
+        raise DeepsnowError(
+            f"{path}: no 'landcover' array: simcover learns the simulator's land-cover fractions, which only "
+            "simulator runs have (data.source: simulator); on other data give features.simcover.weights_path"
+        )
+    t = [str(x) for x in arrays["landcover_targets"]]
+    if first is not None and t != first:
+        raise DeepsnowError(f"{path}: landcover_targets {t} differ from {first} of {paths[0]}")
+    if not t or t[-1] != SNOW_TARGET:
+        raise DeepsnowError(f"{path}: landcover_targets {t} must end with {SNOW_TARGET!r}")
+    return t
+
+
+def load_training_sets(paths) -> tuple[np.ndarray, np.ndarray, list[str], dict | None]:
+    """Images (N, S, S, C), targets (N, T) float32, the target names and the bands record
+    (:func:`training_images`) of the training sets; all must carry ``landcover`` and the same bands.
+    An RGB run's are its 8-bit RGB; a reflectance run's, all its bands (docs/bands.md)."""
+    images, ys, targets, bands = [], [], None, None
     for path in paths:
         arrays = load_npz(path)
-        key = image_key(arrays, "rgb", path)
-        images = rgb_images(arrays, key, path, rgb_view)
-        if "landcover" not in arrays or "landcover_targets" not in arrays:
-            raise DeepsnowError(
-                f"{path}: no 'landcover' array: simcover learns the simulator's land-cover fractions, which only "
-                "simulator runs have (data.source: simulator); on other data give features.simcover.weights_path"
-            )
-        t = [str(x) for x in arrays["landcover_targets"]]
-        if targets is not None and t != targets:
-            raise DeepsnowError(f"{path}: landcover_targets {t} differ from {targets} of {paths[0]}")
-        if not t or t[-1] != SNOW_TARGET:
-            raise DeepsnowError(f"{path}: landcover_targets {t} must end with {SNOW_TARGET!r}")
-        targets = t
-        rgbs.append(images)
+        img, rec = training_images(arrays, path)
+        if images and rec != bands:
+            raise DeepsnowError(f"{path}: bands {rec and rec['bands'] or 'rgb8'} differ from "
+                                f"{bands and bands['bands'] or 'rgb8'} of {paths[0]}")
+        targets, bands = _targets(arrays, path, targets, paths), rec
+        images.append(img)
         ys.append(np.asarray(arrays["landcover"], dtype=np.float32))
-    rgb, y = np.concatenate(rgbs), np.concatenate(ys)
-    if len(rgb) < 2:
-        raise DeepsnowError(f"simcover needs at least 2 training patches, found {len(rgb)} in {', '.join(map(str, paths))}")
-    return rgb, y, targets
+    x, y = np.concatenate(images), np.concatenate(ys)
+    if len(x) < 2:
+        raise DeepsnowError(f"simcover needs at least 2 training patches, found {len(x)} in {', '.join(map(str, paths))}")
+    return x, y, targets, bands
 
 
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +88,11 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[k:]), np.sort(order[:k])
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, C) 8-bit RGB or uint16 unit codes -> float (N, C, H, W) on [0, 1]."""
+    if images.dtype == np.uint16:  # torch has few uint16 kernels: through float32 numpy
+        return torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2).div_(float(code_max(images.dtype)))
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
 
 
 def fraction_errors(pred: np.ndarray, y: np.ndarray) -> dict:
@@ -157,15 +179,16 @@ def fit(net: SimcoverNet, x: torch.Tensor, y: torch.Tensor, params: dict, seed: 
     return history
 
 
-def train_one(rgb: np.ndarray, y: np.ndarray, targets: list[str], params: dict, seed: int):
-    """One seeded training: (network, {seed, n_train, n_heldout, heldout, baseline_train_mean, history})."""
-    fit_idx, held_idx = holdout_split(len(rgb), float(params["holdout"]), seed)
-    x, yt = to_tensor(rgb), torch.from_numpy(y)
-    net = new_network(len(targets), int(params["size"]), seed)
+def train_one(images: np.ndarray, y: np.ndarray, targets: list[str], params: dict, seed: int, bands: dict | None = None):
+    """One seeded training: (network, {seed, n_train, n_heldout, heldout, baseline_train_mean, history}).
+    ``images``, ``bands``: :func:`load_training_sets`'s."""
+    fit_idx, held_idx = holdout_split(len(images), float(params["holdout"]), seed)
+    x, yt = to_tensor(images), torch.from_numpy(y)
+    net = new_network(len(targets), int(params["size"]), seed, bands)
     fit_x = x[fit_idx]
     with torch.no_grad():  # input normalisation from the patches it is fitted on
-        net.mean.copy_(fit_x.mean(dim=(0, 2, 3)).view(1, 3, 1, 1))
-        net.std.copy_(fit_x.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1))
+        net.mean.copy_(fit_x.mean(dim=(0, 2, 3)).view(1, -1, 1, 1))
+        net.std.copy_(fit_x.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1))
     log.info("simcover seed %d: %d training patches (%d held out), %d targets, input %d px",
              seed, len(fit_idx), len(held_idx), len(targets), net.size)
     history = fit(net, fit_x, yt[fit_idx], params, seed)
@@ -191,24 +214,25 @@ def spread(results: list[dict]) -> dict:
     return out
 
 
-def train_simcover(train_paths, params: dict, rgb_view=DEFAULT_RGB) -> tuple[dict, dict]:
+def train_simcover(train_paths, params: dict) -> tuple[dict, dict]:
     """Train ``n_seeds`` seeds on the training sets with ``params['threads']`` torch threads, the caller's restored after.
 
     Returns (weights payload of seed ``params['seed']`` for ``simcover.pt``, summary): the summary's
     top-level ``heldout``, ``baseline_train_mean`` and ``history`` are that kept model's, ``seeds``
     every seed's, ``spread`` their mean/s.d./min/max. The kept model is the configured seed's, not the
     best held-out one: choosing on the held-out patches would make their error an optimistic measure."""
-    rgb, y, targets = load_training_sets(train_paths, rgb_view)
+    images, y, targets, bands = load_training_sets(train_paths)
     first, n = int(params["seed"]), int(params["n_seeds"])
     results = []
     with torch_threads(int(params["threads"])) as threads:
         for seed in range(first, first + n):
-            net, result = train_one(rgb, y, targets, params, seed)
+            net, result = train_one(images, y, targets, params, seed, bands)
             if seed == first:
                 payload = weights_payload(net, targets)
             results.append(result)
     kept = results[0]
-    summary = {"targets": targets, "seed": first, "n_seeds": n, "threads": threads,
+    summary = {"targets": targets, **({"bands": bands["bands"]} if bands else {}), "seed": first, "n_seeds": n,
+               "threads": threads,
                "n_train": kept["n_train"], "n_heldout": kept["n_heldout"], "heldout": kept["heldout"],
                "baseline_train_mean": kept["baseline_train_mean"], "history": kept["history"],
                "seeds": [{k: v for k, v in r.items() if k != "history"} for r in results],

@@ -26,6 +26,14 @@ FIG8_METRICS = {
     "kid_mean": ("KID", "KID (Inception features, squared units)"),
     "rf_logloss_mean": ("RF log loss", "RF log loss (nats)"),
 }
+#: a reflectance run's spectral distances (:mod:`deepsnow.metrics.spectral`), a further row of Figure 8
+FIG8_SPECTRAL = {
+    "w1_mean": ("W1 mean", "W1 per band, mean (reflectance)"),
+    "ndsi_w1": ("NDSI W1", "W1 of the pixels' NDSI"),
+    "sam_w1": ("angle W1", "W1 of the spectral angles (radians)"),
+}
+#: the physical checks against the simulator's truth: columns of Figure 8's ρ table when correlations.csv has them
+FIG8_PHYSICAL = (("snow_cover_mae", "ρ(snow MAE)"), ("snow_iou", "ρ(IoU)"))
 PAIRED_LABEL = "paired L1 vs snowfall truth (0–1 scale)"
 #: a reflectance run's (its metrics.csv has the spectral columns, ``w1_mean``): L1 in reflectance
 PAIRED_REFLECTANCE_LABEL = "paired L1 vs snowfall truth (reflectance)"
@@ -290,24 +298,29 @@ def figure8(rows, metrics_path, corr=None):
     """Each unpaired metric per epoch beside the paired ground-truth error, with their rank correlation.
 
     The paper's five metrics, then (a third row) the per-extractor distances of any other extractor
-    (``fd_<name>``, ``cd_<name>``: simcover's on the demo). Without truth (empty paired columns) the
+    (``fd_<name>``, ``cd_<name>``: simcover's on the demo), then (a reflectance run's) the spectral
+    distances ``w1_mean``, ``ndsi_w1``, ``sam_w1``; the ρ table adds those and, where correlations.csv
+    has them, the ρ with the physical checks ``snow_cover_mae`` and ``snow_iou``. Without truth (empty paired columns) the
     last panel of the first two rows says so and only the unpaired metrics are drawn.
     """
     truth = has_truth(rows, metrics_path)
     inc = str(rows["inception_extractor"].iloc[0])
     res = str(rows["resnet_extractor"].iloc[0])
     extra = dict(list(extractor_metrics(rows, inc, res).items())[:3])
-    fig = new_figure(10.0, 9.6 if extra else 6.4)
-    flat = fig.subplots(3 if extra else 2, 3).ravel()
+    spectral = {c: v for c, v in FIG8_SPECTRAL.items() if c in rows.columns}
+    n_rows = 2 + bool(extra) + bool(spectral)
+    fig = new_figure(10.0, 3.2 * n_rows)
+    flat = fig.subplots(n_rows, 3).ravel()
     paired = numeric(rows, "paired_l1", metrics_path) if truth else None
     ctx = (rows, metrics_path, rows["epoch"].to_numpy(), paired, corr)
     for ax, (col, (name, ylabel)), letter in zip(flat, FIG8_METRICS.items(), "abcde"):
         ylabel = ylabel.replace("Inception features", f"{inc} features").replace("ResNet-50 features", f"{res} features")
         _fig8_panel(ax, col, name, ylabel, letter, ctx)
-    for ax, (col, (name, ylabel)), letter in zip(flat[6:], extra.items(), "ghi"):
-        _fig8_panel(ax, col, name, ylabel, letter, ctx)
-    for ax in flat[6 + len(extra):]:
-        ax.set_axis_off()
+    for start, panels, letters in ((6, extra, "ghi"), (6 + 3 * bool(extra), spectral, "ghijkl"[3 * bool(extra):])):
+        for ax, (col, (name, ylabel)), letter in zip(flat[start : start + 3], panels.items(), letters):
+            _fig8_panel(ax, col, name, ylabel, letter, ctx)
+        for ax in flat[start + len(panels) : start + 3] if panels else ():
+            ax.set_axis_off()
     ax = flat[5]
     ax.set_axis_off()
     if not truth:
@@ -317,7 +330,7 @@ def figure8(rows, metrics_path, corr=None):
         )
         panel_label(ax, "f", "paired ground truth")
     else:
-        _corr_table(ax, corr, {**FIG8_METRICS, **per_extractor_names(corr)})
+        _corr_table(ax, corr, {**FIG8_METRICS, **per_extractor_names(corr), **spectral})
         panel_label(ax, "f", "Spearman ρ across epochs (AtoB)")
     suptitle(fig,
         "Unpaired metrics beside the paired ground-truth error (simulator's snowfall truth), per epoch"
@@ -338,7 +351,8 @@ def _corr_table(ax, corr, metrics: dict) -> None:
     if corr is None or corr.empty:
         ax.text(0.5, 0.5, "no correlations given", transform=ax.transAxes, ha="center", va="center")
         return
-    cols = [("paired_l1", "L1"), ("paired_ssim", "SSIM"), ("paired_l1_water", "L1 water")]
+    cols = [("paired_l1", "ρ(L1)"), ("paired_ssim", "ρ(SSIM)"), ("paired_l1_water", "ρ(L1 water)")]
+    cols += [c for c in FIG8_PHYSICAL if (corr["paired"].astype(str) == c[0]).any()]
     cells = []
     for col, (name, _) in metrics.items():
         row = [name]
@@ -350,13 +364,13 @@ def _corr_table(ax, corr, metrics: dict) -> None:
         cells.append(row)
     table = ax.table(
         cellText=cells,
-        colLabels=["metric", "ρ(L1)", "ρ(SSIM)", "ρ(L1 water)", "exp. sign"],
+        colLabels=["metric", *(label for _, label in cols), "exp. sign"],
         loc="center",
         cellLoc="center",
     )
     table.auto_set_font_size(False)
-    table.set_fontsize(7.5)
-    table.auto_set_column_width(list(range(5)))
+    table.set_fontsize(7.5 if len(cols) <= 3 else 6.0)  # a reflectance run's physical columns: smaller
+    table.auto_set_column_width(list(range(len(cols) + 2)))
     table.scale(1.0, 1.5 if len(cells) <= 6 else max(0.9, 9.0 / len(cells)))
     n = _corr(corr, "fid", "paired_l1")
     if n is not None and not math.isfinite(n["rho"]):

@@ -243,6 +243,7 @@ def evaluate_files(
     _warn_not_pretrained(real, params)
     paired_src = paired_inputs(samples_paths, truth_path, params, set(order))
     spectral = spectral_inputs(samples_paths, test_paths, mask_params, set(order))
+    add_truth_columns(spectral, paired_src, mask_params)
     summaries = []
     for e, out in zip(order, outputs):
         rows = evaluate_epoch(real, epochs[e], params, e, paired=paired_src.get(e), n_jobs=n_jobs, spectral=spectral.get(e))
@@ -386,8 +387,19 @@ def spectral_inputs(samples_paths, test_paths, mask_params: dict | None, epochs:
         for t, (_, tb) in zip(test_paths, tests):
             if tb != bands:
                 raise DeepsnowError(f"{p}: samples in bands {bands}, but the test set {t} is in {tb}")
-        row = {"samples_path": str(p), "AtoB": spectral_columns(tests[1][0], s["fake_B"], bands, mask_params, f"{p}:fake_B")}
+        row = {"samples_path": str(p), "bands": bands, "AtoB": spectral_columns(tests[1][0], s["fake_B"], bands, mask_params, f"{p}:fake_B")}
         if "fake_A" in s:
             row["BtoA"] = spectral_columns(tests[0][0], s["fake_A"], bands, mask_params, f"{p}:fake_A")
         out[e] = row
     return out
+
+
+def add_truth_columns(spectral: dict[int, dict], paired_src: dict[int, dict], mask_params: dict | None) -> None:
+    """Add to the AtoB spectral columns of every epoch with paired truth (simulator data) the mask rule's
+    snow checks against it (:func:`deepsnow.metrics.spectral.snow_truth_columns`), in place."""
+    from deepsnow.metrics.spectral import snow_truth_columns
+
+    for e, cols in spectral.items():
+        if e in paired_src and "AtoB" in cols:
+            src = paired_src[e]
+            cols["AtoB"].update(snow_truth_columns(src["fake"], src["truth"], cols["bands"], mask_params, src["samples_path"]))

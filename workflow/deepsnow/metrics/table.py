@@ -68,6 +68,17 @@ PRDC_PREFIXES = ("precision", "recall", "density", "coverage")
 PER_EXTRACTOR_AFTER = "crd_dot"
 #: paired measures and their orientation (+1: lower is better, -1: higher is better)
 PAIRED_METRICS = {"paired_l1": 1, "paired_ssim": -1, "paired_l1_water": 1}
+#: a reflectance run's spectral distances (:mod:`deepsnow.metrics.spectral`), correlated like the unpaired
+#: metrics (all fall as images improve); ``w1_<band>`` of each band is added to them
+SPECTRAL_METRICS = {"w1_mean": 1, "ndsi_w1": 1, "sam_w1": 1}
+#: a reflectance run's physical checks against the simulator's truth, correlated like the paired errors
+#: (+1: lower is better, -1: higher is better)
+PHYSICAL_METRICS = {"snow_cover_mae": 1, "snow_iou": -1}
+#: the spectral and physical columns after the per-band ones, in the table's order
+SPECTRAL_TAIL = (
+    "w1_mean", "ndsi_w1", "snow_share_fake", "snow_share_real", "sam_w1",
+    "snow_cover_mae", "snow_share_truth", "snow_iou", "snow_iou_patch",
+)
 
 CORRELATION_COLUMNS = ("metric", "paired", "direction", "spearman_rho", "p_value", "n_epochs", "expected_sign")
 
@@ -110,14 +121,13 @@ def prdc_columns(rows: list[dict]) -> list[str]:
 
 
 def spectral_columns(rows: list[dict]) -> list[str]:
-    """A reflectance run's ``w1_<band>`` (then ``w1_mean``), ``ndsi_w1``, ``snow_share_fake``,
-    ``snow_share_real`` (:mod:`deepsnow.metrics.spectral`), as the rows hold them; none for RGB runs."""
+    """A reflectance run's ``w1_<band>``, then :data:`SPECTRAL_TAIL` (:mod:`deepsnow.metrics.spectral`), as the
+    rows hold them; none for RGB runs."""
     from deepsnow.data.bands import BAND_NAMES
 
     found = {k for r in rows for k in r if k.startswith("w1_") and k != "w1_mean"}
     w1 = [f"w1_{b}" for b in BAND_NAMES if f"w1_{b}" in found]  # in band order (the epoch JSONs sort their keys)
-    rest = ["w1_mean", "ndsi_w1", "snow_share_fake", "snow_share_real"]
-    return w1 + [c for c in rest if any(c in r for r in rows)]
+    return w1 + [c for c in SPECTRAL_TAIL if any(c in r for r in rows)]
 
 
 def table_columns(rows: list[dict]) -> tuple[str, ...]:
@@ -131,6 +141,16 @@ def unpaired_metrics(rows: list[dict]) -> dict[str, int]:
     """The unpaired metrics correlated with the paired errors: :data:`UNPAIRED_METRICS`, the
     per-extractor distances (+1) and nearest-neighbour scores (−1: they rise as images improve)."""
     return {**UNPAIRED_METRICS, **{c: 1 for c in per_extractor_columns(rows)}, **{c: -1 for c in prdc_columns(rows)}}
+
+
+def correlated_metrics(rows: list[dict]) -> tuple[dict[str, int], dict[str, int]]:
+    """(unpaired, paired) measures of ``correlations.csv`` with their signs: :func:`unpaired_metrics` and
+    :data:`PAIRED_METRICS`, plus, where the rows hold them (reflectance runs), the spectral distances
+    (``w1_<band>`` and :data:`SPECTRAL_METRICS`) and the physical checks (:data:`PHYSICAL_METRICS`)."""
+    have = {k for r in rows for k in r}
+    spectral = [c for c in spectral_columns(rows) if c.startswith("w1_") or c in SPECTRAL_METRICS]
+    unpaired = {**unpaired_metrics(rows), **{c: SPECTRAL_METRICS.get(c, 1) for c in spectral}}
+    return unpaired, {**PAIRED_METRICS, **{c: s for c, s in PHYSICAL_METRICS.items() if c in have}}
 
 
 def _fmt(v):
@@ -182,11 +202,13 @@ def spearman(pairs: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def correlations(rows: list[dict]) -> list[dict]:
-    """Spearman's rho across epochs between each unpaired metric and each paired error (AtoB rows)."""
+    """Spearman's rho across epochs between each unpaired metric and each paired error (AtoB rows);
+    a reflectance run's spectral and physical columns too (:func:`correlated_metrics`)."""
     out = []
     ab = [r for r in rows if r["direction"] == "AtoB"]
-    for paired, porient in PAIRED_METRICS.items():
-        for metric, sign in unpaired_metrics(rows).items():
+    unpaired, paired_metrics = correlated_metrics(rows)
+    for paired, porient in paired_metrics.items():
+        for metric, sign in unpaired.items():
             pairs = _finite_pairs(ab, metric, paired)
             rho, p = spearman(pairs)
             out.append(
