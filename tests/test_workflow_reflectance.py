@@ -48,9 +48,20 @@ def test_metrics_have_the_spectral_and_physical_columns_for_both_directions(refl
         for col in [f"w1_{b}" for b in TEN] + ["w1_mean", "ndsi_w1", "snow_share_fake", "snow_share_real"]:
             assert np.isfinite(float(r[col])), (col, r[col])
         assert 0 <= float(r["snow_share_fake"]) <= 1 and 0 <= float(r["snow_share_real"]) <= 1
+        assert float(r["sam_w1"]) >= 0
     # the real target domain: snowy B is snow by the mask's rule, snow-free A is not
     real = {r["direction"]: float(r["snow_share_real"]) for r in rows}
     assert real["AtoB"] > 0.5 > real["BtoA"]
+    # against the simulator's truth: A->B only
+    for r in rows:
+        truth = [r[c] for c in ("snow_cover_mae", "snow_iou", "snow_share_truth")]
+        if r["direction"] == "AtoB":
+            assert 0 <= float(r["snow_cover_mae"]) <= 1 and 0 <= float(r["snow_iou"]) <= 1
+            assert float(r["snow_share_truth"]) > 0.5  # the true snowfall is snow by the mask's rule
+        else:
+            assert truth == ["", "", ""]
+    corr = _rows(reflectance_run / "metrics" / "correlations.csv")
+    assert {"ndsi_w1", "sam_w1", "w1_mean"} <= {c["metric"] for c in corr}
 
 
 def test_the_reflectance_product_is_a_ten_band_cog_with_eo_bands(reflectance_run):
