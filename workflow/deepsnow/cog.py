@@ -48,12 +48,10 @@ def overview_levels(h: int, w: int) -> int:
 
 
 def source_profile(profile: dict) -> dict:
-    """``profile`` as the intermediate GeoTIFF: tiled (blocks of ``blockxsize``, 256 by default), fast DEFLATE,
-    BigTIFF where the uncompressed raster could pass classic TIFF's 4 GB (GDAL's ``IF_SAFER``)."""
+    """``profile`` as the intermediate GeoTIFF: tiled (blocks of ``blockxsize``, 256 by default), fast DEFLATE."""
     block = int(profile.get("blockxsize", 256))
     out = {k: v for k, v in profile.items() if k not in ("tiled", "blockxsize", "blockysize", "compress", "zlevel")}
-    out.update(driver="GTiff", tiled=True, blockxsize=block, blockysize=block, compress="deflate", zlevel=1,
-               BIGTIFF="IF_SAFER")
+    out.update(driver="GTiff", tiled=True, blockxsize=block, blockysize=block, compress="deflate", zlevel=1)
     return out
 
 

@@ -320,6 +320,9 @@ def write_bands(path, codes: np.ndarray, bands: BandSet, crs, transform, valid: 
     profile = {
         "driver": "GTiff", "height": h, "width": w, "count": nc, "dtype": "uint16", "crs": crs,
         "transform": transform, "blockxsize": 256,
+        # the intermediate GeoTIFF as BigTIFF where it could pass 4 GB (GDAL: over 2 GB uncompressed,
+        # e.g. ten bands of a full tile, 2.4 GB); smaller ones, and the COG made from it, as before
+        "BIGTIFF": "IF_SAFER",
     }
     with cog_output(path, profile, resampling="average") as dst:
         for r in range(0, h, rows):
