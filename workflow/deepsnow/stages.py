@@ -26,13 +26,14 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # reflectance training sets are seen as their RGB composite (features/rgbview.py, data/render.py)
     "train_simcover": (
         "features/simcover.py", "features/simcover_train.py", "features/base.py", "features/rgbview.py", "data/render.py",
-        "torchfile.py", "io.py",
+        "data/bands.py", "torchfile.py", "io.py",
     ),
     # the change testbed reads scenes (data/scene.py), renders them as the patches stage does; its
     # benchmark's STAC collection is validated and dated as the synthetic products' catalog is
     "change": ("change", "plugins.py", "data/scene.py", "data/render.py", "cog.py", "io.py", "synthesize/catalog.py"),
     # reflectance images are embedded as their RGB composite, rendered as the patches stage renders RGB
-    "embed": ("features", "plugins.py", "torchfile.py", "io.py", "data/render.py"),
+    # simcover on reflectance: each band through its fixed unit reflectance (data/bands.py)
+    "embed": ("features", "plugins.py", "torchfile.py", "io.py", "data/render.py", "data/bands.py"),
     # the metrics read the features files (features/files.py), never an extractor
     # reflectance samples' spectral columns: the mask stage's snow rule (data/mask.py), the band checks
     "metrics": ("metrics", "features/files.py", "io.py", "data/mask.py", "data/bands.py", "data/scene.py", "cog.py"),
