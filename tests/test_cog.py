@@ -109,3 +109,60 @@ def test_class_mask_has_colours_category_names_and_a_qgis_style(tmp_path):
     assert entries == {c: (CLASS_NAMES[c], "#%02x%02x%02x" % CLASS_COLOURS[c][:3]) for c in CLASS_NAMES}
     with rasterio.open(tif) as src:  # GDAL reads the file with its .aux.xml next to it
         assert src.tags(1)["CLASS_3"] == "snow"
+
+
+FULL_DISK = """
+import resource, signal, sys
+import numpy as np
+from deepsnow.cog import cog_output
+from deepsnow import DeepsnowError
+from rasterio.transform import from_origin
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+profile = {"driver": "GTiff", "height": 1024, "width": 1024, "count": 3, "dtype": "uint16", "crs": "EPSG:32633",
+           "transform": from_origin(500000, 5200000, 10, 10), "blockxsize": 256}
+try:
+    data = np.random.default_rng(0).integers(0, 65535, (3, 1024, 1024), dtype=np.uint16)
+    with cog_output(sys.argv[1], profile) as dst:  # 6 MB of incompressible blocks, a file limit of 1 MB
+        for band in range(3):  # a band at a time (as the download stages write): blocks written as GDAL evicts them
+            dst.write(data[band], band + 1)
+except DeepsnowError as exc:
+    print("REFUSED", exc)
+else:
+    print("WRITTEN")
+"""
+
+
+def test_cog_output_raises_a_failed_block_write(tmp_path):
+    """GDAL writes blocks when it flushes its cache or closes the file; a failure there is only a log
+    message in rasterio, and the file was left incomplete with exit 0. Now it is an error, nothing written."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "out.tif"
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED" in done.stdout and "GDAL failed while writing its blocks" in done.stdout, done.stdout
+    assert "dirty block" in done.stdout or "Write error" in done.stdout, done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gdal_failures_keep_logging_as_it_was(caplog):
+    """The collector lowers rasterio's GDAL logger to INFO only to see failures: records below the
+    level shown before are collected, not shown; the logger's level is restored."""
+    import logging
+
+    from deepsnow.cog import GDAL_FAILURE, GDAL_LOGGER, gdal_failures
+
+    logger = logging.getLogger(GDAL_LOGGER)
+    logger.setLevel(logging.WARNING)
+    try:
+        with caplog.at_level(logging.DEBUG), gdal_failures() as failed:
+            logger.info(GDAL_FAILURE + ": err_no=%r, msg=%r", 1, "TIFFAppendToStrip:Write error")
+            logger.info("something else")
+            logger.warning("a warning")
+        assert failed == ["GDAL signalled an error: err_no=1, msg='TIFFAppendToStrip:Write error'"]
+        assert [r.getMessage() for r in caplog.records if r.name == GDAL_LOGGER] == ["a warning"]
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(logging.NOTSET)

@@ -18,12 +18,14 @@ a GeoTIFF) and a QGIS style ``<file stem>.qml`` that QGIS loads with the raster.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Iterator
 from xml.sax.saxutils import quoteattr, escape
 
+from deepsnow import DeepsnowError
 from deepsnow.io import atomic_output
 
 #: GDAL's block cache for windowed reading and writing, in MB, unless ``GDAL_CACHEMAX`` is set:
@@ -79,14 +81,51 @@ def cog_output(path: str | os.PathLike, profile: dict, resampling: str = "neares
     import rasterio
     import rasterio.shutil
 
-    with atomic_output(path, suffix=".tif") as tmp, gdal_env(GDAL_TIFF_INTERNAL_MASK=True):
+    with atomic_output(path, suffix=".tif") as tmp, gdal_env(GDAL_TIFF_INTERNAL_MASK=True), gdal_failures() as failed:
         source = tmp.with_name(tmp.name + ".src.tif")
         try:
             with rasterio.open(source, "w", **source_profile(profile)) as dst:
                 yield dst
+            raise_failures(failed, path, "writing its blocks")
             rasterio.shutil.copy(source, tmp, driver="COG", **cog_options(profile, resampling))
+            raise_failures(failed, path, "converting it to a COG")
         finally:
             source.unlink(missing_ok=True)
+
+
+#: rasterio's logger of GDAL's messages, and how it words a CE_Failure it does not raise
+GDAL_LOGGER, GDAL_FAILURE = "rasterio._env", "GDAL signalled an error"
+
+
+@contextlib.contextmanager
+def gdal_failures() -> Iterator[list[str]]:
+    """Collect the GDAL failures (CE_Failure) signalled inside the block: rasterio raises those of the
+    calls it checks, but a block GDAL writes later (flushing its cache, closing the file) fails with
+    a message only, logged at INFO (e.g. "Write error" on a full disk or past the 4 GB classic-TIFF
+    limit), and the file is left incomplete. Logging shows what it showed before."""
+    logger = logging.getLogger(GDAL_LOGGER)
+    shown, level = logger.getEffectiveLevel(), logger.level
+    failures: list[str] = []
+
+    def collect(record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith(GDAL_FAILURE):
+            failures.append(record.getMessage())
+        return record.levelno >= shown
+
+    logger.addFilter(collect)
+    logger.setLevel(min(shown, logging.INFO))
+    try:
+        yield failures
+    finally:
+        logger.removeFilter(collect)
+        logger.setLevel(level)
+
+
+def raise_failures(failures: list[str], path, doing: str) -> None:
+    """Refuse the raster at ``path`` when GDAL signalled a failure while ``doing``."""
+    if failures:
+        shown = "; ".join(failures[:3]) + (f"; ... ({len(failures)} in all)" if len(failures) > 3 else "")
+        raise DeepsnowError(f"{path}: GDAL failed while {doing} (nothing written): {shown}")
 
 
 # -- class rasters: colour table, category names, QGIS style ---------------------------------------
