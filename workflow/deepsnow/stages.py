@@ -8,6 +8,13 @@ Paths are relative to the ``deepsnow`` package folder; a folder means all its
 ``.py`` files.
 """
 
+#: the gan modules of training and sampling (the stage commands of gan/commands.py and what they import)
+GAN_TRAINING: tuple[str, ...] = tuple(
+    f"gan/{m}.py"
+    for m in ("checkpoint", "commands", "cut", "cut_model", "data", "generate", "model", "networks", "patchnce",
+              "runtime", "schedule", "sizes", "state", "train")
+)
+
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "simulate": ("data/simulator", "data/landcover.py", "data/scene.py", "areas.py", "cog.py", "io.py"),
     "download": ("data/download", "data/bands.py", "data/scene.py", "areas.py", "cog.py", "io.py"),
@@ -16,9 +23,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "data/patches.py", "data/bands.py", "data/mask.py", "data/render.py", "data/landcover.py", "data/scene.py", "cog.py", "io.py"
     ),
     "split": ("data/split.py", "data/bands.py", "areas.py", "io.py"),
-    # the networks take the patches' bands through data/bands.py's fixed mapping
-    "train": ("gan", "data/bands.py", "torchfile.py", "io.py"),
-    "generate": ("gan", "data/bands.py", "torchfile.py", "io.py"),
+    # the networks take the patches' bands through data/bands.py's fixed mapping; the gan modules but
+    # scene translation's (translate.py, scene_norm.py), so a change there does not retrain every run
+    "train": (*GAN_TRAINING, "data/bands.py", "torchfile.py", "io.py"),
+    "generate": (*GAN_TRAINING, "data/bands.py", "torchfile.py", "io.py"),
     # scene translation renders the scenes as the patches stage does (data/render.py)
     "translate": ("gan", "data/bands.py", "torchfile.py", "data/render.py", "data/scene.py", "cog.py", "io.py"),
     # scene translation (gan/translate.py), the patches stage's RGB rendering, COG and STAC writing
