@@ -113,6 +113,15 @@ def test_the_summary_names_the_bands_of_each_band_set(area):
     assert all("band_names" in r for r in summary["rows"])
 
 
+def test_figure10_panels_name_the_band_count(area):
+    """Figure 10's panels: 'rx_difference (rgb)' and 'rx_difference (reflectance: 10 bands)', the count from the summary's band names."""
+    from deepsnow.figures.change import build_figure10
+
+    _, out = area
+    titles = [ax.get_title() for ax in build_figure10({}, out / "summary.json").figure.axes]
+    assert "rx_difference (rgb)" in titles and "rx_difference (reflectance: 10 bands)" in titles, titles
+
+
 def test_the_collection_and_score_name_the_bands(area, tmp_path, capsys):
     """The benchmark's STAC collection validates; the reflectance assets' eo:bands carry common names and
     centre wavelengths; 'change score' on the reflectance folder reports its bands as the summary does."""

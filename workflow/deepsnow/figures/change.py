@@ -61,13 +61,20 @@ def figure10(areas: list[dict], sentences: dict):
             roc_ax.set_ylim(0, 1.02)
             roc_ax.set_xlabel("false-alarm rate")
             roc_ax.set_ylabel("detection rate")
-            roc_ax.set_title(f"{det} ({which})")
+            roc_ax.set_title(f"{det} ({band_label(areas[0], which)})")
             roc_ax.legend(loc="lower right", fontsize=6)
             hist_ax.set_xlabel("anomaly score (untouched pixels)")
             hist_ax.set_ylabel("density")
     words = " ".join(f"[{w}] {s}" for w, s in sentences.items())
     common.suptitle(fig, "Figure 10: change detectors on real vs synthetic vs true after-images. " + words)
     return fig
+
+
+def band_label(rec: dict, which: str) -> str:
+    """A band set as a panel names it: ``rgb``, or ``reflectance: 10 bands`` from the record's band names
+    (a summary written before they were recorded: the band set's name alone)."""
+    names = rec.get("band_names", {}).get(which, "").split()
+    return which if which == "rgb" or not names else f"{which}: {len(names)} bands"
 
 
 def _draw_area(roc_ax, hist_ax, rec: dict, which: str, det: str, ls: str) -> None:
