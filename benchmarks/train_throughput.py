@@ -554,23 +554,44 @@ def add_ratios(rows: list[dict]) -> None:
             r["step_mb_vs_cyclegan"] = r["step_mb"] / (b["peak_rss_mb"] - b["rss_before_model_mb"])
 
 
-def print_model_table(rows: list[dict]) -> None:
-    def ratio(r, key):
-        return f"{r[key]:.2f}" if key in r else "-"
+def print_table(rows: list[dict], columns: list[tuple], note: str) -> None:
+    """One table for both comparisons: ``columns`` are ``(title, width, cell)``, a negative width left-aligns,
+    ``cell(row)`` formats the row's value (justified to the width); ``note`` below says what the columns are."""
+    def cell(text: str, width: int) -> str:
+        return text.ljust(-width) if width < 0 else text.rjust(width)
 
-    head = (f"{'size':<6s} {'model':<9s} {'it/s':>8s} {'x cycleGAN':>10s} {'CPU s/it':>9s} {'x cycleGAN':>10s} "
-            f"{'peak RSS MB':>11s} {'x cycleGAN':>10s} {'step MB':>8s} {'x cycleGAN':>10s} {'parameters':>11s} "
-            f"{'load':>9s}")  # fmt: skip
+    head = " ".join(cell(title, width) for title, width, _ in columns)
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
-        print(f"{r['size']:<6s} {r['model']:<9s} {r['it_per_s']:8.3f} {ratio(r, 'speed_vs_cyclegan'):>10s} "
-              f"{r['cpu_s_per_it']:9.3f} {ratio(r, 'cpu_speed_vs_cyclegan'):>10s} {r['peak_rss_mb']:11.0f} "
-              f"{ratio(r, 'peak_rss_vs_cyclegan'):>10s} {r['step_mb']:8.0f} {ratio(r, 'step_mb_vs_cyclegan'):>10s} "
-              f"{r['parameters']:11,d} {r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
-    print("(it/s: 1 / median wall time of a step; CPU s/it: median CPU time of a step, x cycleGAN as a speed "
-          "(cycleGAN's CPU s/it over this one's: less sensitive to other processes' load than it/s); peak RSS: "
-          "the child process's ru_maxrss; step MB: peak RSS minus the RSS before the model was built; "
-          "x cycleGAN: over cycleGAN's of the same size, this run; load: 1-minute load average before-after the child)")
+        print(" ".join(cell(fmt(r), width) for _, width, fmt in columns))
+    print(note)
+
+
+def _x(key: str, digits: int):
+    """A ratio column's cell: the ratio to ``digits`` decimals, '-' where the row has none."""
+    return lambda r: f"{r[key]:.{digits}f}" if key in r else "-"
+
+
+def _load(r: dict) -> str:
+    return f"{r['load_before']:4.1f}-{r['load_after']:<4.1f}"
+
+
+MODEL_COLUMNS = [
+    ("size", -6, lambda r: r["size"]), ("model", -9, lambda r: r["model"]),
+    ("it/s", 8, lambda r: f"{r['it_per_s']:.3f}"), ("x cycleGAN", 10, _x("speed_vs_cyclegan", 2)),
+    ("CPU s/it", 9, lambda r: f"{r['cpu_s_per_it']:.3f}"), ("x cycleGAN", 10, _x("cpu_speed_vs_cyclegan", 2)),
+    ("peak RSS MB", 11, lambda r: f"{r['peak_rss_mb']:.0f}"), ("x cycleGAN", 10, _x("peak_rss_vs_cyclegan", 2)),
+    ("step MB", 8, lambda r: f"{r['step_mb']:.0f}"), ("x cycleGAN", 10, _x("step_mb_vs_cyclegan", 2)),
+    ("parameters", 11, lambda r: f"{r['parameters']:,d}"), ("load", 9, _load),
+]
+
+
+def print_model_table(rows: list[dict]) -> None:
+    print_table(rows, MODEL_COLUMNS, (
+        "(it/s: 1 / median wall time of a step; CPU s/it: median CPU time of a step, x cycleGAN as a speed "
+        "(cycleGAN's CPU s/it over this one's: less sensitive to other processes' load than it/s); peak RSS: "
+        "the child process's ru_maxrss; step MB: peak RSS minus the RSS before the model was built; "
+        "x cycleGAN: over cycleGAN's of the same size, this run; load: 1-minute load average before-after the child)"))
 
 
 # --------------------------------------------------------------------------- --compare-bands
@@ -632,28 +653,26 @@ def add_band_ratios(rows: list[dict], baseline: str) -> None:
                     r[name] = r[key] / b[key] if b[key] else float("nan")
 
 
-def print_band_table(rows: list[dict], baseline: str) -> None:
-    def x(r, key):
-        return f"{r[key]:.3f}" if key in r else "-"
+BAND_COLUMNS = [
+    ("size", -6, lambda r: r["size"]), ("model", -9, lambda r: r["model"]), ("bands", -5, lambda r: r["bands"]),
+    ("nc", 3, lambda r: f"{r['input_nc']:d}"),
+    ("G params", 11, lambda r: f"{r['parameters_G']:,d}"), ("x", 6, _x("G_x", 3)),
+    ("D params", 10, lambda r: f"{r['parameters_D']:,d}"), ("x", 6, _x("D_x", 3)),
+    ("G GMAC", 7, lambda r: f"{r.get('macs_G', float('nan')) / 1e9:.2f}"), ("x", 6, _x("macs_G_x", 3)),
+    ("CPU s/it", 9, lambda r: f"{r['cpu_s_per_it']:.3f}"), ("x", 6, _x("cpu_x", 3)),
+    ("s/it wall", 9, lambda r: f"{r['ms_per_it_median'] / 1000:.3f}"), ("x", 6, _x("wall_x", 3)),
+    ("peak RSS MB", 11, lambda r: f"{r['peak_rss_mb']:.0f}"), ("x", 6, _x("rss_x", 3)),
+    ("load", 9, _load),
+]
 
-    head = (f"{'size':<6s} {'model':<9s} {'bands':<5s} {'nc':>3s} {'G params':>11s} {'x':>6s} {'D params':>10s} "
-            f"{'x':>6s} {'G GMAC':>7s} {'x':>6s} {'CPU s/it':>9s} {'x':>6s} {'s/it wall':>9s} {'x':>6s} "
-            f"{'peak RSS MB':>11s} {'x':>6s} "
-            f"{'load':>9s}")  # fmt: skip
-    print("\n" + head + "\n" + "-" * len(head))
-    for r in rows:
-        print(f"{r['size']:<6s} {r['model']:<9s} {r['bands']:<5s} {r['input_nc']:3d} {r['parameters_G']:11,d} "
-              f"{x(r, 'G_x'):>6s} {r['parameters_D']:10,d} {x(r, 'D_x'):>6s} "
-              f"{r.get('macs_G', float('nan')) / 1e9:7.2f} "
-              f"{x(r, 'macs_G_x'):>6s} {r['cpu_s_per_it']:9.3f} "
-              f"{x(r, 'cpu_x'):>6s} {r['ms_per_it_median'] / 1000:9.3f} {x(r, 'wall_x'):>6s} "
-              f"{r['peak_rss_mb']:11.0f} {x(r, 'rss_x'):>6s} "
-              f"{r['load_before']:4.1f}-{r['load_after']:<4.1f}")  # fmt: skip
-    print(f"(nc: input = output channels; G / D params: one generator / one discriminator; G GMAC: the "
-          f"convolutions' multiply-accumulates of one generator forward of one crop (CPU runs); CPU s/it: median CPU "
-          f"time of a step (this process's; less sensitive than wall time to other load); s/it wall: median wall "
-          f"time; peak RSS: the child's ru_maxrss; x: this over the {baseline} set's of the same size and model, "
-          f"this run (> 1 costs more); load: 1-minute load average before-after the child)")  # fmt: skip
+
+def print_band_table(rows: list[dict], baseline: str) -> None:
+    print_table(rows, BAND_COLUMNS, (
+        f"(nc: input = output channels; G / D params: one generator / one discriminator; G GMAC: the "
+        f"convolutions' multiply-accumulates of one generator forward of one crop (CPU runs); CPU s/it: median CPU "
+        f"time of a step (this process's; less sensitive than wall time to other load); s/it wall: median wall "
+        f"time; peak RSS: the child's ru_maxrss; x: this over the {baseline} set's of the same size and model, "
+        f"this run (> 1 costs more); load: 1-minute load average before-after the child)"))
 
 
 def log(msg: str) -> None:
