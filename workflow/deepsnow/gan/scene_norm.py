@@ -49,14 +49,56 @@ def _source_index(start: int, size: int, n: int, reflect: bool) -> np.ndarray:
     return np.clip(i, 0, n - 1)
 
 
-def tile_tensor(rgb: np.ndarray, y: int, x: int, th: int, tw: int) -> torch.Tensor:
+def tile_tensor(rgb: np.ndarray, y: int, x: int, th: int, tw: int, shape=None, row0: int = 0) -> torch.Tensor:
     """``(C, th, tw)`` float tile in [-1, 1] of the image at ``(y, x)`` (uint8 RGB ``/ 127.5 - 1``, or uint16
-    unit codes ``/ 32767.5 - 1``); only the tile is converted."""
-    h, w = rgb.shape[:2]
-    reflect = min(h, w) > 3
-    rows, cols = _source_index(y, th, h, reflect), _source_index(x, tw, w, reflect)
+    unit codes ``/ 32767.5 - 1``); only the tile is converted. ``rgb`` may be a slab of rows of a larger
+    image: its first row is the image's ``row0``, ``shape`` the image's ``(H, W)`` (default: ``rgb``'s own)."""
+    h, w = shape if shape is not None else rgb.shape[:2]
+    rows, cols = tile_rows(y, th, h, w) - row0, _source_index(x, tw, w, min(h, w) > 3)
     tile = rgb[rows[:, None], cols[None, :]]
     return torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1))).float().div_(half_code(rgb.dtype)).sub_(1.0)
+
+
+def tile_rows(y: int, th: int, h: int, w: int) -> np.ndarray:
+    """The image rows a tile of ``th`` rows at ``y`` reads (reflected past the bottom edge as
+    :func:`tile_tensor` pads it) of an ``h x w`` image."""
+    return _source_index(y, th, h, min(h, w) > 3)
+
+
+class ArrayRows:
+    """Rows of an in-memory ``(H, W, C)`` image (and its valid mask, all valid by default), as
+    :func:`scene_statistics` and the translation read them; a scene file is read alike, window by
+    window (:class:`deepsnow.gan.translate.SceneRows`). ``read(r0, r1)``: rows ``[r0, r1)`` as
+    ``(n, W, C)``; ``valid(r0, r1)``: their mask; ``all_valid()``."""
+
+    def __init__(self, data: np.ndarray, valid: np.ndarray | None = None):
+        self.data, self._valid = data, valid
+        self.shape, self.channels, self.dtype = data.shape[:2], data.shape[2], data.dtype
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        return self.data[r0:r1]
+
+    def valid(self, r0: int, r1: int) -> np.ndarray:
+        if self._valid is None:
+            return np.ones((min(r1, self.shape[0]) - r0, self.shape[1]), bool)
+        return self._valid[r0:r1]
+
+    def all_valid(self) -> bool:
+        return self._valid is None or bool(self._valid.all())
+
+
+def as_rows(image):
+    """``image`` as a row reader: an ``(H, W, C)`` array wrapped in :class:`ArrayRows`, a reader as it is."""
+    return ArrayRows(image) if isinstance(image, np.ndarray) else image
+
+
+def read_slab(reader, y: int, th: int) -> tuple[np.ndarray, int]:
+    """``(rows, row0)``: the rows of ``reader`` a tile of ``th`` rows at ``y`` reads (:func:`tile_rows`),
+    read at once, and the image row of their first."""
+    h, w = reader.shape
+    rows = tile_rows(y, th, h, w)
+    r0 = int(rows.min())
+    return reader.read(r0, int(rows.max()) + 1), r0
 
 
 # -- the statistics and the generator that uses them
@@ -102,19 +144,16 @@ def stats_cores(ph: int, pw: int, core: int, halo: int, max_px: int) -> list[tup
 
 
 def scene_statistics(
-    net: torch.nn.Module, rgb: np.ndarray, core: int = 256, halo: int = 32, max_px: int = 2**20, device="cpu"
+    net: torch.nn.Module, rgb, core: int = 256, halo: int = 32, max_px: int = 2**20, device="cpu"
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
     """Per instance-norm layer ``(mean, var)`` over the whole scene (see the module docstring); and the fraction of
-    the scene's cores measured (1.0: exact)."""
-    h, w = rgb.shape[:2]
-    ph, pw = ceil4(h), ceil4(w)
+    the scene's cores measured (1.0: exact). ``rgb``: an ``(H, W, C)`` image or a row reader (:class:`ArrayRows`,
+    :class:`deepsnow.gan.translate.SceneRows`), read a row of cores at a time."""
+    reader = as_rows(rgb)
+    ph, pw = ceil4(reader.shape[0]), ceil4(reader.shape[1])
     core, halo = ceil4(max(core, 4)), ceil4(halo)
     cores = stats_cores(ph, pw, core, halo, max_px)
-    xs, regions = [], []
-    for y, x, ch, cw in cores:
-        y0, x0, y1, x1 = max(0, y - halo), max(0, x - halo), min(ph, y + ch + halo), min(pw, x + cw + halo)
-        xs.append(tile_tensor(rgb, y0, x0, y1 - y0, x1 - x0)[None].to(device))
-        regions.append((y - y0, x - x0, ch, cw, y1 - y0))
+    xs, regions = _core_tiles(reader, cores, halo, device)
     stats, saved = [], []
     net.eval()
     with torch.inference_mode():
@@ -132,6 +171,21 @@ def scene_statistics(
                 _apply(step, xs)
     n_all = math.ceil(ph / core) * math.ceil(pw / core)
     return stats, len(cores) / n_all
+
+
+def _core_tiles(reader, cores: list, halo: int, device) -> tuple[list[torch.Tensor], list[tuple]]:
+    """Each core's tile with its ``halo`` (clipped to the padded scene) on ``device``, and its region
+    ``(cy, cx, ch, cw, tile_h)`` in the tile; the rows of a row of cores are read once."""
+    h, w = reader.shape
+    ph, pw = ceil4(h), ceil4(w)
+    xs, regions, slab = [], [], None
+    for y, x, ch, cw in cores:
+        y0, x0, y1, x1 = max(0, y - halo), max(0, x - halo), min(ph, y + ch + halo), min(pw, x + cw + halo)
+        if slab is None or slab[2] != (y0, y1):
+            slab = (*read_slab(reader, y0, y1 - y0), (y0, y1))
+        xs.append(tile_tensor(slab[0], y0, x0, y1 - y0, x1 - x0, (h, w), slab[1])[None].to(device))
+        regions.append((y - y0, x - x0, ch, cw, y1 - y0))
+    return xs, regions
 
 
 def _apply(step, xs: list) -> None:

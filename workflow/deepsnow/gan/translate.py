@@ -19,8 +19,12 @@ are translated (see :mod:`deepsnow.gan.scene_norm`); tiles then agree with one w
 1 DN. This is an inference-time mechanism only: the networks and training are
 the reference's, unchanged.
 
-Memory is bounded whatever the scene size: the uint8 input and output, and float
-buffers for one row of tiles (scenes are rendered to RGB block by block).
+Memory is bounded whatever the scene size, and small: the scene is streamed. Each row of tiles
+reads only the rows it covers (:class:`SceneRows`: a window of the file, rendered to RGB or encoded
+to unit codes as it is read; the statistics pass reads a row of cores at a time alike), float
+buffers hold one row of tiles, and finished rows go to the output GeoTIFF a row window at a time
+(:class:`RowWriter`, their mask with them). :func:`translate_array` runs the same code on an
+in-memory image (:class:`~deepsnow.gan.scene_norm.ArrayRows`).
 
 Input: our scene GeoTIFF (its ``B04, B03, B02`` and ``dataMask`` found by name;
 rendered to RGB as the patches stage does, ``255 * clip(refl / rgb_max, 0, 1) **
@@ -41,6 +45,7 @@ inferred from the weights; the file's own generator is applied).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -53,7 +58,7 @@ from deepsnow.cog import gdal_env
 from deepsnow.gan import checkpoint as ckpt
 from deepsnow.gan import runtime
 from deepsnow.gan.data import RGB, BandSet, to_codes
-from deepsnow.gan.scene_norm import ceil4, scene_statistics, tile_tensor, with_scene_norm
+from deepsnow.gan.scene_norm import ArrayRows, as_rows, ceil4, read_slab, scene_statistics, tile_tensor, with_scene_norm
 from deepsnow.io import atomic_output
 
 log = logging.getLogger("deepsnow.gan")
@@ -63,42 +68,67 @@ DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
 NORMS = ("scene", "tile")
 
 
-def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2, bands: BandSet = RGB):
+def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2, bands: BandSet = RGB,
+               rows: int = 1024):
     """``(rgb (H,W,3) uint8, valid (H,W) bool, crs, transform, kind)`` of a scene or an RGB GeoTIFF; for
-    reflectance ``bands`` the first is the scene's bands as ``(H,W,C) uint16`` unit codes.
+    reflectance ``bands`` the first is the scene's bands as ``(H,W,C) uint16`` unit codes. The whole scene in
+    memory, read through :func:`open_input` ``rows`` rows at a time (no float copy of it is ever whole);
+    ``deepsnow translate`` streams the scene instead (:func:`translate_scene`)."""
+    with open_input(path, rgb_max, rgb_gamma, bands) as scene:
+        (h, w), nc = scene.shape, scene.channels
+        data, valid = np.empty((h, w, nc), scene.dtype), np.empty((h, w), bool)
+        for r in range(0, h, rows):
+            data[r : r + rows], valid[r : r + rows] = scene.read(r, r + rows), scene.valid(r, r + rows)
+        return data, valid, scene.crs, scene.transform, scene.kind
 
-    A scene is rendered block by block (:func:`_render_scene`), so no float copy of it is ever whole.
-    """
+
+@contextlib.contextmanager
+def open_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float = 2.2, bands: BandSet = RGB):
+    """A :class:`SceneRows` of a scene or an RGB GeoTIFF, open for the block (its header and bands checked
+    first: a :class:`DeepsnowError` naming the file before anything is read or written)."""
     import rasterio
-
-    from deepsnow.data.scene import SCENE_BANDS, band_indexes, stored_bands
 
     path = Path(path)
     if not path.exists():
         raise DeepsnowError(f"{path}: input file not found")
-    try:
-        with gdal_env(), rasterio.open(path) as src:
-            count, dtype, names = src.count, src.dtypes[0], list(src.descriptions)
-            if count == 3 and dtype == "uint8" and bands.encoding == "rgb8":
-                rgb = src.read().transpose(1, 2, 0)
-                valid = src.dataset_mask() > 0
-                return np.ascontiguousarray(rgb), valid, src.crs, src.transform, "rgb"
-            if set(names) & set(SCENE_BANDS):  # meant as a scene: its header checked, its bands found by name
-                index = stored_bands(src, path)
-                if rgb_max <= 0 or rgb_gamma <= 0:
-                    raise DeepsnowError(f"--rgb-max and --rgb-gamma must be positive, got {rgb_max} and {rgb_gamma}")
-                if src.crs is None:
-                    raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
-                if bands.encoding != "rgb8":
-                    idx = band_indexes(index, (*bands.bands, "dataMask"), path)  # names a band it lacks
-                    codes, valid = _scene_codes(src, idx, bands)
-                    return codes, valid, src.crs, src.transform, "scene"
-                rgb, valid = _render_scene(src, band_indexes(index, RENDER_BANDS, path), rgb_max, rgb_gamma)
-                return rgb, valid, src.crs, src.transform, "scene"
-    except DeepsnowError:
-        raise
-    except Exception as exc:
-        raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+    with gdal_env():
+        try:
+            src = rasterio.open(path)
+        except Exception as exc:
+            raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+        with src:
+            try:
+                scene = _scene_rows(src, path, rgb_max, rgb_gamma, bands)
+            except DeepsnowError:
+                raise
+            except Exception as exc:
+                raise DeepsnowError(f"{path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
+            yield scene
+
+
+def _scene_rows(src, path: Path, rgb_max: float, rgb_gamma: float, bands: BandSet) -> SceneRows:
+    """How rows of ``src`` become the network's input: an RGB GeoTIFF as it is, a scene rendered to RGB
+    (:func:`_render`) or encoded to unit codes (reflectance ``bands``); refused with the reason otherwise."""
+    from deepsnow.data.scene import SCENE_BANDS, band_indexes, stored_bands
+
+    count, dtype, names = src.count, src.dtypes[0], list(src.descriptions)
+    if count == 3 and dtype == "uint8" and bands.encoding == "rgb8":
+        return SceneRows(src, path, "rgb", [1, 2, 3], None, lambda d: d.transpose(1, 2, 0), 3, np.uint8)
+    if set(names) & set(SCENE_BANDS):  # meant as a scene: its header checked, its bands found by name
+        index = stored_bands(src, path)
+        if rgb_max <= 0 or rgb_gamma <= 0:
+            raise DeepsnowError(f"--rgb-max and --rgb-gamma must be positive, got {rgb_max} and {rgb_gamma}")
+        if src.crs is None:
+            raise DeepsnowError(f"{path}: scene has no CRS (expected a UTM CRS, 10 m pixels)")
+        if bands.encoding != "rgb8":
+            from deepsnow.data.bands import encode_units
+
+            *idx, mask = band_indexes(index, (*bands.bands, "dataMask"), path)  # names a band it lacks
+            codes = lambda d: encode_units(np.moveaxis(d, 0, -1), bands.unit_reflectance)  # noqa: E731
+            return SceneRows(src, path, "scene", idx, mask, codes, bands.n, np.uint16)
+        *idx, mask = band_indexes(index, RENDER_BANDS, path)
+        render = lambda d: _render(d, rgb_max, rgb_gamma)  # noqa: E731
+        return SceneRows(src, path, "scene", idx, mask, render, 3, np.uint8)
     if bands.encoding != "rgb8":
         raise DeepsnowError(
             f"{path}: the checkpoint takes {bands.describe()}: expected a deepsnow scene holding those bands "
@@ -110,42 +140,53 @@ def read_input(path: str | os.PathLike, rgb_max: float = 1.0, rgb_gamma: float =
     )
 
 
-def _scene_codes(src, idx: list[int], bands: BandSet, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """A scene's ``bands`` as ``(H,W,C) uint16`` unit codes (:func:`deepsnow.data.bands.encode_units`) and
-    dataMask > 0, read ``rows`` rows at a time; ``idx``: the indexes of the bands, then dataMask's."""
-    from rasterio.windows import Window
+class SceneRows:
+    """Rows of an open GeoTIFF ``src``, read window by window and converted as they are read
+    (``convert``: ``(bands, n, W)`` as read -> ``(n, W, C)``): the row reader of
+    :class:`~deepsnow.gan.scene_norm.ArrayRows`'s interface that ``deepsnow translate`` streams a scene
+    through. ``idx``: the bands read; ``mask``: the dataMask band's index (None: the dataset's mask)."""
 
-    from deepsnow.data.bands import encode_units
+    def __init__(self, src, path, kind: str, idx: list[int], mask: int | None, convert, channels: int, dtype):
+        self.src, self.path, self.kind, self.idx, self.mask, self.convert = src, path, kind, idx, mask, convert
+        self.shape, self.channels, self.dtype = (src.height, src.width), channels, np.dtype(dtype)
+        self.crs, self.transform = src.crs, src.transform
 
-    h, w = src.height, src.width
-    codes, valid = np.empty((h, w, bands.n), np.uint16), np.empty((h, w), bool)
-    for r in range(0, h, rows):
-        data = src.read(idx, window=Window(0, r, w, min(rows, h - r)))
-        codes[r : r + rows] = encode_units(np.moveaxis(data[:-1], 0, -1), bands.unit_reflectance)
-        valid[r : r + rows] = data[-1] > 0
-    return codes, valid
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``[r0, r1)`` (clipped to the scene) as ``(n, W, C)`` of ``dtype``."""
+        return np.ascontiguousarray(self.convert(self._read(lambda w: self.src.read(self.idx, window=w), r0, r1)))
+
+    def valid(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``[r0, r1)``'s valid mask: dataMask > 0 of a scene, the dataset mask of an RGB GeoTIFF."""
+        if self.mask is None:
+            return self._read(lambda w: self.src.dataset_mask(window=w), r0, r1) > 0
+        return self._read(lambda w: self.src.read(self.mask, window=w), r0, r1) > 0
+
+    def all_valid(self, rows: int = 1024) -> bool:
+        """Whether every pixel is valid (the mask read ``rows`` rows at a time)."""
+        return all(self.valid(r, r + rows).all() for r in range(0, self.shape[0], rows))
+
+    def _read(self, read, r0: int, r1: int) -> np.ndarray:
+        from rasterio.windows import Window
+
+        h, w = self.shape
+        try:
+            return read(Window(0, r0, w, min(r1, h) - r0))
+        except Exception as exc:
+            raise DeepsnowError(f"{self.path}: not a readable GeoTIFF (truncated or corrupt?): {exc}") from exc
 
 
-#: The scene bands the rendering reads, in the order :func:`_render_scene` takes their indexes.
+#: The scene bands the rendering reads, in the order :func:`_render` takes them, then the mask.
 RENDER_BANDS = ("B04", "B03", "B02", "dataMask")
 
 
-def _render_scene(src, idx: list[int], rgb_max: float, rgb_gamma: float, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """RGB as the patches stage renders it (``render_rgb`` of ``read_scene``'s reflectance, bit for bit)
-    and dataMask > 0, read ``rows`` rows at a time; ``idx``: the indexes of ``RENDER_BANDS``."""
-    from rasterio.windows import Window
-
+def _render(data: np.ndarray, rgb_max: float, rgb_gamma: float) -> np.ndarray:
+    """RGB ``(n, W, 3) uint8`` of a window's ``(3, n, W)`` B04, B03, B02 as the patches stage renders it
+    (``render_rgb`` of ``read_scene``'s reflectance, bit for bit)."""
     from deepsnow.data.render import render_rgb  # the patches stage's rendering: scenes look like the training data
     from deepsnow.data.scene import SCALE
 
-    h, w = src.height, src.width
-    rgb, valid = np.empty((h, w, 3), np.uint8), np.empty((h, w), bool)
-    for r in range(0, h, rows):
-        data = src.read(idx, window=Window(0, r, w, min(rows, h - r)))
-        refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(RENDER_BANDS[:3])}
-        rgb[r : r + rows] = render_rgb(refl, rgb_max, rgb_gamma)
-        valid[r : r + rows] = data[3] > 0
-    return rgb, valid
+    refl = {b: data[i].astype(np.float32) / SCALE for i, b in enumerate(RENDER_BANDS[:3])}
+    return render_rgb(refl, rgb_max, rgb_gamma)
 
 
 def taper(length: int, overlap: int) -> np.ndarray:
@@ -183,7 +224,7 @@ def check_tiling(tile: int, overlap: int, norm: str) -> None:
 
 def translate_array(
     net: torch.nn.Module,
-    rgb: np.ndarray,
+    rgb,
     tile: int = 256,
     overlap: int = 64,
     device: torch.device | str = "cpu",
@@ -192,42 +233,56 @@ def translate_array(
     stats_px: int = 2**20,
     progress: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Translate ``(H,W,C)`` by overlapping tiles blended with :func:`taper`; ``(out, n_tiles)``, ``out`` of the
-    input's type (uint8 RGB, or uint16 unit codes) and channels.
+    """:func:`translate_rows` of an ``(H,W,C)`` image (or a row reader) into memory: ``(out, n_tiles)``, ``out`` of
+    the input's type (uint8 RGB, or uint16 unit codes) and channels."""
+    reader = as_rows(rgb)
+    out = np.empty((*reader.shape, reader.channels), dtype=reader.dtype)
+
+    def sink(r0: int, rows: np.ndarray) -> None:
+        out[r0 : r0 + len(rows)] = rows
+
+    n_tiles = translate_rows(net, reader, sink, tile, overlap, device, batch_size, norm, stats_px, progress)
+    return out, n_tiles
+
+
+def translate_rows(net, reader, sink, tile=256, overlap=64, device="cpu", batch_size=4, norm="tile",
+                   stats_px=2**20, progress=False) -> int:
+    """Translate the image of row reader ``reader`` (:class:`~deepsnow.gan.scene_norm.ArrayRows`,
+    :class:`SceneRows`) by overlapping tiles blended with :func:`taper`, handing finished rows, top to
+    bottom, to ``sink(r0, rows (n, W, C))``; the number of tiles.
 
     ``norm="scene"``: instance norms use the whole scene's statistics (:func:`scene_statistics`);
     then the overlap is rounded up to a multiple of 4 so every tile sits on the generator's
     downsampling grid. A side shorter than ``tile`` is one tile; the image is padded by reflection
-    to a multiple of 4. Memory: the uint8 input and output, and float buffers of one row of tiles.
+    to a multiple of 4. Memory: the rows of one row of tiles, in and out, and float buffers of them.
     """
     check_tiling(tile, overlap, norm)
-    h, w = rgb.shape[:2]
+    h, w = reader.shape
     if h < 1 or w < 1:
         raise DeepsnowError(f"input image is empty ({h}x{w})")
     ph, pw = ceil4(h), ceil4(w)
     th, tw = min(tile, ph), min(tile, pw)
     if norm == "scene":
         overlap = min(ceil4(overlap), tile - 4)
-        stats, measured = scene_statistics(net, rgb, core=tile, max_px=stats_px, device=device)
+        stats, measured = scene_statistics(net, reader, core=tile, max_px=stats_px, device=device)
         log.info("scene statistics of %d norm layers from %.1f%% of the scene (%s)", len(stats), 100 * measured,
                  "exact" if measured == 1.0 else "an evenly spread sample of tiles")
         net = with_scene_norm(net, stats)
     ys, xs = positions(ph, th, min(overlap, th - 4)), positions(pw, tw, min(overlap, tw - 4))
     win = torch.from_numpy(np.outer(taper(th, overlap), taper(tw, overlap)).astype(np.float32))
-    out = _blend_rows(net, rgb, (th, tw), ys, xs, win, device, batch_size, progress)
-    return out, len(ys) * len(xs)
+    _blend_rows(net, reader, sink, (th, tw), ys, xs, win, device, batch_size, progress)
+    return len(ys) * len(xs)
 
 
-def _blend_rows(net, rgb, tile_hw, ys, xs, win, device, batch_size, progress) -> np.ndarray:
-    """Translate the tiles row of tiles by row, accumulating weighted outputs in a float buffer that
-    covers only the rows still being written; finished rows go to the uint8 output."""
+def _blend_rows(net, reader, sink, tile_hw, ys, xs, win, device, batch_size, progress) -> None:
+    """Translate the tiles row of tiles by row (each row's input rows read at once), accumulating weighted
+    outputs in a float buffer that covers only the rows still being written; finished rows go to ``sink``."""
     import time
 
-    h, w, nc = rgb.shape
+    (h, w), nc = reader.shape, reader.channels
     th, tw = tile_hw
     pw = max(xs) + tw
-    out = np.empty((h, w, nc), dtype=rgb.dtype)
-    dtype = torch.from_numpy(rgb[:0, :0]).dtype
+    dtype = torch.from_numpy(np.empty(0, reader.dtype)).dtype
     top, acc, wsum = 0, torch.zeros((nc, 0, pw)), torch.zeros((0, pw))
     started, done_tiles = time.monotonic(), 0
     net.eval()
@@ -237,22 +292,23 @@ def _blend_rows(net, rgb, tile_hw, ys, xs, win, device, batch_size, progress) ->
             if grow > 0:
                 acc = torch.cat([acc, torch.zeros((nc, grow, pw))], dim=1)
                 wsum = torch.cat([wsum, torch.zeros((grow, pw))], dim=0)
+            slab, row0 = read_slab(reader, y, th)
             for s in range(0, len(xs), batch_size):
                 chunk = xs[s : s + batch_size]
-                batch = torch.stack([tile_tensor(rgb, y, x, th, tw) for x in chunk]).to(device)
+                batch = torch.stack([tile_tensor(slab, y, x, th, tw, (h, w), row0) for x in chunk]).to(device)
                 for x, o in zip(chunk, net(batch).float().cpu()):
                     acc[:, y - top : y - top + th, x : x + tw] += o * win
                     wsum[y - top : y - top + th, x : x + tw] += win
+            del slab
             done_tiles += len(xs)
             end = ys[i + 1] if i + 1 < len(ys) else top + acc.shape[1]
             n = min(end, h) - top
             if n > 0:
-                out[top : top + n] = to_codes(acc[:, :n, :w] / wsum[:n, :w], dtype).numpy().transpose(1, 2, 0)
+                sink(top, to_codes(acc[:, :n, :w] / wsum[:n, :w], dtype).numpy().transpose(1, 2, 0))
             acc, wsum, top = acc[:, end - top :].clone(), wsum[end - top :].clone(), end
             if progress:
                 rate = done_tiles * th * tw / 1e6 / max(time.monotonic() - started, 1e-9)
                 log.info("row %d/%d of tiles done (%d tiles, %.2f Mpx/s)", i + 1, len(ys), done_tiles, rate)
-    return out
 
 
 def seam_score(img: np.ndarray, tile: int, overlap: int) -> float:
@@ -287,55 +343,115 @@ def write_rgb(
     path: str | os.PathLike, rgb: np.ndarray, crs, transform, valid: np.ndarray | None = None, tags=None
 ) -> None:
     """3-band uint8 RGB COG (bands red, green, blue; :mod:`deepsnow.cog`), atomically; ``valid`` False ->
-    masked. ``rgb`` is ``(H, W, 3)``."""
-    from deepsnow.cog import cog_output
-
-    h, w = rgb.shape[:2]
-    profile = {
-        "driver": "GTiff", "height": h, "width": w, "count": 3, "dtype": "uint8", "crs": crs,
-        "transform": transform, "photometric": "RGB", "blockxsize": 256,
-    }
-    with cog_output(path, profile, resampling="average") as dst:
-        for i, name in enumerate(("red", "green", "blue"), start=1):
-            dst.write(np.ascontiguousarray(rgb[..., i - 1]), i)  # a band at a time: no whole copy
-            dst.set_band_description(i, name)
-        if valid is not None and not valid.all():
-            dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
-        dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+    masked. ``rgb`` is ``(H, W, 3)``, written by row windows (:func:`output_rows`)."""
+    with output_rows(path, RGB, ArrayRows(rgb, valid), crs, transform, tags) as sink:
+        sink(0, rgb)
 
 
 def write_bands(path, codes: np.ndarray, bands: BandSet, crs, transform, valid: np.ndarray | None = None, tags=None,
-                rows: int = 1024) -> None:
+                rows: int = 512) -> None:
     """``(H, W, C) uint16`` unit codes of ``bands`` as a C-band uint16 COG of reflectance x 10000 (band
     descriptions = band names), atomically; ``valid`` False -> masked. Decoded and written ``rows`` rows
-    (a multiple of the 256-px block) at a time, every band at once: no float copy of the scene is ever
-    whole, and each compressed block of the pixel-interleaved intermediate is written once (a band at a
-    time rewrote every block C times, which on a ten-band full tile outgrew the 4 GB TIFF limit)."""
-    from rasterio.windows import Window
+    at a time, every band at once (:func:`output_rows`)."""
+    with output_rows(path, bands, ArrayRows(codes, valid), crs, transform, tags, rows=rows) as sink:
+        sink(0, codes)
 
-    from deepsnow.cog import cog_output
-    from deepsnow.data.bands import decode_units
 
-    h, w, nc = codes.shape
-    profile = {
-        "driver": "GTiff", "height": h, "width": w, "count": nc, "dtype": "uint16", "crs": crs,
+def _output_profile(bands: BandSet, h: int, w: int, crs, transform) -> dict:
+    """The COG's profile: 3-band uint8 RGB for ``rgb8`` bands, else one uint16 band per band."""
+    if bands.encoding == "rgb8":
+        return {
+            "driver": "GTiff", "height": h, "width": w, "count": 3, "dtype": "uint8", "crs": crs,
+            "transform": transform, "photometric": "RGB", "blockxsize": 256,
+        }
+    return {
+        "driver": "GTiff", "height": h, "width": w, "count": bands.n, "dtype": "uint16", "crs": crs,
         "transform": transform, "blockxsize": 256,
         # the intermediate GeoTIFF as BigTIFF where it could pass 4 GB (GDAL: over 2 GB uncompressed,
         # e.g. ten bands of a full tile, 2.4 GB); smaller ones, and the COG made from it, as before
         "BIGTIFF": "IF_SAFER",
     }
-    with cog_output(path, profile, resampling="average") as dst:
-        for r in range(0, h, rows):
-            n = min(rows, h - r)
-            block = np.empty((nc, n, w), dtype=np.uint16)
-            for i, scale in enumerate(bands.unit_reflectance):
-                block[i] = decode_units(codes[r : r + n, :, i], scale)
-            dst.write(block, window=Window(0, r, w, n))
-        for i, name in enumerate(bands.bands, start=1):
+
+
+def _to_bands(bands: BandSet):
+    """``(n, W, C)`` network output rows -> ``(C, n, W)`` as the COG stores them: RGB as it is, unit codes
+    decoded to reflectance x 10000 (:func:`deepsnow.data.bands.decode_units`)."""
+    from deepsnow.data.bands import decode_units
+
+    if bands.encoding == "rgb8":
+        return lambda rows: np.ascontiguousarray(rows.transpose(2, 0, 1))
+    return lambda rows: np.stack([decode_units(rows[..., i], s) for i, s in enumerate(bands.unit_reflectance)])
+
+
+@contextlib.contextmanager
+def output_rows(path, bands: BandSet, reader, crs, transform, tags=None, zero: bool = False, rows: int = 512):
+    """Yield a :class:`RowWriter` into the COG of ``bands`` at ``path`` (:func:`deepsnow.cog.cog_output`,
+    atomic: nothing appears unless every row was written and the block succeeded), the size of
+    ``reader``'s image, masked by its valid mask when any pixel is invalid; ``zero``: invalid pixels to 0.
+    RGB bands are described red, green, blue, reflectance bands by their names."""
+    from deepsnow.cog import cog_output
+
+    (h, w), names = reader.shape, ("red", "green", "blue") if bands.encoding == "rgb8" else bands.bands
+    masked = not reader.all_valid()
+    with cog_output(path, _output_profile(bands, h, w, crs, transform), resampling="average") as dst:
+        for i, name in enumerate(names, start=1):
             dst.set_band_description(i, name)
-        if valid is not None and not valid.all():
-            dst.write_mask(valid.view(np.uint8) * np.uint8(255))
         dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
+        writer = RowWriter(dst, reader.valid, masked, _to_bands(bands), rows, zero)
+        yield writer
+        writer.close()
+
+
+class RowWriter:
+    """Finished rows, top to bottom, into an open dataset ``dst`` in row windows of ``rows`` rows (best a
+    multiple of the 256 px block: each compressed block of the pixel-interleaved intermediate is written
+    once, as GDAL rewrites a block written in parts; a band at a time rewrote each block once per band,
+    which on a ten-band full tile outgrew the 4 GB TIFF limit): rows are kept until a window is full.
+    ``valid(r0, r1)``: the rows' mask, written as the dataset's mask when ``masked``; ``zero``: invalid
+    pixels set to 0 first; ``to_bands``: ``(n, W, C)`` rows -> ``(C, n, W)`` as written."""
+
+    def __init__(self, dst, valid, masked: bool, to_bands, rows: int = 512, zero: bool = False):
+        if rows < 1:
+            raise DeepsnowError(f"rows must be positive, got {rows}")
+        self.dst, self.valid, self.masked, self.to_bands, self.zero = dst, valid, masked, to_bands, zero
+        self.rows, self.buf, self.top, self.n, self.valid_px = min(rows, dst.height), None, 0, 0, 0
+
+    def __call__(self, r0: int, rows: np.ndarray) -> None:
+        """Take rows ``[r0, r0 + len(rows))``, the next after those already taken."""
+        if r0 != self.top + self.n:
+            raise DeepsnowError(f"rows from {r0} given; the next row to write is {self.top + self.n}")
+        if self.buf is None:
+            self.buf = np.empty((self.rows, *rows.shape[1:]), dtype=rows.dtype)
+        i = 0
+        while i < len(rows):
+            k = min(len(rows) - i, self.rows - self.n)
+            self.buf[self.n : self.n + k] = rows[i : i + k]
+            self.n, i = self.n + k, i + k
+            if self.n == self.rows:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the rows kept (their mask too, invalid pixels zeroed when asked)."""
+        from rasterio.windows import Window
+
+        if not self.n:
+            return
+        r0, n = self.top, self.n
+        data, valid = self.buf[:n], self.valid(r0, r0 + n)
+        if self.zero:
+            data[~valid] = 0
+        window = Window(0, r0, self.dst.width, n)
+        self.dst.write(self.to_bands(data), window=window)
+        if self.masked:
+            self.dst.write_mask(valid.astype(np.uint8) * np.uint8(255), window=window)
+        self.valid_px += int(np.count_nonzero(valid))
+        self.top, self.n = r0 + n, 0
+
+    def close(self) -> None:
+        """Write the last rows; refuse an output with rows never given (nothing is then kept)."""
+        self.flush()
+        if self.top != self.dst.height:
+            raise DeepsnowError(f"{self.top} of {self.dst.height} output rows were written")
 
 
 def translate_scene(
@@ -373,9 +489,6 @@ def translate_scene(
             DIRECTIONS[direction],
         )
     bands = info["bands"]
-    rgb, valid, crs, transform, kind = read_input(input_path, rgb_max, rgb_gamma, bands)
-    out, n_tiles = translate_array(net, rgb, tile, overlap, dev, batch_size, norm, stats_px, progress=True)
-    out[~valid] = 0
     tags = {
         "DEEPSNOW_CHECKPOINT": Path(checkpoint).name,
         "DEEPSNOW_DIRECTION": direction,
@@ -384,24 +497,17 @@ def translate_scene(
         "DEEPSNOW_OVERLAP": overlap,
         "DEEPSNOW_NORM": norm,
     }
-    if bands.encoding == "rgb8":
-        write_rgb(output_path, out, crs, transform, valid, tags)
-    else:
+    if bands.encoding != "rgb8":
         tags["DEEPSNOW_SCALE"] = 1e-4
-        write_bands(output_path, out, bands, crs, transform, valid, tags)
-    log.info(
-        "translated %s (%dx%d, %s) %s with %d tiles -> %s",
-        input_path,
-        rgb.shape[1],
-        rgb.shape[0],
-        kind,
-        direction,
-        n_tiles,
-        output_path,
-    )
+    with open_input(input_path, rgb_max, rgb_gamma, bands) as scene:  # refused before anything is written
+        kind, (h, w) = scene.kind, scene.shape
+        with output_rows(output_path, bands, scene, scene.crs, scene.transform, tags, zero=True) as sink:
+            n_tiles = translate_rows(net, scene, sink, tile, overlap, dev, batch_size, norm, stats_px, progress=True)
+    log.info("translated %s (%dx%d, %s) %s with %d tiles -> %s", input_path, w, h, kind, direction, n_tiles,
+             output_path)
     return {
         "input_kind": kind,
-        "shape": [int(rgb.shape[0]), int(rgb.shape[1])],
+        "shape": [int(h), int(w)],
         "tiles": n_tiles,
         "norm": norm,
         "direction": direction,
@@ -411,5 +517,5 @@ def translate_scene(
         "arch": info["arch"],
         "bands": list(bands.bands),
         "encoding": bands.encoding,
-        "valid_fraction": float(valid.mean()),
+        "valid_fraction": sink.valid_px / (h * w),
     }
