@@ -22,7 +22,11 @@ Output, one ``.npz`` per checkpoint (atomic, no pickles):
 Reflectance test sets (``patches.encoding: reflectance``): ``fake_B`` and ``fake_A`` are ``(N, S, S, C)
 uint16`` reflectance x 10000 in the checkpoint's bands (the generator output taken back through the
 fixed per-band mapping of :mod:`deepsnow.data.bands`), and the file adds ``bands`` ``(C,)`` and
-``encoding`` ``()``. (The stages after train read 8-bit RGB samples only, so far.)
+``encoding`` ``()``. The stages after train read either kind, telling them apart by ``bands``:
+``deepsnow embed`` gives the feature extractors a reflectance sample's RGB composite (rendered with
+``rgb_max``, ``rgb_gamma``), the figures render a composite of it (RGB by default), and the epoch
+metrics measure the paired L1 / SSIM in reflectance against the truth patches in the same bands and add
+per-band spectral columns (:mod:`deepsnow.metrics.spectral`; none for 8-bit RGB samples).
 """
 
 from __future__ import annotations
