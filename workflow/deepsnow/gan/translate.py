@@ -151,9 +151,14 @@ class SceneRows:
         self.shape, self.channels, self.dtype = (src.height, src.width), channels, np.dtype(dtype)
         self.crs, self.transform = src.crs, src.transform
 
-    def read(self, r0: int, r1: int) -> np.ndarray:
-        """Rows ``[r0, r1)`` (clipped to the scene) as ``(n, W, C)`` of ``dtype``."""
-        return np.ascontiguousarray(self.convert(self._read(lambda w: self.src.read(self.idx, window=w), r0, r1)))
+    def read(self, r0: int, r1: int, chunk: int = 64) -> np.ndarray:
+        """Rows ``[r0, r1)`` (clipped to the scene) as ``(n, W, C)`` of ``dtype``, converted ``chunk`` rows at a
+        time (the conversion's float copies are of ``chunk`` rows, not of the window)."""
+        data = self._read(lambda w: self.src.read(self.idx, window=w), r0, r1)
+        out = np.empty((data.shape[1], data.shape[2], self.channels), self.dtype)
+        for i in range(0, len(out), chunk):
+            out[i : i + chunk] = self.convert(data[:, i : i + chunk])
+        return out
 
     def valid(self, r0: int, r1: int) -> np.ndarray:
         """Rows ``[r0, r1)``'s valid mask: dataMask > 0 of a scene, the dataset mask of an RGB GeoTIFF."""
