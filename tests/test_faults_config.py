@@ -403,6 +403,7 @@ UNQUOTED_OK = {
     "params.change",  # comparison_change_option(): built with shlex.quote
     "params.spectral",  # spectral_option(): built with shlex.quote
     "params.rgb_view",  # RGB_VIEW: two numbers of the validated patches section, or empty
+    "params.view",  # validity_view(): the mask section built with shlex.quote and RGB_VIEW, or empty
 }
 
 
