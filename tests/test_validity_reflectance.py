@@ -80,6 +80,13 @@ def test_the_reflectance_scales_are_the_rgb_scales_in_reflectance_and_the_cast_g
     assert weights["B08"] == pytest.approx(0.2 * (865 - 842) / 200) and weights["B11"] == weights["B12"] == 0.0
 
 
+def test_without_the_snow_rules_bands_the_spatial_ladder_finds_snow_in_the_composite_as_on_rgb():
+    images = _scenes(np.random.default_rng(5), 2, True)[..., :3]
+    enc = Encoding(BANDS[:3], MASK, (1.0, 2.2))
+    composite = render_composite(images, BANDS[:3], 1.0, 2.2)
+    assert np.array_equal(snow_mask(images, enc), snow_mask(composite)) and snow_mask(composite).any()
+
+
 def test_the_spectral_ladder_keeps_the_composite_and_takes_snow_below_the_ndsi_threshold():
     images = _scenes(np.random.default_rng(2), 3, True)
     snow = snow_pixels(images, BANDS, MASK)

@@ -145,15 +145,17 @@ def cast(images, level, rng, snowfree=None, encoding=RGB):
 
 
 def snow_mask(images, encoding=RGB) -> np.ndarray:
-    """(N, H, W) True where a pixel is snow: bright enough (RGB), or by the mask stage's rule (reflectance)."""
-    if not encoding.reflectance:
-        return images.astype(np.float64).mean(axis=-1) >= SNOW_DN
-    from deepsnow.metrics.spectral import snow_pixels
+    """(N, H, W) True where a pixel is snow: bright enough (RGB: mean >= SNOW_DN), or by the mask stage's
+    rule (reflectance; bands without B03, B08 or B11: their RGB composite's brightness, as on RGB runs)."""
+    if encoding.reflectance:
+        from deepsnow.data.render import render_composite
+        from deepsnow.metrics.spectral import snow_pixels
 
-    snow = snow_pixels(images, encoding.bands, encoding.mask, "the ladders' candidates")
-    if snow is None:
-        raise DeepsnowError(f"the ladders' snow mask needs bands {list(SNOW_RULE_BANDS)}; the test sets hold {list(encoding.bands)}")
-    return snow
+        snow = snow_pixels(images, encoding.bands, encoding.mask, "the ladders' candidates")
+        if snow is not None:
+            return snow
+        images = render_composite(images, encoding.bands, *encoding.rgb, what="the ladders' candidates")
+    return images.astype(np.float64).mean(axis=-1) >= SNOW_DN
 
 
 def spatial(images, level, rng, snowfree=None, encoding=RGB):
