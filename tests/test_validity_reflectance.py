@@ -214,15 +214,14 @@ def test_level_0_is_embedded_as_the_run_embedded_its_reflectance_test_sets(tiny_
     from deepsnow.config import parse_params
     from deepsnow.io import load_npz
     from deepsnow.metrics.load import load_real
-    from deepsnow.validity.run import build_extractors, embed
+    from deepsnow.validity.run import build_extractors, embed, extractor_view
     from deepsnow.validity.sets import half_mode
 
     real = load_real([tiny_refl / f"real_{x}.npz" for x in ("vmeans", "vstats", "vbands")])
     mode = half_mode(load_npz(tiny_refl / "testA.npz"), load_npz(tiny_refl / "testB.npz"), real, 0, "testB")
     features = parse_params(json.dumps({"progress": False}), "features")
-    got = embed(mode.images, build_extractors(features, real, None), features, ENC)
-    for name, level0 in mode.level0.items():
-        assert np.array_equal(got[name], level0), name
+    for name, ext in build_extractors(features, real, None).items():
+        assert np.array_equal(embed(extractor_view(mode.images, ext, ENC), ext, features), mode.level0[name]), name
 
 
 def test_a_spectral_ladder_without_reflectance_or_the_mask_is_refused(tiny_refl, tmp_path, capsys):

@@ -92,7 +92,7 @@ def test_the_ladders_run_in_reflectance_with_the_physical_metrics_and_the_spectr
     """metrics/validity.csv of the default target: the physical metrics on every set; on the spectral
     ladder (snow's SWIR raised under the same RGB composite) FID does not move and ndsi_w1 rises."""
     rows = _rows(reflectance_run / "metrics" / "validity.csv")
-    assert {r["ladder"] for r in rows} == {"cast", "spatial", "spectral"}
+    assert {r["ladder"] for r in rows} == {"spectral"}
     modes = {r["mode"] for r in rows}
     assert "half" in modes
     physical = {"w1_mean", "ndsi_w1", "sam_w1", "snow_share_gap"} | ({"snow_cover_mae", "snow_iou"} if "truth" in modes else set())

@@ -83,15 +83,11 @@ def extractor_view(images: np.ndarray, ext, encoding: Encoding) -> np.ndarray:
     return band_images(arrays, "images", "the ladders' sets", ext.bands, ext.weights)
 
 
-def embed(images: np.ndarray, extractors: dict, features: dict, encoding: Encoding = RGB) -> dict[str, np.ndarray]:
+def embed(images: np.ndarray, ext, features: dict) -> np.ndarray:
+    """Features of an extractor's view of the images (:func:`extractor_view`)."""
     from deepsnow.features.embed import embed_images
 
-    return {
-        name: embed_images(
-            extractor_view(images, ext, encoding), ext, batch_size=int(features["batch_size"]), device=features["device"]
-        )
-        for name, ext in extractors.items()
-    }
+    return embed_images(images, ext, batch_size=int(features["batch_size"]), device=features["device"])
 
 
 def degraded(mode: Mode, ladder: str, li: int, level: float, seed: int, encoding: Encoding = RGB) -> np.ndarray:
@@ -110,16 +106,23 @@ def embed_ladders(mode: Mode, validity: dict, extractors: dict, features: dict, 
     """(ladder, level index) -> features per extractor of the degraded ``sets``; every ladder's level 0
     is the same set.
 
-    All degraded sets of the mode go through each extractor in one pass (full batches)."""
-    keys, images = list(sets), list(sets.values())
-    if mode.level0 is None:
-        keys, images = [("", 0), *keys], [mode.images, *images]
-    log.info("%s mode: embedding %d sets of %d patches", mode.name, len(keys), len(mode.images))
-    feats = embed(np.concatenate(images), extractors, features, encoding)
-    n = len(mode.images)
-    sets = {key: {name: f[i * n : (i + 1) * n] for name, f in feats.items()} for i, key in enumerate(keys)}
-    level0 = sets.pop(("", 0)) if mode.level0 is None else mode.level0
-    return {**{(ladder, 0): level0 for ladder in validity["ladders"]}, **sets}
+    Per extractor, the mode's sets it sees differently from level 0 go through it in one pass (full
+    batches); a set it sees as the very bytes of level 0 (the spectral ladder's RGB composite) takes
+    level 0's features, which the same images would give."""
+    level0 = dict(mode.level0) if mode.level0 is not None else {}
+    out = {key: {} for key in sets}
+    for name, ext in extractors.items():
+        base = extractor_view(mode.images, ext, encoding)
+        views = {key: extractor_view(images, ext, encoding) for key, images in sets.items()}
+        fresh = [key for key, view in views.items() if not np.array_equal(view, base)]
+        batch = ([] if name in level0 else [base]) + [views[key] for key in fresh]
+        log.info("%s mode, %s: embedding %d sets of %d patches", mode.name, name, len(batch), len(mode.images))
+        chunks = np.split(embed(np.concatenate(batch), ext, features), len(batch)) if batch else []
+        if name not in level0:
+            level0[name] = chunks.pop(0)
+        for key in out:
+            out[key][name] = chunks[fresh.index(key)] if key in fresh else level0[name]
+    return {**{(ladder, 0): level0 for ladder in validity["ladders"]}, **out}
 
 
 # ----------------------------------------------------------------------------- measuring
