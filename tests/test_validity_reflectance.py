@@ -192,7 +192,9 @@ def test_the_stage_measures_the_physical_metrics_and_the_spectral_ladder_is_invi
     physical = {"w1_mean", "ndsi_w1", "sam_w1", "snow_share_gap"}
     assert physical <= {r["metric"] for r in rows if r["mode"] == "half"}
     assert physical | {"snow_cover_mae", "snow_iou"} <= {r["metric"] for r in rows if r["mode"] == "truth"}
-    assert {r["worse_when"] for r in rows if r["metric"] == "snow_iou"} == {"lower"}
+    worse = {r["metric"]: r["worse_when"] for r in rows}
+    assert {m: worse[m] for m in physical | {"snow_cover_mae", "snow_iou"}} == {
+        **{m: "higher" for m in physical | {"snow_cover_mae"}}, "snow_iou": "lower"}
     for mode in ("half", "truth"):
         for metric in ("fid", "frd", "crd", "fd_vmeans", "cd_vstats", "precision_vmeans"):
             assert len(set(series(mode, "spectral", metric))) == 1, (mode, metric)  # exactly flat: the same composite
@@ -247,3 +249,15 @@ def test_the_config_refuses_a_spectral_ladder_without_the_swir_naming_the_keys()
         assert "key 'validity.ladders': the spectral ladder" in str(err.value) and "patches.bands" in str(err.value)
     ok = {"validity": {"ladders": ["spectral"]}, "patches": {"encoding": "reflectance", "bands": list(BANDS)}}
     validate_config(merge_config(merged_config(), ok))
+
+
+def test_figure12_does_not_call_a_metric_flat_on_a_ladder_monotone_everywhere():
+    import pandas as pd
+
+    from deepsnow.figures.validity import _monotone_everywhere
+
+    index = pd.MultiIndex.from_tuples(
+        [("half", lad, m) for lad in ("blur", "spectral") for m in ("fid", "ndsi_w1")], names=["mode", "ladder", "metric"]
+    )
+    rho = pd.Series([1.0, 1.0, np.nan, 1.0], index=index)  # fid does not move on the spectral ladder
+    assert _monotone_everywhere(rho) == {"half": ["ndsi_w1"]}
