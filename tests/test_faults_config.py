@@ -342,6 +342,10 @@ THROUGH_SNAKEMAKE = [
      "no/such/areas.geojson not found"]),
     ("shell-characters", name_fields(PAYLOADS["all-at-once"])["area-name"], ["key 'data.aois[1].name'", "does not match"]),
     ("rgb8-other-bands", {"patches": {"bands": ["B08", "B04", "B03"]}}, ["key 'patches.bands'", "with patches.encoding rgb8"]),
+    # the spectral ladder raises snow's SWIR in reflectance: refused at DAG build without B11 (docs/metrics.md)
+    ("spectral-ladder-without-swir", {"patches": {"encoding": "reflectance", "bands": ["B02", "B03", "B04", "B08"]},
+                                      "validity": {"ladders": ["blur", "spectral"]}},
+     ["key 'validity.ladders': the spectral ladder", "'B11'", "patches.bands ['B02', 'B03', 'B04', 'B08']"]),
 ]
 
 
@@ -353,16 +357,6 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path, cfg, needles):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "wf"]
     assert not (tmp_path.parent / "escaped").exists()
     assert_no_marker(tmp_path)
-
-
-def test_a_reflectance_run_asking_for_the_ladders_is_refused_naming_the_encoding(tmp_path):
-    """The validity ladders degrade 8-bit RGB (docs/bands.md): a reflectance run's Figure 12 is refused at
-    DAG build naming patches.encoding; its default target leaves the ladders out (test_workflow_reflectance)."""
-    cfg = {"run": "refl", "patches": {"encoding": "reflectance", "bands": ["B03", "B08", "B11"]}}
-    proc, work = dry_run(tmp_path, cfg, "--", "results/refl/figures/figure12.png")
-    assert_refused(proc, "key 'patches.encoding'", "reflectance runs do not build validity", "Figure 12",
-                   "patches.encoding: rgb8")
-    assert not (work / "results").exists()
 
 
 def test_value_with_shell_characters_reaches_the_job_quoted(tmp_path):
@@ -403,6 +397,7 @@ UNQUOTED_OK = {
     "params.change",  # comparison_change_option(): built with shlex.quote
     "params.spectral",  # spectral_option(): built with shlex.quote
     "params.rgb_view",  # RGB_VIEW: two numbers of the validated patches section, or empty
+    "params.view",  # validity_view(): the mask section built with shlex.quote and RGB_VIEW, or empty
 }
 
 

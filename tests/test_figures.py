@@ -471,10 +471,11 @@ def test_figure12_draws_every_ladder_per_mode_worse_upwards(run):
     """A panel per ladder and (mode, distances | scores); each curve turned so that worse is up and
     scaled to 0 .. 1; a metric that does not move says so; the tracking ones are listed."""
     from deepsnow.figures.validity import normalised
+    from deepsnow.validity.ladders import LADDERS
 
     built = _build(12, run)
     fig = built.figure
-    assert len([ax for ax in fig.axes if ax.get_title()]) == 6 * 4
+    assert len([ax for ax in fig.axes if ax.get_title()]) == len(LADDERS) * 4
     text = " ".join(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
     assert "fid ρ 1.00" in text and "precision_resnet50 ρ 1.00" in text and "coverage_resnet50 ρ n/a" in text
     assert built.extra["monotone_everywhere"] == {"half": ["fid", "precision_resnet50"], "truth": ["fid", "precision_resnet50"]}

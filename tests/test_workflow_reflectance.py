@@ -88,7 +88,21 @@ def test_the_change_testbed_runs_on_ten_bands(reflectance_run):
     assert {r["detector"] for r in ten} >= {"rx_difference", "hyperbolic_acd"}
 
 
-def test_the_default_target_leaves_out_the_rgb_ladders(reflectance_run):
-    assert not (reflectance_run / "metrics" / "validity.csv").exists()
-    assert not (reflectance_run / "figures" / "figure12.png").exists()
-    assert "no metric validity ladders" in (reflectance_run / "report" / "validity.html").read_text()
+def test_the_ladders_run_in_reflectance_with_the_physical_metrics_and_the_spectral_ladder(reflectance_run):
+    """metrics/validity.csv of the default target: the physical metrics on every set; on the spectral
+    ladder (snow's SWIR raised under the same RGB composite) FID does not move and ndsi_w1 rises."""
+    rows = _rows(reflectance_run / "metrics" / "validity.csv")
+    assert {r["ladder"] for r in rows} == {"spectral"}
+    modes = {r["mode"] for r in rows}
+    assert "half" in modes
+    physical = {"w1_mean", "ndsi_w1", "sam_w1", "snow_share_gap"} | ({"snow_cover_mae", "snow_iou"} if "truth" in modes else set())
+    for mode in modes:
+        got = {r["metric"] for r in rows if r["mode"] == mode}
+        assert (physical if mode == "truth" else physical - {"snow_cover_mae", "snow_iou"}) <= got, mode
+        series = lambda metric: [float(r["value"]) for r in rows if (r["mode"], r["ladder"], r["metric"]) == (mode, "spectral", metric)]  # noqa: E731
+        assert len(set(series("fid"))) == 1 and len(set(series("fd_resnet50"))) == 1, mode
+        ndsi = series("ndsi_w1")
+        assert all(b > a for a, b in zip(ndsi, ndsi[1:])), (mode, ndsi)
+        assert series("snow_share_gap")[-1] > series("snow_share_gap")[0], mode
+    assert (reflectance_run / "figures" / "figure12.png").exists()
+    assert "spectral" in (reflectance_run / "report" / "validity.html").read_text()

@@ -568,8 +568,25 @@ def _check_tracking(config: dict) -> list[str]:
     return problems
 
 
+def _check_spectral_ladder(config: dict) -> list[str]:
+    """The spectral ladder raises snow's SWIR in reflectance: reflectance patches holding the mask's snow-rule bands."""
+    from deepsnow.validity.ladders import SNOW_RULE_BANDS
+
+    validity, patches = config.get("validity"), config.get("patches")
+    if not (validity and patches and "spectral" in validity["ladders"]):
+        return []
+    bands = list(patches["bands"]) if patches["encoding"] == "reflectance" else []
+    if all(b in bands for b in SNOW_RULE_BANDS):
+        return []
+    return [
+        f"key 'validity.ladders': the spectral ladder raises snow's SWIR (B11, B12) under unchanged visible bands and needs "
+        f"patches.encoding reflectance with bands {list(SNOW_RULE_BANDS)} (the mask's snow rule), but the run has "
+        f"encoding {patches['encoding']!r} with patches.bands {list(patches['bands'])}; leave 'spectral' out of validity.ladders"
+    ]
+
+
 #: checks that need more than one section (whole config only).
 CONFIG_CHECKS = (
     _check_patch_fits_scene, _check_weights_files, _check_metrics_extractors, _check_test_areas, _check_synthesize_epoch,
-    _check_simcover, _check_one_sided_direction, _check_tracking,
+    _check_simcover, _check_one_sided_direction, _check_tracking, _check_spectral_ladder,
 )

@@ -46,9 +46,12 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     # reflectance samples' spectral columns: the mask stage's snow rule (data/mask.py), the band checks
     "metrics": ("metrics", "features/files.py", "io.py", "data/mask.py", "data/bands.py", "data/scene.py", "cog.py"),
     # the ladders degrade and embed images (features) and measure them with the metrics stage's functions
+    # (reflectance sets: its spectral columns' snow rule and angles); the colour cast weighs a reflectance
+    # band by its centre wavelength (synthesize/catalog.py's table)
     "validity": (
         "validity", "metrics", "features", "plugins.py", "torchfile.py", "io.py", "data/render.py",
         "data/mask.py", "data/bands.py", "data/scene.py", "cog.py",  # the metrics stage's spectral columns
+        "synthesize/catalog.py",
     ),
     # figures read metrics.csv by the column names metrics/table.py defines, the comparison's tables
     # with metrics/compare.py, and testA's data source from its provenance chain

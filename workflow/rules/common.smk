@@ -212,25 +212,6 @@ DATASET = [run_path(f"dataset/{name}.npz") for name in ("trainA", "trainB", "tes
 #: stage renders RGB (docs/bands.md), except simcover, trained on and fed all the bands; empty for an RGB
 #: run, whose commands stay as they were
 REFLECTANCE = config["patches"]["encoding"] == "reflectance"
-#: what a reflectance run cannot make yet (issue #28; docs/bands.md): its final targets leave it out
-#: (the report's validity page says why), and its input functions refuse a target that needs it at DAG
-#: build, naming patches.encoding
-REFLECTANCE_NOT_YET = {
-    "validity": "the validity ladders (metrics/validity.csv, Figure 12, metrics/ranking.csv) degrade 8-bit RGB test sets",
-}
-LADDERS = not REFLECTANCE
-
-
-def refuse_reflectance(stage):
-    """Stop the DAG build when a reflectance run asks for what it cannot make yet (REFLECTANCE_NOT_YET)."""
-    if REFLECTANCE:
-        raise DeepsnowError(
-            f"key 'patches.encoding': reflectance runs do not build {stage} yet: {REFLECTANCE_NOT_YET[stage]}. "
-            "The default target (all) leaves out what a reflectance run cannot make; ask for it or for other "
-            "targets, or use patches.encoding: rgb8"
-        )
-
-
 RGB_VIEW = (
     f"--rgb-max {config['patches']['rgb_max']} --rgb-gamma {config['patches']['rgb_gamma']}"
     if REFLECTANCE
@@ -268,7 +249,7 @@ def report_simcover_inputs(wildcards):
 
 
 def report_validity_inputs(wildcards):
-    return {"validity": validity_path("metrics/validity.csv")} if LADDERS else {}
+    return {"validity": validity_path("metrics/validity.csv")}
 
 
 def report_validity_option(wildcards, input):
@@ -343,7 +324,6 @@ def validity_section(name):
 
 def validity_inputs(wildcards):
     """The test sets, every extractor's real features and (simcover) the weights they were made with."""
-    refuse_reflectance("validity")
     used = sorted({INCEPTION, RESNET, *EXTRACTORS})
     inputs = {
         "test_a": run_path("dataset/testA.npz"),
@@ -353,6 +333,14 @@ def validity_inputs(wildcards):
     if "simcover" in used:
         inputs["simcover_weights"] = SIMCOVER_GIVEN or SIMCOVER_TRAINED
     return inputs
+
+
+def validity_view(wildcards):
+    """A reflectance run's ladders: the mask section (their snow rule) and the composite's rendering
+    (RGB_VIEW); empty for an RGB run, whose command stays as it was."""
+    if not REFLECTANCE:
+        return ""
+    return f"--mask-params {shlex.quote(section('mask'))} {RGB_VIEW}"
 
 
 def simcover_weights_option(wildcards, input):
@@ -402,7 +390,7 @@ def figure_input_paths(name):
 FIGURE_INPUTS = {
     str(n): {name: figure_input_paths(name) for name in fig.inputs}
     for n, fig in figure_table.FIGURES.items()
-    if not fig.sweep and (LADDERS or "validity" not in fig.inputs)
+    if not fig.sweep
 }
 FIGURE_EXTRA_OUTPUTS = {
     str(n): {name: variant_path(path) for name, path in fig.outputs.items()}
@@ -417,8 +405,6 @@ FIGURES = [variant_path(f"figures/figure{n}.png") for n in FIGURE_INPUTS]
 
 def figure_inputs(wildcards):
     """A figure's inputs in the job's variant (rule inputs given by a function are not formatted)."""
-    if wildcards.n not in FIGURE_INPUTS:  # drawn from the ladders, which this run has not
-        refuse_reflectance("validity")
     fill = lambda p: p.replace("{variant}", wildcards.variant) if SWEEP else p
     return {
         name: [fill(p) for p in paths] if isinstance(paths, list) else fill(paths)
@@ -598,6 +584,6 @@ def change_options(wildcards, input):
 def final_outputs():
     per_variant = FIGURES + REPORT_PAGES + ([SYNTH_CATALOG] if SYNTH_SCENES else [])
     per_variant += [TRACKING] if config["tracking"]["enabled"] else []
-    per_variant += [RANKING] if config["tracking"]["enabled"] and LADDERS else []
+    per_variant += [RANKING] if config["tracking"]["enabled"] else []
     per_variant += [CHANGE_SUMMARY, CHANGE_BENCHMARK_CATALOG] if CHANGE_AREAS else []
     return each_variant(per_variant) + (COMPARISON if SWEEP else [])

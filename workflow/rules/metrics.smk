@@ -115,12 +115,13 @@ rule metric_validity:
         features=validity_section("features"),
         code=code("validity"),
         simcover=simcover_weights_option,
+        view=validity_view,
     message:
         "Measuring every metric along the degradation ladders"
     shell:
         "deepsnow metrics validity --params {params.section:q} --metrics-params {params.metrics:q}"
         " --features-params {params.features:q} --test-a {input.test_a:q} --test-b {input.test_b:q}"
-        " --real {input.real:q} {params.simcover} --output {output.table:q} --threads {threads} 2> {log:q}"
+        " --real {input.real:q} {params.simcover} {params.view} --output {output.table:q} --threads {threads} 2> {log:q}"
 
 
 rule metric_tracking:

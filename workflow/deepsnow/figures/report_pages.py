@@ -168,11 +168,10 @@ def _lowest(value: float) -> str:
     return "n/a" if value == float("-inf") else f"{value:.2f}"
 
 
-#: the validity page of a run without ladders (reflectance runs: the ladders degrade 8-bit RGB so far)
+#: the validity page when no validity table is given (the workflow gives every run's; a hand-made report may not)
 NO_LADDERS = (
-    '<p class="n">This run has no metric validity ladders: they degrade 8-bit RGB test sets, and its patches '
-    "are reflectance (patches.encoding: reflectance; docs/bands.md). Its spectral and physical columns are in "
-    "the metrics page.</p>"
+    '<p class="n">This report was made without metric validity ladders (no metrics/validity.csv given to '
+    "deepsnow report-pages --validity).</p>"
 )
 
 
@@ -323,6 +322,6 @@ def register(sub) -> None:
         p,
         required=False,
         simcover="features/simcover.json: simcover's held-out errors (headline page)",
-        validity="metrics/validity.csv (left out: a run without ladders, e.g. on reflectance patches)",
+        validity="metrics/validity.csv (left out: a report without the ladders)",
     )
     p.add_argument("--config-json", required=True, help="the merged config as JSON (the workflow passes its config)")

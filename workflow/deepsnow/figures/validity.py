@@ -36,10 +36,11 @@ def build_figure12(params: dict, validity) -> common.Drawn:
 
 
 def _monotone_everywhere(rho) -> dict[str, list[str]]:
-    """Per mode, the metrics whose rho is at least 0.8 on every ladder."""
+    """Per mode, the metrics whose rho is at least 0.8 on every ladder (one it does not move on, rho
+    empty, fails: e.g. every RGB metric on the spectral ladder of a reflectance run)."""
     out = {}
     for mode, per_mode in rho.groupby(level="mode"):
-        lowest = per_mode.groupby(level="metric").min()
+        lowest = per_mode.fillna(-np.inf).groupby(level="metric").min()
         out[str(mode)] = sorted(m for m, r in lowest.items() if np.isfinite(r) and r >= 0.8)
     return out
 

@@ -7,7 +7,7 @@ import logging
 from typing import Iterator
 
 from deepsnow import DeepsnowError
-from deepsnow.commands import Made, command_group, path_options
+from deepsnow.commands import Made, command_group, path_options, rgb_options
 
 log = logging.getLogger("deepsnow.metrics")
 
@@ -93,6 +93,9 @@ def _validity_command(command) -> None:
     path_options(p, required=False, simcover_weights="simcover.pt the real simcover features were made with")
     p.add_argument("--metrics-params", metavar="JSON|@FILE", default=None, help="the 'metrics' config section")
     p.add_argument("--features-params", metavar="JSON|@FILE", default=None, help="the 'features' config section")
+    p.add_argument("--mask-params", metavar="JSON|@FILE", default=None,
+                   help="the 'mask' config section (reflectance test sets: its snow rule finds the ladders' snow)")
+    rgb_options(p, "reflectance test sets, as the run's features saw them; ")
     p.add_argument("--threads", type=int, default=None, help="torch threads and parallel RF fits (default: the sections')")
 
 
@@ -148,13 +151,16 @@ def _validity(args, params) -> Made:
     """Metric validity: every metric of the run along degradation ladders of known severity.
 
     A "perfect" translation, degraded step by step (blur, noise, checkerboard, partial translation,
-    colour cast, misplaced snow; config validity.ladders and validity.levels), is measured against
+    colour cast, misplaced snow, and on reflectance test sets snow's SWIR raised under unchanged
+    visible bands; config validity.ladders and validity.levels), is measured against
     the real snowy test patches with every metric of the metrics table, in two modes: 'half' (one
     half of test B against the other) and, when testA.npz holds 'truth_snowfall', 'truth' (the
     simulator's reachable paired truth against test B). Writes one row per mode, ladder, metric and
     level: the value, its bootstrap 95 % interval, Spearman's rho with the level (sign-corrected:
     positive = the metric says "worse" as the degradation grows) and the sensitivity (the smallest
-    level outside level 0's interval)."""
+    level outside level 0's interval). Reflectance test sets are degraded in reflectance and also
+    measured in pixels (w1_mean, ndsi_w1, sam_w1, snow_share_gap; truth mode snow_cover_mae,
+    snow_iou), with the mask section's snow rule (--mask-params)."""
     import torch
 
     from deepsnow.config import parse_params
@@ -167,9 +173,11 @@ def _validity(args, params) -> Made:
         torch.set_num_threads(int(threads))
     n_jobs = args.threads if args.threads is not None else metrics["n_jobs"]
     paths = {"test_a": args.test_a, "test_b": args.test_b, "real": args.real, "simcover_weights": args.simcover_weights}
-    summary = run_validity(paths, args.output, metrics, params, features, n_jobs)
+    mask = parse_params(args.mask_params, "mask") if args.mask_params is not None else None
+    view = {"mask": mask, "rgb": (args.rgb_max, args.rgb_gamma)}
+    summary = run_validity(paths, args.output, metrics, params, features, n_jobs, view)
     inputs = [args.test_a, args.test_b, *args.real] + ([args.simcover_weights] if args.simcover_weights else [])
-    config = {"validity": params, "metrics": metrics, "features": features}
+    config = {"validity": params, "metrics": metrics, "features": features} | ({"mask": mask} if mask else {})
     return Made([args.output], inputs=inputs, extra=summary, config=config, section="validity")
 
 

@@ -6,6 +6,10 @@
 * ``truth``: on the simulator, the reachable paired truth (``truth_snowfall`` in testA.npz: the
   test-A patches after a snowfall that covers the whole area) is the perfect translation, and the
   whole of test B the reference. Its paired snow-free input is test A itself.
+
+The images are the test sets' own: ``rgb`` (uint8) of an RGB run, ``reflectance`` (uint16 x 10000,
+channels named by ``bands``) of a reflectance run, whose ``truth_snowfall`` is cut in the same
+bands; :func:`encoding_of` tells them apart.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from deepsnow import DeepsnowError
 
 log = logging.getLogger("deepsnow.validity")
 
-#: testA.npz array holding the reachable paired truth (uint8 RGB, rows as testA's ids)
+#: testA.npz array holding the reachable paired truth (encoded as the test images, rows as testA's ids)
 TRUTH_KEY = "truth_snowfall"
 
 
@@ -27,13 +31,15 @@ TRUTH_KEY = "truth_snowfall"
 class Mode:
     """One mode's sets: the candidate images at level 0, a snow-free patch per candidate, the
     reference features per extractor and, where the run already has them, the candidates' level-0
-    features per extractor (else None: they are embedded)."""
+    features per extractor (else None: they are embedded); the reference images (the physical
+    metrics of reflectance runs compare the candidates' pixels with them)."""
 
     name: str
     images: np.ndarray
     snowfree: np.ndarray
     reference: dict[str, np.ndarray]
     level0: dict[str, np.ndarray] | None
+    reference_images: np.ndarray
 
 
 def metrics_params(metrics: dict, validity: dict) -> dict:
@@ -75,7 +81,33 @@ def _check_ids(real: dict, ids_b: np.ndarray, test_b) -> None:
             )
 
 
-def half_mode(test_a: dict, test_b: dict, real: dict, seed: int, test_b_path) -> Mode:
+def images_of(arrays: dict, path) -> np.ndarray:
+    """A test set's images: ``rgb``, or a reflectance set's ``reflectance`` (:func:`~deepsnow.features.rgbview.image_key`)."""
+    from deepsnow.features.rgbview import image_key
+
+    key = image_key(arrays, "rgb", path)
+    if key not in arrays:
+        raise DeepsnowError(f"{path}: missing arrays [{key!r}]; found {sorted(arrays)}")
+    return np.asarray(arrays[key])
+
+
+def bands_of(test_a: dict, test_b: dict, test_a_path, test_b_path) -> tuple[str, ...] | None:
+    """The test sets' reflectance bands (None: 8-bit RGB); both sets encoded alike, else an error naming both."""
+    from deepsnow.features.rgbview import is_reflectance
+
+    seen = [
+        tuple(str(b) for b in np.asarray(arrays["bands"]).ravel()) if is_reflectance(arrays, path) else None
+        for arrays, path in ((test_a, test_a_path), (test_b, test_b_path))
+    ]
+    if seen[0] != seen[1]:
+        raise DeepsnowError(
+            f"{test_a_path} and {test_b_path}: the test sets must hold the same images, but hold "
+            f"{[list(s) if s else '8-bit RGB' for s in seen]}; cut both with the run's patches section"
+        )
+    return seen[1]
+
+
+def half_mode(test_a: dict, test_b: dict, real: dict, seed: int, test_b_path, test_a_path="testA") -> Mode:
     """Disjoint halves of test B; each candidate gets a random test-A patch as its snow-free input."""
     ids_b = np.asarray(test_b["ids"]).astype(str)
     _check_ids(real, ids_b, test_b_path)
@@ -83,27 +115,31 @@ def half_mode(test_a: dict, test_b: dict, real: dict, seed: int, test_b_path) ->
     order = rng.permutation(len(ids_b))
     n_ref, _ = half_counts(len(ids_b))
     ref, cand = np.sort(order[:n_ref]), np.sort(order[n_ref:])
-    snowfree = test_a["rgb"][rng.integers(0, len(test_a["rgb"]), len(cand))]
+    images_a, images_b = images_of(test_a, test_a_path), images_of(test_b, test_b_path)
+    snowfree = images_a[rng.integers(0, len(images_a), len(cand))]
     return Mode(
         "half",
-        test_b["rgb"][cand],
+        images_b[cand],
         snowfree,
         {name: arr["B"][ref] for name, arr in real.items()},
         {name: arr["B"][cand] for name, arr in real.items()},
+        images_b[ref],
     )
 
 
-def truth_mode(test_a: dict, real: dict, test_a_path) -> Mode | None:
+def truth_mode(test_a: dict, test_b: dict, real: dict, test_a_path, test_b_path="testB") -> Mode | None:
     """The reachable paired truth against the whole of test B; None when testA.npz has none."""
     if TRUTH_KEY not in test_a:
         log.info("%s has no %r array: half mode only", test_a_path, TRUTH_KEY)
         return None
-    truth, rgb = test_a[TRUTH_KEY], test_a["rgb"]
-    if truth.shape != rgb.shape or truth.dtype != np.uint8:
+    truth, images = np.asarray(test_a[TRUTH_KEY]), images_of(test_a, test_a_path)
+    if truth.shape != images.shape or truth.dtype != images.dtype:
+        kind = "uint8 RGB" if images.dtype == np.uint8 else f"{images.dtype} reflectance"
         raise DeepsnowError(
-            f"{test_a_path}: {TRUTH_KEY!r} must be uint8 RGB shaped as 'rgb' {rgb.shape}, got {truth.dtype} {truth.shape}"
+            f"{test_a_path}: {TRUTH_KEY!r} must be {kind} shaped as the test images {images.shape}, got {truth.dtype} {truth.shape}"
         )
-    return Mode("truth", truth, rgb, {name: arr["B"] for name, arr in real.items()}, None)
+    reference = {name: arr["B"] for name, arr in real.items()}
+    return Mode("truth", truth, images, reference, None, images_of(test_b, test_b_path))
 
 
 def check_counts(modes: list[Mode], metrics: dict) -> None:

@@ -1,10 +1,11 @@
 """What a metric does along a ladder: rank correlation with the level, bootstrap intervals, sensitivity.
 
 Every metric is turned so that "gets worse" is a larger number before the rank correlation: the
-distances (FID, FRD, CRD, KID, ``fd_``/``cd_``) grow as a translation gets worse, so they keep their
-sign; the random-forest log loss (higher: real and generated are harder to tell apart) and
-precision, recall, density and coverage (higher: more faithful, more diverse) fall, so they are
-negated. A metric that tracks a ladder then has rho near +1; a negative rho means it moves the
+distances (FID, FRD, CRD, KID, ``fd_``/``cd_``; on reflectance runs the physical ``w1_mean``,
+``ndsi_w1``, ``sam_w1``, ``snow_share_gap`` and ``snow_cover_mae``) grow as a translation gets worse,
+so they keep their sign; the random-forest log loss (higher: real and generated are harder to tell
+apart), precision, recall, density and coverage (higher: more faithful, more diverse) and the
+snow's IoU with the truth (``snow_iou``) fall, so they are negated. A metric that tracks a ladder then has rho near +1; a negative rho means it moves the
 wrong way.
 """
 
@@ -14,8 +15,9 @@ import numpy as np
 
 from deepsnow.metrics.table import PRDC_PREFIXES
 
-#: metric name prefixes whose larger values mean a better translation (negated before the correlation)
-HIGHER_IS_BETTER = ("rf_logloss", *(f"{p}_" for p in PRDC_PREFIXES))
+#: metric name prefixes whose larger values mean a better translation (negated before the correlation);
+#: the physical ``snow_iou`` (reflectance runs' truth mode) is the snow's overlap with the truth's
+HIGHER_IS_BETTER = ("rf_logloss", *(f"{p}_" for p in PRDC_PREFIXES), "snow_iou")
 
 
 def worse_sign(metric: str) -> int:
