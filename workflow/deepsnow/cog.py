@@ -21,6 +21,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 from xml.sax.saxutils import quoteattr, escape
@@ -95,11 +96,20 @@ def cog_output(path: str | os.PathLike, profile: dict, resampling: str = "neares
 
 #: rasterio's logger of GDAL's messages, and how it words a CE_Failure it does not raise
 GDAL_LOGGER, GDAL_FAILURE = "rasterio._env", "GDAL signalled an error"
+#: the CE_Failure messages of pixels that did not reach the file (libtiff's and GDAL's block writing, the
+#: classic-TIFF size limit, the disk). Other failures GDAL signals while a file is written are not about
+#: its pixels and leave it whole (e.g. a 2-band class raster's colour table: "Cannot modify tag
+#: PhotometricInterpretation while writing"): logged as before.
+PIXELS_LOST = re.compile(
+    r"write error|WriteEncoded(Tile|Strip)|dirty block|FlushCache|Maximum TIFF file size|No space left|"
+    r"File too large|failed to write|write failed",
+    re.IGNORECASE,
+)
 
 
 @contextlib.contextmanager
 def gdal_failures() -> Iterator[list[str]]:
-    """Collect the GDAL failures (CE_Failure) signalled inside the block: rasterio raises those of the
+    """Collect the GDAL failures (CE_Failure) of lost pixels (``PIXELS_LOST``) signalled inside the block: rasterio raises those of the
     calls it checks, but a block GDAL writes later (flushing its cache, closing the file) fails with
     a message only, logged at INFO (e.g. "Write error" on a full disk or past the 4 GB classic-TIFF
     limit), and the file is left incomplete. Logging shows what it showed before."""
@@ -108,7 +118,7 @@ def gdal_failures() -> Iterator[list[str]]:
     failures: list[str] = []
 
     def collect(record: logging.LogRecord) -> bool:
-        if str(record.msg).startswith(GDAL_FAILURE):
+        if str(record.msg).startswith(GDAL_FAILURE) and PIXELS_LOST.search(record.getMessage()):
             failures.append(record.getMessage())
         return record.levelno >= shown
 
