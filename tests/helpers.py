@@ -116,3 +116,23 @@ def merged_config(*files) -> dict:
     for f in files:
         merge_config(cfg, yaml.safe_load((REPO / f).read_text()))
     return cfg
+
+
+def simd_level() -> str:
+    """The CPU kernels' SIMD level here, as torch names it ('AVX512', 'AVX2', ...); numpy's kernels
+    follow the same hardware. Float results pinned by hash (transcendental functions, FFTs, reductions,
+    training) round differently between levels, so such pins are recorded per level."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def pinned(per_level: dict, what: str) -> dict:
+    """The pins of this CPU's SIMD level (:func:`simd_level`); the test is skipped on a level none was
+    recorded for, saying so."""
+    import pytest
+
+    level = simd_level()
+    if level not in per_level:
+        pytest.skip(f"{what}: pinned on {' and '.join(per_level)} CPUs only; this one's kernels are {level}")
+    return per_level[level]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import copy_workflow, merged_config, snakemake
+from helpers import copy_workflow, merged_config, simd_level, snakemake
 from deepsnow import DeepsnowError
 from deepsnow.config import merge_config, validate_config
 from deepsnow.io import save_npz
@@ -188,13 +188,14 @@ def test_the_stage_writes_every_mode_ladder_metric_and_level(tiny, tmp_path):
         (rho,) = {r["rho"] for r in rows if (r["mode"], r["ladder"], r["metric"]) == ("truth", ladder, "fd_vmeans")}
         assert float(rho) == pytest.approx(1.0), ladder
     assert json.loads(Path(f"{out}.prov.json").read_text())["stage"] == "validity"
-    if torch_build_of_the_pin():
-        assert hashlib.sha256(out.read_bytes()).hexdigest()[:16] == RGB_TABLE_SHA256
+    if torch_build_of_the_pin() and simd_level() in RGB_TABLE_SHA256:
+        assert hashlib.sha256(out.read_bytes()).hexdigest()[:16] == RGB_TABLE_SHA256[simd_level()]
 
 
 #: sha256[:16] of the table above as main wrote it at 1f7d3f1, before the ladders took reflectance
-#: (issue #28): RGB runs' validity.csv is unchanged by them
-RGB_TABLE_SHA256 = "6c2637073b7f160a"
+#: (issue #28): RGB runs' validity.csv is unchanged by them. Taken on an AVX2 CPU: other SIMD levels
+#: round the extractors' floats differently (tests/helpers.py ``simd_level``), so there it is not checked.
+RGB_TABLE_SHA256 = {"AVX2": "6c2637073b7f160a"}
 
 
 def torch_build_of_the_pin() -> bool:
