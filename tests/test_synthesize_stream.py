@@ -119,7 +119,8 @@ def test_streamed_products_are_the_whole_array_products(tmp_path, name):
             np.testing.assert_array_equal(src.dataset_mask(), np.where(valid, 255, 0), err_msg=product)
             assert src.mask_flag_enums[0] == [rasterio.enums.MaskFlags.per_dataset]  # a mask even when all valid
             assert (src.tags(), src.descriptions, src.scales) == (tags, descriptions, scales)
-            assert (src.count, src.dtypes[0], src.block_shapes[0], src.overviews(1)) == (len(pixels), dtype, (512, 512), [2])
+            profile = (src.count, src.dtypes[0], src.block_shapes[0], src.overviews(1))
+            assert profile == (len(pixels), dtype, (512, 512), [2])
             assert src.tags(ns="IMAGE_STRUCTURE") == {"LAYOUT": "COG", "COMPRESSION": "DEFLATE", "INTERLEAVE": "PIXEL",
                                                       "PREDICTOR": "2"}
             assert (src.crs, src.transform, src.shape) == (CRS, TRANSFORM, valid.shape)

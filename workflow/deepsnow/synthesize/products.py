@@ -5,14 +5,20 @@ temporary tiled GeoTIFF (:mod:`deepsnow.cog`): the input's CRS, transform and si
 (red, green, blue), an internal mask from the input's valid data (dataMask, or the
 RGB input's own mask), 512 px tiles, DEFLATE with a horizontal predictor, and
 average-resampled overviews down to about 256 px (at least one level). Every file is
-written to a temporary name and renamed only when complete.
+written to a temporary name and renamed only when complete; on any error neither product is left.
+
+The scene is streamed (issue #28), as ``deepsnow translate`` streams it: read a row of tiles at a time
+(:func:`deepsnow.gan.translate.open_input`), translated by :func:`deepsnow.gan.translate.translate_rows`, and
+the finished rows written to every product at once, 512 rows at a time
+(:func:`deepsnow.gan.translate.output_rows`, each product's :class:`~deepsnow.gan.translate.Layout` turning
+the generator's rows into its bands): neither the scene nor a product is ever whole in memory.
 
 ``snow_reflectance.tif``, a uint16 COG of reflectance x 10000 (band scale 1e-4, band descriptions
 the band names, the same mask, blocks and overviews), is
 
 - for a reflectance checkpoint (``patches.encoding: reflectance``, docs/bands.md): always written, the
   generator's own output in the checkpoint's bands, read and translated as ``deepsnow translate`` does
-  (:func:`deepsnow.gan.translate.read_input` with the checkpoint's band set, the fixed per-band
+  (:func:`deepsnow.gan.translate.open_input` with the checkpoint's band set, the fixed per-band
   mapping back by :func:`deepsnow.data.bands.decode_units`); ``snow.tif`` is then its RGB composite,
   rendered by :func:`deepsnow.data.render.render_composite` (``patches.rgb_max`` / ``rgb_gamma``, as the
   patches stage renders RGB), so the checkpoint must hold B04, B03 and B02;
