@@ -3,12 +3,14 @@
 1. Simulates one small area (``deepsnow simulate``, ``--base`` px) and mirror-tiles its snow-free scene
    and its true snow scene into scenes of each ``--sizes`` side, in the project's scene format
    (``scenes/<aoi>/snowfree.tif`` and ``truth/<aoi>/snow.tif`` under ``--work``), strip by strip.
-2. Writes a tiny cycleGAN checkpoint (``--ngf``, ``--n-blocks``) for ``deepsnow translate``.
+2. Writes a tiny cycleGAN checkpoint (``--ngf``, ``--n-blocks``) for ``deepsnow translate`` and
+   ``deepsnow synthesize scene``.
 3. Runs the download writer (the scene's pixels rewritten through ``write_dn_strips`` in strips of
    2500 rows, as a Sentinel Hub mosaic arrives), a STAC download's read and write of one item (the
    scene's bands as single-band 10 m / 20 m GeoTIFFs read onto the grid in row windows, without the
    search; files instead of HTTP), ``deepsnow mask``, ``deepsnow patches`` (with the truth scene, as simulator runs do) and
-   ``deepsnow translate`` and ``deepsnow change area`` (default ``change`` config: 4 M pixels used
+   ``deepsnow translate``, ``deepsnow synthesize scene`` (the synthesize stage's defaults, on the CPU) and
+   ``deepsnow change area`` (default ``change`` config: 4 M pixels used
    of the tile's valid ones, the four built-in detectors; with the scene's snow season as the real
    after-image, the true snow scene as truth, and that truth rendered to an RGB product with
    ``dataMask`` as its internal mask standing in for the synthesize stage's product, which is
@@ -23,7 +25,9 @@ downloads fetch the mask's and the RGB bands (B04 B03 B02 B08 B11, 7-band scenes
 RGB, the checkpoint maps 3 -> 3. ``all`` is a ten-band reflectance run: downloads write all ten
 reflectance bands with SCL and dataMask (12-band scenes; the STAC item has ten band assets and SCL,
 the 20 m ones at 20 m), ``deepsnow patches`` runs with ``encoding: reflectance`` and the ten bands, and
-``deepsnow translate`` with a ten-band reflectance checkpoint (10 -> 10; its output a 10-band uint16 COG).
+``deepsnow translate`` with a ten-band reflectance checkpoint (10 -> 10; its output a 10-band uint16 COG),
+as ``deepsnow synthesize scene`` (its products the 10-band ``snow_reflectance.tif`` and the RGB composite
+``snow.tif``; an RGB run's only ``snow.tif``).
 The mirror-tiled scenes hold all twelve bands either way (the simulator writes all ten); ``deepsnow
 mask`` and ``deepsnow change area`` (RGB only, docs/bands.md) do the same work for both. The outputs that
 depend on the band set go to ``s<size>/<bands>/`` under ``--work``; scenes and masks are shared.
@@ -49,7 +53,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AOI = "tile00"
-STAGES = ["download-write", "stac-read-write", "mask", "patches", "translate", "change"]
+STAGES = ["download-write", "stac-read-write", "mask", "patches", "translate", "synthesize", "change"]
 #: --bands: band set -> (patches.bands, patches.encoding), as in benchmarks/train_throughput.py --compare-bands
 BAND_SETS = {
     "rgb": (("B04", "B03", "B02"), "rgb8"),
@@ -323,12 +327,22 @@ def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
                             "--table", str(o / "patches" / AOI / "snowfree.csv")),
         "translate": deepsnow("translate", "--checkpoint", str(ckpt), "--input", str(scene), "--device", "cpu",
                               "--output", str(o / "translated" / AOI / "snowy.tif")),
+        "synthesize": synthesize_command(args, scene, ckpt, o / "synthetic" / AOI),
         "change": deepsnow("change", "area", "--area", AOI, "--before", str(scene),
                            "--before-mask", str(d / "masks" / AOI / "snowfree.tif"),
                            "--real", str(d / "scenes" / AOI / "snow.tif"), "--real-mask", str(d / "masks" / AOI / "snow.tif"),
                            "--synthetic", str(d / "synthetic" / AOI / "snow.tif"), "--truth", str(truth),
                            "--output", str(d / "change" / f"{AOI}.json")),
     }  # fmt: skip
+
+
+def synthesize_command(args, scene: Path, ckpt: Path, out: Path) -> list[str]:
+    """``deepsnow synthesize scene`` of ``scene`` with ``ckpt`` (the stage's defaults, on the CPU) into ``out``:
+    ``snow.tif``, and for a reflectance checkpoint (``--bands all``) ``snow_reflectance.tif``."""
+    refl = ["--reflectance-output", str(out / "snow_reflectance.tif")] if args.bands != "rgb" else []
+    return deepsnow("synthesize", "scene", "--params", json.dumps({"device": "cpu"}), "--name", AOI,
+                    "--input", str(scene), "--checkpoints", str(ckpt), "--output", str(out / "snow.tif"),
+                    "--summary", str(out / "snow.summary.json"), *refl)  # fmt: skip
 
 
 def build_change_inputs(work: Path, d: Path) -> None:

@@ -46,3 +46,26 @@ def test_the_table_gives_each_band_set_over_the_first(capsys):
     assert "1.50x RSS" in patches and "3.00x s" in patches
     translate = next(line for line in out.splitlines() if line.startswith("translate"))
     assert "2.50 GB^" in translate
+
+
+def test_the_synthesize_stage_runs_the_command_with_the_checkpoints_products(tmp_path):
+    """``synthesize``: ``deepsnow synthesize scene`` of the size's scene with the band set's checkpoint, on the
+    CPU; a ten-band (reflectance) checkpoint also writes snow_reflectance.tif, which the command requires."""
+    import argparse
+    import json
+
+    tm = load()
+    assert tm.STAGES.index("translate") < tm.STAGES.index("synthesize")
+    for bands in ("rgb", "all"):
+        args = argparse.Namespace(bands=bands, patch_size=256, stride=256)
+        cmd = tm.stage_commands(args, tmp_path, tmp_path / "ck" / "epoch_001.pt")["synthesize"]
+        assert cmd[cmd.index("-m") + 1 :][:3] == ["deepsnow.cli", "synthesize", "scene"]
+        opts = dict(zip(cmd[::1], cmd[1::1]))
+        assert opts["--input"] == str(tmp_path / "scenes" / tm.AOI / "snowfree.tif")
+        assert opts["--checkpoints"] == str(tmp_path / "ck" / "epoch_001.pt")
+        assert opts["--output"] == str(tmp_path / bands / "synthetic" / tm.AOI / "snow.tif")
+        assert json.loads(opts["--params"]) == {"device": "cpu"}
+        assert ("--reflectance-output" in cmd) == (bands == "all")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], env=env_with_venv(), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert "synthesize" in proc.stdout  # a stage --skip takes

@@ -49,6 +49,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -362,58 +363,73 @@ def write_bands(path, codes: np.ndarray, bands: BandSet, crs, transform, valid: 
         sink(0, codes)
 
 
-def _output_profile(bands: BandSet, h: int, w: int, crs, transform) -> dict:
-    """The COG's profile: 3-band uint8 RGB for ``rgb8`` bands, else one uint16 band per band."""
-    if bands.encoding == "rgb8":
-        return {
-            "driver": "GTiff", "height": h, "width": w, "count": 3, "dtype": "uint8", "crs": crs,
-            "transform": transform, "photometric": "RGB", "blockxsize": 256,
-        }
-    return {
-        "driver": "GTiff", "height": h, "width": w, "count": bands.n, "dtype": "uint16", "crs": crs,
-        "transform": transform, "blockxsize": 256,
+class Layout(NamedTuple):
+    """What an output COG holds: its bands' names (descriptions) and dtype, and ``to_bands``, how finished
+    ``(n, W, C)`` rows become the ``(count, n, W)`` written."""
+
+    names: tuple
+    dtype: str
+    to_bands: Callable[[np.ndarray], np.ndarray]
+
+    @classmethod
+    def of(cls, bands: BandSet) -> Layout:
+        """The network's own output: RGB as it is (bands red, green, blue), unit codes decoded to reflectance
+        x 10000 (:func:`deepsnow.data.bands.decode_units`) in uint16 bands named by ``bands``."""
+        from deepsnow.data.bands import decode_units
+
+        if bands.encoding == "rgb8":
+            return cls(("red", "green", "blue"), "uint8", lambda rows: np.ascontiguousarray(rows.transpose(2, 0, 1)))
+        scales = bands.unit_reflectance
+        return cls(tuple(bands.bands), "uint16",
+                   lambda rows: np.stack([decode_units(rows[..., i], s) for i, s in enumerate(scales)]))
+
+
+def _output_profile(layout: Layout, h: int, w: int, crs, transform, block: int) -> dict:
+    """The COG's profile: one band per name of ``layout``, ``block`` px blocks (RGB photometric for 3 uint8)."""
+    profile = {
+        "driver": "GTiff", "height": h, "width": w, "count": len(layout.names), "dtype": layout.dtype, "crs": crs,
+        "transform": transform, "blockxsize": block,
+    }
+    if len(layout.names) == 3 and layout.dtype == "uint8":
+        profile["photometric"] = "RGB"
+    else:
         # the intermediate GeoTIFF as BigTIFF where it could pass 4 GB (GDAL: over 2 GB uncompressed,
         # e.g. ten bands of a full tile, 2.4 GB); smaller ones, and the COG made from it, as before
-        "BIGTIFF": "IF_SAFER",
-    }
-
-
-def _to_bands(bands: BandSet):
-    """``(n, W, C)`` network output rows -> ``(C, n, W)`` as the COG stores them: RGB as it is, unit codes
-    decoded to reflectance x 10000 (:func:`deepsnow.data.bands.decode_units`)."""
-    from deepsnow.data.bands import decode_units
-
-    if bands.encoding == "rgb8":
-        return lambda rows: np.ascontiguousarray(rows.transpose(2, 0, 1))
-    return lambda rows: np.stack([decode_units(rows[..., i], s) for i, s in enumerate(bands.unit_reflectance)])
+        profile["BIGTIFF"] = "IF_SAFER"
+    return profile
 
 
 @contextlib.contextmanager
-def output_rows(path, bands: BandSet, reader, crs, transform, tags=None, zero: bool = False, rows: int = 512):
-    """Yield a :class:`RowWriter` into the COG of ``bands`` at ``path`` (:func:`deepsnow.cog.cog_output`,
-    atomic: nothing appears unless every row was written and the block succeeded), the size of
-    ``reader``'s image, masked by its valid mask when any pixel is invalid; ``zero``: invalid pixels to 0.
-    RGB bands are described red, green, blue, reflectance bands by their names."""
+def output_rows(path, bands: BandSet | Layout, reader, crs, transform, tags=None, zero: bool = False,
+                rows: int = 512, block: int = 256, scale: float | None = None, masked: bool | None = None):
+    """Yield a :class:`RowWriter` into the COG at ``path`` (:func:`deepsnow.cog.cog_output`, atomic: nothing
+    appears unless every row was written and the block succeeded) of ``bands`` (the network's output,
+    :meth:`Layout.of`, or any :class:`Layout`), the size of ``reader``'s image, ``block`` px blocks, every
+    band's ``scale`` when given. Masked by the reader's valid mask when ``masked`` (None: when any pixel is
+    invalid); ``zero``: invalid pixels to 0."""
     from deepsnow.cog import cog_output
 
-    (h, w), names = reader.shape, ("red", "green", "blue") if bands.encoding == "rgb8" else bands.bands
-    masked = not reader.all_valid()
-    with cog_output(path, _output_profile(bands, h, w, crs, transform), resampling="average") as dst:
-        for i, name in enumerate(names, start=1):
+    layout = bands if isinstance(bands, Layout) else Layout.of(bands)
+    h, w = reader.shape
+    masked = not reader.all_valid() if masked is None else masked
+    with cog_output(path, _output_profile(layout, h, w, crs, transform, block), resampling="average") as dst:
+        for i, name in enumerate(layout.names, start=1):
             dst.set_band_description(i, name)
+        if scale is not None:
+            dst.scales = (scale,) * len(layout.names)
         dst.update_tags(**{k: str(v) for k, v in (tags or {}).items()})
-        writer = RowWriter(dst, reader.valid, masked, _to_bands(bands), rows, zero)
+        writer = RowWriter(dst, reader.valid, masked, layout.to_bands, rows, zero)
         yield writer
         writer.close()
 
 
 class RowWriter:
     """Finished rows, top to bottom, into an open dataset ``dst`` in row windows of ``rows`` rows (best a
-    multiple of the 256 px block: each compressed block of the pixel-interleaved intermediate is written
+    multiple of the block size: each compressed block of the pixel-interleaved intermediate is written
     once, as GDAL rewrites a block written in parts; a band at a time rewrote each block once per band,
     which on a ten-band full tile outgrew the 4 GB TIFF limit): rows are kept until a window is full.
     ``valid(r0, r1)``: the rows' mask, written as the dataset's mask when ``masked``; ``zero``: invalid
-    pixels set to 0 first; ``to_bands``: ``(n, W, C)`` rows -> ``(C, n, W)`` as written."""
+    pixels set to 0 in what is written; ``to_bands``: ``(n, W, C)`` rows -> ``(C, n, W)`` as written."""
 
     def __init__(self, dst, valid, masked: bool, to_bands, rows: int = 512, zero: bool = False):
         if rows < 1:
@@ -442,11 +458,11 @@ class RowWriter:
         if not self.n:
             return
         r0, n = self.top, self.n
-        data, valid = self.buf[:n], self.valid(r0, r0 + n)
+        data, valid = self.to_bands(self.buf[:n]), self.valid(r0, r0 + n)
         if self.zero:
-            data[~valid] = 0
+            data[:, ~valid] = 0
         window = Window(0, r0, self.dst.width, n)
-        self.dst.write(self.to_bands(data), window=window)
+        self.dst.write(data, window=window)
         if self.masked:
             self.dst.write_mask(valid.astype(np.uint8) * np.uint8(255), window=window)
         self.valid_px += int(np.count_nonzero(valid))

@@ -5,14 +5,20 @@ temporary tiled GeoTIFF (:mod:`deepsnow.cog`): the input's CRS, transform and si
 (red, green, blue), an internal mask from the input's valid data (dataMask, or the
 RGB input's own mask), 512 px tiles, DEFLATE with a horizontal predictor, and
 average-resampled overviews down to about 256 px (at least one level). Every file is
-written to a temporary name and renamed only when complete.
+written to a temporary name and renamed only when complete; on any error neither product is left.
+
+The scene is streamed (issue #28), as ``deepsnow translate`` streams it: read a row of tiles at a time
+(:func:`deepsnow.gan.translate.open_input`), translated by :func:`deepsnow.gan.translate.translate_rows`, and
+the finished rows written to every product at once, 512 rows at a time
+(:func:`deepsnow.gan.translate.output_rows`, each product's :class:`~deepsnow.gan.translate.Layout` turning
+the generator's rows into its bands): neither the scene nor a product is ever whole in memory.
 
 ``snow_reflectance.tif``, a uint16 COG of reflectance x 10000 (band scale 1e-4, band descriptions
 the band names, the same mask, blocks and overviews), is
 
 - for a reflectance checkpoint (``patches.encoding: reflectance``, docs/bands.md): always written, the
   generator's own output in the checkpoint's bands, read and translated as ``deepsnow translate`` does
-  (:func:`deepsnow.gan.translate.read_input` with the checkpoint's band set, the fixed per-band
+  (:func:`deepsnow.gan.translate.open_input` with the checkpoint's band set, the fixed per-band
   mapping back by :func:`deepsnow.data.bands.decode_units`); ``snow.tif`` is then its RGB composite,
   rendered by :func:`deepsnow.data.render.render_composite` (``patches.rgb_max`` / ``rgb_gamma``, as the
   patches stage renders RGB), so the checkpoint must hold B04, B03 and B02;
@@ -23,6 +29,7 @@ the band names, the same mask, blocks and overviews), is
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -130,26 +137,21 @@ def check_input(path: str | os.PathLike) -> dict:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def write_cog(path, bands: np.ndarray, crs, transform, valid: np.ndarray, names, tags: dict, scale=None) -> None:
-    """A COG of ``bands`` ``(count, H, W)`` (:func:`deepsnow.cog.cog_output`), internal mask from ``valid``;
-    average-resampled overviews, 512 px blocks; atomically."""
-    from deepsnow.cog import cog_output
+#: the products' block size (the COG's tiles and the row windows they are written in)
+BLOCK = 512
 
-    count, h, w = bands.shape
-    profile = {
-        "driver": "GTiff", "height": h, "width": w, "count": count, "dtype": bands.dtype.name, "crs": crs,
-        "transform": transform, "blockxsize": 512,
-    }
-    if count == 3 and bands.dtype == np.uint8:
-        profile["photometric"] = "RGB"
-    with cog_output(path, profile, resampling="average") as dst:
-        for i, name in enumerate(names, start=1):
-            dst.write(np.ascontiguousarray(bands[i - 1]), i)  # a band at a time: no whole copy
-            dst.set_band_description(i, name)
-        if scale is not None:
-            dst.scales = (scale,) * count
-        dst.write_mask(valid.view(np.uint8) * np.uint8(255))  # one uint8 array (np.where made int64)
-        dst.update_tags(**{k: str(v) for k, v in tags.items()})
+
+def write_cog(path, bands: np.ndarray, crs, transform, valid: np.ndarray, names, tags: dict, scale=None) -> None:
+    """A COG of ``bands`` ``(count, H, W)`` as the products are written (:func:`deepsnow.gan.translate.output_rows`,
+    512 px blocks, average-resampled overviews), internal mask from ``valid``; atomically."""
+    from deepsnow.gan.scene_norm import ArrayRows
+    from deepsnow.gan.translate import Layout, output_rows
+
+    rows = np.moveaxis(bands, 0, -1)
+    layout = Layout(tuple(names), bands.dtype.name, lambda r: np.ascontiguousarray(np.moveaxis(r, -1, 0)))
+    with output_rows(path, layout, ArrayRows(rows, valid), crs, transform, tags, rows=BLOCK, block=BLOCK,
+                     scale=scale, masked=True) as sink:
+        sink(0, rows)
 
 
 def reflectance_from_rgb(rgb: np.ndarray, rgb_max: float, rgb_gamma: float) -> np.ndarray:
@@ -174,70 +176,78 @@ def needs_reflectance_output(params: dict, bands, checkpoint) -> bool:
     return reflectance or bool(params["reflectance"])
 
 
-def decode_reflectance(codes: np.ndarray, bands, rows: int = 1024) -> np.ndarray:
-    """``(C, H, W) uint16`` reflectance x 10000 of the generator's ``(H, W, C)`` unit codes, through the
-    checkpoint's own per-band mapping, ``rows`` rows at a time (no float copy of the scene)."""
+def composite_layout(bands, rgb):
+    """``snow.tif`` of a reflectance checkpoint: rows of the generator's unit codes -> ``(3, n, W) uint8``, the
+    RGB composite of their reflectance x 10000 (the checkpoint's per-band mapping,
+    :func:`deepsnow.data.bands.decode_units`) rendered by :func:`deepsnow.data.render.render_composite`."""
     from deepsnow.data.bands import decode_units
-
-    h, w, nc = codes.shape
-    out = np.empty((nc, h, w), np.uint16)
-    for i, scale in enumerate(bands.unit_reflectance):
-        for r in range(0, h, rows):
-            out[i, r : r + rows] = decode_units(codes[r : r + rows, :, i], scale)
-    return out
-
-
-def composite_of(refl: np.ndarray, bands, rgb, rows: int = 1024) -> np.ndarray:
-    """``(H, W, 3) uint8``: the RGB composite of ``(C, H, W)`` reflectance x 10000 in ``bands``, rendered by
-    :func:`deepsnow.data.render.render_composite` (the patches stage's RGB), ``rows`` rows at a time."""
     from deepsnow.data.render import TRUE_COLOUR, render_composite
+    from deepsnow.gan.translate import Layout
 
-    pick = [bands.bands.index(b) for b in TRUE_COLOUR]
-    h, w = refl.shape[1:]
-    out = np.empty((h, w, 3), np.uint8)
-    for r in range(0, h, rows):
-        block = np.moveaxis(refl[pick, r : r + rows], 0, -1)
-        out[r : r + rows] = render_composite(block, TRUE_COLOUR, *rgb, what="the generator's reflectance")
-    return out
+    pick = [(bands.bands.index(b), bands.unit_reflectance[bands.bands.index(b)]) for b in TRUE_COLOUR]
+
+    def to_bands(rows: np.ndarray) -> np.ndarray:
+        refl = np.stack([decode_units(rows[..., i], s) for i, s in pick], axis=-1)
+        rgb_rows = render_composite(refl, TRUE_COLOUR, *rgb, what="the generator's reflectance")
+        return np.ascontiguousarray(rgb_rows.transpose(2, 0, 1))
+
+    return Layout(RGB_NAMES, "uint8", to_bands)
 
 
-def write_products(paths, out: np.ndarray, bands, grid, valid: np.ndarray, tags: dict, rgb) -> None:
-    """``snow.tif`` and, when ``paths`` has one, ``snow_reflectance.tif`` of the translated ``out`` (uint8 RGB
-    or uint16 unit codes of ``bands``); on any error neither is left behind."""
+def product_specs(paths, bands, tags: dict, rgb) -> list[tuple]:
+    """``(path, layout, tags, scale)`` of each product the translated rows go to (:func:`write_products`)."""
+    from deepsnow.gan.translate import Layout
+
     output, reflectance_output = paths
-    crs, transform = grid
-    written = []
+    if bands.encoding == "reflectance":
+        return [
+            (reflectance_output, Layout.of(bands), dict(tags, DEEPSNOW_SCALE=1e-4, DEEPSNOW_REFLECTANCE="the "
+             "generator's output, through the checkpoint's per-band mapping"), 1e-4),
+            (output, composite_layout(bands, rgb),
+             dict(tags, DEEPSNOW_RENDERING=f"RGB composite of {reflectance_output.name} (render_composite)"), None),
+        ]
+    specs = [(output, Layout.of(bands), tags, None)]
+    if reflectance_output is not None:
+        inverse = Layout(REFLECTANCE_NAMES, "uint16", lambda rows: reflectance_from_rgb(rows, *rgb))
+        specs.append((reflectance_output, inverse, dict(
+            tags, DEEPSNOW_REFLECTANCE="rho = rgb_max * (v/255)**rgb_gamma, x10000 (approximation)"), 1e-4))
+    return specs
+
+
+def write_products(paths, translate_into, bands, reader, tags: dict, rgb, rows: int = BLOCK) -> tuple:
+    """``snow.tif`` and, when ``paths`` has one, ``snow_reflectance.tif``, streamed: ``translate_into(sink)``
+    translates the scene of row reader ``reader``, handing its finished rows (uint8 RGB or uint16 unit codes
+    of ``bands``) to ``sink``, which writes them to every product ``rows`` rows at a time
+    (:func:`deepsnow.gan.translate.output_rows`; invalid pixels 0 and masked). ``(what translate_into
+    returned, the number of valid pixels)``; on any error neither product is left behind."""
+    from deepsnow.gan.translate import output_rows
+
     try:
-        if bands.encoding == "reflectance":
-            refl = decode_reflectance(out, bands)
-            refl[:, ~valid] = 0
-            written.append(reflectance_output)
-            write_cog(reflectance_output, refl, crs, transform, valid, bands.bands,
-                      dict(tags, DEEPSNOW_SCALE=1e-4, DEEPSNOW_REFLECTANCE="the generator's output, "
-                           "through the checkpoint's per-band mapping"), scale=1e-4)
-            rgb_out = composite_of(refl, bands, rgb)
-            rgb_out[~valid] = 0
-            written.append(output)
-            write_cog(output, rgb_out.transpose(2, 0, 1), crs, transform, valid, RGB_NAMES,
-                      dict(tags, DEEPSNOW_RENDERING=f"RGB composite of {reflectance_output.name} (render_composite)"))
-            return
-        written.append(output)
-        write_cog(output, out.transpose(2, 0, 1), crs, transform, valid, RGB_NAMES, tags)
-        if reflectance_output is not None:
-            refl = reflectance_from_rgb(out, *rgb)
-            refl[:, ~valid] = 0
-            written.append(reflectance_output)
-            write_cog(reflectance_output, refl, crs, transform, valid, REFLECTANCE_NAMES,
-                      dict(tags, DEEPSNOW_REFLECTANCE="rho = rgb_max * (v/255)**rgb_gamma, x10000 (approximation)"),
-                      scale=1e-4)
+        with contextlib.ExitStack() as stack:
+            writers = [
+                stack.enter_context(output_rows(path, layout, reader, reader.crs, reader.transform, product_tags,
+                                                zero=True, rows=rows, block=BLOCK, scale=scale, masked=True))
+                for path, layout, product_tags, scale in product_specs(paths, bands, tags, rgb)
+            ]
+
+            def sink(r0: int, finished: np.ndarray) -> None:
+                for writer in writers:
+                    writer(r0, finished)
+
+            result = translate_into(sink)
+        return result, writers[0].valid_px
     except BaseException:
-        for path in written:
-            Path(path).unlink(missing_ok=True)
+        for path in paths:
+            if path is not None:
+                Path(path).unlink(missing_ok=True)
         raise
 
 
-def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_output=None, rgb=(1.0, 2.2)) -> dict:
-    """Translate one scene with ``checkpoint``'s G_A (AtoB) and write its product(s); a summary dict."""
+def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_output=None, rgb=(1.0, 2.2),
+                     rows: int = BLOCK) -> dict:
+    """Translate one scene with ``checkpoint``'s G_A (AtoB) and write its product(s), streamed (the scene read
+    a row of tiles at a time, the products written ``rows`` rows at a time: :func:`write_products`); a summary
+    dict (``seconds``: translating and writing)."""
     from deepsnow.gan import checkpoint as ckpt
     from deepsnow.gan import runtime, translate
 
@@ -250,15 +260,6 @@ def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_o
             f"--reflectance-output is needed exactly when synthesize.reflectance is true or the checkpoint is of "
             f"reflectance ({checkpoint}: {bands.describe()})"
         )
-    data, valid, crs, transform, kind = translate.read_input(input_path, *rgb, bands)
-    started = time.monotonic()
-    out, n_tiles = translate.translate_array(
-        net, data, params["tile"], params["overlap"], device, params["batch_size"], params["norm"],
-        params["stats_px"], progress=True,
-    )
-    seconds = time.monotonic() - started
-    del data
-    out[~valid] = 0
     tags = {
         "DEEPSNOW_CHECKPOINT": Path(checkpoint).name, "DEEPSNOW_EPOCH": info.get("epoch"),
         "DEEPSNOW_DIRECTION": "AtoB", "DEEPSNOW_NORM": params["norm"], "DEEPSNOW_TILE": params["tile"],
@@ -266,13 +267,22 @@ def synthesize_scene(params: dict, checkpoint, input_path, output, reflectance_o
     }
     tags.update({k: v for k, v in grid["tags"].items() if k in ("DEEPSNOW_AOI", "DEEPSNOW_DATE", "DEEPSNOW_SOURCE")})
     paths = (Path(output), Path(reflectance_output) if reflectance_output is not None else None)
-    write_products(paths, out, bands, (crs, transform), valid, tags, rgb)
-    h, w = out.shape[:2]
+    with translate.open_input(input_path, *rgb, bands) as scene:  # refused before anything is written
+        kind, (h, w), started = scene.kind, scene.shape, time.monotonic()
+
+        def translate_into(sink) -> int:
+            return translate.translate_rows(
+                net, scene, sink, params["tile"], params["overlap"], device, params["batch_size"], params["norm"],
+                params["stats_px"], progress=True,
+            )
+
+        n_tiles, valid_px = write_products(paths, translate_into, bands, scene, tags, rgb, rows)
+    seconds = time.monotonic() - started
     log.info("synthesized %s (%dx%d %s, %s, %d tiles, %.2f Mpx/s) -> %s", input_path, w, h, kind, bands.describe(),
              n_tiles, h * w / 1e6 / max(seconds, 1e-9), output)
     return {
         "input_kind": kind, "shape": [h, w], "tiles": n_tiles, "norm": params["norm"], "epoch": info.get("epoch"),
         "arch": info["arch"], "encoding": bands.encoding, "bands": list(bands.bands),
-        "valid_fraction": float(valid.mean()), "seconds": round(seconds, 3),
+        "valid_fraction": valid_px / (h * w), "seconds": round(seconds, 3),
         "mpx_per_s": round(h * w / 1e6 / max(seconds, 1e-9), 4),
     }
