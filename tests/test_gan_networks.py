@@ -340,5 +340,8 @@ def test_step_matches_the_reference_step(monkeypatch):
                 torch.testing.assert_close(v1, v2, rtol=1e-4, atol=1e-6, msg=k)
             else:
                 # Biases in front of an instance norm have a zero true gradient; Adam turns the rounding
-                # noise into steps of up to lr, in the reference as here. Bounded by 3 steps x lr.
-                assert (v1 - v2).abs().max().item() <= 3 * 2e-4 * 1.5, k
+                # noise into steps of up to about lr (1.05-1.11 lr at most in steps 2-3 with beta1 0.5, by
+                # Cauchy-Schwarz on the bias-corrected moments), in the reference as here, each side in
+                # its own direction: bounded by 2 sides x 3 steps x 1.15 lr. (An AVX2 CPU's rounding
+                # noise took them 0.00092 apart, past the former bound of one side's 3 x 1.5 lr.)
+                assert (v1 - v2).abs().max().item() <= 2 * 3 * 2e-4 * 1.15, k
