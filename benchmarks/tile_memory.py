@@ -29,7 +29,9 @@ the 20 m ones at 20 m), ``deepsnow patches`` runs with ``encoding: reflectance``
 as ``deepsnow synthesize scene`` (its products the 10-band ``snow_reflectance.tif`` and the RGB composite
 ``snow.tif``; an RGB run's only ``snow.tif``).
 The mirror-tiled scenes hold all twelve bands either way (the simulator writes all ten); ``deepsnow
-mask`` and ``deepsnow change area`` (RGB only, docs/bands.md) do the same work for both. The outputs that
+mask`` does the same work for both. ``deepsnow change area`` runs the RGB band set for both and, for
+``all``, the ten-band reflectance band set too, from the synthesize stage's ``snow_reflectance.tif``
+(run that stage first, or before in the same ``--work``). The outputs that
 depend on the band set go to ``s<size>/<bands>/`` under ``--work``; scenes and masks are shared.
 
 The builders run in child processes too, so the benchmark's own process stays small (a child forked
@@ -328,12 +330,21 @@ def stage_commands(args, d: Path, ckpt: Path) -> dict[str, list[str]]:
         "translate": deepsnow("translate", "--checkpoint", str(ckpt), "--input", str(scene), "--device", "cpu",
                               "--output", str(o / "translated" / AOI / "snowy.tif")),
         "synthesize": synthesize_command(args, scene, ckpt, o / "synthetic" / AOI),
-        "change": deepsnow("change", "area", "--area", AOI, "--before", str(scene),
-                           "--before-mask", str(d / "masks" / AOI / "snowfree.tif"),
-                           "--real", str(d / "scenes" / AOI / "snow.tif"), "--real-mask", str(d / "masks" / AOI / "snow.tif"),
-                           "--synthetic", str(d / "synthetic" / AOI / "snow.tif"), "--truth", str(truth),
-                           "--output", str(d / "change" / f"{AOI}.json")),
+        "change": change_command(args, d, scene, truth),
     }  # fmt: skip
+
+
+def change_command(args, d: Path, scene: Path, truth: Path) -> list[str]:
+    """``deepsnow change area`` on the scenes, with the stand-in RGB product; for ten bands (``--bands all``) also
+    the reflectance band set, from the synthesize stage's ``snow_reflectance.tif`` (the generator's ten bands)."""
+    o = d / args.bands
+    refl = o / "synthetic" / AOI / "snow_reflectance.tif"
+    extra = ["--synthetic-reflectance", str(refl)] if args.bands != "rgb" else []
+    return deepsnow("change", "area", "--area", AOI, "--before", str(scene),
+                    "--before-mask", str(d / "masks" / AOI / "snowfree.tif"),
+                    "--real", str(d / "scenes" / AOI / "snow.tif"), "--real-mask", str(d / "masks" / AOI / "snow.tif"),
+                    "--synthetic", str(d / "synthetic" / AOI / "snow.tif"), "--truth", str(truth),
+                    "--output", str(o / "change" / f"{AOI}.json"), *extra)  # fmt: skip
 
 
 def synthesize_command(args, scene: Path, ckpt: Path, out: Path) -> list[str]:
@@ -383,6 +394,9 @@ def run_size(args, work: Path, size: int, sf: Path, truth: Path, ckpt: Path) -> 
             raise SystemExit(f"writing {assets} failed; see {work / 'build.log'}")
     if "change" not in args.skip:
         build_change_inputs(work, d)
+        refl = o / "synthetic" / AOI / "snow_reflectance.tif"
+        if args.bands != "rgb" and "synthesize" in args.skip and not refl.exists():
+            raise SystemExit(f"the change stage of {args.bands} bands reads {refl}: run the synthesize stage first")
     (o / "stac").mkdir(parents=True, exist_ok=True)
     out = {}
     for stage, cmd in stage_commands(args, d, ckpt).items():

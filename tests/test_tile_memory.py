@@ -69,3 +69,23 @@ def test_the_synthesize_stage_runs_the_command_with_the_checkpoints_products(tmp
     proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], env=env_with_venv(), capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert "synthesize" in proc.stdout  # a stage --skip takes
+
+
+def test_the_change_stage_of_ten_bands_reads_the_synthesize_stages_reflectance_product(tmp_path):
+    """``change``: the RGB band set for both runs; a ten-band run adds the reflectance band set from the very file
+    the synthesize stage writes (``--synthetic-reflectance`` = its ``--reflectance-output``)."""
+    import argparse
+
+    tm = load()
+    assert tm.STAGES.index("synthesize") < tm.STAGES.index("change")
+    for bands in ("rgb", "all"):
+        args = argparse.Namespace(bands=bands, patch_size=256, stride=256)
+        cmds = tm.stage_commands(args, tmp_path, tmp_path / "ck" / "epoch_001.pt")
+        change, synth = cmds["change"], cmds["synthesize"]
+        assert change[change.index("-m") + 1 :][:3] == ["deepsnow.cli", "change", "area"]
+        assert change[change.index("--output") + 1] == str(tmp_path / bands / "change" / f"{tm.AOI}.json")
+        if bands == "rgb":
+            assert "--synthetic-reflectance" not in change
+        else:
+            refl = change[change.index("--synthetic-reflectance") + 1]
+            assert refl == synth[synth.index("--reflectance-output") + 1]
