@@ -5,6 +5,7 @@ image; the benchmark, the summary (its band_names column, for RGB runs too), the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -96,6 +97,37 @@ def test_the_reflectance_band_set_is_the_products_bands_read_by_name(area):
         assert tags["DEEPSNOW_BANDS"] == "reflectance" and tags["DEEPSNOW_BAND_NAMES"] == " ".join(TEN[::-1])
     with rasterio.open(out / "bench" / "anomalies.tif") as src:
         assert src.tags()["DEEPSNOW_BAND_NAMES"] == "B04 B03 B02"
+
+
+def test_ten_band_windows_have_proportionally_fewer_rows_and_the_same_values(area, monkeypatch):
+    """The gather pass reads a ten-band set in windows of 3/10 the rows (a ten-band window holds what an RGB one
+    does: a full tile stays within 2 GB) and takes the scenes' and the product's decoded reflectance exactly:
+    the values at every pixel equal SceneFile.read_bands' (scenes) and the product's uint16 / 10000."""
+    from deepsnow.change import pixels
+    from deepsnow.data.scene import SceneFile
+
+    d, _ = area
+    heights = []
+    bands = pixels.Opened.bands
+    monkeypatch.setattr(pixels.Opened, "bands", lambda o, r0, r1, which: heights.append((which, r1 - r0))
+                        or bands(o, r0, r1, which))
+    images = [pixels.Image("before", d / "snowfree.tif", "scene"),
+              pixels.Image("synthetic", d / "synthetic.tif", "product", reflectance=d / "snow_reflectance.tif")]
+    flat = np.random.default_rng(0).permutation(H * W)[:500]
+    with contextlib.ExitStack() as stack:
+        opened = pixels.open_images(stack, images, (0.3, 1.0), TEN[::-1])
+        got = {role: pixels.gather(o, "reflectance", flat, (H, W), 20) for role, o in opened.items()}
+        rgb = pixels.gather(opened["before"], "rgb", flat, (H, W), 20)
+    assert pixels.band_rows(20, 3) == 20 and pixels.band_rows(20, 10) == 6 and pixels.band_rows(2, 10) == 1
+    assert {h for w, h in heights if w == "reflectance"} == {6, H % 6} and max(h for w, h in heights if w == "rgb") == 20
+    assert rgb.dtype == np.uint8 and rgb.shape == (500, 3)
+    with SceneFile(d / "snowfree.tif") as sc:
+        refl = sc.read_bands(names=TEN[::-1])
+    expected = np.stack([refl[b].ravel()[flat] for b in TEN[::-1]], axis=1)
+    assert got["before"].dtype == np.float32 and np.array_equal(got["before"], expected)
+    with rasterio.open(d / "snow_reflectance.tif") as src:
+        dn = src.read().reshape(10, -1)[:, flat].T
+    assert got["synthetic"].dtype == np.float32 and np.array_equal(got["synthetic"], dn.astype(np.float32) / 10000.0)
 
 
 def test_the_summary_names_the_bands_of_each_band_set(area):

@@ -108,7 +108,7 @@ def write_image(path: Path, o: pixels.Opened, which: str, used: np.ndarray, valu
     (h, w), _, _ = o.grid
     bands = descriptions(which, names)
     with cog_output(path, image_profile(o.grid, which, len(bands)), resampling="average") as dst:
-        for r0, r1, win in windows((h, w), rows):
+        for r0, r1, win in windows((h, w), pixels.band_rows(rows, len(bands))):
             block = np.ascontiguousarray(o.bands(r0, r1, which), dtype=DTYPES[which])
             lo, hi = _in_window(used, w, r0, r1)
             at = used[lo:hi] - r0 * w

@@ -15,7 +15,9 @@ synthetic RGB product; ``reflectance``, the bands of the synthetic reflectance p
 
 Everything is read in row windows (:func:`deepsnow.data.scene.window_rows`): a validity
 pass builds the (H, W) valid mask, then a gather pass takes the values of chosen flat
-pixel indices only, so memory is O(H x W) bits plus O(pixels kept x bands).
+pixel indices only, so memory is O(H x W) bits plus O(pixels kept x bands). A window of a band
+set with more than three bands has proportionally fewer rows (:func:`band_rows`), and reflectance
+is decoded in place (:func:`reflectance`), so a ten-band window holds no more than an RGB one.
 """
 
 from __future__ import annotations
@@ -92,12 +94,31 @@ class Opened:
         win = _window(self.grid[0][1], r0, r1)
         if self.image.kind == "scene":
             if which == "reflectance":
-                refl = self.scene.read_bands(r0, r1, self.refl_bands)
-                return np.stack([refl[b] for b in self.refl_bands])
+                return reflectance(self.scene.read_dn(r0, r1, self.refl_bands))
             return np.moveaxis(render_rgb(self.scene.read_bands(r0, r1, RGB), *self.rgb), -1, 0)
         if which == "reflectance":
-            return _read(self.refl, self.image.reflectance, win, bands=self.refl_index).astype(np.float32) / 10000.0
+            return reflectance(_read(self.refl, self.image.reflectance, win, bands=self.refl_index))
         return _read(self.src, self.image.path, win)
+
+    def n_bands(self, which: str) -> int:
+        """How many bands band set ``which`` has (``rgb``: 3)."""
+        return len(self.refl_bands) if which == "reflectance" else len(RGB)
+
+
+def reflectance(dn: np.ndarray) -> np.ndarray:
+    """uint16 reflectance x 10000 as float32 reflectance, in one new array (the values of
+    :meth:`deepsnow.data.scene.SceneFile.read_bands`: ``dn.astype(float32) / 10000``)."""
+    from deepsnow.data.scene import SCALE
+
+    out = dn.astype(np.float32)
+    out /= SCALE
+    return out
+
+
+def band_rows(rows: int, n_bands: int) -> int:
+    """Rows per window for a band set of ``n_bands``: ``rows`` for up to three bands, proportionally fewer
+    for more (a window of ten bands holds about as many values as a window of ``rows`` RGB rows)."""
+    return max(1, int(rows) * len(RGB) // max(int(n_bands), len(RGB)))
 
 
 def _open(rasterio, path: Path):
@@ -176,8 +197,10 @@ def valid_mask(opened: dict[str, Opened], shape: tuple[int, int], rows: int) -> 
 
 
 def gather(o: Opened, which: str, flat: np.ndarray, shape: tuple[int, int], rows: int) -> np.ndarray:
-    """``(len(flat), d)`` values of band set ``which`` at flat pixel indices ``flat`` (any order)."""
+    """``(len(flat), d)`` values of band set ``which`` at flat pixel indices ``flat`` (any order), read in
+    windows of :func:`band_rows` rows."""
     h, w = shape
+    rows = band_rows(rows, o.n_bands(which))
     uniq, back = np.unique(flat, return_inverse=True)
     out = None
     for r0 in range(0, h, rows):
