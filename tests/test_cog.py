@@ -51,6 +51,34 @@ def test_cog_output_keeps_pixels_mask_and_metadata(tmp_path, shape):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]  # no intermediate left
 
 
+def test_ten_band_512_px_blocks_get_the_in_memory_overviews(tmp_path, monkeypatch):
+    """A ten-band uint16 raster in 512 px blocks (the synthetic reflectance product) has its overviews built as
+    GDAL builds those of 256 px blocks, level from level in memory (cog.overview_chunk_bytes): at GDAL's default
+    chunk limit they went through a temporary file band by band (minutes longer; a 16 GB file on a full tile),
+    the 1:4 level then up to 1 DN apart."""
+    from deepsnow.cog import overview_chunk_bytes
+
+    monkeypatch.delenv("GDAL_OVR_CHUNK_MAX_SIZE", raising=False)
+    n = 1024
+    y = np.arange(n)[:, None] + np.arange(n)[None, :]
+    rng = np.random.default_rng(0)
+    data = np.stack([(y * (b + 1) + rng.integers(0, 50, y.shape)) % 10000 for b in range(10)]).astype(np.uint16)
+    levels = {}
+    for block in (256, 512):
+        path = tmp_path / f"b{block}.tif"
+        with cog_output(path, {**_profile(n, n, count=10), "blockxsize": block}, resampling="average") as dst:
+            dst.write(data)
+            dst.write_mask(np.full((n, n), 255, np.uint8))
+        assert cog_validate(path)[0]
+        with rasterio.open(path) as src:
+            assert src.block_shapes[0] == (block, block) and src.overviews(1) == [2, 4]
+            levels[block] = [src.read(out_shape=(10, n // f, n // f)) for f in (1, 2, 4)]
+    for lo, hi in zip(levels[256], levels[512]):
+        assert np.array_equal(lo, hi)
+    assert overview_chunk_bytes({"blockxsize": 512, "count": 10}) == 4 * 512 * 512 * 10 * 8
+    assert overview_chunk_bytes({"blockxsize": 256, "count": 3}) == 10 * 1024 * 1024  # GDAL's default
+
+
 def test_cog_output_leaves_nothing_on_error(tmp_path):
     path = tmp_path / "out.tif"
     with pytest.raises(RuntimeError, match="midway"):
